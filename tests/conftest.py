@@ -1,0 +1,46 @@
+"""Shared pytest fixtures: real-data location, small synthetic markets, single-threaded torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+try:  # keep each xdist worker on one thread (2-core CI)
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "sssd" / "default_config.yaml"
+
+
+def shared_fx_dir() -> Path:
+    """../shared/data/fx beside the repository (or FOREX_DIFFUSION_SHARED_DATA)."""
+    env = os.environ.get("FOREX_DIFFUSION_SHARED_DATA")
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "fx"
+
+
+@pytest.fixture(scope="session")
+def fx_dir() -> Path:
+    path = shared_fx_dir()
+    if not (path / "EURUSD_M1_2019.csv.gz").is_file():
+        pytest.skip(f"real FX data not found at {path} (set FOREX_DIFFUSION_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_config_path() -> Path:
+    return DEFAULT_CONFIG
+
+
+@pytest.fixture(scope="session")
+def synth_month() -> pd.DataFrame:
+    """Four weeks of synthetic 1-minute candles (seeded)."""
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+
+    return generate_synthetic_market("2021-03-01", "2021-03-29", seed=7)
