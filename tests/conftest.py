@@ -15,6 +15,8 @@ try:  # keep each xdist worker on one thread (2-core CI)
 except ImportError:  # pragma: no cover
     pass
 
+pytest_plugins = ["postgres_fixture"]  # postgres_server, registry_url (tests/postgres_fixture.py)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "sssd" / "default_config.yaml"
 

@@ -18,6 +18,8 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Default config 
 AssetConfigOpt = Annotated[
     Path | None, typer.Option("--asset-config", help="Asset config YAML layered on top.")
 ]
+AssetOpt = Annotated[str | None, typer.Option("--asset", "-a", help="Asset symbol, e.g. EURUSD.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Candle store root (default: config paths.data_dir).")]
 OverrideOpt = Annotated[
     list[str] | None,
     typer.Option("--override", "-o", help="Dotted override, e.g. training.epochs=10 (repeatable)."),
@@ -34,9 +36,28 @@ def friendly_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
+def default_pip_size(symbol: str) -> float:
+    """Conventional pip size: 0.01 for JPY crosses, 0.1 for gold, 0.0001 otherwise."""
+    s = symbol.upper()
+    if s.endswith("JPY"):
+        return 0.01
+    if s.startswith("XAU"):
+        return 0.1
+    return 0.0001
+
+
 def load_cli_config(
     config: Path = DEFAULT_CONFIG_PATH,
     asset_config: Path | None = None,
     override: list[str] | None = None,
+    asset: str | None = None,
 ) -> SSSDConfig:
-    return load_sssd_config(config, asset_config, override or ())
+    """Merged config; ``--asset`` sets asset.symbol (and its pip size unless an asset config or
+    an explicit override gives one)."""
+    overrides = list(override or ())
+    if asset is not None:
+        pre = [f"asset.symbol={asset.upper()}"]
+        if asset_config is None and not any(o.startswith("asset.pip_size=") for o in overrides):
+            pre.append(f"asset.pip_size={default_pip_size(asset)}")
+        overrides = pre + overrides
+    return load_sssd_config(config, asset_config, overrides)

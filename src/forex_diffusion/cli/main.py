@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from forex_diffusion.cli.config_cmd import config_app
+from forex_diffusion.cli.data_cmd import data_app
+from forex_diffusion.cli.registry_cmd import db_app, registry_app
+from forex_diffusion.cli.train_cmd import train
 
 app = typer.Typer(
     name="forex-diffusion",
@@ -13,6 +16,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+app.add_typer(registry_app, name="registry")
+app.add_typer(db_app, name="db")
+app.command("train")(train)
 
 
 def main() -> None:

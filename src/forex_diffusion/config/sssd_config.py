@@ -142,6 +142,7 @@ class FeaturesConfig(_Section):
     macd_signal: int = Field(default=9, ge=1)
     ema_windows: tuple[int, ...] = (12, 48)
     donchian_window: int = Field(default=20, ge=2)
+    volume_window: int = Field(default=20, ge=1)
     vol_ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
 
     @model_validator(mode="after")
@@ -250,6 +251,44 @@ class InferenceConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class EvaluationConfig(_Section):
+    """Walk-forward evaluation and baselines (SPEC §7); read by forex_diffusion.evaluation."""
+
+    stride: int = Field(default=12, ge=1)
+    baselines: tuple[Literal["rolling", "ewma", "ewma_seasonal", "garch"], ...] = (
+        "rolling",
+        "ewma",
+        "ewma_seasonal",
+        "garch",
+    )
+    rolling_window: int = Field(default=288, ge=2)
+    ewma_lambdas: tuple[float, ...] = (0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
+    ewma_objective: Literal["loglik", "crps"] = "loglik"
+    seasonal_slot_minutes: int = Field(default=60, ge=5)
+    seasonal_prior_count: float = Field(default=20.0, ge=0)
+    garch_window: int = Field(default=2880, ge=100)
+    garch_refit_every: int = Field(default=24, ge=1)
+    garch_dist: Literal["normal", "t"] = "t"
+    coverage_levels: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+    quantile_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    pit_bins: int = Field(default=10, ge=2)
+    significance: float = Field(default=0.05, gt=0, lt=1)
+    dm_small_sample_correction: bool = True
+    dm_kernel: Literal["bartlett", "uniform"] = "bartlett"
+
+    @model_validator(mode="after")
+    def _checks(self) -> EvaluationConfig:
+        if not self.baselines or len(set(self.baselines)) != len(self.baselines):
+            raise ValueError("baselines must be a non-empty list without repeats")
+        for name in ("ewma_lambdas", "coverage_levels", "quantile_levels"):
+            values = getattr(self, name)
+            if not values or any(not 0 < v < 1 for v in values):
+                raise ValueError(f"{name} must be a non-empty list of values strictly in (0, 1)")
+        if self.seasonal_slot_minutes % 5 or 1440 % self.seasonal_slot_minutes:
+            raise ValueError("seasonal_slot_minutes must be a multiple of 5 that divides 1440")
+        return self
+
+
 class SSSDConfig(_Section):
     """The whole, validated configuration (frozen)."""
 
@@ -261,6 +300,7 @@ class SSSDConfig(_Section):
     model: ModelConfig
     training: TrainingConfig
     inference: InferenceConfig
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     @model_validator(mode="after")
     def _weights_match_horizons(self) -> SSSDConfig:

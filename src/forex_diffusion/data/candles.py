@@ -24,7 +24,9 @@ def _describe(index: pd.Index, positions: np.ndarray, limit: int = 3) -> str:
 def validate_candles(
     df: pd.DataFrame, where: str = "candles", require_volume: bool = False
 ) -> pd.DataFrame:
-    """Check ``df`` against the candle contract and return it with float64 columns.
+    """Check ``df`` against the candle contract and return it with float64 columns and a
+    nanosecond-resolution UTC index (pandas 3 parses times to µs or s; code that uses
+    ``index.asi8`` relies on ns).
 
     Raises:
         DataError: naming ``where`` and the first offending bars for: a missing or
@@ -52,6 +54,8 @@ def validate_candles(
     out = df.copy()
     if str(out.index.tz) != "UTC":
         out.index = out.index.tz_convert("UTC")
+    if out.index.unit != "ns":
+        out.index = out.index.as_unit("ns")
     if "volume" not in out.columns:
         out["volume"] = 0.0
     out = out[list(CANDLE_COLUMNS)].astype("float64")

@@ -44,7 +44,7 @@ def resample_ohlc(
         raise ValueError(
             f"timeframe {timeframe} is not a multiple of the base timeframe {base_timeframe}"
         )
-    ns = df.index.asi8
+    ns = df.index.as_unit("ns").asi8  # pandas 3 indexes may be in µs or s; the maths is in ns
     if asof is not None:
         asof_ns = to_utc(asof).value
         keep = ns < asof_ns

@@ -37,13 +37,13 @@ def _seasonal_scale(ts: pd.DatetimeIndex) -> np.ndarray:
         + 0.5 * np.exp(-0.5 * ((hour - 9.0) / 2.5) ** 2)
         + 0.7 * np.exp(-0.5 * ((hour - 14.5) / 2.0) ** 2)
     )
-    weekday = np.array([0.95, 1.0, 1.05, 1.05, 1.1, 0.8, 0.8])[ts.dayofweek.to_numpy()]
+    weekday = np.array([0.95, 1.0, 1.05, 1.05, 1.1, 0.8, 0.8])[ts.day_of_week.to_numpy()]
     return intraday * weekday
 
 
 def _market_open(ts: pd.DatetimeIndex) -> np.ndarray:
     """True for minutes when the FX market trades (closed Fri 22:00 -> Sun 22:00 UTC)."""
-    dow = ts.dayofweek.to_numpy()
+    dow = ts.day_of_week.to_numpy()
     hour = ts.hour.to_numpy()
     closed = (dow == 5) | ((dow == 4) & (hour >= 22)) | ((dow == 6) & (hour < 22))
     return ~closed
@@ -99,7 +99,7 @@ def generate_synthetic_market(
             "close": close,
             "volume": rng.poisson(30 * season).astype("float64"),
         },
-        index=pd.DatetimeIndex(grid, name="timestamp"),
+        index=pd.DatetimeIndex(grid, name="timestamp").as_unit("ns"),
     )
     rounded = frame[["open", "high", "low", "close"]].round(spec.decimals)
     rounded["high"] = rounded[["open", "high", "close"]].max(axis=1)

@@ -1,0 +1,547 @@
+"""The candle store: per-asset Parquet files queried with DuckDB (SPEC §3, §9).
+
+Layout under the data root (``resolve_data_dir``)::
+
+    <data_dir>/<ASSET>/meta.json      base timeframe, synthetic flag, sources
+    <data_dir>/<ASSET>/<YYYY>.parquet  bars whose open time falls in UTC year YYYY
+
+One Parquet file per calendar year (zstd, row groups of 2**16 bars, columns timestamp
+[UTC, µs], open, high, low, close, volume) keeps writes local: importing a year rewrites only
+that year's file, and merging never rewrites the whole history. Every file is written to a
+temporary name in the same folder and moved into place with ``os.replace``, so readers see
+the old or the new file, never a partial one. Writes merge with what is stored: the union of
+bars, where a bar already stored wins over an incoming bar with the same open time, which
+makes imports idempotent (same input twice = byte-identical files).
+
+Loading runs one DuckDB query over the year files that overlap the range, with the time
+filter pushed down to the Parquet row groups; coarser timeframes are built by causal
+resampling (:func:`forex_diffusion.data.resample.resample_ohlc`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from forex_diffusion.data.candles import CANDLE_COLUMNS, validate_candles
+from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.errors import DataError, NotFoundError
+from forex_diffusion.timeframes import timeframe_minutes, to_utc
+
+if TYPE_CHECKING:
+    from forex_diffusion.config.sssd_config import SSSDConfig
+
+ENV_DATA_DIR = "FOREX_DIFFUSION_DATA_DIR"
+META_FILE = "meta.json"
+ROW_GROUP_SIZE = 1 << 16
+GAP_THRESHOLD = pd.Timedelta(minutes=30)
+CLOSURE_MIN = pd.Timedelta(hours=24)
+_NS_PER_MIN = 60_000_000_000
+_NS_PER_DAY = 86_400_000_000_000
+_ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
+_SCHEMA = pa.schema(
+    [("timestamp", pa.timestamp("us", tz="UTC"))] + [(c, pa.float64()) for c in CANDLE_COLUMNS]
+)
+
+
+def resolve_data_dir(config: SSSDConfig | None = None, data_dir: str | Path | None = None) -> Path:
+    """The candle store root: ``data_dir`` > env FOREX_DIFFUSION_DATA_DIR > config.paths.data_dir
+    > ``data`` (relative paths are relative to the working directory)."""
+    if data_dir is not None and str(data_dir) != "":
+        return Path(data_dir).expanduser()
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    if config is not None:
+        return Path(config.paths.data_dir).expanduser()
+    return Path("data")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch without bars: from the close of the bar before it to the open of the next."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @property
+    def duration(self) -> pd.Timedelta:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """Summary of one stored asset.
+
+    ``gaps`` are weekday gaps longer than 30 minutes; weekend closes (any gap touching a UTC
+    Saturday) and whole-day holiday closes (gaps of 24 h or more, e.g. Christmas) are counted
+    in ``closures`` instead. This is the definition behind the gap counts of
+    ../shared/data/fx/README.md.
+    """
+
+    asset: str
+    base_timeframe: str
+    bars: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+    gaps: tuple[Gap, ...]
+    closures: int
+    synthetic: bool
+    sources: tuple[str, ...]
+    files: tuple[Path, ...]
+
+    @property
+    def gap_count(self) -> int:
+        return len(self.gaps)
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What ``CandleStore.write`` did.
+
+    ``rows_in``: bars given; ``rows_added``: bars new to the store; ``already_stored``: bars
+    whose open time was stored already (the stored bar was kept); ``conflicts``: how many of
+    those differed in value; ``total_bars``: bars stored afterwards; ``files_written``.
+    """
+
+    asset: str
+    rows_in: int
+    rows_added: int
+    already_stored: int
+    conflicts: int
+    total_bars: int
+    files_written: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def asset_name(asset: str) -> str:
+    """Normalised asset name (upper case); raises DataError for names unsafe as folder names."""
+    name = str(asset).strip()
+    if not _ASSET.match(name):
+        raise DataError(
+            f"invalid asset name {asset!r}: use letters, digits, '_', '-' or '.' "
+            "(at most 64 characters), e.g. EURUSD"
+        )
+    return name.upper()
+
+
+def _arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps (n,) int64 ns UTC, values (n, 5) float64 open/high/low/close/volume)."""
+    ts_col = table.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    ts = np.asarray(ts_col.to_numpy(), dtype=np.int64)
+    values = np.column_stack(
+        [np.asarray(table.column(c).to_numpy(), dtype=np.float64) for c in CANDLE_COLUMNS]
+    ).reshape(len(ts), len(CANDLE_COLUMNS))
+    return ts, values
+
+
+def _table(ts: np.ndarray, values: np.ndarray) -> pa.Table:
+    arrays = [pa.array(ts // 1000, type=pa.timestamp("us", tz="UTC"))]
+    arrays += [pa.array(values[:, j]) for j in range(values.shape[1])]
+    return pa.Table.from_arrays(arrays, schema=_SCHEMA)
+
+
+def _frame(ts: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    index = pd.DatetimeIndex(ts.astype("datetime64[ns]"), name="timestamp").tz_localize("UTC")
+    return pd.DataFrame(
+        {c: values[:, j] for j, c in enumerate(CANDLE_COLUMNS)}, index=index, copy=False
+    )
+
+
+def _year_of(ns: np.ndarray) -> np.ndarray:
+    return ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def _merge(
+    old_ts: np.ndarray, old_v: np.ndarray, new_ts: np.ndarray, new_v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Union of two sorted, unique bar sets; stored bars win. Returns (ts, values, added, conflicts)."""
+    if len(old_ts) == 0:
+        return new_ts, new_v, len(new_ts), 0
+    pos = np.searchsorted(old_ts, new_ts)
+    clipped = np.minimum(pos, len(old_ts) - 1)
+    found = old_ts[clipped] == new_ts
+    conflicts = int((old_v[clipped[found]] != new_v[found]).any(axis=1).sum())
+    add = ~found
+    if not add.any():
+        return old_ts, old_v, 0, conflicts
+    ts = np.concatenate([old_ts, new_ts[add]])
+    values = np.concatenate([old_v, new_v[add]])
+    order = np.argsort(ts, kind="stable")
+    return ts[order], values[order], int(add.sum()), conflicts
+
+
+def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
+    """Write ``table`` to a temporary file beside ``target``; return the temporary path."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(
+            table,
+            tmp,
+            compression="zstd",
+            use_dictionary=False,
+            row_group_size=ROW_GROUP_SIZE,
+            write_statistics=True,
+        )
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write_json_atomic(payload: dict[str, object], target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _infer_base_timeframe(ns: np.ndarray) -> str:
+    if len(ns) > 1 and (ns % (5 * _NS_PER_MIN) == 0).all() and np.diff(ns).min() >= 5 * _NS_PER_MIN:
+        return "5m"
+    return "1m"
+
+
+def _touches_saturday(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
+    """Whether each interval [start, end) overlaps a UTC Saturday (1970-01-01 was a Thursday)."""
+    d1 = start_ns // _NS_PER_DAY
+    d2 = (end_ns - 1) // _NS_PER_DAY
+    to_saturday = (2 - d1) % 7  # days from d1 to the next Saturday (weekday index 5)
+    return to_saturday <= (d2 - d1)
+
+
+class CandleStore:
+    """Per-asset Parquet candle store under ``data_dir`` (see the module docstring)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+
+    def __repr__(self) -> str:
+        return f"CandleStore({str(self.data_dir)!r})"
+
+    # -- catalogue ------------------------------------------------------------------------
+    def _dir(self, asset: str) -> Path:
+        return self.data_dir / asset_name(asset)
+
+    def assets(self) -> list[str]:
+        """Names of the stored assets, sorted."""
+        if not self.data_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.data_dir.iterdir() if (p / META_FILE).is_file())
+
+    def has(self, asset: str) -> bool:
+        return (self._dir(asset) / META_FILE).is_file()
+
+    def _require(self, asset: str) -> str:
+        name = asset_name(asset)
+        if not self.has(name):
+            known = ", ".join(self.assets()) or "none"
+            raise NotFoundError(
+                f"asset {name!r} is not in the candle store at {self.data_dir} "
+                f"(stored assets: {known}). Import it with "
+                f"`forex-diffusion data import FILE --asset {name}` or pass the right --data-dir."
+            )
+        return name
+
+    def _meta(self, name: str) -> dict[str, object]:
+        path = self._dir(name) / META_FILE
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"{path}: unreadable store metadata ({exc}); re-import the asset into a fresh folder"
+            ) from exc
+        if not isinstance(meta, dict) or "base_timeframe" not in meta:
+            raise DataError(f"{path}: store metadata lacks 'base_timeframe'; re-import the asset")
+        return meta
+
+    def _year_files(self, name: str) -> dict[int, Path]:
+        folder = self._dir(name)
+        out: dict[int, Path] = {}
+        for p in folder.iterdir():
+            m = _YEAR_FILE.match(p.name)
+            if m:
+                out[int(m.group(1))] = p
+        return dict(sorted(out.items()))
+
+    def base_timeframe(self, asset: str) -> str:
+        """Timeframe of the stored bars ("1m" or "5m")."""
+        return str(self._meta(self._require(asset))["base_timeframe"])
+
+    def is_synthetic(self, asset: str) -> bool:
+        return bool(self._meta(self._require(asset)).get("synthetic", False))
+
+    # -- writing --------------------------------------------------------------------------
+    def write(
+        self,
+        asset: str,
+        df: pd.DataFrame,
+        source: str = "api",
+        base_timeframe: str | None = None,
+    ) -> WriteReport:
+        """Merge candles ``df`` into the store (union; stored bars win on equal open times).
+
+        ``df`` must satisfy the candle contract; ``df.attrs["synthetic"]`` marks synthetic data,
+        which is never mixed with market data in one asset. The base timeframe is fixed by the
+        first write (inferred as 5m when every bar sits on a 5-minute boundary 5+ minutes
+        apart, else 1m, unless given). Atomic per file; nothing is rewritten when no bar is new.
+
+        Raises:
+            DataError: invalid candles, misaligned bars, or a synthetic/market mix.
+        """
+        name = asset_name(asset)
+        frame = validate_candles(df, where=f"candles for {name}")
+        synthetic = bool(df.attrs.get("synthetic", False))
+        ts = frame.index.as_unit("ns").asi8
+        values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        folder = self._dir(name)
+        meta = self._meta(name) if self.has(name) else None
+        if meta is None:
+            base = base_timeframe or _infer_base_timeframe(ts)
+            meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
+        else:
+            base = str(meta["base_timeframe"])
+            if base_timeframe is not None and timeframe_minutes(
+                base_timeframe
+            ) != timeframe_minutes(base):
+                raise DataError(
+                    f"asset {name} is stored at {base}; cannot add {base_timeframe} bars to it"
+                )
+            if bool(meta.get("synthetic", False)) != synthetic:
+                kind = "synthetic" if meta.get("synthetic") else "market"
+                raise DataError(
+                    f"asset {name} holds {kind} data; refusing to mix in "
+                    f"{'synthetic' if synthetic else 'market'} bars. Use another asset name."
+                )
+        base_ns = timeframe_minutes(base) * _NS_PER_MIN
+        misaligned = np.flatnonzero(ts % base_ns != 0)
+        if len(misaligned):
+            raise DataError(
+                f"candles for {name}: {len(misaligned)} bar(s) not on a {base} boundary, first at "
+                f"{frame.index[misaligned[0]]}; the store holds {base} bars"
+            )
+        if len(ts) > 1 and np.diff(ts).min() < base_ns:
+            raise DataError(
+                f"candles for {name}: bars closer than the base timeframe {base}; "
+                "resample them before storing"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        files = self._year_files(name)
+        years = _year_of(ts)
+        bounds = np.flatnonzero(np.r_[True, years[1:] != years[:-1], True])
+        staged: list[tuple[Path, Path]] = []
+        added = conflicts = 0
+        try:
+            for a, b in itertools.pairwise(bounds):
+                year = int(years[a])
+                target = folder / f"{year:04d}.parquet"
+                if year in files:
+                    old_ts, old_v = _arrays(pq.read_table(target))
+                else:
+                    old_ts, old_v = np.zeros(0, np.int64), np.zeros((0, 5))
+                m_ts, m_v, n_add, n_conf = _merge(old_ts, old_v, ts[a:b], values[a:b])
+                added += n_add
+                conflicts += n_conf
+                if n_add:
+                    staged.append((_write_parquet_atomic(_table(m_ts, m_v), target), target))
+            sources = [str(s) for s in _as_list(meta.get("sources"))]
+            if source and source not in sources:
+                sources.append(source)
+            if not self.has(name) or sources != meta.get("sources"):
+                meta["sources"] = sources
+                _write_json_atomic(meta, folder / META_FILE)
+            for tmp, target in staged:
+                os.replace(tmp, target)
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+        total = sum(pq.ParquetFile(p).metadata.num_rows for p in self._year_files(name).values())
+        return WriteReport(
+            asset=name,
+            rows_in=len(ts),
+            rows_added=added,
+            already_stored=len(ts) - added,
+            conflicts=conflicts,
+            total_bars=total,
+            files_written=tuple(t for _, t in staged),
+        )
+
+    # -- reading --------------------------------------------------------------------------
+    def _files_for(
+        self, name: str, start: pd.Timestamp | None, end: pd.Timestamp | None
+    ) -> list[Path]:
+        lo = start.year if start is not None else -1
+        hi = end.year if end is not None else 10_000
+        return [p for y, p in self._year_files(name).items() if lo <= y <= hi]
+
+    def _last_open(self, name: str) -> pd.Timestamp | None:
+        files = self._year_files(name)
+        if not files:
+            return None
+        table = pq.read_table(list(files.values())[-1], columns=["timestamp"])
+        return pd.Timestamp(table.column("timestamp")[-1].as_py()) if table.num_rows else None
+
+    def load(
+        self,
+        asset: str,
+        start: str | pd.Timestamp | None = None,
+        end: str | pd.Timestamp | None = None,
+        timeframe: str | None = None,
+        include_partial: bool = False,
+    ) -> pd.DataFrame:
+        """Candles of ``asset`` with open time in [start, end) (UTC; naive input is UTC).
+
+        ``timeframe`` None or the base timeframe returns the stored bars; a coarser one (any
+        multiple of the base: 5m, 15m, 1h, 4h, ...) is built by causal resampling: a bar
+        [L, L + tf) is returned only when it closed by ``end`` and by the close of the last stored
+        bar (``include_partial`` keeps the trailing unfinished bar), and only when L >= start
+        (no bar with missing head). The result has ``n_base`` (base bars per bar) then.
+
+        Returns:
+            DataFrame indexed by UTC open time (datetime64[ns, UTC], named ``timestamp``),
+            columns open/high/low/close/volume (float64) [+ n_base]; ``attrs["synthetic"]``.
+
+        Raises:
+            NotFoundError: unknown asset (lists the stored ones).
+            DataError: no bar in the range, or a timeframe that is not a multiple of the base.
+        """
+        name = self._require(asset)
+        base = self.base_timeframe(name)
+        tf = timeframe or base
+        if timeframe_minutes(tf) % timeframe_minutes(base):
+            raise DataError(
+                f"timeframe {tf} is not a multiple of {name}'s base timeframe {base}; "
+                f"use {base} or a multiple of it"
+            )
+        t0 = to_utc(start) if start is not None else None
+        t1 = to_utc(end) if end is not None else None
+        if t0 is not None and t1 is not None and t1 <= t0:
+            raise DataError(f"empty range for {name}: end {t1} is not after start {t0}")
+        frame = self._query(name, t0, t1)
+        if len(frame) == 0:
+            raise DataError(self._no_bars_message(name, t0, t1, base))
+        frame.attrs["synthetic"] = self.is_synthetic(name)
+        if timeframe_minutes(tf) == timeframe_minutes(base):
+            return frame
+        asof = None
+        if t1 is not None:
+            last_open = self._last_open(name)
+            if last_open is not None and last_open >= t1:
+                asof = t1
+        out = resample_ohlc(
+            frame, tf, base_timeframe=base, asof=asof, include_partial=include_partial
+        )
+        if t0 is not None:
+            out = out[out.index >= t0]
+        if len(out) == 0:
+            raise DataError(
+                f"no complete {tf} bar for {name} in [{t0 or 'start'}, {t1 or 'end'}); "
+                f"widen the range (or pass include_partial=True)"
+            )
+        out.attrs["synthetic"] = frame.attrs["synthetic"]
+        return out
+
+    def _query(self, name: str, t0: pd.Timestamp | None, t1: pd.Timestamp | None) -> pd.DataFrame:
+        files = self._files_for(name, t0, t1)
+        if not files:
+            return _frame(np.zeros(0, np.int64), np.zeros((0, 5)))
+        where: list[str] = []
+        params: dict[str, object] = {"files": [str(p) for p in files]}
+        if t0 is not None:
+            where.append("timestamp >= $t0")
+            params["t0"] = t0.to_pydatetime()
+        if t1 is not None:
+            where.append("timestamp < $t1")
+            params["t1"] = t1.to_pydatetime()
+        sql = f"SELECT {', '.join(('timestamp', *CANDLE_COLUMNS))} FROM read_parquet($files)"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY timestamp"
+        con = duckdb.connect()
+        try:
+            table = con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise DataError(
+                f"cannot read the stored candles of {name} ({exc}); re-import them"
+            ) from exc
+        finally:
+            con.close()
+        return _frame(*_arrays(table))
+
+    def _no_bars_message(
+        self, name: str, t0: pd.Timestamp | None, t1: pd.Timestamp | None, base: str
+    ) -> str:
+        span = "nothing"
+        files = self._year_files(name)
+        if files:
+            first = pq.read_table(next(iter(files.values())), columns=["timestamp"])
+            last = self._last_open(name)
+            if first.num_rows and last is not None:
+                span = f"{pd.Timestamp(first.column('timestamp')[0].as_py())} to {last}"
+        return (
+            f"no {base} bars for {name} in [{t0 or 'start'}, {t1 or 'end'}); "
+            f"the store holds {span}. Choose a range inside it."
+        )
+
+    # -- summary --------------------------------------------------------------------------
+    def info(self, asset: str) -> AssetInfo:
+        """Bars, first/last open time, weekday gaps > 30 min and closures of ``asset``."""
+        name = self._require(asset)
+        meta = self._meta(name)
+        base = str(meta["base_timeframe"])
+        files = self._year_files(name)
+        parts = [pq.read_table(p, columns=["timestamp"]) for p in files.values()]
+        stamps = [
+            np.asarray(
+                t.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+            )
+            for t in parts
+        ]
+        ts = np.concatenate(stamps) if stamps else np.zeros(0, np.int64)
+        if len(ts) == 0:
+            raise DataError(
+                f"asset {name} has no stored bars (an import was interrupted?); re-import it"
+            )
+        gap_start = ts[:-1] + timeframe_minutes(base) * _NS_PER_MIN
+        gap_end = ts[1:]
+        long = (gap_end - gap_start) > GAP_THRESHOLD.value
+        closure = _touches_saturday(gap_start, gap_end) | (
+            (gap_end - gap_start) >= CLOSURE_MIN.value
+        )
+        gaps = tuple(
+            Gap(pd.Timestamp(int(s), tz="UTC"), pd.Timestamp(int(e), tz="UTC"))
+            for s, e in zip(gap_start[long & ~closure], gap_end[long & ~closure], strict=True)
+        )
+        return AssetInfo(
+            asset=name,
+            base_timeframe=base,
+            bars=len(ts),
+            first=pd.Timestamp(int(ts[0]), tz="UTC"),
+            last=pd.Timestamp(int(ts[-1]), tz="UTC"),
+            gaps=gaps,
+            closures=int((long & closure).sum()),
+            synthetic=bool(meta.get("synthetic", False)),
+            sources=tuple(str(s) for s in _as_list(meta.get("sources"))),
+            files=tuple(files.values()),
+        )

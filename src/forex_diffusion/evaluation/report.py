@@ -1,0 +1,301 @@
+"""Write the evaluation report: report.md, metrics.json and PNG plots (SPEC §7).
+
+The first table of report.md is per horizon and forecaster: CRPS, skill against the best
+baseline, 90 % coverage, directional accuracy, Pesaran–Timmermann and Diebold–Mariano
+p-values; below it, one plain sentence per horizon says whether the model beats the best
+baseline, loses to it, or cannot be told apart (or that only baselines were evaluated).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from forex_diffusion.evaluation.summary import EvaluationSummary, FanChartData
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Paths of the written files (``fan_chart`` is None without fan-chart data)."""
+
+    report: Path
+    metrics: Path
+    reliability: Path
+    pit_histogram: Path
+    crps_by_hour: Path
+    fan_chart: Path | None
+
+
+def _fmt(x: float | None, spec: str = ".3f", scale: float = 1.0) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return format(x * scale, spec)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save(fig: Figure, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _first_table(s: EvaluationSummary) -> list[str]:
+    lines = [
+        "| Horizon | Forecaster | CRPS (bp) | Skill vs best baseline | Coverage 90 % "
+        "| Directional accuracy | PT p | DM p vs best |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for h in s.horizons:
+        best = s.verdict(h).best_baseline
+        for name in s.forecasters:
+            m = s.get(name, h)
+            label = s.labels.get(name, name)
+            if name == s.model_name:
+                label = f"**{label}** (model)"
+            elif name == best:
+                label = f"{label} (best baseline)"
+            dm = "—" if m.dm is None else _fmt(m.dm.p_value, ".3g")
+            da = _fmt(m.directional_accuracy, ".1%") if m.n_directional else "n/a (no direction)"
+            lines.append(
+                f"| {h} min | {label} | {_fmt(m.crps, '.4f', 1e4)} | {_fmt(m.skill_vs_best, '+.1%')} "
+                f"| {_fmt(m.coverage.get('0.9'), '.1%')} | {da} | {_fmt(m.pt_pvalue, '.3g')} | {dm} |"
+            )
+    return lines
+
+
+def _detail_tables(s: EvaluationSummary) -> list[str]:
+    levels = [f"{lv:g}" for lv in s.coverage_levels]
+    lines = [
+        "## Calibration and point accuracy",
+        "",
+        "| Horizon | Forecaster | n | "
+        + " | ".join(f"Cov {float(lv):.0%}" for lv in levels)
+        + " | wQL | PIT χ² p | MAE (pips) | RMSE (pips) |",
+        "|---|---|---:|" + "---:|" * (len(levels) + 4),
+    ]
+    for h in s.horizons:
+        for name in s.forecasters:
+            m = s.get(name, h)
+            cov = " | ".join(_fmt(m.coverage.get(lv), ".1%") for lv in levels)
+            lines.append(
+                f"| {h} min | {s.labels.get(name, name)} | {m.n} | {cov} | {_fmt(m.wql, '.4f')} "
+                f"| {_fmt(m.pit_pvalue, '.3g')} | {_fmt(m.mae_pips, '.2f')} | {_fmt(m.rmse_pips, '.2f')} |"
+            )
+    lines += [
+        "",
+        "## CRPS skill against each baseline",
+        "",
+        "| Horizon | Forecaster | " + " | ".join(s.labels.get(b, b) for b in s.baselines) + " |",
+        "|---|---|" + "---:|" * len(s.baselines),
+    ]
+    for h in s.horizons:
+        for name in s.forecasters:
+            m = s.get(name, h)
+            cells = " | ".join(_fmt(m.skill.get(b), "+.1%") for b in s.baselines)
+            lines.append(f"| {h} min | {s.labels.get(name, name)} | {cells} |")
+    return lines
+
+
+def render_markdown(s: EvaluationSummary, has_fan_chart: bool) -> str:
+    """The report text."""
+    title = f"# Evaluation: {s.asset}, {s.start} → {s.end}"
+    who = (
+        f"Model **{s.labels.get(s.model_name, s.model_name)}** against {len(s.baselines)} baselines."
+        if s.model_name
+        else "**Baselines only: no model was evaluated**, so no row of the table is a model."
+    )
+    lines = [
+        title,
+        "",
+        who,
+        f"{s.n_decisions} decision times (every {s.stride} × 5 min); CRPS of the log return in "
+        "basis points (1 bp = 1e-4); skill = 1 − CRPS / CRPS(best baseline); DM = Diebold–Mariano "
+        "on CRPS against the best baseline (Newey–West lag from the horizon overlap"
+        + (
+            "; Harvey–Leybourne–Newbold corrected"
+            if any(m.dm and m.dm.hln for m in s.metrics)
+            else ""
+        )
+        + "); PT = one-sided Pesaran–Timmermann test of the median's direction (n/a for zero-mean "
+        "forecasts, which have no direction).",
+        "",
+        *_first_table(s),
+        "",
+        "## Verdict",
+        "",
+        *[f"- {v.sentence}" for v in s.verdicts],
+        "",
+        *_detail_tables(s),
+        "",
+        "## Plots",
+        "",
+    ]
+    if has_fan_chart:
+        lines.append("![fan chart](fan_chart.png)")
+    lines += [
+        "![reliability diagram](reliability.png)",
+        "![PIT histogram](pit_histogram.png)",
+        "![CRPS by hour of day](crps_by_hour.png)",
+    ]
+    if s.notes:
+        lines += ["", "## Notes", "", *[f"- {n}" for n in s.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def _grid(n: int) -> tuple[Figure, list[plt.Axes]]:
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5.5 * cols, 4.0 * rows), squeeze=False, layout="constrained"
+    )
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def plot_reliability(s: EvaluationSummary, path: Path) -> None:
+    """Observed frequency of y ≤ Q_q against the nominal level q, per horizon."""
+    fig, axes = _grid(len(s.horizons))
+    q = np.asarray(s.quantile_levels)
+    for ax, h in zip(axes, s.horizons, strict=True):
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="ideal")
+        for name in s.forecasters:
+            rates = np.array(
+                [np.nan if v is None else v for v in s.get(name, h).quantile_hit_rates]
+            )
+            ax.plot(q, rates, marker="o", ms=3, label=s.labels.get(name, name))
+        ax.set_title(f"{h} min")
+        ax.set_xlabel("nominal quantile level")
+        ax.set_ylabel("observed frequency")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Reliability diagram, {s.asset}")
+    _save(fig, path)
+
+
+def plot_pit(s: EvaluationSummary, path: Path) -> None:
+    """PIT histograms (density; flat at 1 = calibrated), per horizon."""
+    fig, axes = _grid(len(s.horizons))
+    for ax, h in zip(axes, s.horizons, strict=True):
+        for name in s.forecasters:
+            counts = np.asarray(s.get(name, h).pit_histogram, dtype=np.float64)
+            if counts.sum() <= 0:
+                continue
+            bins = counts.size
+            density = counts / counts.sum() * bins
+            edges = np.linspace(0, 1, bins + 1)
+            ax.stairs(density, edges, label=s.labels.get(name, name))
+        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.set_title(f"{h} min")
+        ax.set_xlabel("PIT")
+        ax.set_ylabel("density")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"PIT histogram, {s.asset}")
+    _save(fig, path)
+
+
+def plot_crps_by_hour(s: EvaluationSummary, path: Path) -> None:
+    """Mean CRPS (bp) by UTC hour of the decision time, per horizon."""
+    fig, axes = _grid(len(s.horizons))
+    for ax, h in zip(axes, s.horizons, strict=True):
+        for name in s.forecasters:
+            values = np.array(
+                [np.nan if v is None else v for v in s.get(name, h).crps_by_hour], dtype=np.float64
+            )
+            ax.plot(np.arange(24), values * 1e4, marker=".", label=s.labels.get(name, name))
+        ax.set_title(f"{h} min")
+        ax.set_xlabel("hour of day (UTC)")
+        ax.set_ylabel("CRPS (bp)")
+        ax.set_xticks(range(0, 24, 3))
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"CRPS by hour of day, {s.asset}")
+    _save(fig, path)
+
+
+def _break_at_gaps(x: pd.DatetimeIndex, *series: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Insert a NaN point inside each gap longer than 3 typical steps so lines do not bridge it."""
+    t = x.tz_convert("UTC").tz_localize(None).to_numpy()
+    if t.size < 3:
+        return (t, *series)
+    step = np.median(np.diff(t))
+    cut = np.flatnonzero(np.diff(t) > 3 * step) + 1
+    t_out = np.insert(t, cut, t[cut - 1] + step)
+    return (t_out, *(np.insert(np.asarray(v, dtype=np.float64), cut, np.nan) for v in series))
+
+
+def plot_fan_chart(fan: FanChartData, label: str, asset: str, path: Path) -> None:
+    """Central-interval bands of the price at t + h with the realised close."""
+    fig, ax = plt.subplots(figsize=(11, 4.5), layout="constrained")
+    levels = sorted(fan.bands, reverse=True)
+    flat = [a for level in levels for a in fan.bands[level]]
+    x, median, actual, *bounds = _break_at_gaps(fan.target_times, fan.median, fan.actual, *flat)
+    for i, level in enumerate(levels):
+        lo, hi = bounds[2 * i], bounds[2 * i + 1]
+        ax.fill_between(x, lo, hi, alpha=0.25, step="mid", label=f"{level:.0%} interval")
+    ax.plot(x, median, lw=0.8, label="median")
+    ax.plot(x, actual, color="black", marker=".", ms=2, ls="none", label="realised")
+    ax.set_title(f"{asset}: {label}, {fan.horizon} min ahead")
+    ax.set_xlabel("target time (UTC)")
+    ax.set_ylabel("price")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.autofmt_xdate()
+    _save(fig, path)
+
+
+def write_report(
+    out_dir: str | Path, summary: EvaluationSummary, fan: FanChartData | None = None
+) -> ReportFiles:
+    """Write report.md, metrics.json and the PNGs into ``out_dir`` (created if needed).
+
+    Args:
+        out_dir: destination folder.
+        summary: the scored evaluation (see ``summarize_forecasts``).
+        fan: optional fan-chart data for a sample week (see ``fan_chart_data``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = ReportFiles(
+        report=out / "report.md",
+        metrics=out / "metrics.json",
+        reliability=out / "reliability.png",
+        pit_histogram=out / "pit_histogram.png",
+        crps_by_hour=out / "crps_by_hour.png",
+        fan_chart=out / "fan_chart.png" if fan is not None else None,
+    )
+    plot_reliability(summary, files.reliability)
+    plot_pit(summary, files.pit_histogram)
+    plot_crps_by_hour(summary, files.crps_by_hour)
+    if fan is not None and files.fan_chart is not None:
+        plot_fan_chart(
+            fan, summary.labels.get(fan.forecaster, fan.forecaster), summary.asset, files.fan_chart
+        )
+    _atomic_write_text(
+        files.metrics, json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
+    )
+    _atomic_write_text(files.report, render_markdown(summary, fan is not None))
+    return files

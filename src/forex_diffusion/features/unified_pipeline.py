@@ -1,0 +1,270 @@
+"""Multi-timeframe feature pipeline (SPEC §3, §11).
+
+Base candles (1m or 5m) -> causal bars of every configured timeframe (``resample_ohlc``) ->
+the configured feature families computed on EACH timeframe's own bars -> warm-up rows
+dropped -> standardized with a standardizer fitted on the training split only.
+
+Every timeframe gets the same feature columns (same F for 5m, 15m, 1h and 4h), in the
+order of ``features.names``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from forex_diffusion.config.sssd_config import FeaturesConfig, SSSDConfig
+from forex_diffusion.data.candles import validate_candles
+from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.errors import DataError
+from forex_diffusion.features import indicators as ind
+from forex_diffusion.features.standardizer import Standardizer
+from forex_diffusion.timeframes import timeframe_minutes, to_utc
+
+OutputFormat = Literal["flat", "sequence", "multi_timeframe"]
+_NS_PER_MIN = 60_000_000_000
+# Recursive smoothers are given this many spans / windows of history before use, so that the
+# value no longer depends noticeably on where the data starts (EMA: weight of the seed
+# <= exp(-2 * 2) ~ 2 %; Wilder: (1 - 1/n)^(2n) ~ 13 % of a seed that is itself a mean).
+EMA_SETTLE_SPANS = 2
+WILDER_SETTLE_WINDOWS = 3
+
+
+@dataclass(frozen=True)
+class _Family:
+    compute: Callable[[pd.DataFrame, FeaturesConfig, int, int], pd.DataFrame]
+    warmup: Callable[[FeaturesConfig], int]
+
+
+def _macd_warmup(c: FeaturesConfig) -> int:
+    return max(
+        EMA_SETTLE_SPANS * (c.macd_slow + c.macd_signal), WILDER_SETTLE_WINDOWS * c.atr_window
+    )
+
+
+FAMILIES: dict[str, _Family] = {
+    "returns": _Family(lambda b, c, tf, base: ind.log_returns(b), lambda c: 1),
+    "range_body": _Family(lambda b, c, tf, base: ind.range_body(b), lambda c: 0),
+    "realized_vol": _Family(
+        lambda b, c, tf, base: ind.realized_vol(b["close"], c.rv_windows),
+        lambda c: max(c.rv_windows),
+    ),
+    "atr": _Family(
+        lambda b, c, tf, base: ind.atr(b, c.atr_window),
+        lambda c: WILDER_SETTLE_WINDOWS * c.atr_window,
+    ),
+    "rsi": _Family(
+        lambda b, c, tf, base: ind.rsi(b["close"], c.rsi_window),
+        lambda c: WILDER_SETTLE_WINDOWS * c.rsi_window,
+    ),
+    "bollinger": _Family(
+        lambda b, c, tf, base: ind.bollinger(b["close"], c.bollinger_window, c.bollinger_k),
+        lambda c: c.bollinger_window,
+    ),
+    "macd": _Family(
+        lambda b, c, tf, base: ind.macd(b, c.macd_fast, c.macd_slow, c.macd_signal, c.atr_window),
+        _macd_warmup,
+    ),
+    "ema_distance": _Family(
+        lambda b, c, tf, base: ind.ema_distance(b["close"], c.ema_windows),
+        lambda c: EMA_SETTLE_SPANS * max(c.ema_windows),
+    ),
+    "donchian": _Family(
+        lambda b, c, tf, base: ind.donchian(b, c.donchian_window), lambda c: c.donchian_window
+    ),
+    "calendar": _Family(lambda b, c, tf, base: ind.calendar(b.index), lambda c: 0),
+    "sessions": _Family(lambda b, c, tf, base: ind.sessions(b.index), lambda c: 0),
+    "gap": _Family(
+        lambda b, c, tf, base: ind.gap(
+            b.index, tf, b["n_base"].to_numpy() if "n_base" in b.columns else None, base
+        ),
+        lambda c: 1,
+    ),
+    "volume": _Family(
+        lambda b, c, tf, base: ind.volume(b["volume"], c.volume_window), lambda c: c.volume_window
+    ),
+}
+
+
+def family_warmup(name: str, cfg: FeaturesConfig) -> int:
+    """Leading bars of a timeframe that family ``name`` needs before its values are used."""
+    return FAMILIES[name].warmup(cfg)
+
+
+def feature_warmup(cfg: FeaturesConfig) -> int:
+    """Bars dropped at the start of every timeframe's feature frame."""
+    return max(family_warmup(name, cfg) for name in cfg.names)
+
+
+def required_history(config: SSSDConfig) -> dict[str, int]:
+    """Complete bars each timeframe needs before the first decision time: warm-up + lookback."""
+    warm = feature_warmup(config.features)
+    return {tf: warm + config.data.lookbacks[tf] for tf in config.data.timeframes}
+
+
+def training_range(config: SSSDConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The training split as a half-open UTC interval [start 00:00, day after end 00:00)."""
+    train = config.data.splits.train
+    return to_utc(pd.Timestamp(train.start)), to_utc(pd.Timestamp(train.end)) + pd.Timedelta(days=1)
+
+
+def prepare_candles(df: pd.DataFrame, base_timeframe: str, where: str = "candles") -> pd.DataFrame:
+    """Validate the candle contract, with a nanosecond UTC index; check the base grid.
+
+    Raises:
+        DataError: any contract violation (NaN, unsorted, duplicates, ...) or, for a 5m base,
+            timestamps that are not multiples of 5 minutes.
+    """
+    out = validate_candles(df, where=where)
+    out.index = out.index.as_unit("ns")
+    base = timeframe_minutes(base_timeframe)
+    if base > 1:
+        off = np.flatnonzero(out.index.asi8 % (base * _NS_PER_MIN))
+        if len(off):
+            raise DataError(
+                f"{where}: asset.base_timeframe is {base_timeframe} but {len(off)} bar(s) do not "
+                f"open on the {base_timeframe} grid (first at {out.index[off[0]]}); set "
+                "asset.base_timeframe to the candles' real bar length."
+            )
+    return out
+
+
+def build_bars(
+    candles: pd.DataFrame, timeframes: tuple[str, ...], base_timeframe: str
+) -> dict[str, pd.DataFrame]:
+    """Complete bars of each timeframe from prepared base candles (gaps stay gaps)."""
+    return {tf: resample_ohlc(candles, tf, base_timeframe=base_timeframe) for tf in timeframes}
+
+
+def compute_timeframe_features(
+    bars: pd.DataFrame, timeframe: str, cfg: FeaturesConfig, base_timeframe: str = "1m"
+) -> pd.DataFrame:
+    """Raw features of one timeframe computed from its own bars, warm-up rows dropped.
+
+    Args:
+        bars: complete bars of ``timeframe`` (open-time index, OHLCV, optional n_base).
+
+    Returns:
+        float64 frame (rows, F) indexed by bar open time, columns in ``cfg.names`` order.
+
+    Raises:
+        DataError: "volume" requested on candles without volume, or non-finite values after
+            the warm-up.
+    """
+    if "volume" in cfg.names and not (bars["volume"].to_numpy() > 0).any():
+        raise DataError(
+            f"features.names contains 'volume' but every {timeframe} bar has zero volume "
+            "(the candles carry no volume, e.g. HistData); remove 'volume' from features.names."
+        )
+    tf_min, base_min = timeframe_minutes(timeframe), timeframe_minutes(base_timeframe)
+    parts = [FAMILIES[name].compute(bars, cfg, tf_min, base_min) for name in cfg.names]
+    frame = pd.concat(parts, axis=1).iloc[feature_warmup(cfg) :]
+    values = frame.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(x[0]) for x in np.nonzero(bad))
+        raise DataError(
+            f"{timeframe} feature {frame.columns[col]!r} is not finite at bar {frame.index[row]} "
+            f"({int(bad.sum())} value(s) in all); check the candles around that time."
+        )
+    return frame
+
+
+def feature_names(cfg: FeaturesConfig) -> list[str]:
+    """Column names of a timeframe's feature frame (same for every timeframe)."""
+    n = max(feature_warmup(cfg) + 2, 3)
+    idx = pd.date_range("2020-01-06", periods=n, freq="5min", tz="UTC")
+    price = 1.0 + 0.001 * np.arange(n)
+    bars = pd.DataFrame(
+        {"open": price, "high": price + 0.002, "low": price - 0.002, "close": price, "volume": 1.0},
+        index=idx,
+    )
+    return [str(c) for c in compute_timeframe_features(bars, "5m", cfg, "5m").columns]
+
+
+def multi_timeframe_features(
+    df: pd.DataFrame, config: SSSDConfig
+) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """(bars, raw features) per configured timeframe from base candles ``df``."""
+    base = config.asset.base_timeframe
+    candles = prepare_candles(df, base)
+    bars = build_bars(candles, config.data.timeframes, base)
+    feats = {tf: compute_timeframe_features(b, tf, config.features, base) for tf, b in bars.items()}
+    return bars, feats
+
+
+def fit_standardizer(frames: Mapping[str, pd.DataFrame], config: SSSDConfig) -> Standardizer:
+    """A standardizer fitted on the rows of the training split only."""
+    start, end = training_range(config)
+    return Standardizer.fit(frames, start=start, end=end)
+
+
+def decision_grid(close_ns: np.ndarray, stride: int) -> np.ndarray:
+    """Decision times among 5m close times: those on the ``stride`` x 5 min clock grid."""
+    return close_ns[(close_ns // (5 * _NS_PER_MIN)) % stride == 0]
+
+
+def latest_rows(open_ns: np.ndarray, timeframe: str, decision_ns: np.ndarray) -> np.ndarray:
+    """Row of the last bar whose close (open + timeframe) is <= each decision time (-1: none)."""
+    close_ns = open_ns + timeframe_minutes(timeframe) * _NS_PER_MIN
+    return np.searchsorted(close_ns, decision_ns, side="right") - 1
+
+
+def unified_feature_pipeline(
+    df: pd.DataFrame,
+    config: SSSDConfig,
+    output_format: OutputFormat = "flat",
+    standardizer: Standardizer | None = None,
+) -> tuple[pd.DataFrame | dict[str, pd.DataFrame], Standardizer, list[str] | dict[str, list[str]]]:
+    """Standardized causal features of base candles ``df``.
+
+    Args:
+        df: base candles (config.asset.base_timeframe), UTC open-time index.
+        config: full configuration (data.timeframes, features, splits.train, asset).
+        output_format:
+            * ``"multi_timeframe"``: {tf: float32 frame (bars, F)} indexed by bar open time,
+              each from that timeframe's own bars; names: {tf: [F names]}.
+            * ``"sequence"``: the 5m frame (first data timeframe); names: [F names].
+            * ``"flat"``: one row per decision time t (5m closes on the decision_stride grid)
+              indexed by t, columns ``"{tf}_{name}"`` = values of each timeframe's last bar
+              that closed at or before t; rows before every timeframe has such a bar dropped.
+        standardizer: apply this fitted standardizer (never refitted); if None, one is fitted
+            on the rows of the training split (data.splits.train) only.
+
+    Returns:
+        (features, standardizer, feature_names).
+
+    Raises:
+        DataError: bad candles, too few rows in the training split, mismatching names.
+    """
+    if output_format not in ("flat", "sequence", "multi_timeframe"):
+        raise ValueError(
+            f"output_format must be 'flat', 'sequence' or 'multi_timeframe', got {output_format!r}"
+        )
+    _, raw = multi_timeframe_features(df, config)
+    if standardizer is None:
+        standardizer = fit_standardizer(raw, config)
+    frames = standardizer.transform(raw)
+    names = {tf: list(f.columns) for tf, f in frames.items()}
+    first = config.data.timeframes[0]
+    if output_format == "multi_timeframe":
+        return frames, standardizer, names
+    if output_format == "sequence":
+        return frames[first], standardizer, names[first]
+    decision_ns = decision_grid(
+        frames[first].index.asi8 + timeframe_minutes(first) * _NS_PER_MIN,
+        config.data.decision_stride,
+    )
+    rows = {tf: latest_rows(f.index.asi8, tf, decision_ns) for tf, f in frames.items()}
+    keep = np.logical_and.reduce([r >= 0 for r in rows.values()])
+    blocks = []
+    for tf, frame in frames.items():
+        block = frame.to_numpy()[rows[tf][keep]]
+        blocks.append(pd.DataFrame(block, columns=[f"{tf}_{n}" for n in frame.columns]))
+    flat = pd.concat(blocks, axis=1)
+    flat.index = pd.DatetimeIndex(pd.to_datetime(decision_ns[keep], utc=True), name="decision_time")
+    return flat, standardizer, list(flat.columns)

@@ -1,0 +1,417 @@
+"""SSSD: multi-timeframe S4D encoder + horizon embeddings + conditional diffusion head.
+
+Training (``forward``): the encoder runs once per batch; each (sample, horizon) target gets
+``noise_draws`` independent (timestep, noise) pairs; the loss is the per-horizon MSE of the
+network output against ε (or v), weighted by ``model.loss.horizon_weights``, plus an optional
+x0-consistency term.
+
+Inference (``inference_forward``): the encoder runs once per forecast, the conditioning part of
+the head's FiLM once per (forecast, horizon), the timestep part once per denoising step, and all
+samples × horizons × forecasts go through the head as one batch per step. Everything is in the
+model's scaled target space (the caller multiplies by its volatility scale).
+
+Shapes: B batch, H horizons, D noise draws, S samples, C context size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.models.diffusion_head import DiffusionHead
+from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler
+from forex_diffusion.models.s4_layer import S4D
+from forex_diffusion.models.sssd_encoder import EncoderStream, MultiTimeframeEncoder
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    """Training loss.
+
+    Attributes:
+        loss: scalar total (weighted diffusion loss + consistency_weight · consistency).
+        per_horizon: (H,) unweighted diffusion MSE of each horizon column.
+        diffusion_loss: scalar weighted diffusion loss.
+        consistency_loss: scalar x0-consistency term (zero tensor when its weight is 0).
+    """
+
+    loss: Tensor
+    per_horizon: Tensor
+    diffusion_loss: Tensor
+    consistency_loss: Tensor
+
+
+@dataclass(frozen=True)
+class HorizonForecast:
+    """One horizon of a forecast; every tensor has leading dim B."""
+
+    horizon_minutes: int
+    samples: Tensor  # (B, S)
+    mean: Tensor  # (B,)
+    std: Tensor  # (B,)
+    q05: Tensor  # (B,)
+    q50: Tensor  # (B,)
+    q95: Tensor  # (B,)
+
+
+@dataclass(frozen=True)
+class ForecastOutput:
+    """Predictive distributions in the scaled target space.
+
+    Attributes:
+        horizons: horizon minutes of the H columns.
+        samples: (B, H, S).
+        mean, std, q05, q50, q95: (B, H) (std with Bessel's correction; quantiles interpolated).
+    """
+
+    horizons: tuple[int, ...]
+    samples: Tensor
+    mean: Tensor
+    std: Tensor
+    q05: Tensor
+    q50: Tensor
+    q95: Tensor
+
+    def for_horizon(self, minutes: int) -> HorizonForecast:
+        if minutes not in self.horizons:
+            raise KeyError(f"horizon {minutes} min not in this forecast {list(self.horizons)}")
+        j = self.horizons.index(minutes)
+        return HorizonForecast(
+            minutes,
+            self.samples[:, j],
+            self.mean[:, j],
+            self.std[:, j],
+            self.q05[:, j],
+            self.q50[:, j],
+            self.q95[:, j],
+        )
+
+    def by_horizon(self) -> dict[int, HorizonForecast]:
+        return {h: self.for_horizon(h) for h in self.horizons}
+
+
+def summarize_samples(samples: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """mean, std, q05, q50, q95 over the last axis of (..., S) samples."""
+    x = samples.float()
+    qs = torch.quantile(x, torch.tensor([0.05, 0.5, 0.95], dtype=x.dtype, device=x.device), dim=-1)
+    return x.mean(-1), x.std(-1), qs[0], qs[1], qs[2]
+
+
+class SSSDModel(nn.Module):
+    """The SSSD forecaster.
+
+    Args:
+        config: the whole configuration (uses ``data.timeframes``, ``data.horizons``, ``model``
+            and, as sampling defaults, ``inference.num_samples/sampler/steps/eta``).
+        feature_dims: number of features per timeframe, e.g. {"5m": 40, "15m": 40, ...}.
+    """
+
+    def __init__(self, config: SSSDConfig, feature_dims: Mapping[str, int]) -> None:
+        super().__init__()
+        self.config = config
+        mcfg, ecfg = config.model, config.model.encoder
+        self.timeframes = tuple(config.data.timeframes)
+        self.horizons = tuple(config.data.horizons)
+        self.feature_dims = {tf: int(feature_dims[tf]) for tf in feature_dims}
+        self.encoder = MultiTimeframeEncoder(
+            timeframes=self.timeframes,
+            feature_dims=self.feature_dims,
+            d_model=ecfg.d_model,
+            n_layers=ecfg.n_layers,
+            state_dim=ecfg.state_dim,
+            init=ecfg.init,
+            dt_min=ecfg.dt_min,
+            dt_max=ecfg.dt_max,
+            dropout=ecfg.dropout,
+            cross_attention=ecfg.cross_attention,
+            attention_heads=ecfg.attention_heads,
+            context_dim=ecfg.context_dim,
+        )
+        self.horizon_embedding = nn.Embedding(len(self.horizons), mcfg.horizon_embedding_dim)
+        hcfg = mcfg.head
+        self.head = DiffusionHead(
+            cond_dim=ecfg.context_dim + mcfg.horizon_embedding_dim,
+            hidden_dim=hcfg.hidden_dim,
+            n_blocks=hcfg.n_blocks,
+            timestep_embedding_dim=hcfg.timestep_embedding_dim,
+            dropout=hcfg.dropout,
+        )
+        dcfg = mcfg.diffusion
+        self.scheduler = DiffusionScheduler(
+            dcfg.train_steps, dcfg.cosine_s, dcfg.max_beta, dcfg.prediction
+        )
+        self.noise_draws = mcfg.loss.noise_draws
+        self.consistency_weight = mcfg.loss.consistency_weight
+        self.register_buffer(
+            "horizon_weights",
+            torch.tensor(mcfg.loss.horizon_weights, dtype=torch.float32),
+            persistent=False,
+        )
+
+    # ------------------------------------------------------------------ parameters
+
+    def param_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(ssm_params, other_params): S4D dt and A (own group: lower lr, no weight decay), rest."""
+        ssm = [p for m in self.modules() if isinstance(m, S4D) for p in m.ssm_parameters()]
+        ssm_ids = {id(p) for p in ssm}
+        other = [p for p in self.parameters() if id(p) not in ssm_ids]
+        return ssm, other
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode(self, features: Mapping[str, Tensor]) -> Tensor:
+        """{tf: (B, L_tf, F_tf)} → context (B, C)."""
+        self.encoder.check_features(features)
+        return self.encoder(features)
+
+    def start_stream(self, features: Mapping[str, Tensor]) -> EncoderStream:
+        """Streaming encoder state primed on the windows (eval mode); see ``EncoderStream``."""
+        return self.encoder.start_stream(features)
+
+    def _horizon_index(self, hidx: Tensor | Sequence[int] | None, batch: int, n_h: int) -> Tensor:
+        device = self.horizon_weights.device
+        if hidx is None:
+            if n_h != len(self.horizons):
+                raise ValueError(
+                    f"targets have {n_h} horizon columns but the model has {len(self.horizons)} "
+                    "horizons; pass horizon_indices"
+                )
+            return torch.arange(n_h, device=device).expand(batch, n_h)
+        idx = torch.as_tensor(hidx, device=device, dtype=torch.long)
+        if idx.dim() == 1:
+            idx = idx.expand(batch, idx.shape[0])
+        if idx.shape != (batch, n_h):
+            raise ValueError(f"horizon_indices must be ({batch}, {n_h}), got {tuple(idx.shape)}")
+        if idx.numel() and (idx.min() < 0 or idx.max() >= len(self.horizons)):
+            raise ValueError(
+                f"horizon_indices must lie in [0, {len(self.horizons)}) (horizons "
+                f"{list(self.horizons)} min), got {int(idx.min())}..{int(idx.max())}"
+            )
+        return idx
+
+    def conditioning(self, context: Tensor, horizon_indices: Tensor) -> Tensor:
+        """Context (B, C) + horizon embeddings of (B, H) indices → (B, H, C + E)."""
+        emb = self.horizon_embedding(horizon_indices)  # (B, H, E)
+        ctx = context[:, None, :].expand(-1, horizon_indices.shape[1], -1)
+        return torch.cat([ctx.to(emb.dtype), emb], dim=-1)
+
+    # ------------------------------------------------------------------ training
+
+    def draw_noise(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        num_horizons: int | None = None,
+        noise_draws: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Timesteps (B, D, H) long and noise (B, D, H) float32 for ``forward``."""
+        n_h = num_horizons if num_horizons is not None else len(self.horizons)
+        d = noise_draws if noise_draws is not None else self.noise_draws
+        shape = (batch_size, d, n_h)
+        t = self.scheduler.sample_timesteps(shape, generator=generator, device=device)
+        eps = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        return t, eps
+
+    def forward(
+        self,
+        features: Mapping[str, Tensor],
+        targets: Tensor,
+        horizon_indices: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        timesteps: Tensor | None = None,
+        noise: Tensor | None = None,
+    ) -> LossOutput:
+        """Weighted multi-horizon diffusion loss.
+
+        Args:
+            features: {tf: (B, L_tf, F_tf)}.
+            targets: (B, H, 1) or (B, H) scaled targets.
+            horizon_indices: (B, H) or (H,) indices into ``config.data.horizons``; default 0..H-1.
+            generator: RNG for timesteps/noise when they are not given.
+            timesteps: (B, D, H) or (B, H) integers in [0, T) (fixed ones make the loss
+                deterministic, e.g. for validation).
+            noise: (B, D, H), (B, H) or (B, H, 1) standard normal noise.
+
+        Returns:
+            LossOutput.
+        """
+        batch, n_h = targets.shape[0], targets.shape[1]
+        x0 = targets.reshape(batch, n_h).float()
+        hidx = self._horizon_index(horizon_indices, batch, n_h)
+        t, eps = self._training_noise(batch, n_h, x0.device, generator, timesteps, noise)
+        n_draws = t.shape[1]
+
+        context = self.encode(features)  # (B, C)
+        cond_film = self.head.condition_film(self.conditioning(context, hidx))  # (B, H, nb, 2, h)
+        film = cond_film[:, None] + self.head.time_film_of(t)  # (B, D, H, nb, 2, h)
+
+        x0_d = x0[:, None, :].expand(batch, n_draws, n_h)
+        x_t = self.scheduler.add_noise(x0_d, eps, t)
+        target = self.scheduler.training_target(x0_d, eps, t)
+        out = self.head.denoise(x_t[..., None].to(film.dtype), film)[..., 0].float()  # (B, D, H)
+
+        w = self.horizon_weights[hidx][:, None, :]  # (B, 1, H)
+        norm = w.sum() * n_draws
+        err = (out - target) ** 2
+        per_horizon = err.mean(dim=(0, 1))
+        diffusion_loss = (err * w).sum() / norm
+        if self.consistency_weight > 0:
+            x0_hat = self.scheduler.predict_x0(out, x_t, t)
+            ab = self.scheduler.alphas_cumprod.to(device=x_t.device, dtype=x_t.dtype)[t]
+            consistency = (ab * (x0_hat - x0_d) ** 2 * w).sum() / norm
+            loss = diffusion_loss + self.consistency_weight * consistency
+        else:
+            consistency = torch.zeros((), device=x0.device)
+            loss = diffusion_loss
+        return LossOutput(loss, per_horizon, diffusion_loss, consistency)
+
+    training_step = forward
+
+    def _training_noise(
+        self,
+        batch: int,
+        n_h: int,
+        device: torch.device,
+        generator: torch.Generator | None,
+        timesteps: Tensor | None,
+        noise: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        def as_bdh(x: Tensor, name: str) -> Tensor:
+            if x.dim() == 3 and x.shape == (batch, n_h, 1):
+                x = x[..., 0]
+            if x.dim() == 2:
+                x = x[:, None, :]
+            if x.dim() != 3 or x.shape[0] != batch or x.shape[2] != n_h:
+                raise ValueError(
+                    f"{name} must be (B={batch}, D, H={n_h}) or (B, H), got {tuple(x.shape)}"
+                )
+            return x.to(device)
+
+        t = as_bdh(timesteps, "timesteps").long() if timesteps is not None else None
+        eps = as_bdh(noise, "noise").float() if noise is not None else None
+        if t is not None and eps is not None and t.shape != eps.shape:
+            raise ValueError(f"timesteps {tuple(t.shape)} and noise {tuple(eps.shape)} differ")
+        if t is None or eps is None:
+            given = t if t is not None else eps
+            draws = given.shape[1] if given is not None else None
+            t_new, eps_new = self.draw_noise(batch, generator, n_h, draws, device=device)
+            t = t if t is not None else t_new
+            eps = eps if eps is not None else eps_new
+        return t, eps
+
+    # ------------------------------------------------------------------ inference
+
+    def inference_forward(
+        self,
+        features: Mapping[str, Tensor],
+        num_samples: int | None = None,
+        sampler: Sampler | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        horizon_indices: Sequence[int] | None = None,
+    ) -> ForecastOutput:
+        """Forecast distributions for a batch of windows.
+
+        Args:
+            features: {tf: (B, L_tf, F_tf)}.
+            num_samples, sampler, steps, eta: default to ``config.inference``; ``steps`` is the
+                number of denoising steps for either sampler (ddpm with steps = T is the full
+                ancestral chain).
+            generator: RNG for the starting noise and injected noise (same generator state →
+                same samples).
+            horizon_indices: which horizons (indices into ``config.data.horizons``); default all.
+
+        Returns:
+            ForecastOutput with samples (B, H, S) and summaries (B, H).
+        """
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            with torch.inference_mode():
+                context = self.encode(features)
+                return self.sample_from_context(
+                    context, num_samples, sampler, steps, eta, generator, horizon_indices
+                )
+        finally:
+            if was_training:
+                self.train()
+
+    def sample_from_context(
+        self,
+        context: Tensor,
+        num_samples: int | None = None,
+        sampler: Sampler | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        horizon_indices: Sequence[int] | None = None,
+    ) -> ForecastOutput:
+        """Sample from a precomputed context (B, C) (e.g. ``EncoderStream.context()``)."""
+        icfg = self.config.inference
+        n_s = icfg.num_samples if num_samples is None else int(num_samples)
+        smp: Sampler = icfg.sampler if sampler is None else sampler
+        n_steps = icfg.steps if steps is None else int(steps)
+        eta_v = icfg.eta if eta is None else float(eta)
+        if n_s < 2:
+            raise ValueError(f"num_samples must be >= 2, got {n_s}")
+        hsel = list(range(len(self.horizons))) if horizon_indices is None else list(horizon_indices)
+        with torch.inference_mode():
+            batch = context.shape[0]
+            hidx = self._horizon_index(hsel, batch, len(hsel))
+            cond_film = self.head.condition_film(self.conditioning(context, hidx))
+            cond_film = cond_film.reshape(batch * len(hsel), 1, *cond_film.shape[-3:])
+            plan = self.scheduler.sampling_steps(n_steps)
+            t_all = torch.tensor([st.t for st in plan], device=context.device)
+            time_film = self.head.time_film_of(t_all)  # (K, nb, 2, hidden)
+            x_T = torch.randn(
+                (batch * len(hsel), n_s, 1),
+                generator=generator,
+                device=context.device,
+                dtype=cond_film.dtype,
+            )
+
+            def model_fn(x: Tensor, i: int, t: int) -> Tensor:
+                return self.head.denoise(x, cond_film + time_film[i])
+
+            x0 = self.scheduler.sample(model_fn, x_T, smp, n_steps, eta_v, generator)
+            samples = x0.reshape(batch, len(hsel), n_s).float()
+            mean, std, q05, q50, q95 = summarize_samples(samples)
+        return ForecastOutput(
+            horizons=tuple(self.horizons[i] for i in hsel),
+            samples=samples,
+            mean=mean,
+            std=std,
+            q05=q05,
+            q50=q50,
+            q95=q95,
+        )
+
+    # ------------------------------------------------------------------ persistence
+
+    def save_checkpoint(
+        self,
+        path: str | Path,
+        feature_names: Mapping[str, list[str]],
+        standardizer: Mapping[str, Any],
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """``forex_diffusion.models.checkpoint.save_checkpoint`` with this model's config."""
+        from forex_diffusion.models.checkpoint import save_checkpoint
+
+        return save_checkpoint(path, self, self.config, feature_names, standardizer, extra)
+
+    @staticmethod
+    def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+        """``forex_diffusion.models.checkpoint.load_checkpoint`` → LoadedCheckpoint."""
+        from forex_diffusion.models.checkpoint import load_checkpoint
+
+        return load_checkpoint(path, map_location)

@@ -1,0 +1,261 @@
+"""Multi-timeframe S4D encoder: one causal S4D stack per timeframe, fused into one context vector.
+
+Per timeframe: linear stem → n blocks (pre-norm, S4D, GELU, dropout, GLU, dropout, residual) →
+LayerNorm; the timeframe summary is the last position (the latest closed bar). The summaries of
+all timeframes (plus a learned timeframe embedding) go through one pre-norm multi-head
+self-attention layer with a residual (switched off by ``cross_attention=False`` for ablation), are
+flattened and projected to the context (B, context_dim).
+
+Streaming (SPEC §8): ``start_stream`` runs the stacks once over the windows and keeps every
+block's recurrent S4D state; ``EncoderStream.update(timeframe, bar)`` then consumes one newly
+closed bar of that timeframe in O(layers · H · N) and ``context()`` re-fuses the summaries. The
+result equals the encoder run over the window grown by the new bars (the windows are not
+recomputed, so bars older than the original window start keep contributing through the kernel
+tail; re-prime periodically to return to exact fixed-length-window semantics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from forex_diffusion.models.s4_layer import S4D, S4DInit
+
+
+class S4DBlock(nn.Module):
+    """x + Dropout(GLU(Linear(Dropout(GELU(S4D(LayerNorm(x))))))) on (B, L, H)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        state_dim: int,
+        init: S4DInit,
+        dt_min: float,
+        dt_max: float,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.s4 = S4D(d_model, state_dim, init, dt_min, dt_max)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(d_model, 2 * d_model)
+
+    def _post(self, z: Tensor) -> Tensor:
+        z = self.dropout(F.gelu(z))
+        return self.dropout(F.glu(self.out(z), dim=-1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, L, H) → (B, L, H)."""
+        return x + self._post(self.s4(self.norm(x)))
+
+    def forward_last(self, x: Tensor) -> Tensor:
+        """Only the last position of ``forward``: (B, L, H) → (B, H)."""
+        z = self.s4.forward_last(self.norm(x))
+        return x[:, -1] + self._post(z)
+
+    def prime(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``forward`` plus the S4D state after the sequence: ((B, L, H), (B, H, N/2) complex)."""
+        z = self.norm(x)
+        return x + self._post(self.s4(z)), self.s4.final_state(z)
+
+    def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One position (B, H) given the S4D state → (output (B, H), new state)."""
+        z, state = self.s4.step(self.norm(x_t), state)
+        return x_t + self._post(z), state
+
+
+class TimeframeEncoder(nn.Module):
+    """Stem + S4D stack for one timeframe; summary = normalised last position."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        d_model: int,
+        n_layers: int,
+        state_dim: int,
+        init: S4DInit,
+        dt_min: float,
+        dt_max: float,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+        self.stem = nn.Linear(in_dim, d_model)
+        self.blocks = nn.ModuleList(
+            S4DBlock(d_model, state_dim, init, dt_min, dt_max, dropout) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Summary of a window: (B, L, F) → (B, d_model)."""
+        h = self.stem(x)
+        for block in self.blocks[:-1]:
+            h = block(h)
+        return self.norm(self.blocks[-1].forward_last(h))
+
+    def sequence(self, x: Tensor) -> Tensor:
+        """Outputs at every position: (B, L, F) → (B, L, d_model) (for tests and analysis)."""
+        h = self.stem(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
+
+    def prime(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Summary of a window and the per-block S4D states after it."""
+        h = self.stem(x)
+        states = []
+        for block in self.blocks:
+            h, state = block.prime(h)
+            states.append(state)
+        return self.norm(h[:, -1]), states
+
+    def step(self, bar: Tensor, states: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
+        """Consume one new bar (B, F); returns the new summary (B, d_model) and states."""
+        h = self.stem(bar)
+        new_states = []
+        for block, state in zip(self.blocks, states, strict=True):
+            h, state = block.step(h, state)
+            new_states.append(state)
+        return self.norm(h), new_states
+
+
+class MultiTimeframeEncoder(nn.Module):
+    """Encodes {timeframe: (B, L_tf, F_tf)} windows into a context (B, context_dim).
+
+    Args:
+        timeframes: ordered timeframe names (e.g. 5m, 15m, 1h, 4h).
+        feature_dims: features per timeframe.
+        d_model, n_layers, state_dim, init, dt_min, dt_max, dropout: per-timeframe S4D stacks.
+        cross_attention: fuse the summaries with multi-head self-attention (False: ablation).
+        attention_heads: heads of that attention.
+        context_dim: size of the context vector.
+    """
+
+    def __init__(
+        self,
+        timeframes: Sequence[str],
+        feature_dims: Mapping[str, int],
+        d_model: int,
+        n_layers: int,
+        state_dim: int,
+        init: S4DInit,
+        dt_min: float,
+        dt_max: float,
+        dropout: float,
+        cross_attention: bool,
+        attention_heads: int,
+        context_dim: int,
+    ) -> None:
+        super().__init__()
+        missing = [tf for tf in timeframes if tf not in feature_dims]
+        if missing or set(feature_dims) != set(timeframes):
+            raise ValueError(
+                f"feature_dims must have one entry per timeframe {list(timeframes)}, "
+                f"got {sorted(feature_dims)}"
+            )
+        self.timeframes = tuple(timeframes)
+        self.feature_dims = {tf: int(feature_dims[tf]) for tf in timeframes}
+        self.encoders = nn.ModuleDict(
+            {
+                tf: TimeframeEncoder(
+                    self.feature_dims[tf], d_model, n_layers, state_dim, init, dt_min, dt_max, dropout
+                )
+                for tf in timeframes
+            }
+        )
+        n_tf = len(timeframes)
+        self.timeframe_embedding = nn.Parameter(torch.randn(n_tf, d_model) * 0.02)
+        self.cross_attention = cross_attention
+        self.attn_norm: nn.LayerNorm | None = None
+        self.attn: nn.MultiheadAttention | None = None
+        if cross_attention:
+            self.attn_norm = nn.LayerNorm(d_model)
+            self.attn = nn.MultiheadAttention(
+                d_model, attention_heads, dropout=dropout, batch_first=True
+            )
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Linear(n_tf * d_model, context_dim)
+        self.out_norm = nn.LayerNorm(context_dim)
+
+    def check_features(self, features: Mapping[str, Tensor]) -> int:
+        """Validate a features dict; returns the batch size. Raises ValueError naming the problem."""
+        if set(features) != set(self.timeframes):
+            raise ValueError(
+                f"features must have exactly the timeframes {list(self.timeframes)}, "
+                f"got {sorted(features)}"
+            )
+        batch = None
+        for tf in self.timeframes:
+            x = features[tf]
+            if x.dim() != 3 or x.shape[-1] != self.feature_dims[tf] or x.shape[1] < 1:
+                raise ValueError(
+                    f"features[{tf!r}] must be (B, L>=1, {self.feature_dims[tf]}), "
+                    f"got {tuple(x.shape)}"
+                )
+            if batch is None:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise ValueError(
+                    f"features[{tf!r}] has batch size {x.shape[0]}, "
+                    f"features[{self.timeframes[0]!r}] has {batch}"
+                )
+        assert batch is not None
+        return batch
+
+    def summaries(self, features: Mapping[str, Tensor]) -> Tensor:
+        """(B, n_timeframes, d_model): the last position of each timeframe stack."""
+        return torch.stack([self.encoders[tf](features[tf]) for tf in self.timeframes], dim=1)
+
+    def fuse(self, summaries: Tensor) -> Tensor:
+        """Cross-timeframe attention and projection: (B, T, d_model) → (B, context_dim)."""
+        tokens = summaries + self.timeframe_embedding
+        if self.attn is not None and self.attn_norm is not None:
+            q = self.attn_norm(tokens)
+            attended, _ = self.attn(q, q, q, need_weights=False)
+            tokens = tokens + self.dropout(attended)
+        return self.out_norm(self.proj(tokens.flatten(1)))
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        """{tf: (B, L_tf, F_tf)} → context (B, context_dim)."""
+        return self.fuse(self.summaries(features))
+
+    def start_stream(self, features: Mapping[str, Tensor]) -> EncoderStream:
+        """Run every stack once over its window and keep the states for streaming updates."""
+        self.check_features(features)
+        summaries: dict[str, Tensor] = {}
+        states: dict[str, list[Tensor]] = {}
+        for tf in self.timeframes:
+            summaries[tf], states[tf] = self.encoders[tf].prime(features[tf])
+        return EncoderStream(self, summaries, states)
+
+
+class EncoderStream:
+    """Streaming encoder state (use in eval mode). Not a module: holds tensors only."""
+
+    def __init__(
+        self,
+        encoder: MultiTimeframeEncoder,
+        summaries: dict[str, Tensor],
+        states: dict[str, list[Tensor]],
+    ) -> None:
+        self.encoder = encoder
+        self.summaries = summaries
+        self.states = states
+        self.bars_seen = dict.fromkeys(summaries, 0)
+
+    def update(self, timeframe: str, bar: Tensor) -> None:
+        """Consume one newly closed bar of ``timeframe``: features (B, F_tf)."""
+        if timeframe not in self.states:
+            raise ValueError(f"unknown timeframe {timeframe!r}; streams: {list(self.states)}")
+        self.summaries[timeframe], self.states[timeframe] = self.encoder.encoders[timeframe].step(
+            bar, self.states[timeframe]
+        )
+        self.bars_seen[timeframe] += 1
+
+    def context(self) -> Tensor:
+        """The context (B, context_dim) from the current summaries."""
+        summaries = torch.stack([self.summaries[tf] for tf in self.encoder.timeframes], dim=1)
+        return self.encoder.fuse(summaries)

@@ -1,0 +1,243 @@
+"""The candle store: data root, merge, idempotence, atomic writes, loading, info, real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forex_diffusion.config.sssd_config import load_sssd_config
+from forex_diffusion.data import store as store_module
+from forex_diffusion.data.candles import validate_candles
+from forex_diffusion.data.importers import import_files
+from forex_diffusion.data.store import CandleStore, resolve_data_dir
+from forex_diffusion.errors import DataError, NotFoundError
+
+
+def bars(start: str, periods: int, freq: str = "1min", price: float = 1.1) -> pd.DataFrame:
+    idx = pd.date_range(start, periods=periods, freq=freq, tz="UTC", name="timestamp")
+    close = price + 1e-4 * np.sin(np.arange(periods))
+    open_ = np.r_[price, close[:-1]]
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) + 5e-5,
+            "low": np.minimum(open_, close) - 5e-5,
+            "close": close,
+            "volume": np.arange(periods, dtype=float),
+        },
+        index=idx,
+    )
+
+
+def file_bytes(store: CandleStore, asset: str) -> dict[str, bytes]:
+    folder = store.data_dir / asset
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_resolve_data_dir_precedence(
+    monkeypatch: pytest.MonkeyPatch, default_config_path: Path
+) -> None:
+    cfg = load_sssd_config(default_config_path, overrides=["paths.data_dir=/cfg/data"])
+    monkeypatch.delenv("FOREX_DIFFUSION_DATA_DIR", raising=False)
+    assert resolve_data_dir() == Path("data")
+    assert resolve_data_dir(cfg) == Path("/cfg/data")
+    monkeypatch.setenv("FOREX_DIFFUSION_DATA_DIR", "/env/data")
+    assert resolve_data_dir(cfg) == Path("/env/data")
+    assert resolve_data_dir(cfg, "/explicit") == Path("/explicit")
+
+
+def test_roundtrip_and_range_query(tmp_path: Path, synth_month: pd.DataFrame) -> None:
+    store = CandleStore(tmp_path)
+    report = store.write("synth", synth_month, source="test")
+    assert report.asset == "SYNTH" and report.rows_added == len(synth_month)
+    assert (
+        store.assets() == ["SYNTH"] and store.has("Synth") and store.base_timeframe("SYNTH") == "1m"
+    )
+    loaded = store.load("SYNTH")
+    pd.testing.assert_frame_equal(loaded, validate_candles(synth_month), check_freq=False)
+    assert loaded.attrs["synthetic"] is True
+    part = store.load("SYNTH", "2021-03-08", "2021-03-09 12:00")
+    assert part.index[0] >= pd.Timestamp("2021-03-08", tz="UTC")
+    assert part.index[-1] < pd.Timestamp("2021-03-09 12:00", tz="UTC")
+    expected = synth_month.loc["2021-03-08":"2021-03-09 11:59"]
+    assert len(part) == len(expected)
+    # aware non-UTC bounds mean the same instants
+    same = store.load(
+        "SYNTH", pd.Timestamp("2021-03-08 01:00", tz="Europe/Paris"), "2021-03-09 12:00"
+    )
+    assert same.index.equals(part.index)
+
+
+def test_unknown_asset_and_empty_range(tmp_path: Path, synth_month: pd.DataFrame) -> None:
+    store = CandleStore(tmp_path)
+    with pytest.raises(NotFoundError, match="stored assets: none"):
+        store.load("EURUSD")
+    store.write("SYNTH", synth_month)
+    with pytest.raises(
+        NotFoundError, match=r"'EURUSD' is not in the candle store .*stored assets: SYNTH"
+    ):
+        store.info("EURUSD")
+    with pytest.raises(DataError, match=r"no 1m bars for SYNTH .* the store holds 2021-03-01"):
+        store.load("SYNTH", "2022-01-01", "2022-02-01")
+    with pytest.raises(DataError, match="not after start"):
+        store.load("SYNTH", "2021-03-05", "2021-03-04")
+    with pytest.raises(DataError, match="invalid asset name"):
+        store.load("../etc")
+
+
+def test_idempotent_byte_equal_and_order_independent(tmp_path: Path) -> None:
+    a = bars("2019-12-31 20:00", 600)  # spans two years -> two files
+    b = bars("2020-01-01 01:00", 300, price=1.2)  # overlaps a
+    one = CandleStore(tmp_path / "one")
+    import_report = one.write("EURUSD", a)
+    first = file_bytes(one, "EURUSD")
+    assert set(first) == {"2019.parquet", "2020.parquet"}
+    again = one.write("EURUSD", a)
+    assert again.rows_added == 0 and again.already_stored == len(a) and again.files_written == ()
+    assert file_bytes(one, "EURUSD") == first
+    assert import_report.total_bars == again.total_bars == 600
+    one.write("EURUSD", b)
+    two = CandleStore(tmp_path / "two")
+    two.write("EURUSD", a)
+    two.write("EURUSD", b)
+    two.write("EURUSD", a)
+    assert file_bytes(one, "EURUSD") == file_bytes(two, "EURUSD")
+
+
+def test_overlapping_merge_keeps_stored_bars(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path)
+    a = bars("2020-01-06 00:00", 100)
+    b = bars("2020-01-06 01:00", 100, price=1.3)  # 40 bars overlap, all with other prices
+    store.write("EURUSD", a)
+    report = store.write("EURUSD", b)
+    assert (report.rows_added, report.already_stored, report.conflicts) == (60, 40, 40)
+    loaded = store.load("EURUSD")
+    assert len(loaded) == 160 and loaded.index.is_monotonic_increasing
+    pd.testing.assert_frame_equal(loaded.iloc[:100], validate_candles(a), check_freq=False)
+    pd.testing.assert_frame_equal(
+        loaded.iloc[100:], validate_candles(b).iloc[40:], check_freq=False
+    )
+
+
+def test_import_same_file_twice_is_byte_equal(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    bars("2020-01-06", 500).to_csv(path, index_label="timestamp", date_format="%Y-%m-%dT%H:%M:%SZ")
+    store = CandleStore(tmp_path / "store")
+    first = import_files([path], "EURUSD", store)
+    snapshot = file_bytes(store, "EURUSD")
+    second = import_files([path], "EURUSD", store)
+    assert first.rows_written == 500 and second.rows_written == 0 and second.already_stored == 500
+    assert file_bytes(store, "EURUSD") == snapshot
+
+
+def test_failed_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CandleStore(tmp_path)
+    store.write("EURUSD", bars("2020-01-06", 100))
+    before = file_bytes(store, "EURUSD")
+    real_write = store_module.pq.write_table
+
+    def write_half_then_fail(table, where, **kw):  # type: ignore[no-untyped-def]
+        real_write(table.slice(0, 10), where, **kw)  # a partial file on disk ...
+        raise OSError("disk full")  # ... then the failure
+
+    monkeypatch.setattr(store_module.pq, "write_table", write_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        store.write("EURUSD", bars("2020-01-06 01:00", 100))
+    with pytest.raises(OSError, match="disk full"):
+        store.write("GBPUSD", bars("2020-01-06", 100))
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+    assert leftovers == []
+    assert file_bytes(store, "EURUSD") == before
+    assert store.assets() == ["EURUSD"]
+    assert len(store.load("EURUSD")) == 100
+
+
+def test_synthetic_and_market_never_mix(tmp_path: Path, synth_month: pd.DataFrame) -> None:
+    store = CandleStore(tmp_path)
+    store.write("SYNTH", synth_month)
+    with pytest.raises(DataError, match="holds synthetic data"):
+        store.write("SYNTH", bars("2021-05-03", 10))
+    assert store.info("SYNTH").synthetic
+
+
+def test_base_timeframe_5m(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path)
+    store.write("EURUSD", bars("2020-01-06", 48, freq="5min"))
+    assert store.base_timeframe("EURUSD") == "5m"
+    assert len(store.load("EURUSD", timeframe="1h")) == 4
+    with pytest.raises(DataError, match="not a multiple of EURUSD's base timeframe 5m"):
+        store.load("EURUSD", timeframe="1m")
+    with pytest.raises(DataError, match="not on a 5m boundary"):
+        store.write("EURUSD", bars("2020-01-07 00:01", 3, freq="5min"))
+
+
+def test_load_coarser_timeframe_is_causal(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path)
+    store.write("EURUSD", bars("2020-01-06 00:00", 200))  # 00:00 .. 03:19
+    hours = store.load("EURUSD", timeframe="1h")
+    assert list(hours.index.hour) == [0, 1, 2]  # 03:00 has not closed
+    assert hours["n_base"].tolist() == [60, 60, 60]
+    with_partial = store.load("EURUSD", timeframe="1h", include_partial=True)
+    assert with_partial["n_base"].tolist() == [60, 60, 60, 20]
+    # start inside an hour: the bar with a missing head is not returned
+    mid = store.load("EURUSD", "2020-01-06 00:30", "2020-01-06 02:00", timeframe="1h")
+    assert list(mid.index.hour) == [1]
+    # end inside the data: bars closing by `end` only, since the store knows what came after
+    cut = store.load("EURUSD", end="2020-01-06 02:30", timeframe="1h")
+    assert list(cut.index.hour) == [0, 1]
+    with pytest.raises(DataError, match="no complete 4h bar"):
+        store.load("EURUSD", timeframe="4h")
+
+
+def test_info_gaps_exclude_weekend_and_holiday_closures(tmp_path: Path) -> None:
+    parts = [
+        bars("2020-12-21 10:00", 60),  # Monday
+        bars("2020-12-21 11:45", 30),  # 45-min weekday gap -> counted
+        bars("2020-12-21 12:45", 30),  # exactly 30 min -> not counted
+        bars("2020-12-25 20:00", 60),  # Friday: a gap of days on weekdays -> holiday closure
+        bars("2020-12-28 10:00", 60),  # Monday: the gap touches Saturday -> weekend closure
+        bars("2020-12-29 12:00", 60),  # Tuesday: a 25-hour weekday gap -> holiday closure
+        bars("2020-12-29 14:00", 10),  # 1-hour gap -> counted
+    ]
+    store = CandleStore(tmp_path)
+    store.write("EURUSD", pd.concat(parts))
+    info = store.info("EURUSD")
+    assert info.bars == 310 and info.gap_count == 2 and info.closures == 3
+    assert info.gaps[0].start == pd.Timestamp("2020-12-21 11:00", tz="UTC")
+    assert info.gaps[0].duration == pd.Timedelta(minutes=45)
+    assert info.gaps[1].duration == pd.Timedelta(hours=1)
+    assert info.first == pd.Timestamp("2020-12-21 10:00", tz="UTC")
+    assert info.last == pd.Timestamp("2020-12-29 14:09", tz="UTC")
+
+
+@pytest.mark.realdata
+def test_real_eurusd_2019(fx_dir: Path, tmp_path: Path) -> None:
+    path = fx_dir / "EURUSD_M1_2019.csv.gz"
+    store = CandleStore(tmp_path)
+    report = import_files([path], "EURUSD", store)
+    assert report.rows_read == report.rows_written == 372_470
+    assert report.first == pd.Timestamp("2019-01-01 22:02", tz="UTC")
+    assert report.last == pd.Timestamp("2019-12-31 21:59", tz="UTC")
+    info = store.info("EURUSD")
+    assert (info.bars, info.gap_count) == (372_470, 4)  # README: 4 weekday gaps > 30 min
+
+    ref = pd.read_csv(path, parse_dates=["timestamp"], index_col="timestamp")
+    assert len(ref) == 372_470
+    for tf, rule in (("5m", "5min"), ("1h", "1h")):
+        expected = (
+            ref.resample(rule, label="left", closed="left")
+            .agg({"open": "first", "high": "max", "low": "min", "close": "last"})
+            .dropna()
+        )
+        got = store.load("EURUSD", timeframe=tf)
+        assert len(got) == len(expected), tf
+        assert got.index.equals(expected.index.as_unit("ns"))
+        np.testing.assert_array_equal(got["high"].to_numpy(), expected["high"].to_numpy())
+        np.testing.assert_array_equal(got["close"].to_numpy(), expected["close"].to_numpy())
+    month = store.load("EURUSD", "2019-03-01", "2019-04-01")
+    assert len(month) == len(ref.loc["2019-03"])
