@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("FOREX_DIFFUSION_SHARED_DATA", REPO.parent / "shared" / "data" / "fx"))
+DEFAULT_DATA = Path(
+    os.environ.get("FOREX_DIFFUSION_SHARED_DATA", REPO.parent / "shared" / "data" / "fx")
+)
 CONFIG = REPO / "configs" / "sssd" / "default_config.yaml"
 YEARS = range(2012, 2024)
 
@@ -141,16 +143,32 @@ def main() -> None:
     feats = [_run_stage("features", args.data) for _ in range(args.runs)]
     dsets = [_run_stage("dataset", args.data) for _ in range(args.runs)]
     rows = [
-        ("feature pipeline, EURUSD 2019 M1 (multi_timeframe)", f"{_median(feats, 'seconds'):.2f} s",
-         f"{int(feats[0]['bars_1m']):,} 1m bars -> {int(feats[0]['rows_5m']):,} 5m rows"),
+        (
+            "feature pipeline, EURUSD 2019 M1 (multi_timeframe)",
+            f"{_median(feats, 'seconds'):.2f} s",
+            f"{int(feats[0]['bars_1m']):,} 1m bars -> {int(feats[0]['rows_5m']):,} 5m rows",
+        ),
         ("  peak RSS (process)", f"{_median(feats, 'peak_rss_mb'):.0f} MB", ""),
-        ("CSV load, EURUSD 2012-2023 (12 files, pandas)", f"{_median(dsets, 'csv_load_s'):.1f} s",
-         f"RSS after load {_median(dsets, 'rss_after_load_mb'):.0f} MB"),
-        ("SSSDDataModule.setup, 2012-2023", f"{_median(dsets, 'setup_s'):.1f} s",
-         f"train/val/test = {int(dsets[0]['train']):,}/{int(dsets[0]['val']):,}/{int(dsets[0]['test']):,}"),
-        ("DataLoader train, batch 64, 0 workers", f"{_median(dsets, 'batches_per_s'):.0f} batches/s", ""),
-        ("peak RSS, load + construction + loader", f"{_median(dsets, 'peak_rss_mb'):.0f} MB",
-         "budget 2048 MB"),
+        (
+            "CSV load, EURUSD 2012-2023 (12 files, pandas)",
+            f"{_median(dsets, 'csv_load_s'):.1f} s",
+            f"RSS after load {_median(dsets, 'rss_after_load_mb'):.0f} MB",
+        ),
+        (
+            "SSSDDataModule.setup, 2012-2023",
+            f"{_median(dsets, 'setup_s'):.1f} s",
+            f"train/val/test = {int(dsets[0]['train']):,}/{int(dsets[0]['val']):,}/{int(dsets[0]['test']):,}",
+        ),
+        (
+            "DataLoader train, batch 64, 0 workers",
+            f"{_median(dsets, 'batches_per_s'):.0f} batches/s",
+            "",
+        ),
+        (
+            "peak RSS, load + construction + loader",
+            f"{_median(dsets, 'peak_rss_mb'):.0f} MB",
+            "budget 2048 MB",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"bench_features: median of {args.runs} run(s), {os.cpu_count()} CPU(s)")

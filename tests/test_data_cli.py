@@ -130,3 +130,10 @@ def test_errors_are_one_clear_message(tmp_path: Path, args: tuple[str, ...], mes
 def test_info_on_empty_store(tmp_path: Path) -> None:
     code, out = run("data", "info", "--data-dir", str(tmp_path / "none"))
     assert code == 0 and "is empty" in out
+
+
+def test_file_system_error_is_one_message(tmp_path: Path, csv: Path) -> None:
+    not_a_dir = tmp_path / "plain-file"
+    not_a_dir.write_text("x")
+    code, out = run("data", "import", str(csv), "--asset", "EURUSD", "--data-dir", str(not_a_dir))
+    assert code == 2 and "file-system error" in out and "Traceback" not in out

@@ -384,3 +384,5 @@ def test_volume_features_when_volume_exists(
     frames, _, names = unified_feature_pipeline(candles, cfg, "multi_timeframe")
     assert isinstance(names, dict)
     assert names["1h"] == ["r_open", "r_high", "r_low", "r_close", "volume_ratio", "volume_present"]
+    assert isinstance(frames, dict) and np.isfinite(frames["1h"].to_numpy()).all()
+    assert frames["5m"]["volume_ratio"].std() > 0.5  # standardized, not constant

@@ -106,8 +106,8 @@ def test_registry_mark_stale(registry_url: str) -> None:
     dead_pid = int(finished.stdout)
     with Registry(registry_url) as reg:
         model = reg.register_model("EURUSD", "m", **CONFIGS)
-        run = reg.start_run(model.id, "crashed", {}, {}, "cpu", pid=dead_pid)
         live = reg.start_run(model.id, "alive", {}, {}, "cpu")
+        run = reg.start_run(model.id, "crashed", {}, {}, "cpu", pid=dead_pid)
     code, out = cli("registry", "mark-stale", "--db-url", registry_url)
     assert code == 0 and f"run {run.id} (EURUSD/m crashed): interrupted" in out
     assert "1 run(s) marked interrupted" in out

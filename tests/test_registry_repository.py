@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -277,6 +279,23 @@ def test_mark_stale_leaves_live_and_foreign_runs_alone(reg: Registry) -> None:
     assert reg.get_run(live.id).status == "running"
 
 
+def test_starting_a_run_closes_runs_of_dead_processes(reg: Registry) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    model = reg.register_model("EURUSD", "m", **CONFIGS)
+    orphan = reg.start_run(model.id, "orphan", {}, {}, "cpu", pid=int(done.stdout))
+    assert reg.get_run(orphan.id).status == "running"
+    reg.start_run(model.id, "next", {}, {}, "cpu")
+    closed = reg.get_run(orphan.id)
+    assert closed.status == "interrupted" and f"process {done.stdout.strip()}" in (
+        closed.error_message or ""
+    )
+
+
 # --------------------------------------------------------------------------- inference logs
 
 
@@ -323,7 +342,7 @@ def test_metrics_latest_per_method_and_horizon(reg: Registry) -> None:
     assert len(reg.latest_metrics("EURUSD")) == 4
     with pytest.raises(NotFoundError, match="registered assets: EURUSD"):
         reg.latest_metrics("GBPUSD")
-    with pytest.raises(RegistryError, match="window_end .* is before"):
+    with pytest.raises(RegistryError, match=r"window_end .* is before"):
         reg.record_metrics(None, "rw", "EURUSD", 5, "2024-01-02", "2024-01-01", {}, 0)
     with pytest.raises(RegistryError, match="belongs to EURUSD, not USDJPY"):
         reg.record_metrics(model.id, "sssd", "USDJPY", 5, *window, {}, 1)

@@ -29,7 +29,9 @@ def _layer(h: int = 6, n: int = 16, init: str = "s4d_lin", seed: int = 0) -> S4D
 def _reference_kernel(layer: S4D, length: int) -> torch.Tensor:
     """K[h, l] = 2 Re(C_n B̄_n exp(l·dt·A_n)) with complex128 exponentials (independent formula)."""
     dt = torch.exp(layer.log_dt.detach().double())[:, None]
-    a = torch.complex(-torch.exp(layer.log_A_real.detach().double()), layer.A_imag.detach().double())
+    a = torch.complex(
+        -torch.exp(layer.log_A_real.detach().double()), layer.A_imag.detach().double()
+    )
     c = torch.complex(layer.C.detach()[..., 0].double(), layer.C.detach()[..., 1].double())
     b_bar = (torch.exp(dt * a) - 1) / a
     powers = torch.exp(dt[..., None] * a[..., None] * torch.arange(length, dtype=torch.float64))

@@ -29,7 +29,10 @@ def test_cosine_schedule_properties() -> None:
     assert torch.allclose(ab, torch.cumprod(1 - sch.betas, 0))
     # without the cap, cosine ᾱ_t = f(t+1)/f(0)
     t = torch.arange(1, 1001, dtype=torch.float64) / 1000
-    f = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2 / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
+    f = (
+        torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+        / math.cos(0.008 / 1.008 * math.pi / 2) ** 2
+    )
     assert torch.allclose(ab[:900], f[:900], rtol=1e-9)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,17 @@ def test_roundtrip_and_range_query(tmp_path: Path, synth_month: pd.DataFrame) ->
         "SYNTH", pd.Timestamp("2021-03-08 01:00", tz="Europe/Paris"), "2021-03-09 12:00"
     )
     assert same.index.equals(part.index)
+
+
+def test_store_pickles_and_reopens(tmp_path: Path, synth_month: pd.DataFrame) -> None:
+    store = CandleStore(tmp_path)
+    store.write("SYNTH", synth_month.iloc[:100])
+    assert len(store.load("SYNTH")) == 100  # opens the DuckDB connection
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone.data_dir == store.data_dir and len(clone.load("SYNTH")) == 100
+    with clone:
+        pass
+    assert len(clone.load("SYNTH")) == 100  # reopened after close
 
 
 def test_unknown_asset_and_empty_range(tmp_path: Path, synth_month: pd.DataFrame) -> None:
@@ -155,6 +168,22 @@ def test_failed_write_leaves_no_partial_file(
     assert file_bytes(store, "EURUSD") == before
     assert store.assets() == ["EURUSD"]
     assert len(store.load("EURUSD")) == 100
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path)
+    chunks = [bars(f"2020-01-06 {h:02d}:00", 60) for h in range(8)]
+
+    def writer(parts: list[pd.DataFrame]) -> None:
+        for part in parts:
+            CandleStore(tmp_path).write("EURUSD", part)
+
+    threads = [threading.Thread(target=writer, args=(chunks[i::2],)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.load("EURUSD")) == 480
 
 
 def test_synthetic_and_market_never_mix(tmp_path: Path, synth_month: pd.DataFrame) -> None:

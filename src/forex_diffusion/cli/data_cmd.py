@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +51,19 @@ def _time(value: str | None, option: str) -> pd.Timestamp | None:
         raise DataError(
             f"invalid {option} {value!r}: use an ISO date or time such as 2019-01-01 or "
             "2019-01-01T12:00 (UTC)"
+        ) from exc
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """File-system failures (permissions, full disk) as one clear message, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise DataError(
+            f"file-system error{where}: {exc.strerror or exc}; check the path, its permissions "
+            "and the free space"
         ) from exc
 
 
@@ -143,7 +158,7 @@ def import_cmd(
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
-    with friendly_errors():
+    with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         report = import_files(
             paths,
@@ -197,7 +212,7 @@ def info_cmd(
     ] = 20,
 ) -> None:
     """Bars, first/last bar and weekday gaps over 30 minutes per asset."""
-    with friendly_errors():
+    with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         names = [asset] if asset else store.assets()
         console = _console()
@@ -238,7 +253,7 @@ def synth_cmd(
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Write a seeded SYNTHETIC 1-minute market (not real prices) into the store."""
-    with friendly_errors():
+    with friendly_errors(), _store_errors():
         t0, t1 = _required_time(start, "--start"), _required_time(end, "--end")
         if t1 <= t0:
             raise DataError(f"--end {end} must be after --start {start}")
@@ -273,7 +288,7 @@ def resample_cmd(
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Causally resampled bars (label = open time, closed bars only) as CSV."""
-    with friendly_errors():
+    with friendly_errors(), _store_errors():
         try:
             timeframe_minutes(timeframe)
         except ValueError as exc:

@@ -147,7 +147,7 @@ def _print_show(data: dict[str, Any]) -> None:
         typer.echo(
             f"model {model['model_name']} (id {model['id']}, {model['model_type']}), created {model['created_at']}"
         )
-        typer.echo(f"  horizons: {model['horizon_config']}")
+        typer.echo(f"  horizons: {json.dumps(model['horizon_config'])}")
         best = entry["best_checkpoint"]
         typer.echo(
             f"  best checkpoint: {best['path']} (epoch {best['epoch']}, val_loss {_fmt(best['val_loss'])})"

@@ -131,8 +131,8 @@ FeatureName = Literal[
 
 
 class FeaturesConfig(_Section):
-    names: tuple[FeatureName, ...]
-    rv_windows: tuple[int, ...] = (6, 12, 48)
+    names: tuple[FeatureName, ...] = Field(min_length=1)
+    rv_windows: tuple[Annotated[int, Field(ge=2)], ...] = Field(default=(6, 12, 48), min_length=1)
     atr_window: int = Field(default=14, ge=2)
     rsi_window: int = Field(default=14, ge=2)
     bollinger_window: int = Field(default=20, ge=2)
@@ -140,7 +140,7 @@ class FeaturesConfig(_Section):
     macd_fast: int = Field(default=12, ge=1)
     macd_slow: int = Field(default=26, ge=2)
     macd_signal: int = Field(default=9, ge=1)
-    ema_windows: tuple[int, ...] = (12, 48)
+    ema_windows: tuple[Annotated[int, Field(ge=2)], ...] = Field(default=(12, 48), min_length=1)
     donchian_window: int = Field(default=20, ge=2)
     volume_window: int = Field(default=20, ge=1)
     vol_ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
@@ -151,6 +151,12 @@ class FeaturesConfig(_Section):
             raise ValueError("macd_fast must be smaller than macd_slow")
         if len(set(self.names)) != len(self.names):
             raise ValueError("feature names must not repeat")
+        if len(set(self.rv_windows)) != len(self.rv_windows) or len(set(self.ema_windows)) != len(
+            self.ema_windows
+        ):
+            raise ValueError(
+                "rv_windows and ema_windows must not repeat (column names would clash)"
+            )
         return self
 
 

@@ -537,8 +537,9 @@ class SSSDDataModule(L.LightningDataModule):
         candles: in-memory base candles to use instead of the store.
         asset: overrides config.asset.symbol (one module per asset).
 
-    After :meth:`setup`: ``standardizer``, ``feature_names``, ``input_dims``,
-    ``train_dataset``/``val_dataset``/``test_dataset`` and ``dropped`` {split: {reason: n}}.
+    ``standardizer``, ``feature_names``, ``input_dims``, ``train_dataset``/``val_dataset``/
+    ``test_dataset`` (each access runs :meth:`setup` once if needed) and, after setup,
+    ``dropped`` {split: {reason: count}}. Train/val/test share one feature source (views).
     """
 
     def __init__(
@@ -560,9 +561,7 @@ class SSSDDataModule(L.LightningDataModule):
         self.asset = asset or config.asset.symbol
         self._candles = candles
         self._source: FeatureSource | None = None
-        self.train_dataset: SSSDTimeSeriesDataset | None = None
-        self.val_dataset: SSSDTimeSeriesDataset | None = None
-        self.test_dataset: SSSDTimeSeriesDataset | None = None
+        self._splits: dict[str, SSSDTimeSeriesDataset] = {}
         self.dropped: dict[str, dict[str, int]] = {}
 
     def _load_candles(self) -> pd.DataFrame:
@@ -608,23 +607,37 @@ class SSSDDataModule(L.LightningDataModule):
                 "{}: the test split has no samples ({})", self.asset, splits["test"].dropped
             )
         self._source = source
-        self.train_dataset, self.val_dataset, self.test_dataset = (
-            splits["train"],
-            splits["val"],
-            splits["test"],
-        )
+        self._splits = splits
+
+    def _ready(self) -> FeatureSource:
+        self.setup()
+        assert self._source is not None
+        return self._source
+
+    @property
+    def train_dataset(self) -> SSSDTimeSeriesDataset:
+        """Training samples (builds everything on first access)."""
+        self._ready()
+        return self._splits["train"]
+
+    @property
+    def val_dataset(self) -> SSSDTimeSeriesDataset:
+        self._ready()
+        return self._splits["val"]
+
+    @property
+    def test_dataset(self) -> SSSDTimeSeriesDataset:
+        self._ready()
+        return self._splits["test"]
 
     @property
     def standardizer(self) -> Standardizer:
-        self.setup()
-        assert self._source is not None
-        return self._source.standardizer
+        """The standardizer fitted on the training split (save its ``to_dict()``)."""
+        return self._ready().standardizer
 
     @property
     def feature_names(self) -> dict[str, list[str]]:
-        self.setup()
-        assert self._source is not None
-        return {tf: list(n) for tf, n in self._source.feature_names.items()}
+        return {tf: list(n) for tf, n in self._ready().feature_names.items()}
 
     @property
     def input_dims(self) -> dict[str, int]:
@@ -646,16 +659,12 @@ class SSSDDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader[FeatureBatch]:
-        self.setup()
-        assert self.train_dataset is not None
+        """Shuffled with a generator seeded by config.seed (reproducible epochs)."""
         return self._loader(self.train_dataset, shuffle=True)
 
     def val_dataloader(self) -> DataLoader[FeatureBatch]:
-        self.setup()
-        assert self.val_dataset is not None
+        """Deterministic: decision-time order."""
         return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader[FeatureBatch]:
-        self.setup()
-        assert self.test_dataset is not None
         return self._loader(self.test_dataset, shuffle=False)

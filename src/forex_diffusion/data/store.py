@@ -11,7 +11,8 @@ that year's file, and merging never rewrites the whole history. Every file is wr
 temporary name in the same folder and moved into place with ``os.replace``, so readers see
 the old or the new file, never a partial one. Writes merge with what is stored: the union of
 bars, where a bar already stored wins over an incoming bar with the same open time, which
-makes imports idempotent (same input twice = byte-identical files).
+makes imports idempotent (same input twice = byte-identical files). Writers of one asset
+take an exclusive lock (``<ASSET>/.lock``), so concurrent imports never lose bars.
 
 Loading runs one DuckDB query over the year files that overlap the range, with the time
 filter pushed down to the Parquet row groups; coarser timeframes are built by causal
@@ -25,6 +26,8 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 ENV_DATA_DIR = "FOREX_DIFFUSION_DATA_DIR"
 META_FILE = "meta.json"
+LOCK_FILE = ".lock"
 ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
@@ -213,6 +217,22 @@ def _write_json_atomic(payload: dict[str, object], target: Path) -> None:
         raise
 
 
+@contextmanager
+def _asset_lock(folder: Path) -> Iterator[None]:
+    """Exclusive advisory lock on an asset folder (POSIX ``flock``; a no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(folder / LOCK_FILE, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
 
@@ -236,9 +256,38 @@ class CandleStore:
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
+        self._con: duckdb.DuckDBPyConnection | None = None  # opened on first query (~50 ms)
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"CandleStore({str(self.data_dir)!r})"
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"data_dir": self.data_dir}  # the DuckDB connection is not picklable
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.data_dir = Path(str(state["data_dir"]))
+        self._con = None
+        self._pid = os.getpid()
+
+    def __enter__(self) -> CandleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the in-memory DuckDB connection (reopened on the next query)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on this store's DuckDB connection (one per query, safe across threads)."""
+        if self._con is None or self._pid != os.getpid():  # never share across a fork
+            self._con = duckdb.connect()
+            self._pid = os.getpid()
+        return self._con.cursor()
 
     # -- catalogue ------------------------------------------------------------------------
     def _dir(self, asset: str) -> Path:
@@ -316,11 +365,41 @@ class CandleStore:
         ts = frame.index.as_unit("ns").asi8
         values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
         folder = self._dir(name)
-        meta = self._meta(name) if self.has(name) else None
-        if meta is None:
-            base = base_timeframe or _infer_base_timeframe(ts)
-            meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
-        else:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _asset_lock(folder):  # one writer per asset at a time (read-merge-write)
+            meta = self._checked_meta(name, ts, synthetic, base_timeframe)
+            staged, added, conflicts = self._merge_years(folder, ts, values)
+            try:
+                sources = [str(s) for s in _as_list(meta.get("sources"))]
+                if source and source not in sources:
+                    sources.append(source)
+                if not self.has(name) or sources != meta.get("sources"):
+                    meta["sources"] = sources
+                    _write_json_atomic(meta, folder / META_FILE)  # before any data file appears
+                for tmp, target in staged:
+                    os.replace(tmp, target)
+            finally:
+                for tmp, _ in staged:
+                    tmp.unlink(missing_ok=True)
+            total = sum(
+                pq.ParquetFile(p).metadata.num_rows for p in self._year_files(name).values()
+            )
+        return WriteReport(
+            asset=name,
+            rows_in=len(ts),
+            rows_added=added,
+            already_stored=len(ts) - added,
+            conflicts=conflicts,
+            total_bars=total,
+            files_written=tuple(t for _, t in staged),
+        )
+
+    def _checked_meta(
+        self, name: str, ts: np.ndarray, synthetic: bool, base_timeframe: str | None
+    ) -> dict[str, object]:
+        """The asset's metadata (new if absent), after checking the incoming bars fit it."""
+        if self.has(name):
+            meta = self._meta(name)
             base = str(meta["base_timeframe"])
             if base_timeframe is not None and timeframe_minutes(
                 base_timeframe
@@ -334,20 +413,33 @@ class CandleStore:
                     f"asset {name} holds {kind} data; refusing to mix in "
                     f"{'synthetic' if synthetic else 'market'} bars. Use another asset name."
                 )
+        else:
+            base = base_timeframe or _infer_base_timeframe(ts)
+            meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
         base_ns = timeframe_minutes(base) * _NS_PER_MIN
         misaligned = np.flatnonzero(ts % base_ns != 0)
         if len(misaligned):
+            first = pd.Timestamp(int(ts[misaligned[0]]), tz="UTC")
             raise DataError(
                 f"candles for {name}: {len(misaligned)} bar(s) not on a {base} boundary, first at "
-                f"{frame.index[misaligned[0]]}; the store holds {base} bars"
+                f"{first}; the store holds {base} bars"
             )
         if len(ts) > 1 and np.diff(ts).min() < base_ns:
             raise DataError(
                 f"candles for {name}: bars closer than the base timeframe {base}; "
                 "resample them before storing"
             )
-        folder.mkdir(parents=True, exist_ok=True)
-        files = self._year_files(name)
+        return meta
+
+    def _merge_years(
+        self, folder: Path, ts: np.ndarray, values: np.ndarray
+    ) -> tuple[list[tuple[Path, Path]], int, int]:
+        """Merge bars into each year file they touch, staged as temporary files.
+
+        Returns ([(temporary, target)], bars added, conflicting bars); on failure no temporary
+        file is left behind.
+        """
+        files = self._year_files(folder.name)
         years = _year_of(ts)
         bounds = np.flatnonzero(np.r_[True, years[1:] != years[:-1], True])
         staged: list[tuple[Path, Path]] = []
@@ -365,27 +457,11 @@ class CandleStore:
                 conflicts += n_conf
                 if n_add:
                     staged.append((_write_parquet_atomic(_table(m_ts, m_v), target), target))
-            sources = [str(s) for s in _as_list(meta.get("sources"))]
-            if source and source not in sources:
-                sources.append(source)
-            if not self.has(name) or sources != meta.get("sources"):
-                meta["sources"] = sources
-                _write_json_atomic(meta, folder / META_FILE)
-            for tmp, target in staged:
-                os.replace(tmp, target)
-        finally:
+        except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
-        total = sum(pq.ParquetFile(p).metadata.num_rows for p in self._year_files(name).values())
-        return WriteReport(
-            asset=name,
-            rows_in=len(ts),
-            rows_added=added,
-            already_stored=len(ts) - added,
-            conflicts=conflicts,
-            total_bars=total,
-            files_written=tuple(t for _, t in staged),
-        )
+            raise
+        return staged, added, conflicts
 
     # -- reading --------------------------------------------------------------------------
     def _files_for(
@@ -478,15 +554,15 @@ class CandleStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY timestamp"
-        con = duckdb.connect()
+        cur = self._cursor()
         try:
-            table = con.sql(sql, params=params).to_arrow_table()
+            table = cur.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
             raise DataError(
                 f"cannot read the stored candles of {name} ({exc}); re-import them"
             ) from exc
         finally:
-            con.close()
+            cur.close()
         return _frame(*_arrays(table))
 
     def _no_bars_message(

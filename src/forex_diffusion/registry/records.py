@@ -22,6 +22,8 @@ def _jsonable_field(value: Any) -> Any:
 
 
 class _Record:
+    __slots__ = ()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (timestamps as ISO 8601 strings)."""
         assert dataclasses.is_dataclass(self)

@@ -643,9 +643,14 @@ class Registry:
         pid: int | None = None,
         host: str | None = None,
     ) -> RunRecord:
-        """Open a run in status ``running``, stamped with this process's pid and host."""
+        """Open a run in status ``running``, stamped with this process's pid and host.
+
+        The model's earlier runs left ``running`` by a process of this host that no longer
+        exists are marked ``interrupted`` first (see ``mark_stale_runs_interrupted``).
+        """
         data = to_json(dict(data_range), "data_range", finite_only=True)
         hyper = to_json(dict(hyperparameters), "hyperparameters", finite_only=True)
+        self.mark_stale_runs_interrupted(model_id=model_id)
         with self._tx(f"starting run {run_name!r}") as session:
             model = self._model_by_id(session, model_id)
             row = SSSDTrainingRun(
@@ -673,10 +678,12 @@ class Registry:
             if row is None:
                 raise NotFoundError(f"no training run with id {run_id} in {self.masked_url}")
             if row.status != "running":
+                since = (
+                    f" since {row.completed_at:%Y-%m-%d %H:%M:%S} UTC" if row.completed_at else ""
+                )
                 raise RegistryError(
-                    f"run {run_id} ({row.run_name!r}) is already {row.status}"
-                    f"{f' since {row.completed_at:%Y-%m-%d %H:%M:%S} UTC' if row.completed_at else ''}"
-                    f"; only a running run can be marked {status} (start a new run instead)"
+                    f"run {run_id} ({row.run_name!r}) is already {row.status}{since}; only a "
+                    f"running run can be marked {status} (start a new run instead)"
                 )
             now = utcnow()
             row.status = status

@@ -215,8 +215,14 @@ def _read_rows_slow(src: TextSource, layout: CsvLayout) -> RawRows:
         if col is None:
             columns[key] = np.zeros(n)
             continue
-        text = np.asarray(table[col].to_numpy(zero_copy_only=False), dtype=object)
-        values = pd.to_numeric(pd.Series(text, dtype=object).str.strip(), errors="coerce")
+        trimmed = pc.utf8_trim_whitespace(table[col])
+        try:  # the whole column converts: NaN/inf are left to the row checks
+            columns[key] = _float_column(trimmed.cast(pa.float64()))
+            continue
+        except pa.ArrowInvalid:
+            pass
+        text = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
+        values = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce")
         arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
         unparsed = np.isnan(arr)
         for i in np.flatnonzero(unparsed & ~bad_mask):

@@ -23,11 +23,17 @@ class ParsedTimes:
     aware: bool
 
 
+_NS_FACTOR = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
 def _to_ns(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps (n,) in any unit → int64 ns; times outside 1677-2262 count as invalid."""
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    unit_arr = arr.cast(pa.timestamp("ns", tz=arr.type.tz))
-    ns = np.asarray(unit_arr.cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64)
-    return ns, valid
+    factor = _NS_FACTOR[arr.type.unit]
+    raw = np.asarray(arr.cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64)
+    in_range = np.abs(raw) <= np.iinfo(np.int64).max // factor
+    ns = np.where(in_range, raw, 0) * factor
+    return ns, valid & in_range
 
 
 def parse_times(

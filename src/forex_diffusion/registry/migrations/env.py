@@ -5,6 +5,11 @@ migrations run in ONE transaction (SQLite included: its engine begins with BEGIN
 on PostgreSQL a transaction-scoped advisory lock is taken first, so two processes upgrading the
 same empty database at once upgrade it exactly once.
 Offline (``--sql``): SQL is written for the URL in ``sqlalchemy.url``.
+
+Adding a migration (developers): change ``models.py``, upgrade a scratch SQLite database to head,
+then ``alembic.command.revision(alembic_config(connection), "message", autogenerate=True)``
+writes a draft into ``versions/``; review it (SQLite needs batch operations, which env.py
+enables) and keep ``tests/test_registry_migrations.py`` green on both backends.
 """
 
 from __future__ import annotations
