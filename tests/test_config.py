@@ -33,7 +33,9 @@ def test_default_file_loads_with_spec_defaults(default_config_path: Path) -> Non
 
 def test_layering_asset_then_overrides(default_config_path: Path) -> None:
     cfg = load_sssd_config(
-        default_config_path, ASSET, ["training.epochs=100", "training.batch_size=64", "model.name=x1"]
+        default_config_path,
+        ASSET,
+        ["training.epochs=100", "training.batch_size=64", "model.name=x1"],
     )
     assert cfg.asset.symbol == "EURUSD"
     assert cfg.training.epochs == 100 and cfg.training.batch_size == 64
@@ -43,7 +45,11 @@ def test_layering_asset_then_overrides(default_config_path: Path) -> None:
 def test_override_values_parsed_as_yaml(default_config_path: Path) -> None:
     cfg = load_sssd_config(
         default_config_path,
-        overrides=["data.horizons=[5, 15]", "model.loss.horizon_weights=[0.5, 0.5]", "paths.db_url=null"],
+        overrides=[
+            "data.horizons=[5, 15]",
+            "model.loss.horizon_weights=[0.5, 0.5]",
+            "paths.db_url=null",
+        ],
     )
     assert cfg.data.horizons == (5, 15)
     assert cfg.paths.db_url is None
@@ -55,11 +61,18 @@ def test_config_is_frozen(default_config_path: Path) -> None:
         cfg.training.epochs = 3  # type: ignore[misc]
 
 
-def test_unknown_keys_named_with_suggestion_and_all_errors_at_once(default_config_path: Path) -> None:
+def test_unknown_keys_named_with_suggestion_and_all_errors_at_once(
+    default_config_path: Path,
+) -> None:
     with pytest.raises(ConfigError) as info:
         load_sssd_config(
             default_config_path,
-            overrides=["training.epoch=3", "model.encoder.d_modle=64", "inference.steps=abc", "data.lookbacks.5m=0"],
+            overrides=[
+                "training.epoch=3",
+                "model.encoder.d_modle=64",
+                "inference.steps=abc",
+                "data.lookbacks.5m=0",
+            ],
         )
     msg = str(info.value)
     assert "4 problem(s)" in msg
@@ -70,10 +83,14 @@ def test_unknown_keys_named_with_suggestion_and_all_errors_at_once(default_confi
 
 
 def test_out_of_range_and_cross_field_errors(default_config_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"inference.direction_threshold.*less than or equal to 1"):
+    with pytest.raises(
+        ConfigError, match=r"inference.direction_threshold.*less than or equal to 1"
+    ):
         load_sssd_config(default_config_path, overrides=["inference.direction_threshold=1.5"])
     with pytest.raises(ConfigError, match="horizon_weights has 3 entries but data.horizons has 4"):
-        load_sssd_config(default_config_path, overrides=["model.loss.horizon_weights=[0.5,0.3,0.2]"])
+        load_sssd_config(
+            default_config_path, overrides=["model.loss.horizon_weights=[0.5,0.3,0.2]"]
+        )
     with pytest.raises(ConfigError, match="lookbacks must have one entry per timeframe"):
         load_sssd_config(default_config_path, overrides=["data.timeframes=[5m, 15m]"])
 
@@ -117,12 +134,21 @@ def test_every_yaml_key_is_a_schema_field(default_config_path: Path) -> None:
 
 def test_cli_show_and_schema(default_config_path: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(app, ["config", "show", "--config", str(default_config_path), "-o", "training.epochs=9"])
+    res = runner.invoke(
+        app, ["config", "show", "--config", str(default_config_path), "-o", "training.epochs=9"]
+    )
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(res.output)["training"]["epochs"] == 9
-    res = runner.invoke(app, ["config", "show", "--config", str(default_config_path), "-o", "training.epoch=9"])
+    res = runner.invoke(
+        app, ["config", "show", "--config", str(default_config_path), "-o", "training.epoch=9"]
+    )
     assert res.exit_code == 2
     assert "did you mean 'training.epochs'" in res.output
     res = runner.invoke(app, ["config", "schema"])
     assert res.exit_code == 0
     assert "properties" in json.loads(res.output)
+
+
+def test_unquoted_date_override(default_config_path: Path) -> None:
+    cfg = load_sssd_config(default_config_path, overrides=["data.splits.train.start=2019-01-01"])
+    assert str(cfg.data.splits.train.start) == "2019-01-01"

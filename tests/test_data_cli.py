@@ -137,3 +137,18 @@ def test_file_system_error_is_one_message(tmp_path: Path, csv: Path) -> None:
     not_a_dir.write_text("x")
     code, out = run("data", "import", str(csv), "--asset", "EURUSD", "--data-dir", str(not_a_dir))
     assert code == 2 and "file-system error" in out and "Traceback" not in out
+
+
+def test_config_paths_data_dir_is_used(
+    tmp_path: Path, default_config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FOREX_DIFFUSION_DATA_DIR", raising=False)
+    text = default_config_path.read_text()
+    assert "  data_dir: data " in text
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(text.replace("  data_dir: data ", f"  data_dir: {tmp_path / 'cfg_store'} ", 1))
+    code, out = run(
+        "data", "synth", "--start", "2021-03-01", "--end", "2021-03-02", "--config", str(cfg)
+    )
+    assert code == 0, out
+    assert CandleStore(tmp_path / "cfg_store").assets() == ["SYNTH"]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict, load_sssd_config
-from forex_diffusion.errors import DataError
+from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features import indicators as ind
 from forex_diffusion.features.unified_pipeline import (
     feature_names,
@@ -330,6 +330,8 @@ def test_pipeline_formats_and_warmup(q1: pd.DataFrame, default_config_path: Path
                 flat.loc[t, [f"{tf}_{n}" for n in names[tf]]].to_numpy(np.float32),
                 closed.iloc[-1].to_numpy(),
             )
+    with pytest.raises(ConfigError, match="full SSSDConfig"):
+        unified_feature_pipeline(q1, cfg.features, "flat")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="output_format"):
         unified_feature_pipeline(q1, cfg, "wide")  # type: ignore[arg-type]
 
@@ -386,3 +388,23 @@ def test_volume_features_when_volume_exists(
     assert names["1h"] == ["r_open", "r_high", "r_low", "r_close", "volume_ratio", "volume_present"]
     assert isinstance(frames, dict) and np.isfinite(frames["1h"].to_numpy()).all()
     assert frames["5m"]["volume_ratio"].std() > 0.5  # standardized, not constant
+
+
+def test_five_minute_base_candles_give_the_same_features(
+    q1: pd.DataFrame, default_config_path: Path
+) -> None:
+    from forex_diffusion.data.resample import resample_ohlc
+
+    cfg = make_config(default_config_path)
+    data = cfg.to_dict()
+    data["asset"]["base_timeframe"] = "5m"
+    cfg5 = config_from_dict(data)
+    m1 = q1.copy()
+    m1.index = m1.index.as_unit("ns")
+    m5 = resample_ohlc(m1, "5m").drop(columns=["n_base"])
+    _, raw1 = multi_timeframe_features(q1, cfg)
+    _, raw5 = multi_timeframe_features(m5, cfg5)
+    for tf in ("15m", "1h", "4h"):
+        a, b = raw1[tf].drop(columns=["bar_fill"]), raw5[tf].drop(columns=["bar_fill"])
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+    assert (raw5["5m"]["bar_fill"] == 1.0).all() and (raw1["5m"]["bar_fill"] <= 1.0).all()

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forex_diffusion.cli.common import ConfigOpt, DataDirOpt, friendly_errors, load_cli_config
+from forex_diffusion.cli.common import DataDirOpt, friendly_errors, load_cli_config
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
 from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_files
 from forex_diffusion.data.importers.reader import format_bad_rows
@@ -36,10 +36,24 @@ StartOpt = Annotated[str | None, typer.Option("--start", help="UTC start, e.g. 2
 EndOpt = Annotated[str | None, typer.Option("--end", help="UTC end (exclusive).")]
 
 
-def _store(config: Path, data_dir: Path | None) -> CandleStore:
+StoreConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config YAML whose paths.data_dir locates the store "
+        f"(default: {DEFAULT_CONFIG_PATH} when it exists, else ./data).",
+    ),
+]
+
+
+def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
+    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data."""
     if data_dir is not None or os.environ.get("FOREX_DIFFUSION_DATA_DIR"):
         return CandleStore(resolve_data_dir(None, data_dir))
-    return CandleStore(resolve_data_dir(load_cli_config(config), None))
+    if config is None and not DEFAULT_CONFIG_PATH.is_file():
+        return CandleStore(resolve_data_dir(None, None))  # run outside the repository
+    return CandleStore(resolve_data_dir(load_cli_config(config or DEFAULT_CONFIG_PATH), None))
 
 
 def _time(value: str | None, option: str) -> pd.Timestamp | None:
@@ -155,7 +169,7 @@ def import_cmd(
         typer.Option("--time-format", help="strptime format of the times, e.g. %d/%m/%Y %H:%M."),
     ] = None,
     data_dir: DataDirOpt = None,
-    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    config: StoreConfigOpt = None,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
     with friendly_errors(), _store_errors():
@@ -206,7 +220,7 @@ def _info_table(infos: list[AssetInfo]) -> Table:
 def info_cmd(
     asset: AssetMaybe = None,
     data_dir: DataDirOpt = None,
-    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    config: StoreConfigOpt = None,
     show_gaps: Annotated[
         int, typer.Option("--show-gaps", help="With --asset: list up to this many gaps.")
     ] = 20,
@@ -250,7 +264,7 @@ def synth_cmd(
     end: Annotated[str, typer.Option("--end", help="UTC end (exclusive).")] = "2021-04-05",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same market).")] = 0,
     data_dir: DataDirOpt = None,
-    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    config: StoreConfigOpt = None,
 ) -> None:
     """Write a seeded SYNTHETIC 1-minute market (not real prices) into the store."""
     with friendly_errors(), _store_errors():
@@ -285,7 +299,7 @@ def resample_cmd(
         bool, typer.Option("--include-partial", help="Keep the trailing bar that has not closed.")
     ] = False,
     data_dir: DataDirOpt = None,
-    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    config: StoreConfigOpt = None,
 ) -> None:
     """Causally resampled bars (label = open time, closed bars only) as CSV."""
     with friendly_errors(), _store_errors():

@@ -348,12 +348,23 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _plain(value: Any) -> Any:
+    """YAML scalars OmegaConf cannot hold (dates) become ISO strings."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _merge(
     layers: Iterable[dict[str, Any]], overrides: Sequence[str], source: str
 ) -> dict[str, Any]:
     merged: Any = OmegaConf.create({})
     for layer in layers:
-        merged = OmegaConf.merge(merged, OmegaConf.create(layer))
+        merged = OmegaConf.merge(merged, OmegaConf.create(_plain(layer)))
     for item in overrides:
         if "=" not in item:
             raise ConfigError(
@@ -364,7 +375,7 @@ def _merge(
         if not key:
             raise ConfigError(f"override {item!r} has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = _plain(yaml.safe_load(raw)) if raw.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {item!r}: value is not valid YAML: {exc}") from exc
         try:

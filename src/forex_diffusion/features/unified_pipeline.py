@@ -20,7 +20,7 @@ import pandas as pd
 from forex_diffusion.config.sssd_config import FeaturesConfig, SSSDConfig
 from forex_diffusion.data.candles import validate_candles
 from forex_diffusion.data.resample import resample_ohlc
-from forex_diffusion.errors import DataError
+from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features import indicators as ind
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
@@ -241,6 +241,11 @@ def unified_feature_pipeline(
     Raises:
         DataError: bad candles, too few rows in the training split, mismatching names.
     """
+    if not isinstance(config, SSSDConfig):
+        raise ConfigError(
+            f"unified_feature_pipeline needs the full SSSDConfig (load_sssd_config(...)), got "
+            f"{type(config).__name__}: the timeframes, splits and asset sections are used too"
+        )
     if output_format not in ("flat", "sequence", "multi_timeframe"):
         raise ValueError(
             f"output_format must be 'flat', 'sequence' or 'multi_timeframe', got {output_format!r}"

@@ -114,21 +114,7 @@ class SSSDTrainer:
         feature_dims = {tf: len(names) for tf, names in data_module.feature_names.items()}
         module = SSSDLightningModule(cfg, feature_dims)
 
-        record = self.registry.register_model(
-            asset=cfg.asset.symbol,
-            model_name=cfg.model.name,
-            model_type="sssd",
-            architecture_config=cfg.model.model_dump(mode="json"),
-            training_config=cfg.training.model_dump(mode="json"),
-            feature_config={
-                **cfg.features.model_dump(mode="json"),
-                "feature_names": data_module.feature_names,
-            },
-            horizon_config={
-                "horizons": list(cfg.data.horizons),
-                "lookbacks": dict(cfg.data.lookbacks),
-            },
-        )
+        record = self.registry.register_from_config(cfg)
         ckpt_dir = self.checkpoint_dir
         try:
             ckpt_dir.mkdir(parents=True, exist_ok=True)
