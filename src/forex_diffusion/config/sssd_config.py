@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from forex_diffusion.errors import ConfigError
 from forex_diffusion.timeframes import timeframe_minutes
 
-DEFAULT_CONFIG_PATH = Path("configs/sssd/default_config.yaml")
+# configs/ of the source tree (the package is installed editable from it); relative paths in a
+# config (data_dir, artifacts_dir, ...) are relative to the working directory, not to this file.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "configs" / "sssd" / "default_config.yaml"
 
 
 class _Section(BaseModel):

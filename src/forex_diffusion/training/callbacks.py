@@ -14,7 +14,7 @@ from loguru import logger
 
 from forex_diffusion.errors import CheckpointError
 from forex_diffusion.registry.repository import Registry
-from forex_diffusion.training.payload import checkpoint_payload
+from forex_diffusion.models.checkpoint import checkpoint_payload
 
 
 def atomic_torch_save(obj: dict[str, Any], path: Path) -> int:
@@ -101,7 +101,7 @@ class SSSDCheckpoint(Callback):
     def _save(self, trainer: L.Trainer, name: str, is_best: bool) -> Path:
         path = self.directory / name
         ckpt = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        ckpt.update(checkpoint_payload(**self.extra))
+        ckpt.update(checkpoint_payload(model=trainer.lightning_module.model, **self.extra))
         size = atomic_torch_save(ckpt, path)
         metrics = _float_metrics(trainer.callback_metrics)
         self.registry.record_checkpoint(

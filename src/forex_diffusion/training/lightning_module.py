@@ -38,6 +38,14 @@ class SSSDLightningModule(L.LightningModule):
         self.horizons = list(config.data.horizons)
         self._forecast_batch: Batch | None = None
 
+    # Checkpoints hold the bare model's weights (no "model." prefix), so that one file serves both
+    # Lightning's resume and ``forex_diffusion.models.checkpoint.load_checkpoint``.
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         tcfg = self.config.training
