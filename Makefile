@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 quickstart: $(STAMP)
-	$(BIN)/forex-diffusion quickstart $(if $(DATA),--data $(DATA),)
+	$(BIN)/forex-diffusion quickstart $(foreach f,$(DATA),--data $(f))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -18,8 +18,14 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Default config 
 AssetConfigOpt = Annotated[
     Path | None, typer.Option("--asset-config", help="Asset config YAML layered on top.")
 ]
+PresetOpt = Annotated[
+    str | None, typer.Option("--preset", help="Preset layered over the defaults, e.g. cpu_small.")
+]
 AssetOpt = Annotated[str | None, typer.Option("--asset", "-a", help="Asset symbol, e.g. EURUSD.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Candle store root (default: config paths.data_dir).")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Candle store root (default: config paths.data_dir)."),
+]
 OverrideOpt = Annotated[
     list[str] | None,
     typer.Option("--override", "-o", help="Dotted override, e.g. training.epochs=10 (repeatable)."),
@@ -51,6 +57,7 @@ def load_cli_config(
     asset_config: Path | None = None,
     override: list[str] | None = None,
     asset: str | None = None,
+    preset: str | None = None,
 ) -> SSSDConfig:
     """Merged config; ``--asset`` sets asset.symbol (and its pip size unless an asset config or
     an explicit override gives one)."""
@@ -60,4 +67,4 @@ def load_cli_config(
         if asset_config is None and not any(o.startswith("asset.pip_size=") for o in overrides):
             pre.append(f"asset.pip_size={default_pip_size(asset)}")
         overrides = pre + overrides
-    return load_sssd_config(config, asset_config, overrides)
+    return load_sssd_config(config, asset_config, overrides, preset=preset)

@@ -14,6 +14,7 @@ from forex_diffusion.cli.common import (
     ConfigOpt,
     DataDirOpt,
     OverrideOpt,
+    PresetOpt,
     friendly_errors,
     load_cli_config,
 )
@@ -24,16 +25,23 @@ def train(
     asset: AssetOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
+    preset: PresetOpt = None,
     override: OverrideOpt = None,
     data_dir: DataDirOpt = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from last.ckpt of this asset/model.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from last.ckpt of this asset/model.")
+    ] = False,
 ) -> None:
     """Train one SSSD model for an asset from the candle store; checkpoints and runs go to the registry."""
     from forex_diffusion.training.train_sssd import train_from_config
 
     with friendly_errors():
-        cfg = load_cli_config(config, asset_config, override, asset=asset)
+        cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
         result = train_from_config(cfg, resume=resume, data_dir=data_dir)
-    typer.echo(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()}, indent=2))
+    typer.echo(
+        json.dumps(
+            {k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()}, indent=2
+        )
+    )
     if result.status != "completed":
         raise typer.Exit(code=1)

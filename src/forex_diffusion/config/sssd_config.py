@@ -23,7 +23,9 @@ from forex_diffusion.timeframes import timeframe_minutes
 
 # configs/ of the source tree (the package is installed editable from it); relative paths in a
 # config (data_dir, artifacts_dir, ...) are relative to the working directory, not to this file.
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[3] / "configs" / "sssd" / "default_config.yaml"
+DEFAULT_CONFIG_PATH = (
+    Path(__file__).resolve().parents[3] / "configs" / "sssd" / "default_config.yaml"
+)
 
 
 class _Section(BaseModel):
@@ -184,8 +186,8 @@ class EncoderConfig(_Section):
 
 
 class HeadConfig(_Section):
-    hidden_dim: int = Field(default=256, ge=1)
-    n_blocks: int = Field(default=4, ge=1)
+    hidden_dim: int = Field(default=64, ge=1)
+    n_blocks: int = Field(default=3, ge=1)
     timestep_embedding_dim: int = Field(default=128, ge=2, multiple_of=2)
     dropout: float = Field(default=0.0, ge=0, lt=1)
 
@@ -194,7 +196,7 @@ class DiffusionConfig(_Section):
     train_steps: int = Field(default=1000, ge=2)
     cosine_s: float = Field(default=0.008, gt=0)
     max_beta: float = Field(default=0.999, gt=0, le=0.9999)
-    prediction: Literal["epsilon", "v"] = "epsilon"
+    prediction: Literal["epsilon", "v"] = "v"
 
 
 class LossConfig(_Section):
@@ -249,7 +251,7 @@ class TrainingConfig(_Section):
 
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
-    sampler: Literal["ddim", "ddpm"] = "ddim"
+    sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "ddim"
     steps: int = Field(default=20, ge=1)
     eta: float = Field(default=0.0, ge=0, le=1)
     direction_threshold: float = Field(default=0.7, ge=0.5, le=1)
@@ -283,6 +285,9 @@ class EvaluationConfig(_Section):
     significance: float = Field(default=0.05, gt=0, lt=1)
     dm_small_sample_correction: bool = True
     dm_kernel: Literal["bartlett", "uniform"] = "bartlett"
+    tuning_days: int = Field(default=365, ge=7)
+    batch_size: int = Field(default=64, ge=1)
+    fan_chart_horizon: int = Field(default=60, ge=5)
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:
@@ -442,17 +447,32 @@ def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> SSSDConfig
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
+def resolve_preset(preset: str | Path) -> Path:
+    """A preset path, or a bare name looked up beside the default config (``cpu_small``)."""
+    path = Path(preset)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path
+    candidate = DEFAULT_CONFIG_PATH.parent / f"{preset}.yaml"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in DEFAULT_CONFIG_PATH.parent.glob("*.yaml"))
+        raise ConfigError(f"unknown preset {preset!r}: no {candidate}; presets there: {known}")
+    return candidate
+
+
 def load_sssd_config(
     path: str | Path = DEFAULT_CONFIG_PATH,
     asset_config: str | Path | None = None,
     overrides: Sequence[str] = (),
+    preset: str | Path | None = None,
 ) -> SSSDConfig:
-    """Load ``path``, layer ``asset_config`` and ``overrides`` on it, and validate.
+    """Load ``path``, layer ``preset``, ``asset_config`` and ``overrides`` on it, and validate.
 
     Args:
         path: the default config YAML.
         asset_config: optional YAML layered on top (e.g. configs/sssd/eurusd_config.yaml).
         overrides: ``"section.key=value"`` strings, values parsed as YAML.
+        preset: optional YAML layered between the defaults and the asset config: a path, or a
+            name such as ``cpu_small`` for ``configs/sssd/cpu_small.yaml``.
 
     Raises:
         ConfigError: unreadable file, bad override, or validation problems (all listed).
@@ -461,6 +481,10 @@ def load_sssd_config(
         overrides = [overrides]
     layers = [_read_yaml(Path(path))]
     source = str(path)
+    if preset is not None:
+        preset_path = resolve_preset(preset)
+        layers.append(_read_yaml(preset_path))
+        source += f" + {preset_path}"
     if asset_config is not None:
         layers.append(_read_yaml(Path(asset_config)))
         source += f" + {asset_config}"

@@ -49,6 +49,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -117,6 +118,20 @@ def _detail_tables(s: EvaluationSummary) -> list[str]:
             cells = " | ".join(_fmt(m.skill.get(b), "+.1%") for b in s.baselines)
             lines.append(f"| {h} min | {s.labels.get(name, name)} | {cells} |")
     return lines
+
+
+def summary_text(s: EvaluationSummary) -> str:
+    """The report's first table and the verdicts, for printing on a terminal."""
+    who = f"model {s.model_name}" if s.model_name else "baselines only (no model)"
+    lines = [
+        f"{s.asset} {s.start} → {s.end}: {who}, {s.n_decisions} decision times "
+        f"(every {s.stride} × 5 min); CRPS in basis points of the log return.",
+        "",
+        *_first_table(s),
+        "",
+        *[f"- {v.sentence}" for v in s.verdicts],
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def render_markdown(s: EvaluationSummary, has_fan_chart: bool) -> str:

@@ -74,6 +74,10 @@ class ForecasterMetrics:
     dm: DMSummary | None
     crps_by_hour: list[float]
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict (NaN/inf become None)."""
+        return dict(_json_clean(asdict(self)))
+
 
 @dataclass(frozen=True)
 class HorizonVerdict:

@@ -126,7 +126,7 @@ def save_checkpoint(
         "versions": {
             "format_version": FORMAT_VERSION,
             "forex_diffusion": __version__,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "python": platform.python_version(),
         },
         "config_json": json.dumps(config.to_dict()),
@@ -141,21 +141,40 @@ def save_checkpoint(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
+            try:
+                torch.save(payload, fh)
+            except Exception as exc:
+                raise CheckpointError(
+                    f"cannot save {path}: the payload cannot be serialised ({type(exc).__name__}: "
+                    f"{exc}); keep `extra` to tensors, numbers, strings, lists, tuples and dicts"
+                ) from exc
             fh.flush()
             os.fsync(fh.fileno())
         try:
             torch.load(tmp, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise CheckpointError(
-                f"cannot save {path}: the checkpoint would not load weights-only ({exc}); keep "
-                "`extra` to tensors, numbers, strings, lists, tuples and dicts"
+                f"cannot save {path}: the checkpoint would not load weights-only "
+                f"({_describe_load_error(exc)}); keep `extra` to tensors, numbers, strings, "
+                "lists, tuples and dicts"
             ) from exc
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _describe_load_error(exc: Exception) -> str:
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if "GLOBAL" in ln), lines[0] if lines else "")
+    if "GLOBAL" in text:
+        return f"contains pickled Python objects that weights-only loading refuses ({detail})"
+    return (
+        "cannot be read: truncated, corrupted or not a torch file "
+        f"({type(exc).__name__}: {detail[:300]})"
+    )
 
 
 def _fail(path: Path, problem: str) -> CheckpointError:
@@ -178,15 +197,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            problem = f"contains pickled Python objects that weights-only loading refuses ({msg})"
-        else:
-            problem = f"cannot be read: truncated, corrupted or not a torch file ({type(exc).__name__}: {msg})"
-        raise _fail(path, problem) from exc
+        raise _fail(path, _describe_load_error(exc)) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        keys = sorted(map(str, payload))[:8] if isinstance(payload, dict) else type(payload).__name__
-        raise _fail(path, f"is not a forex_diffusion SSSD checkpoint (no '{FORMAT}' marker; found {keys})")
+        keys = (
+            sorted(map(str, payload))[:8] if isinstance(payload, dict) else type(payload).__name__
+        )
+        raise _fail(
+            path, f"is not a forex_diffusion SSSD checkpoint (no '{FORMAT}' marker; found {keys})"
+        )
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise _fail(path, f"is incomplete: missing {missing}")

@@ -70,7 +70,7 @@ class DiffusionHead(nn.Module):
     def __init__(
         self,
         cond_dim: int,
-        hidden_dim: int = 128,
+        hidden_dim: int = 64,
         n_blocks: int = 3,
         timestep_embedding_dim: int = 128,
         dropout: float = 0.0,

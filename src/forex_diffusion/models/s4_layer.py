@@ -7,8 +7,9 @@ output). Discretised by zero-order hold with a per-channel step dt:
     Ā = exp(dt A),    B̄ = (Ā - 1) / A · B     (B = 1: with C trainable, B is redundant)
     K[l] = 2 Re( Σ_n C_n B̄_n Ā_n^l ),          y = K * u (causal) + D u
 
-All complex quantities are stored and computed as real/imaginary pairs (real arithmetic only). The
-kernel uses a two-level power table: with l = q·P + r, Ā^l = Ā^{qP} · Ā^r, so the kernel of every
+All parameters are real (complex ones as real/imaginary pairs) and the kernel is computed with real
+arithmetic only; the skip D is folded into lag 0 of the kernel. The kernel uses a two-level power
+table: with l = q·P + r, Ā^l = Ā^{qP} · Ā^r, so the kernel of every
 channel is one small real matrix product (Q × N) @ (N × P) instead of N·L complex exponentials.
 
 Parameters ``log_dt`` (dt) and ``log_A_real`` / ``A_imag`` (A) are the SSM parameters returned by
@@ -130,7 +131,7 @@ class S4D(nn.Module):
         # C ~ complex standard normal (variance 1), stored as (H, N/2, 2) = (real, imag)
         self.C = nn.Parameter(torch.randn(d_model, half, 2) * math.sqrt(0.5))
         self.D = nn.Parameter(torch.randn(d_model))  # (H,)
-        self._kernel_cache: dict[tuple[object, ...], tuple[Tensor, Tensor]] = {}
+        self._kernel_cache: dict[tuple[object, ...], dict[str, Tensor]] = {}
         self._step_cache: dict[tuple[object, ...], tuple[Tensor, Tensor]] = {}
 
     # ------------------------------------------------------------------ parameters
@@ -148,7 +149,7 @@ class S4D(nn.Module):
         """A key that changes with any parameter change, or None when caching is not allowed."""
         if self.training or torch.is_grad_enabled():
             return None
-        params = (self.log_dt, self.log_A_real, self.A_imag, self.C)
+        params = (self.log_dt, self.log_A_real, self.A_imag, self.C, self.D)
         if any(p.is_inference() for p in params):
             return None  # inference tensors have no version counter: never cache them
         stamp = tuple((p.data_ptr(), p._version) for p in params)
@@ -204,25 +205,39 @@ class S4D(nn.Module):
             k = 2 * torch.bmm(lhs, rhs)  # (H, Q, P)
             return k.reshape(k.shape[0], q * p)[:, :length]
 
-    def _kernels(self, length: int) -> tuple[Tensor, Tensor, int]:
-        """Kernel (H, L), its rfft (H, n_fft // 2 + 1) and n_fft; cached in eval mode."""
-        n_fft = fast_fft_len(2 * length)
-        key = self._cache_key(length, n_fft)
-        if key is not None and key in self._kernel_cache:
-            k, k_f = self._kernel_cache[key]
-            return k, k_f, n_fft
+    def skip_kernel(self, length: int) -> Tensor:
+        """The kernel with the skip D folded into lag 0: y = (K + D·δ) * u, (H, length) float32."""
         with torch.autocast(device_type=self.log_dt.device.type, enabled=False):
             k = self.kernel(length)
-            k_f = torch.fft.rfft(k, n=n_fft)
+            return torch.cat([k[:, :1] + self.D.float()[:, None], k[:, 1:]], dim=1)
+
+    def _cached(self, length: int, kind: str) -> Tensor:
+        """Derived kernels, cached in eval mode without autograd (else computed fresh).
+
+        kind ``spectrum``: rfft of the skip kernel with n_fft = fast_fft_len(2L), (H, n_fft//2+1);
+        kind ``reversed``: the skip kernel reversed in time and transposed, (L, H).
+        """
+        key = self._cache_key(length)
         if key is not None:
-            self._kernel_cache.clear()
-            self._kernel_cache[key] = (k, k_f)
-        return k, k_f, n_fft
+            entry = self._kernel_cache.get(key)
+            if entry is None:
+                self._kernel_cache.clear()
+                entry = self._kernel_cache[key] = {}
+            if kind in entry:
+                return entry[kind]
+        with torch.autocast(device_type=self.log_dt.device.type, enabled=False):
+            k = self.skip_kernel(length)
+            if kind == "spectrum":
+                value = torch.fft.rfft(k, n=fast_fft_len(2 * length))
+            else:
+                value = k.flip(-1).t().contiguous()
+        if key is not None:
+            entry[kind] = value
+        return value
 
     def kernel_spectrum(self, length: int) -> tuple[Tensor, int]:
-        """rfft of the kernel for sequences of ``length`` (cached in eval mode), and the FFT size."""
-        _, k_f, n_fft = self._kernels(length)
-        return k_f, n_fft
+        """rfft of the skip kernel for sequences of ``length`` (cached in eval mode), and n_fft."""
+        return self._cached(length, "spectrum"), fast_fft_len(2 * length)
 
     # ------------------------------------------------------------------ convolution mode
 
@@ -240,20 +255,15 @@ class S4D(nn.Module):
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.float().transpose(1, 2)  # (B, H, L)
             k_f, n_fft = self.kernel_spectrum(x.shape[-1])
-            y = causal_fft_conv(x, k_f, n_fft) + self.D.float()[:, None] * x
-            return y.transpose(1, 2)
+            return causal_fft_conv(x, k_f, n_fft).transpose(1, 2)
 
     def forward_last(self, u: Tensor) -> Tensor:
         """The last position of ``forward`` only, by a direct dot product: (B, L, H) → (B, H)."""
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"S4D expects (B, L, {self.d_model}), got {tuple(u.shape)}")
         with torch.autocast(device_type=u.device.type, enabled=False):
-            x = u.float()
-            cacheable = self._cache_key() is not None
-            k = self._kernels(x.shape[1])[0] if cacheable else self.kernel(x.shape[1])
-            # y[L-1] = Σ_j K[L-1-j] u[j]
-            y = torch.einsum("blh,hl->bh", x, k.flip(-1))
-            return y + self.D.float() * x[:, -1]
+            # y[L-1] = Σ_j (K + Dδ)[L-1-j] u[j]
+            return (u.float() * self._cached(u.shape[1], "reversed")).sum(dim=1)
 
     # ------------------------------------------------------------------ recurrent mode
 

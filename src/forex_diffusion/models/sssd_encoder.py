@@ -161,7 +161,14 @@ class MultiTimeframeEncoder(nn.Module):
         self.encoders = nn.ModuleDict(
             {
                 tf: TimeframeEncoder(
-                    self.feature_dims[tf], d_model, n_layers, state_dim, init, dt_min, dt_max, dropout
+                    self.feature_dims[tf],
+                    d_model,
+                    n_layers,
+                    state_dim,
+                    init,
+                    dt_min,
+                    dt_max,
+                    dropout,
                 )
                 for tf in timeframes
             }

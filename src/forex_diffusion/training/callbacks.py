@@ -13,8 +13,8 @@ from lightning.pytorch.callbacks import Callback
 from loguru import logger
 
 from forex_diffusion.errors import CheckpointError
-from forex_diffusion.registry.repository import Registry
 from forex_diffusion.models.checkpoint import checkpoint_payload
+from forex_diffusion.registry.repository import Registry
 
 
 def atomic_torch_save(obj: dict[str, Any], path: Path) -> int:

@@ -1,0 +1,93 @@
+"""``forex-diffusion evaluate``: walk-forward evaluation against the baselines (SPEC §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from forex_diffusion.cli.common import (
+    AssetConfigOpt,
+    ConfigOpt,
+    DataDirOpt,
+    OverrideOpt,
+    PresetOpt,
+    friendly_errors,
+    load_cli_config,
+)
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+
+
+def evaluate(
+    asset: Annotated[str, typer.Option("--asset", "-a", help="Asset symbol, e.g. EURUSD.")],
+    start: Annotated[str, typer.Option("--start", help="First day evaluated (UTC), YYYY-MM-DD.")],
+    end: Annotated[
+        str, typer.Option("--end", help="Last day evaluated (UTC, inclusive), YYYY-MM-DD.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Model name (default: the asset's best checkpoint)."),
+    ] = None,
+    baselines_only: Annotated[
+        bool, typer.Option("--baselines-only", help="Evaluate the baselines only, no model.")
+    ] = False,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            "--stride", min=1, help="5m bars between decision times (default evaluation.stride)."
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples", min=2, help="Model samples per forecast (default inference.num_samples)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Report folder (default <paths.reports_dir>/<ASSET>_<range>_<model>)."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto, cpu or cuda (default inference.device).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    asset_config: AssetConfigOpt = None,
+    preset: PresetOpt = None,
+    override: OverrideOpt = None,
+    no_record: Annotated[
+        bool,
+        typer.Option("--no-record", help="Do not write rows to sssd_performance_metrics."),
+    ] = False,
+) -> None:
+    """Walk-forward evaluation of a model (or the baselines alone) on a range it never saw.
+
+    Writes report.md, metrics.json and PNG plots, records the metrics in the registry, and
+    prints the report's first table. Exit code 2 on a bad range (e.g. one that overlaps the
+    model's training or validation range), a missing model or missing candles.
+    """
+    from forex_diffusion.evaluation.walk_forward import evaluate as run_evaluation
+
+    with friendly_errors():
+        cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
+        result = run_evaluation(
+            cfg,
+            asset,
+            start,
+            end,
+            model_name=model,
+            baselines_only=baselines_only,
+            stride=stride,
+            num_samples=samples,
+            out_dir=out,
+            data_dir=data_dir,
+            device=device,
+            record=not no_record,
+        )
+    typer.echo(result.text())
+    typer.echo(f"Report: {result.files.report}")
+    if result.metric_rows:
+        typer.echo(f"Registry: {result.metric_rows} rows in sssd_performance_metrics")

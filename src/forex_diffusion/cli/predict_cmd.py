@@ -1,0 +1,92 @@
+"""``forex-diffusion predict``: the forecast table (and fan chart) for the latest bar or ``--asof``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from forex_diffusion.cli.common import ConfigOpt, DataDirOpt, OverrideOpt, friendly_errors, load_cli_config
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig
+from forex_diffusion.inference.prediction import SSSDPrediction
+from forex_diffusion.inference.sssd_inference import SSSDInferenceService
+
+
+def forecast_table(service: SSSDInferenceService, pred: SSSDPrediction) -> Table:
+    """Per horizon: mean ± std in pips, q05/q50/q95 as price levels, direction, confidence."""
+    table = Table(title=f"{pred.asset} at {pred.timestamp:%Y-%m-%d %H:%M} UTC · last close {pred.last_close:.5f}")
+    for col in ("horizon", "mean ± std (pips)", "q05", "q50", "q95", "direction", "confidence"):
+        table.add_column(col, justify="right")
+    pips, levels = pred.in_pips(), pred.price_levels()
+    for h in pred.horizons:
+        table.add_row(
+            f"{h} min",
+            f"{pips['mean'][h]:+.1f} ± {pips['std'][h]:.1f}",
+            f"{levels['q05'][h]:.5f}",
+            f"{levels['q50'][h]:.5f}",
+            f"{levels['q95'][h]:.5f}",
+            service.get_direction(pred, h),
+            f"{service.get_directional_confidence(pred, h):.0%}",
+        )
+    table.caption = f"{pred.model_name} · {pred.num_samples} samples · {pred.inference_time_ms:.0f} ms"
+    return table
+
+
+def predict(
+    asset: Annotated[str, typer.Option("--asset", "-a", help="Asset symbol, e.g. EURUSD.")],
+    model: Annotated[str | None, typer.Option("--model", help="Model name (default: registry's best).")] = None,
+    asof: Annotated[str | None, typer.Option("--asof", help='Decision time, e.g. "2019-06-03T12:00Z".')] = None,
+    samples: Annotated[int, typer.Option("--samples", min=2, max=10_000)] = 100,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a fan-chart PNG here.")] = None,
+    checkpoint_dir: Annotated[Path | None, typer.Option("--checkpoint-dir")] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    override: OverrideOpt = None,
+) -> None:
+    """Forecast the next 5/15/60/240 minutes for an asset from the candle store."""
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be 'table' or 'json'")
+    with friendly_errors():
+        cfg = load_cli_config(config, None, override)
+        pred, service, candles = run_prediction(cfg, asset, model, asof, samples, checkpoint_dir, data_dir)
+        if plot is not None:
+            from forex_diffusion.data.resample import resample_ohlc
+            from forex_diffusion.inference.plots import plot_fan_chart
+
+            recent = resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:]
+            plot_fan_chart(recent, pred, plot)
+    if fmt == "json":
+        typer.echo(json.dumps(pred.to_dict(), indent=2))
+    else:
+        Console().print(forecast_table(service, pred))
+    if plot is not None:
+        typer.echo(f"fan chart written to {plot}")
+
+
+def run_prediction(
+    cfg: SSSDConfig,
+    asset: str,
+    model: str | None,
+    asof: str | None,
+    samples: int,
+    checkpoint_dir: Path | None,
+    data_dir: Path | None,
+) -> tuple[SSSDPrediction, SSSDInferenceService, pd.DataFrame]:
+    """Load the service and the candles it needs from the store, and forecast."""
+    from forex_diffusion.data.store import CandleStore, resolve_data_dir
+    from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
+    from forex_diffusion.timeframes import to_utc
+
+    service = load_sssd_inference_service(asset, checkpoint_dir=checkpoint_dir, model_name=model, config=cfg)
+    store = CandleStore(resolve_data_dir(cfg, data_dir))
+    end = to_utc(asof) if asof else None
+    last = end if end is not None else store.info(asset.upper()).last + pd.Timedelta(minutes=1)
+    candles = store.load(asset.upper(), start=last - service.history_span, end=end)
+    pred = service.predict(candles, num_samples=samples, asof=end)
+    return pred, service, candles

@@ -1,0 +1,128 @@
+"""``forex-diffusion quickstart``: the main job end to end on a fresh machine.
+
+1. data: a seeded synthetic market (or the files given with ``--data``) goes into a candle store;
+2. train: the ``cpu_small`` preset, briefly, with train/val/test split by date;
+3. predict: the forecast table for the latest bar and a fan chart PNG;
+4. evaluate: walk-forward on the test range against the baselines, and its first table.
+
+Everything is written under ``--workdir`` (default ``artifacts/quickstart``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from forex_diffusion.cli.common import friendly_errors, load_cli_config
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+
+_SYNTH_START, _SYNTH_END = "2023-01-02", "2023-05-01"
+
+
+def split_overrides(first: pd.Timestamp, last: pd.Timestamp) -> list[str]:
+    """Date splits over [first, last]: ~70 % train, ~12 % val, the rest test (whole days)."""
+    days = (last.normalize() - first.normalize()).days
+    if days < 30:
+        raise typer.BadParameter(f"need at least 30 days of candles for the quickstart, got {days}")
+    d0 = first.normalize()
+    train_end = d0 + pd.Timedelta(days=int(days * 0.70))
+    val_end = d0 + pd.Timedelta(days=int(days * 0.82))
+    fmt = "%Y-%m-%d"
+    return [
+        f"data.splits.train.start={d0:{fmt}}",
+        f"data.splits.train.end={train_end:{fmt}}",
+        f"data.splits.val.start={train_end + pd.Timedelta(days=1):{fmt}}",
+        f"data.splits.val.end={val_end:{fmt}}",
+        f"data.splits.test.start={val_end + pd.Timedelta(days=1):{fmt}}",
+        f"data.splits.test.end={last.normalize():{fmt}}",
+    ]
+
+
+def quickstart(
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="Candle files to import instead of a synthetic market.")
+    ] = None,
+    asset: Annotated[str | None, typer.Option("--asset", help="Asset name (default SYNTH, or EURUSD with --data).")] = None,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Where the store, models and reports go.")] = Path(
+        "artifacts/quickstart"
+    ),
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
+) -> None:
+    """Run data → train → predict → evaluate end to end and print what each step did."""
+    from forex_diffusion.cli.predict_cmd import forecast_table, run_prediction
+    from forex_diffusion.data.importers import import_files
+    from forex_diffusion.data.store import CandleStore
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+    from forex_diffusion.training.train_sssd import train_from_config
+
+    console = Console()
+    symbol = (asset or ("EURUSD" if data else "SYNTH")).upper()
+    paths = [
+        f"paths.data_dir={workdir / 'data'}",
+        f"paths.artifacts_dir={workdir}",
+        f"paths.checkpoint_dir={workdir / 'checkpoints'}",
+        f"paths.log_dir={workdir / 'logs'}",
+        f"paths.reports_dir={workdir / 'reports'}",
+    ]
+    with friendly_errors():
+        store = CandleStore(workdir / "data")
+        console.rule("1/4 data")
+        if data:
+            report = import_files(data, symbol, store)
+            console.print(f"imported {report.rows_written:,} new bars of {symbol} from {len(data)} file(s)")
+        elif not store.has(symbol):
+            market = generate_synthetic_market(_SYNTH_START, _SYNTH_END, seed=0)
+            store.write(symbol, market, source="synthetic quickstart market")
+            console.print(f"generated a SYNTHETIC market {symbol}: {len(market):,} one-minute bars")
+        info = store.info(symbol)
+        console.print(f"{symbol}: {info.bars:,} bars from {info.first} to {info.last}, {info.gap_count} weekday gaps > 30 min")
+
+        console.rule("2/4 train (cpu_small preset, brief)")
+        cfg = load_cli_config(
+            DEFAULT_CONFIG_PATH,
+            None,
+            [*paths, *split_overrides(info.first, info.last), f"training.epochs={epochs}", "model.name=quickstart"],
+            asset=symbol,
+            preset="cpu_small",
+        )
+        result = train_from_config(cfg)
+        console.print(
+            f"trained {symbol}/{cfg.model.name} for {result.epochs_completed} epoch(s) in {result.duration_s:.0f}s; "
+            f"best val_loss {result.best_val_loss}; checkpoint {result.best_checkpoint}"
+        )
+
+        console.rule("3/4 predict (latest bar)")
+        pred, service, candles = run_prediction(cfg, symbol, cfg.model.name, None, 100, None, None)
+        console.print(forecast_table(service, pred))
+        from forex_diffusion.data.resample import resample_ohlc
+        from forex_diffusion.inference.plots import plot_fan_chart
+
+        fan = plot_fan_chart(
+            resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:], pred, workdir / "reports" / "fan.png"
+        )
+        console.print(f"fan chart written to {fan}")
+
+        console.rule("4/4 evaluate (test range, against baselines)")
+        _evaluate(cfg, symbol, console)
+
+
+def _evaluate(cfg: object, symbol: str, console: Console) -> None:
+    try:
+        from forex_diffusion.evaluation.walk_forward import evaluate, summary_text
+    except ImportError:
+        console.print("evaluation is not available in this build")
+        return
+    test = cfg.data.splits.test  # type: ignore[attr-defined]
+    result = evaluate(
+        cfg,  # type: ignore[arg-type]
+        symbol,
+        str(test.start),
+        str(test.end),
+        model_name=cfg.model.name,  # type: ignore[attr-defined]
+        out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",  # type: ignore[attr-defined]
+    )
+    console.print(summary_text(result))

@@ -1,0 +1,158 @@
+"""Date ranges of a walk-forward evaluation: the evaluated window, what the model has seen,
+and where the baselines are tuned (SPEC §7).
+
+All ranges are half-open UTC intervals [start, end). A date given without a time of day as
+an END is inclusive of that whole day (``--end 2023-12-31`` evaluates up to 2023-12-31 24:00),
+the same convention as ``data.splits``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from forex_diffusion.config.sssd_config import DateRange, SSSDConfig
+from forex_diffusion.errors import ConfigError
+from forex_diffusion.timeframes import to_utc
+
+_DAY = pd.Timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A half-open UTC interval [start, end) with a name for messages."""
+
+    name: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    def overlaps(self, other: TimeRange) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def label(self) -> str:
+        """ "2023-07-01 → 2023-12-31": a midnight end is shown as the (inclusive) day before."""
+        return f"{fmt_time(self.start)} → {fmt_time(self.end, end=True)}"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.label()}"
+
+
+def fmt_time(t: pd.Timestamp, end: bool = False) -> str:
+    """Midnight as a date (as the day before for an ``end``), else date and time (UTC)."""
+    if t == t.normalize():
+        return (t - _DAY if end else t).strftime("%Y-%m-%d")
+    return t.strftime("%Y-%m-%d %H:%M")
+
+
+def _is_date_only(value: Any) -> bool:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return True
+    if isinstance(value, str):
+        return len(value.strip()) == 10  # YYYY-MM-DD
+    return False
+
+
+def evaluation_range(start: Any, end: Any) -> TimeRange:
+    """The evaluated window [start, end) from user input (``end`` as a bare date is inclusive).
+
+    Raises:
+        ConfigError: unparsable dates or an empty range.
+    """
+    try:
+        t0 = to_utc(pd.Timestamp(start))
+        t1 = to_utc(pd.Timestamp(end))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"evaluation range: cannot read start {start!r} / end {end!r} as dates ({exc}); "
+            "use YYYY-MM-DD"
+        ) from None
+    if _is_date_only(end):
+        t1 = t1 + _DAY
+    if t1 <= t0:
+        raise ConfigError(
+            f"evaluation range: end {end} is not after start {start}; pass --end after --start"
+        )
+    return TimeRange("evaluated range", t0, t1)
+
+
+def split_range(name: str, rng: DateRange) -> TimeRange:
+    """A config split (inclusive dates) as [start 00:00, day after end 00:00)."""
+    return TimeRange(name, to_utc(pd.Timestamp(rng.start)), to_utc(pd.Timestamp(rng.end)) + _DAY)
+
+
+def seen_ranges(model_config: SSSDConfig) -> tuple[TimeRange, TimeRange]:
+    """The model's training and validation ranges (validation picks the checkpoint: seen too)."""
+    sp = model_config.data.splits
+    return split_range("training range", sp.train), split_range("validation range", sp.val)
+
+
+def check_unseen(
+    evaluated: TimeRange, model_config: SSSDConfig, max_horizon_minutes: int, model: str
+) -> None:
+    """Refuse an evaluation whose decision times or targets fall in what the model has seen.
+
+    The targets of the last decision times reach ``max_horizon_minutes`` past the evaluated
+    end, so the checked span is [start, end + longest horizon).
+
+    Raises:
+        ConfigError: naming the evaluated range and both seen ranges, with what to do.
+    """
+    span = TimeRange(
+        evaluated.name, evaluated.start, evaluated.end + pd.Timedelta(minutes=max_horizon_minutes)
+    )
+    train, val = seen_ranges(model_config)
+    hit = [r for r in (train, val) if span.overlaps(r)]
+    if not hit:
+        return
+    last_seen = max(train.end, val.end)
+    raise ConfigError(
+        f"refusing to evaluate model {model!r} on {evaluated.label()} (targets up to "
+        f"{fmt_time(span.end)}): it overlaps the model's "
+        + " and the ".join(r.name for r in hit)
+        + f". The model's {train} and its {val} were both seen in training (validation "
+        f"picked the checkpoint). Choose a range that starts on or after "
+        f"{fmt_time(last_seen)} (or ends before the training range), or evaluate with "
+        "--baselines-only."
+    )
+
+
+@dataclass(frozen=True)
+class TuningChoice:
+    """Where the baselines are tuned and why (a sentence for the report)."""
+
+    range: TimeRange
+    source: str  # "training range" | "window before start"
+    reason: str
+
+
+def choose_tuning_range(
+    evaluated: TimeRange, train: TimeRange, tuning_days: int, what: str
+) -> TuningChoice:
+    """The training range when it ends by the evaluation start, else ``tuning_days`` before it.
+
+    Args:
+        evaluated: the evaluated window.
+        train: the training range (of the model, or of the config for baselines only).
+        tuning_days: length of the fallback window that ends at the evaluation start.
+        what: whose training range it is, for the sentence ("the model's", "the config's").
+    """
+    if train.end <= evaluated.start:
+        return TuningChoice(
+            train,
+            "training range",
+            f"Baselines tuned on {what} training range {train.label()} "
+            "(it ends before the evaluated range).",
+        )
+    window = TimeRange(
+        "tuning window", evaluated.start - pd.Timedelta(days=tuning_days), evaluated.start
+    )
+    return TuningChoice(
+        window,
+        "window before start",
+        f"Baselines tuned on the {tuning_days} days before the evaluation start, "
+        f"{window.label()}, because {what} training range {train.label()} does not end "
+        "before the evaluated range.",
+    )

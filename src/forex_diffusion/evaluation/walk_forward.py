@@ -1,0 +1,489 @@
+"""Walk-forward evaluation of a trained SSSD model against honest baselines (SPEC §7).
+
+```python
+result = evaluate(config, "EURUSD", "2023-07-01", "2023-12-31")   # the asset's best model
+print(result.text())                                              # the report's first table
+```
+
+Decision times are the closes of existing 5m bars every ``stride`` bars (clock grid) in the
+evaluated range. At each one the model (from its checkpoint, features built with its own
+standardizer) and every baseline (tuned before the evaluated range, fed only bars closed by t)
+forecast the log return of every horizon; all forecasters are scored on the same decision
+times: those whose target bars all exist (targets in gaps are excluded and counted), with full
+model windows and defined baselines. The report goes to ``out_dir`` and one row per forecaster
+and horizon to ``sssd_performance_metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from loguru import logger
+from tqdm import tqdm
+
+from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig
+from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.data.store import CandleStore, resolve_data_dir
+from forex_diffusion.errors import ConfigError, DataError
+from forex_diffusion.evaluation.baselines import Baseline, build_baselines
+from forex_diffusion.evaluation.forecast import ForecastDistribution
+from forex_diffusion.evaluation.model_forecast import (
+    build_model_inputs,
+    model_config_for,
+    sssd_forecast,
+)
+from forex_diffusion.evaluation.ranges import (
+    TimeRange,
+    TuningChoice,
+    check_unseen,
+    choose_tuning_range,
+    evaluation_range,
+    fmt_time,
+    seen_ranges,
+    split_range,
+)
+from forex_diffusion.evaluation.report import ReportFiles, summary_text, write_report
+from forex_diffusion.evaluation.summary import (
+    EvaluationSummary,
+    FanChartData,
+    fan_chart_data,
+    summarize_forecasts,
+)
+from forex_diffusion.evaluation.targets import close_at, realized_log_returns, select_decision_times
+from forex_diffusion.features.unified_pipeline import required_history
+from forex_diffusion.inference.sssd_inference import (
+    SSSDInferenceService,
+    load_sssd_inference_service,
+)
+from forex_diffusion.registry.repository import Registry, open_registry
+from forex_diffusion.timeframes import timeframe_minutes
+
+MODEL_METHOD = "sssd"  # the ``method`` of the model's rows in sssd_performance_metrics
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """What happened to the candidate decision times (5m closes on the stride grid).
+
+    Attributes:
+        candidates: decision times in the evaluated range.
+        missing_target: without the bar at t + h for at least one horizon (gap, end of data).
+        missing_by_horizon: the same per horizon (a decision time can miss several).
+        undefined_baseline: a baseline had too little history (e.g. the rolling window).
+        insufficient_model_history: the model's feature windows were not full.
+        scored: decision times every forecaster is scored on.
+    """
+
+    candidates: int
+    missing_target: int
+    missing_by_horizon: dict[int, int]
+    undefined_baseline: int
+    insufficient_model_history: int
+    scored: int
+
+    def sentence(self) -> str:
+        per_h = ", ".join(f"{h} min: {n}" for h, n in self.missing_by_horizon.items())
+        return (
+            f"{self.scored} of {self.candidates} decision times scored; excluded: "
+            f"{self.missing_target} whose target bar falls in a gap or after the data "
+            f"(by horizon: {per_h}), {self.undefined_baseline} without enough history for a "
+            f"baseline, {self.insufficient_model_history} without full model windows."
+        )
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """The outcome of :func:`evaluate`.
+
+    Attributes:
+        summary: every metric, per forecaster and horizon (also in ``metrics.json``).
+        files: the written report files; ``out_dir`` their folder.
+        evaluated: the evaluated window [start, end).
+        tuning: where the baselines were tuned and why.
+        exclusions: decision-time accounting.
+        forecasts: name → (N, H) forecasts on the N scored decision times.
+        targets: (N, H) realised log returns; ``last_close`` (N,) closes at t.
+        model_name, model_id, checkpoint: the evaluated model (None for baselines only).
+        metric_rows: rows written to ``sssd_performance_metrics``.
+    """
+
+    summary: EvaluationSummary
+    files: ReportFiles
+    out_dir: Path
+    evaluated: TimeRange
+    tuning: TuningChoice
+    exclusions: Exclusions
+    forecasts: dict[str, ForecastDistribution]
+    targets: np.ndarray
+    last_close: np.ndarray
+    model_name: str | None
+    model_id: int | None
+    checkpoint: Path | None
+    metric_rows: int
+
+    def text(self) -> str:
+        """The first table and the verdicts (what the CLI prints)."""
+        return format_summary(self.summary)
+
+
+def format_summary(summary: EvaluationSummary) -> str:
+    """A short text summary: the report's first table (per horizon and forecaster) and one
+    plain sentence per horizon."""
+    return summary_text(summary)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _history_span(ecfg: EvaluationConfig, model_config: SSSDConfig | None) -> pd.Timedelta:
+    """Calendar time of candles loaded before the evaluation start.
+
+    Baselines: the longest window of 5m returns (GARCH, rolling) in trading time; the model:
+    warm-up + lookback of its coarsest window. Trading time × 7/5 covers weekends, × 1.15 and
+    four days more cover holidays and gaps.
+    """
+    minutes = 5 * max(ecfg.garch_window, ecfg.rolling_window)
+    if model_config is not None:
+        need = required_history(model_config)
+        minutes = max(minutes, *(n * timeframe_minutes(tf) for tf, n in need.items()))
+    return pd.Timedelta(minutes=math.ceil(minutes * 1.4 * 1.15)) + pd.Timedelta(days=4)
+
+
+def _sample_week_start(times: pd.DatetimeIndex) -> pd.Timestamp:
+    """Start of the fan chart's week: the Sunday 21:00 UTC (before the FX week opens) whose
+    following 7 days hold the most decision times (data holes make some weeks sparse)."""
+    first = times[0].normalize() - pd.Timedelta(days=7)
+    sunday = first + pd.Timedelta(days=(6 - first.day_of_week) % 7, hours=21)
+    starts = pd.date_range(sunday, times[-1], freq="7D")
+    ns = times.as_unit("ns").asi8
+    lo = np.searchsorted(ns, starts.as_unit("ns").asi8, side="left")
+    hi = np.searchsorted(ns, (starts + pd.Timedelta(days=7)).as_unit("ns").asi8, side="left")
+    return starts[int(np.argmax(hi - lo))] if len(starts) else times[0]
+
+
+def _nearest_horizon(horizons: tuple[int, ...], wanted: int) -> int:
+    return min(horizons, key=lambda h: (abs(h - wanted), h))
+
+
+def _pip_size(config: SSSDConfig, asset: str) -> float:
+    if config.asset.symbol.upper() == asset:
+        return config.asset.pip_size
+    from forex_diffusion.cli.common import default_pip_size
+
+    return default_pip_size(asset)
+
+
+def _load(store: CandleStore, asset: str, rng: TimeRange, what: str, timeframe: str | None) -> Any:
+    try:
+        return store.load(asset, start=rng.start, end=rng.end, timeframe=timeframe)
+    except DataError as exc:
+        raise DataError(f"{what} ({rng}): {exc}") from None
+
+
+def _fit_baselines(baselines: list[Baseline], bars: pd.DataFrame, tuning: TuningChoice) -> None:
+    for b in baselines:
+        try:
+            b.fit(bars)
+        except DataError as exc:
+            raise DataError(
+                f"cannot tune the baselines on {tuning.range}: {exc}. Import candles for that "
+                "range, or set evaluation.tuning_days / data.splits.train to dates the store holds."
+            ) from None
+
+
+def _metric_payload(
+    summary: EvaluationSummary, name: str, horizon: int, extra: dict[str, Any]
+) -> dict[str, Any]:
+    m = summary.get(name, horizon)
+    payload = m.to_dict()
+    payload.update(
+        label=summary.labels.get(name, name),
+        best_baseline=summary.verdict(horizon).best_baseline,
+        stride=summary.stride,
+        **extra,
+    )
+    return payload
+
+
+def record_evaluation(
+    registry: Registry,
+    summary: EvaluationSummary,
+    evaluated: TimeRange,
+    model_id: int | None,
+    extra: dict[str, Any],
+) -> int:
+    """One ``sssd_performance_metrics`` row per forecaster and horizon; returns the count.
+
+    The model's rows carry ``model_id`` and method ``"sssd"``; a baseline's carry no model
+    and its name as the method.
+    """
+    rows = 0
+    for name in summary.forecasters:
+        is_model = name == summary.model_name
+        for h in summary.horizons:
+            registry.record_metrics(
+                model_id if is_model else None,
+                MODEL_METHOD if is_model else name,
+                summary.asset,
+                h,
+                evaluated.start.to_pydatetime(),
+                evaluated.end.to_pydatetime(),
+                _metric_payload(summary, name, h, extra),
+                summary.get(name, h).n,
+            )
+            rows += 1
+    return rows
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    config: SSSDConfig,
+    asset: str,
+    start: Any,
+    end: Any,
+    model_name: str | None = None,
+    baselines_only: bool = False,
+    stride: int | None = None,
+    num_samples: int | None = None,
+    out_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    *,
+    device: str | None = None,
+    registry: Registry | None = None,
+    progress: bool | None = None,
+    record: bool = True,
+) -> EvaluationResult:
+    """Walk-forward evaluation of ``asset``'s model (or of the baselines alone) on [start, end].
+
+    Args:
+        config: the configuration (paths, ``evaluation`` section; for baselines only also
+            ``data.horizons`` and ``data.splits.train``; with a model, the horizons, the
+            splits and the features are the model's own from its checkpoint).
+        asset: symbol in the candle store.
+        start, end: the evaluated range (UTC); an ``end`` without time of day is inclusive.
+        model_name: the model to evaluate; None = the asset's best checkpoint.
+        baselines_only: evaluate the baselines only (no model is loaded).
+        stride: a decision time every ``stride`` 5m bars (default ``evaluation.stride``).
+        num_samples: model samples per forecast (default ``inference.num_samples``).
+        out_dir: report folder (default ``<paths.reports_dir>/<ASSET>_<start>_<end>_<model>``).
+        data_dir: candle store root (default ``paths.data_dir``).
+        device: model device (default ``inference.device``).
+        registry: where metric rows go (default ``open_registry(config)``).
+        progress: show a progress bar (default: when stderr is a terminal).
+        record: write the rows to ``sssd_performance_metrics``.
+
+    Raises:
+        ConfigError: a bad range, --model with --baselines-only, or a range that overlaps the
+            model's training or validation range (both named).
+        NotFoundError: unknown asset or model.
+        DataError: no candles for the tuning or evaluated range, or nothing left to score.
+    """
+    asset = asset.upper()
+    if baselines_only and model_name is not None:
+        raise ConfigError(
+            f"--model {model_name} and --baselines-only exclude each other; pass one of them"
+        )
+    evaluated = evaluation_range(start, end)
+    ecfg = config.evaluation
+    if stride is not None:
+        if stride < 1:
+            raise ConfigError(f"stride must be >= 1 (5m bars between decision times), got {stride}")
+        ecfg = ecfg.model_copy(update={"stride": int(stride)})
+    samples = int(num_samples if num_samples is not None else config.inference.num_samples)
+    if not baselines_only and not 2 <= samples <= 10_000:
+        raise ConfigError(f"samples must be in [2, 10000], got {samples}")
+    show_progress = sys.stderr.isatty() if progress is None else progress
+
+    store = CandleStore(resolve_data_dir(config, data_dir))
+    base_tf = store.base_timeframe(asset)
+    if registry is None and (record or not baselines_only):
+        registry = open_registry(config)
+
+    service: SSSDInferenceService | None = None
+    notes: list[str] = []
+    if baselines_only:
+        horizons = tuple(int(h) for h in config.data.horizons)
+        pip_size = _pip_size(config, asset)
+        train = split_range("training range", config.data.splits.train)
+        tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the config's")
+        model_cfg = None
+    else:
+        service = load_sssd_inference_service(
+            asset,
+            checkpoint_dir=config.paths.checkpoint_dir,
+            model_name=model_name,
+            device=device or config.inference.device,
+            config=config,
+            registry=registry,
+        )
+        model_cfg = model_config_for(service, base_tf)
+        horizons = tuple(int(h) for h in model_cfg.data.horizons)
+        pip_size = model_cfg.asset.pip_size
+        check_unseen(evaluated, model_cfg, max(horizons), service.model_name)
+        train, val = seen_ranges(model_cfg)
+        tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the model's")
+        notes.append(
+            f"Model {service.model_name} ({service.checkpoint_path}): trained on "
+            f"{train.label()}, validated on {val.label()}; {samples} samples per "
+            f"forecast, sampler {model_cfg.inference.sampler}, {model_cfg.inference.steps} steps."
+        )
+    notes.append(tuning.reason)
+
+    # ---- baselines: tuned on the tuning range only
+    baselines = build_baselines(ecfg)
+    logger.info(f"{asset}: tuning {len(baselines)} baselines on {tuning.range}")
+    _fit_baselines(baselines, _load(store, asset, tuning.range, "baseline tuning", "5m"), tuning)
+
+    # ---- candles of the evaluated range with the history the forecasters need
+    max_h = pd.Timedelta(minutes=max(horizons))
+    span = TimeRange(
+        "evaluated range with history",
+        evaluated.start - _history_span(ecfg, model_cfg),
+        evaluated.end + max_h,
+    )
+    candles = _load(store, asset, span, "evaluation candles", None)
+    bars5 = resample_ohlc(candles, "5m", base_timeframe=base_tf)
+    times = select_decision_times(bars5, evaluated.start, evaluated.end, ecfg.stride)
+    if len(times) == 0:
+        raise DataError(
+            f"{asset}: no 5m bar closes in {evaluated} on the stride-{ecfg.stride} grid; "
+            "the store has no candles there (see `forex-diffusion data info`)"
+        )
+    targets = realized_log_returns(bars5, times, horizons)
+    last_close = close_at(bars5, times)
+    has_targets = np.isfinite(targets).all(axis=1) & np.isfinite(last_close)
+
+    forecasts: dict[str, ForecastDistribution] = {}
+    for b in baselines:
+        forecasts[b.name] = b.forecast(bars5, times, horizons)
+    baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
+    keep = has_targets & baseline_ok
+    model_ok = np.ones(len(times), dtype=bool)
+
+    labels = {b.name: b.label for b in baselines}
+    model_key: str | None = None
+    if service is not None and model_cfg is not None:
+        model_key = service.model_name
+        labels[model_key] = service.model_name
+        inputs = build_model_inputs(candles, model_cfg, service, times[keep])
+        model_ok[np.flatnonzero(keep)] = inputs.has_history
+        keep &= model_ok
+        if inputs.dataset is not None:
+            with tqdm(
+                total=len(inputs.dataset),
+                desc=f"{asset} {model_key}",
+                unit="forecast",
+                disable=not show_progress,
+            ) as bar:
+                model_fc = sssd_forecast(
+                    service,
+                    inputs.dataset,
+                    num_samples=samples,
+                    batch_size=ecfg.batch_size,
+                    seed=config.seed,
+                    name=model_key,
+                    on_batch=bar.update,
+                )
+            full = np.full((len(times), len(horizons), samples), np.nan)
+            full[keep] = model_fc.samples
+            forecasts[model_key] = ForecastDistribution.from_samples(
+                model_key, times, horizons, full
+            )
+    del candles
+
+    exclusions = Exclusions(
+        candidates=len(times),
+        missing_target=int((~has_targets).sum()),
+        missing_by_horizon={
+            h: int((~np.isfinite(targets[:, j])).sum()) for j, h in enumerate(horizons)
+        },
+        undefined_baseline=int((has_targets & ~baseline_ok).sum()),
+        insufficient_model_history=int((has_targets & baseline_ok & ~model_ok).sum()),
+        scored=int(keep.sum()),
+    )
+    notes.append(exclusions.sentence())
+    if exclusions.scored == 0:
+        raise DataError(f"{asset}: nothing to score in {evaluated}: {exclusions.sentence()}")
+    forecasts = {k: f.select(keep) for k, f in forecasts.items()}
+    targets, last_close = targets[keep], last_close[keep]
+
+    summary = summarize_forecasts(
+        asset=asset,
+        forecasts=forecasts,
+        baselines=[b.name for b in baselines],
+        targets=targets,
+        last_close=last_close,
+        pip_size=pip_size,
+        cfg=ecfg,
+        model_name=model_key,
+        labels=labels,
+        start=fmt_time(evaluated.start),
+        end=fmt_time(evaluated.end, end=True),
+        notes=notes,
+    )
+    fan = _fan_chart(summary, forecasts, targets, last_close, ecfg)
+    out = (
+        Path(out_dir)
+        if out_dir is not None
+        else _default_out_dir(config, asset, evaluated, model_key)
+    )
+    files = write_report(out, summary, fan)
+    logger.info(f"{asset}: report written to {files.report}")
+
+    model_id = service.model_id if service is not None else None
+    if service is not None and model_id is None and registry is not None and model_cfg is not None:
+        model_id = registry.register_from_config(service.config).id
+    rows = 0
+    if record and registry is not None:
+        extra: dict[str, Any] = {"tuning": tuning.source, "report": str(files.report)}
+        if service is not None:
+            extra["num_samples"] = samples
+        rows = record_evaluation(registry, summary, evaluated, model_id, extra)
+    return EvaluationResult(
+        summary=summary,
+        files=files,
+        out_dir=out,
+        evaluated=evaluated,
+        tuning=tuning,
+        exclusions=exclusions,
+        forecasts=forecasts,
+        targets=targets,
+        last_close=last_close,
+        model_name=model_key,
+        model_id=model_id,
+        checkpoint=service.checkpoint_path if service is not None else None,
+        metric_rows=rows,
+    )
+
+
+def _default_out_dir(
+    config: SSSDConfig, asset: str, evaluated: TimeRange, model: str | None
+) -> Path:
+    tag = model or "baselines"
+    start = fmt_time(evaluated.start).replace(" ", "T").replace(":", "")
+    end = fmt_time(evaluated.end, end=True).replace(" ", "T").replace(":", "")
+    return Path(config.paths.reports_dir) / f"{asset}_{start}_{end}_{tag}"
+
+
+def _fan_chart(
+    summary: EvaluationSummary,
+    forecasts: dict[str, ForecastDistribution],
+    targets: np.ndarray,
+    last_close: np.ndarray,
+    ecfg: EvaluationConfig,
+) -> FanChartData:
+    """The model's (else the best baseline's) bands over a sample week."""
+    h = _nearest_horizon(summary.horizons, ecfg.fan_chart_horizon)
+    name = summary.model_name or summary.verdict(h).best_baseline
+    f = forecasts[name]
+    return fan_chart_data(
+        f, h, last_close, targets, levels=(0.5, 0.9), start=_sample_week_start(f.times), days=7.0
+    )

@@ -1,0 +1,517 @@
+"""The inference service: raw candles in, a calibrated multi-horizon forecast out (SPEC §2, §8).
+
+```python
+service = load_sssd_inference_service("EURUSD")
+pred = service.predict(df=candles, num_samples=100, sampler="ddim")
+service.get_direction(pred, horizon=5), service.get_directional_confidence(pred, horizon=5)
+```
+
+Features are built from the candles exactly as in training (same pipeline, the checkpoint's
+standardizer, never refitted), on the tail of the frame that the windows and the feature
+warm-up need. The forecast is made as of the close of the latest complete 5m bar (or of the
+latest one closing at or before ``asof``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+import torch
+from cachetools import TTLCache
+from loguru import logger
+
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
+from forex_diffusion.data.candles import validate_candles
+from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
+from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
+from forex_diffusion.features.standardizer import Standardizer
+from forex_diffusion.features.targets import log_return_to_price_change
+from forex_diffusion.features.unified_pipeline import required_history
+from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
+from forex_diffusion.inference.prediction import (
+    SSSDPrediction,
+    direction_from_prediction,
+    directional_confidence,
+)
+from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from forex_diffusion.models.diffusion_scheduler import Sampler
+from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.registry.repository import Registry
+from forex_diffusion.timeframes import timeframe_minutes, to_utc
+
+__all__ = [
+    "SSSDEnsembleInferenceService",
+    "SSSDInferenceService",
+    "SSSDPrediction",
+    "load_sssd_inference_service",
+]
+
+_FIVE_MIN = pd.Timedelta(minutes=5)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'"
+        )
+    return torch.device(device)
+
+
+def infer_base_timeframe(index: pd.DatetimeIndex) -> str:
+    """ "5m" when every bar opens on the 5-minute grid and bars are ≥ 5 min apart, else "1m"."""
+    ns = index.as_unit("ns").asi8
+    five = 5 * 60 * 1_000_000_000
+    if len(ns) > 1 and not (ns % five).any() and np.diff(ns).min() >= five:
+        return "5m"
+    return "1m"
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The candles a forecast at ``decision_time`` needs, and their identity for the cache."""
+
+    candles: pd.DataFrame
+    decision_time: pd.Timestamp
+    base_timeframe: str
+    last_bar: pd.Timestamp
+    last_close: float
+
+
+class SSSDInferenceService:
+    """Forecasts for one asset from one trained model.
+
+    Args:
+        model: a trained ``SSSDModel`` (put in eval mode on ``device``).
+        config: the model's resolved config (from its checkpoint).
+        standardizer: the training standardizer (from the checkpoint).
+        model_name: shown in predictions and used in the cache key.
+        device: "auto", "cpu" or "cuda".
+        registry, model_id: where predictions are logged when ``inference.log_predictions``.
+        clock: monotonic clock of the TTL cache (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        model: SSSDModel,
+        config: SSSDConfig,
+        standardizer: Standardizer,
+        model_name: str | None = None,
+        device: str = "auto",
+        registry: Registry | None = None,
+        model_id: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        checkpoint_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.standardizer = standardizer
+        self.asset = config.asset.symbol
+        self.horizons = list(config.data.horizons)
+        self.model_name = model_name or config.model.name
+        self.pip_size = config.asset.pip_size
+        self.direction_threshold = config.inference.direction_threshold
+        self.registry = registry
+        self.model_id = model_id
+        self.checkpoint_path = checkpoint_path
+        self._cache: TTLCache[tuple[Any, ...], SSSDPrediction] = TTLCache(
+            maxsize=1024, ttl=config.inference.cache_ttl_seconds, timer=clock
+        )
+        self.cache_hits = 0
+        self.cache_misses = 0
+        history = required_history(config)
+        # calendar span that surely holds the needed bars: trading time x 7/5 for weekends + slack
+        need_min = max(n * timeframe_minutes(tf) for tf, n in history.items())
+        self.history_span = pd.Timedelta(minutes=int(need_min * 1.6)) + pd.Timedelta(days=4)
+        if config.inference.compile:
+            self.model.head = torch.compile(self.model.head)  # type: ignore[assignment]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        registry: Registry | None = None,
+        model_id: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> SSSDInferenceService:
+        loaded: LoadedCheckpoint = load_checkpoint(path, map_location="cpu")
+        standardizer = Standardizer.from_dict(loaded.standardizer, where=f"{path} (standardizer)")
+        names = {tf: list(standardizer.feature_names(tf)) for tf in standardizer.timeframes}
+        if names != loaded.feature_names:
+            raise CheckpointError(
+                f"checkpoint {path}: its standardizer's feature names differ from the model's "
+                "feature names; the checkpoint is inconsistent, re-train the model"
+            )
+        return cls(
+            loaded.model,
+            loaded.config,
+            standardizer,
+            model_name=loaded.config.model.name,
+            device=device,
+            registry=registry,
+            model_id=model_id,
+            clock=clock,
+            checkpoint_path=Path(path),
+        )
+
+    # ------------------------------------------------------------------ windows
+    def _window(self, df: pd.DataFrame, asof: Any = None) -> _Window:
+        candles = validate_candles(df, where=f"candles for {self.asset}")
+        candles.index = candles.index.as_unit("ns")
+        base = infer_base_timeframe(candles.index)
+        base_delta = pd.Timedelta(minutes=timeframe_minutes(base))
+        known_until = candles.index[-1] + base_delta
+        cutoff = known_until if asof is None else min(to_utc(asof), known_until)
+        candles = candles[candles.index + base_delta <= cutoff]  # only closed base bars
+        candles = candles[candles.index >= cutoff - self.history_span]
+        if candles.empty:
+            raise DataError(f"candles for {self.asset}: no complete bar before {cutoff}")
+        bars5 = resample_ohlc(candles, "5m", base_timeframe=base, asof=cutoff)
+        if bars5.empty:
+            raise DataError(f"candles for {self.asset}: no complete 5m bar closes by {cutoff}")
+        decision = bars5.index[-1] + _FIVE_MIN
+        candles = candles[candles.index < decision]
+        return _Window(candles, decision, base, candles.index[-1], float(candles["close"].iloc[-1]))
+
+    def _config_for(self, base: str) -> SSSDConfig:
+        if base == self.config.asset.base_timeframe:
+            return self.config
+        return self.config.with_overrides([f"asset.base_timeframe={base}"])
+
+    def _dataset_for(self, win: _Window) -> SSSDTimeSeriesDataset:
+        return SSSDTimeSeriesDataset.from_candles(
+            win.candles,
+            self._config_for(win.base_timeframe),
+            self.standardizer,
+            decision_times=[win.decision_time],
+            require_targets=False,
+        )
+
+    def build_features(self, df: pd.DataFrame, asof: Any = None) -> SSSDTimeSeriesDataset:
+        """The one-sample dataset (standardized windows, scale, last close) for the decision
+        time of ``df`` as of ``asof``: the "prepared features" of a forecast."""
+        return self._dataset_for(self._window(df, asof))
+
+    # ------------------------------------------------------------------ forecasting
+    def _sample(
+        self,
+        features: dict[str, torch.Tensor],
+        num_samples: int,
+        sampler: str,
+        steps: int,
+        eta: float,
+        generator: torch.Generator | None,
+    ) -> np.ndarray:
+        """Scaled-target samples (B, H, S) as float64."""
+        feats = {tf: x.to(self.device) for tf, x in features.items()}
+        with torch.inference_mode():
+            out = self.model.inference_forward(
+                feats,
+                num_samples=num_samples,
+                sampler=cast(Sampler, sampler),
+                steps=steps,
+                eta=eta,
+                generator=generator,
+            )
+        return out.samples.double().cpu().numpy()
+
+    def _to_predictions(
+        self,
+        scaled: np.ndarray,
+        scales: np.ndarray,
+        last_close: np.ndarray,
+        times: Sequence[pd.Timestamp],
+        elapsed_ms: float,
+    ) -> list[SSSDPrediction]:
+        """Scaled samples (B, H, S) → price-change samples per forecast."""
+        log_ret = scaled * scales[:, :, None]
+        change = log_return_to_price_change(log_ret, last_close[:, None, None])
+        preds = []
+        for b, t in enumerate(times):
+            samples = {h: change[b, k] for k, h in enumerate(self.horizons)}
+            preds.append(
+                SSSDPrediction.from_samples(
+                    samples,
+                    asset=self.asset,
+                    timestamp=pd.Timestamp(t),
+                    last_close=float(last_close[b]),
+                    inference_time_ms=elapsed_ms / len(times),
+                    model_name=self.model_name,
+                    pip_size=self.pip_size,
+                )
+            )
+        return preds
+
+    def _params(
+        self, num_samples: int | None, sampler: str | None, steps: int | None, eta: float | None
+    ) -> tuple[int, str, int, float]:
+        icfg = self.config.inference
+        n = icfg.num_samples if num_samples is None else int(num_samples)
+        s = icfg.sampler if sampler is None else sampler
+        k = icfg.steps if steps is None else int(steps)
+        e = icfg.eta if eta is None else float(eta)
+        if not 2 <= n <= 10_000:
+            raise ValueError(f"num_samples must be in [2, 10000], got {n}")
+        if s not in ("ddim", "ddpm"):
+            raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {s!r}")
+        if k < 1:
+            raise ValueError(f"steps must be >= 1, got {k}")
+        if not 0.0 <= e <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {e}")
+        return n, s, k, e
+
+    def predict(
+        self,
+        df: pd.DataFrame,
+        num_samples: int | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        asof: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> SSSDPrediction:
+        """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
+
+        Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
+        time, the last bar and the sampling parameters; an explicit ``generator`` bypasses the cache.
+        """
+        started = time.perf_counter()
+        n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        win = self._window(df, asof)
+        key = (
+            self.model_name,
+            str(self.checkpoint_path),
+            win.decision_time,
+            win.last_bar,
+            win.last_close,
+            n,
+            s,
+            k,
+            e,
+        )
+        if generator is None and key in self._cache:
+            self.cache_hits += 1
+            return self._cache[key]
+        self.cache_misses += 1
+        dataset = self._dataset_for(win)
+        features, _, _ = dataset.get_batch([0])
+        scaled = self._sample(features, n, s, k, e, generator)
+        elapsed = (time.perf_counter() - started) * 1000
+        pred = self._to_predictions(
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed
+        )[0]
+        if generator is None:
+            self._cache[key] = pred
+        self._log([pred], batch_size=1)
+        return pred
+
+    def predict_features(
+        self,
+        dataset: SSSDTimeSeriesDataset,
+        indices: Sequence[int] | np.ndarray | None = None,
+        num_samples: int | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 64,
+    ) -> list[SSSDPrediction]:
+        """Forecasts for samples of an already built dataset, ``batch_size`` per model call."""
+        n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+        times = dataset.decision_times
+        preds: list[SSSDPrediction] = []
+        for lo in range(0, len(idx), batch_size):
+            chunk = idx[lo : lo + batch_size]
+            started = time.perf_counter()
+            features, _, _ = dataset.get_batch(chunk)
+            scaled = self._sample(features, n, s, k, e, generator)
+            elapsed = (time.perf_counter() - started) * 1000
+            preds.extend(
+                self._to_predictions(
+                    scaled,
+                    dataset.scales[chunk],
+                    dataset.last_close[chunk],
+                    [times[i] for i in chunk],
+                    elapsed,
+                )
+            )
+        return preds
+
+    def predict_batch(
+        self,
+        df: pd.DataFrame | Sequence[pd.DataFrame],
+        decision_times: Sequence[Any] | None = None,
+        num_samples: int | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        batch_size: int = 64,
+    ) -> list[SSSDPrediction]:
+        """Many forecasts in batched model calls: either many ``decision_times`` in one frame
+        (each must be a 5m close with full history), or one forecast per frame of a list."""
+        if isinstance(df, pd.DataFrame):
+            if decision_times is None:
+                return [self.predict(df, num_samples, sampler, steps, eta, generator=generator)]
+            candles = validate_candles(df, where=f"candles for {self.asset}")
+            base = infer_base_timeframe(candles.index)
+            times = [to_utc(t) for t in decision_times]
+            dataset = SSSDTimeSeriesDataset.from_candles(
+                candles[candles.index < max(times)],
+                self._config_for(base),
+                self.standardizer,
+                decision_times=times,
+                require_targets=False,
+            )
+        else:
+            frames = list(df)
+            if not frames:
+                return []
+            datasets = [self._dataset_for(self._window(f)) for f in frames]
+            return self._predict_many(
+                datasets, num_samples, sampler, steps, eta, generator, batch_size
+            )
+        preds = self.predict_features(
+            dataset, None, num_samples, sampler, steps, eta, generator, batch_size
+        )
+        self._log(preds, batch_size=len(preds))
+        return preds
+
+    def _predict_many(
+        self,
+        datasets: list[SSSDTimeSeriesDataset],
+        num_samples: int | None,
+        sampler: str | None,
+        steps: int | None,
+        eta: float | None,
+        generator: torch.Generator | None,
+        batch_size: int,
+    ) -> list[SSSDPrediction]:
+        n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        preds: list[SSSDPrediction] = []
+        for lo in range(0, len(datasets), batch_size):
+            chunk = datasets[lo : lo + batch_size]
+            started = time.perf_counter()
+            batches = [d.get_batch([0])[0] for d in chunk]
+            features = {tf: torch.cat([b[tf] for b in batches]) for tf in batches[0]}
+            scaled = self._sample(features, n, s, k, e, generator)
+            elapsed = (time.perf_counter() - started) * 1000
+            preds.extend(
+                self._to_predictions(
+                    scaled,
+                    np.concatenate([d.scales for d in chunk]),
+                    np.concatenate([d.last_close for d in chunk]),
+                    [d.decision_times[0] for d in chunk],
+                    elapsed,
+                )
+            )
+        self._log(preds, batch_size=len(preds))
+        return preds
+
+    # ------------------------------------------------------------------ direction
+    def get_direction(self, pred: SSSDPrediction, horizon: int) -> str:
+        """ "up"/"down" when P(direction) from the samples ≥ ``inference.direction_threshold``,
+        else "neutral"."""
+        return direction_from_prediction(pred, horizon, self.direction_threshold)
+
+    def get_directional_confidence(self, pred: SSSDPrediction, horizon: int) -> float:
+        """P(the more likely direction) from the samples, in [0.5, 1]."""
+        return directional_confidence(pred, horizon)
+
+    # ------------------------------------------------------------------ logging
+    def _log(self, preds: list[SSSDPrediction], batch_size: int) -> None:
+        if (
+            not self.config.inference.log_predictions
+            or self.registry is None
+            or self.model_id is None
+        ):
+            return
+        for p in preds:
+            self.registry.log_inference(
+                model_id=self.model_id,
+                asset=p.asset,
+                decision_time=p.timestamp.to_pydatetime(),
+                horizons=p.horizons,
+                prediction=p.to_dict(),
+                inference_time_ms=p.inference_time_ms,
+                device=str(self.device),
+                batch_size=batch_size,
+                num_samples=p.num_samples,
+            )
+
+
+def load_sssd_inference_service(
+    asset: str,
+    checkpoint_dir: str | Path | None = None,
+    model_name: str | None = None,
+    device: str = "auto",
+    config: SSSDConfig | None = None,
+    registry: Registry | None = None,
+) -> SSSDInferenceService:
+    """The inference service for ``asset``'s best checkpoint.
+
+    With ``model_name`` None the registry's best checkpoint of the asset (lowest validation
+    loss) under ``checkpoint_dir`` is used; otherwise that model's best. Falls back to
+    ``checkpoint_dir/ASSET/MODEL/best.ckpt`` when the registry has no entry.
+
+    Raises:
+        NotFoundError: unknown asset or model (the message lists what exists).
+    """
+    from forex_diffusion.registry.repository import open_registry
+
+    cfg = config or load_sssd_config(DEFAULT_CONFIG_PATH)
+    root = Path(checkpoint_dir or cfg.paths.checkpoint_dir)
+    asset = asset.upper()
+    reg = registry or open_registry(cfg)
+    path: Path | None = None
+    model_id: int | None = None
+    try:
+        record = reg.best_checkpoint(asset, model_name)
+    except NotFoundError as exc:
+        registry_error: NotFoundError | None = exc
+    else:
+        registry_error = None
+        candidate = Path(record.path)
+        if candidate.is_file() and root.resolve() in candidate.resolve().parents:
+            path, model_id = candidate, record.model_id
+    if path is None:
+        models = sorted(p.parent.name for p in (root / asset).glob("*/best.ckpt"))
+        if model_name is not None and model_name in models:
+            path = root / asset / model_name / "best.ckpt"
+        elif model_name is None and len(models) == 1:
+            path = root / asset / models[0] / "best.ckpt"
+        else:
+            assets = (
+                sorted(p.name for p in root.glob("*") if any(p.glob("*/best.ckpt")))
+                if root.is_dir()
+                else []
+            )
+            detail = f"; registry: {registry_error}" if registry_error else ""
+            raise NotFoundError(
+                f"no checkpoint for asset {asset!r}"
+                + (f" model {model_name!r}" if model_name else "")
+                + f" under {root}: models there for {asset}: {models or 'none'}; assets with checkpoints: "
+                f"{assets or 'none'}{detail}. Train one with `forex-diffusion train --asset {asset}`."
+            )
+        if model_id is None:
+            try:
+                model_id = reg.get_model(asset, path.parent.name).id
+            except NotFoundError:
+                model_id = None
+    logger.info(f"loading {asset} model from {path}")
+    return SSSDInferenceService.from_checkpoint(
+        path, device=device, registry=reg, model_id=model_id
+    )
