@@ -55,6 +55,8 @@ def random_features(
     """{tf: (batch, lookback + extra_bars, F_tf)} standard normal features."""
     g = torch.Generator().manual_seed(seed)
     return {
-        tf: torch.randn(batch, config.data.lookbacks[tf] + extra_bars, feature_dims[tf], generator=g)
+        tf: torch.randn(
+            batch, config.data.lookbacks[tf] + extra_bars, feature_dims[tf], generator=g
+        )
         for tf in config.data.timeframes
     }

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 from forex_diffusion.errors import CheckpointError, NotFoundError
 from forex_diffusion.models.checkpoint import (
@@ -18,6 +17,7 @@ from forex_diffusion.models.checkpoint import (
     save_checkpoint,
 )
 from forex_diffusion.models.sssd import SSSDModel
+from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 torch.set_num_threads(1)
 
@@ -53,7 +53,9 @@ def model() -> SSSDModel:
 def saved(tmp_path: Path, model: SSSDModel) -> Path:
     opt = model._test_optimizer  # type: ignore[attr-defined]
     extra = {"epoch": 3, "val_loss": 0.5, "optimizer_state": opt.state_dict()}
-    return save_checkpoint(tmp_path / "ck" / "model.pt", model, model.config, NAMES, STANDARDIZER, extra)
+    return save_checkpoint(
+        tmp_path / "ck" / "model.pt", model, model.config, NAMES, STANDARDIZER, extra
+    )
 
 
 def test_round_trip_gives_identical_predictions(saved: Path, model: SSSDModel) -> None:
@@ -77,7 +79,9 @@ def test_round_trip_gives_identical_predictions(saved: Path, model: SSSDModel) -
         assert torch.equal(tensor, loaded.model.state_dict()[name]), name
 
 
-def test_optimizer_state_in_extra_survives_weights_only_loading(saved: Path, model: SSSDModel) -> None:
+def test_optimizer_state_in_extra_survives_weights_only_loading(
+    saved: Path, model: SSSDModel
+) -> None:
     loaded = load_checkpoint(saved)
     assert loaded.extra["epoch"] == 3 and loaded.extra["val_loss"] == 0.5
     opt = torch.optim.AdamW(loaded.model.parameters(), lr=1e-2)
@@ -117,7 +121,7 @@ def test_save_rejects_mismatched_inputs(tmp_path: Path, model: SSSDModel) -> Non
     with pytest.raises(CheckpointError, match="JSON"):
         save_checkpoint(tmp_path / "a.pt", model, model.config, NAMES, {"s": float("nan")})
     other = tiny_config(("model.encoder.d_model=8",))
-    with pytest.raises(CheckpointError, match="model.config"):
+    with pytest.raises(CheckpointError, match=r"model\.config"):
         save_checkpoint(tmp_path / "a.pt", model, other, NAMES, {})
     assert not (tmp_path / "a.pt").exists()
 
@@ -172,6 +176,7 @@ class _Evil:
         return (os.system, ("echo should-never-run",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pt"
     torch.save({"format": "forex_diffusion.sssd", "payload": _Evil()}, evil)
@@ -206,5 +211,29 @@ def test_weights_that_do_not_fit_the_config(tmp_path: Path, saved: Path) -> None
 
 
 def test_missing_file_is_not_found(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="nope.pt"):
+    with pytest.raises(NotFoundError, match=r"nope\.pt"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_payload_merged_into_a_lightning_style_checkpoint_loads(
+    tmp_path: Path, model: SSSDModel
+) -> None:
+    from forex_diffusion.models.checkpoint import checkpoint_payload
+
+    opt = model._test_optimizer  # type: ignore[attr-defined]
+    ckpt = {
+        "epoch": 4,
+        "global_step": 120,
+        "state_dict": model.state_dict(),
+        "optimizer_states": [opt.state_dict()],
+        "callbacks": {"SSSDCheckpoint": {"best_val": 0.3, "best_epoch": 2}},
+    }
+    ckpt.update(checkpoint_payload(model, model.config, NAMES, STANDARDIZER))
+    path = tmp_path / "last.ckpt"
+    torch.save(ckpt, path)
+    loaded = load_checkpoint(path)
+    assert loaded.extra["epoch"] == 4 and loaded.extra["global_step"] == 120
+    assert loaded.extra["callbacks"]["SSSDCheckpoint"]["best_epoch"] == 2
+    assert len(loaded.extra["optimizer_states"]) == 1
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.model.state_dict()[name]), name

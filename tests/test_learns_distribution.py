@@ -8,9 +8,9 @@ pass the S4D encoder, the attention fusion, the conditioning and the diffusion h
 from __future__ import annotations
 
 import torch
-from sssd_test_utils import tiny_config, with_timeframes
 
 from forex_diffusion.models.sssd import ForecastOutput, SSSDModel
+from sssd_test_utils import tiny_config, with_timeframes
 
 torch.set_num_threads(1)
 
@@ -36,7 +36,9 @@ def make_batch(config, x: torch.Tensor, g: torch.Generator):
 
 
 def _train() -> tuple[SSSDModel, dict[str, torch.Tensor]]:
-    config = tiny_config(("model.encoder.n_layers=1", "model.diffusion.prediction=v"))
+    config = tiny_config(
+        ("model.encoder.n_layers=1", "model.diffusion.prediction=v", "model.loss.noise_draws=1")
+    )
     config = with_timeframes(config, {"5m": 16, "1h": 4})
     torch.manual_seed(0)
     model = SSSDModel(config, FEATURE_DIMS)
@@ -46,11 +48,11 @@ def _train() -> tuple[SSSDModel, dict[str, torch.Tensor]]:
         lr=3e-3,
         fused=True,
     )
-    steps = 1000
+    steps = 500
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
     g = torch.Generator().manual_seed(1)
     for _ in range(steps):
-        x = torch.rand(128, generator=g) * 2 - 1
+        x = torch.rand(256, generator=g) * 2 - 1
         feats, y = make_batch(config, x, g)
         loss = model(feats, y, generator=g).loss
         opt.zero_grad()
@@ -75,7 +77,9 @@ def test_learns_heteroscedastic_conditional_distribution() -> None:
     model, data = _train()
     x = data["x"]
     feats = {k[2:]: v for k, v in data.items() if k.startswith("f_")}
-    fc = model.inference_forward(feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(3))
+    fc = model.inference_forward(
+        feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(3)
+    )
     coverage = _coverage(fc, x)
     true_std = sigma(x)
     overall = float(coverage.mean())
@@ -91,7 +95,9 @@ def test_learns_heteroscedastic_conditional_distribution() -> None:
 
     # DDIM (first order) with the same 20 network calls under-disperses a little but still
     # tracks σ(x); its predicted std is systematically below the second-order sampler's.
-    ddim = model.inference_forward(feats, 400, "ddim", 20, generator=torch.Generator().manual_seed(3))
+    ddim = model.inference_forward(
+        feats, 400, "ddim", 20, generator=torch.Generator().manual_seed(3)
+    )
     ddim_cov = float(_coverage(ddim, x).mean())
     assert 0.80 <= ddim_cov <= 0.95, ddim_cov
     assert float((ddim.std / fc.std).mean()) < 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -69,7 +70,7 @@ def test_trailing_ddim_steps_start_at_the_last_step() -> None:
     plan = sch.sampling_steps(20)
     ts = [st.t for st in plan]
     assert ts[0] == 999 and len(ts) == 20
-    assert all(a > b for a, b in zip(ts, ts[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(ts))
     assert plan[-1].t_prev == -1 and plan[-1].alpha_bar_prev == 1.0
     assert [st.t for st in sch.sampling_steps(1000)] == list(range(999, -1, -1))
     with pytest.raises(ValueError, match="steps"):

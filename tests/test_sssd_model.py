@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 from forex_diffusion.models.s4_layer import S4D
 from forex_diffusion.models.sssd import SSSDModel, summarize_samples
+from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 torch.set_num_threads(1)
 
@@ -59,8 +59,9 @@ def test_fixed_timesteps_and_noise_make_the_loss_deterministic() -> None:
     model = _model()
     model.eval()  # no dropout
     feats, y = _batch(model)
-    t, eps = model.draw_noise(5, torch.Generator().manual_seed(7))
+    t, eps = model.draw_noise(5, torch.Generator().manual_seed(7), noise_draws=1)
     assert t.shape == (5, 1, 4) and eps.shape == (5, 1, 4) and t.dtype == torch.long
+    assert model.draw_noise(5)[0].shape == (5, model.config.model.loss.noise_draws, 4)
     a = model(feats, y, timesteps=t, noise=eps).loss
     b = model(feats, y, timesteps=t[:, 0], noise=eps[:, 0]).loss  # (B, H) form
     c = model(feats, y, timesteps=t, noise=eps[:, 0, :, None]).loss  # (B, H, 1) noise
@@ -126,7 +127,7 @@ def test_consistency_term() -> None:
     context = model.encode(feats)
     cond = model.head.condition_film(model.conditioning(context, torch.arange(4).expand(5, 4)))
     pred = model.head.denoise(x_t[..., None], cond[:, None] + model.head.time_film_of(t))[..., 0]
-    expected = (ab * (1 - ab) * (pred - v) ** 2 * w).sum() / (w.sum() * 5)
+    expected = (ab * (1 - ab) * (pred - v) ** 2 * w).sum() / (w.sum() * 5 * t.shape[1])
     assert torch.allclose(out.consistency_loss, expected, rtol=1e-4)
 
 
@@ -229,7 +230,8 @@ def test_forecast_summaries_match_samples_and_generator_reproduces() -> None:
     with pytest.raises(KeyError):
         fc.for_horizon(30)
     mean, std, q05, q50, q95 = summarize_samples(fc.samples)
-    assert torch.equal(mean, fc.mean) and torch.equal(q95, fc.q95)
+    assert torch.equal(mean, fc.mean) and torch.equal(std, fc.std) and torch.equal(q05, fc.q05)
+    assert torch.equal(q50, fc.q50) and torch.equal(q95, fc.q95)
 
 
 def test_inference_defaults_come_from_config_and_mode_is_restored() -> None:
@@ -249,10 +251,14 @@ def test_untrained_head_sampling_v_is_stable_epsilon_amplifies() -> None:
     samples ≈ N(0, 1); the same zero head under ε-prediction gives x̂0 = x_T/√ᾱ_T (≈ 2e4·x_T)."""
     feats = _batch(_model(), b=1)[0]
     v_model = _model()
-    fc = v_model.inference_forward(feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(0))
+    fc = v_model.inference_forward(
+        feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(0)
+    )
     assert 0.85 < float(fc.samples.std()) < 1.15
     eps_model = _model(("model.diffusion.prediction=epsilon",))
-    fc = eps_model.inference_forward(feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(0))
+    fc = eps_model.inference_forward(
+        feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.isfinite(fc.samples).all() and float(fc.samples.std()) > 100
 
 
@@ -276,7 +282,7 @@ def test_streaming_update_equals_encoder_on_the_grown_windows() -> None:
                 grown["15m"] = feats["15m"][:, :-2]
             assert torch.allclose(stream.context(), model.encode(grown), atol=1e-4), k
         # the per-position outputs of the 5m stack agree as well
-        seq = model.encoder.encoders["5m"].sequence(grown["5m"])
+        seq = model.encoder.timeframe_encoder("5m").sequence(grown["5m"])
         assert torch.allclose(stream.summaries["5m"], seq[:, -1], atol=1e-4)
         assert stream.bars_seen == {"5m": 3, "15m": 1, "1h": 0, "4h": 0}
         fc = model.sample_from_context(stream.context(), 16, "ddim", 5)
@@ -337,3 +343,14 @@ def test_short_training_run_on_real_eurusd_has_no_nan(fx_dir: Path) -> None:
     feats, _, _ = dataset.get_batch([0, len(dataset) - 1])
     fc = model.inference_forward(feats, 16, "ddim", 5, generator=g)
     assert torch.isfinite(fc.samples).all()
+
+
+def test_inference_rejects_non_finite_features_and_accepts_cpu_generator() -> None:
+    model = _model()
+    feats, _ = _batch(model, b=2)
+    bad = {k: v.clone() for k, v in feats.items()}
+    bad["15m"][1, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"features\['15m'\] contain NaN.*\[1, 3, 0\]"):
+        model.inference_forward(bad, 8, "ddim", 2)
+    t, eps = model.draw_noise(2, torch.Generator(device="cpu").manual_seed(0), device="cpu")
+    assert t.device.type == "cpu" and eps.shape == (2, 4, 4)

@@ -1,4 +1,4 @@
-"""Walk-forward evaluation on real EURUSD: baselines only and with a tiny SSSD checkpoint."""
+"""Walk-forward evaluation on real EURUSD: baselines only and with a tiny trained SSSD model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+
+from forex_diffusion.errors import ConfigError, DataError
+from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
+from forex_diffusion.evaluation.ranges import (
+    TimeRange,
+    check_unseen,
+    choose_tuning_range,
+    evaluation_range,
+)
+from forex_diffusion.evaluation.walk_forward import EvaluationResult, evaluate, summary_text
+from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
+from forex_diffusion.registry.repository import Registry
 from walk_forward_utils import (
     EVAL_END,
     EVAL_START,
@@ -16,19 +29,9 @@ from walk_forward_utils import (
     eval_config,
     expected_targets,
     real_eurusd,
+    train_tiny_model,
     write_store,
-    write_untrained_checkpoint,
 )
-
-from forex_diffusion.errors import ConfigError, DataError
-from forex_diffusion.evaluation.ranges import (
-    TimeRange,
-    check_unseen,
-    choose_tuning_range,
-    evaluation_range,
-)
-from forex_diffusion.evaluation.walk_forward import EvaluationResult, evaluate
-from forex_diffusion.registry.repository import Registry
 
 HORIZONS = (5, 15, 60, 240)
 BASELINES = ("rolling", "ewma", "ewma_seasonal", "garch")
@@ -69,7 +72,7 @@ def baselines_run(root: Path, registry: Registry) -> EvaluationResult:
 @pytest.fixture(scope="module")
 def model_run(root: Path, registry: Registry, candles: pd.DataFrame) -> EvaluationResult:
     config = eval_config(root)
-    write_untrained_checkpoint(config, candles)
+    train_tiny_model(config, candles, registry)
     return evaluate(
         config,
         "EURUSD",
@@ -116,10 +119,16 @@ def test_unseen_check_names_both_ranges(root: Path) -> None:
 
 
 def test_tuning_range_choice() -> None:
-    train = TimeRange("training range", pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2019-01-21", tz=UTC))
-    after = choose_tuning_range(evaluation_range("2019-01-21", "2019-01-31"), train, 30, "the config's")
+    train = TimeRange(
+        "training range", pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2019-01-21", tz=UTC)
+    )
+    after = choose_tuning_range(
+        evaluation_range("2019-01-21", "2019-01-31"), train, 30, "the config's"
+    )
     assert after.source == "training range" and after.range == train
-    inside = choose_tuning_range(evaluation_range("2019-01-14", "2019-01-31"), train, 30, "the config's")
+    inside = choose_tuning_range(
+        evaluation_range("2019-01-14", "2019-01-31"), train, 30, "the config's"
+    )
     assert inside.source == "window before start"
     assert inside.range.start == pd.Timestamp("2018-12-15", tz=UTC)
     assert inside.range.end == pd.Timestamp("2019-01-14", tz=UTC)
@@ -144,7 +153,7 @@ def test_baselines_only_decision_times_and_targets(
     # targets match an independent computation from the 1m bars
     np.testing.assert_allclose(r.targets, expected_targets(candles, times, HORIZONS), rtol=1e-12)
     # no scored target lies in the hole
-    for j, h in enumerate(HORIZONS):
+    for h in HORIZONS:
         target_bar_close = times + pd.Timedelta(minutes=h)
         assert not ((target_bar_close > HOLE[0]) & (target_bar_close <= HOLE[1])).any(), h
 
@@ -153,24 +162,33 @@ def test_baselines_only_exclusions_are_counted(
     baselines_run: EvaluationResult, candles: pd.DataFrame
 ) -> None:
     ex = baselines_run.exclusions
-    assert ex.scored == len(baselines_run.forecasts["ewma"].times) == baselines_run.summary.n_decisions
+    assert (
+        ex.scored == len(baselines_run.forecasts["ewma"].times) == baselines_run.summary.n_decisions
+    )
     assert ex.candidates == ex.scored + ex.missing_target + ex.undefined_baseline
     assert ex.insufficient_model_history == 0 and ex.undefined_baseline == 0
     # every hourly 5m close of the week, with its targets computed independently
     closes = (candles.index.floor("5min") + pd.Timedelta(minutes=5)).unique()
-    grid = closes[(closes >= pd.Timestamp(EVAL_START, tz=UTC)) & (closes < pd.Timestamp("2019-02-04", tz=UTC))]
+    grid = closes[
+        (closes >= pd.Timestamp(EVAL_START, tz=UTC)) & (closes < pd.Timestamp("2019-02-04", tz=UTC))
+    ]
     grid = grid[grid.minute == 0]
     expected = expected_targets(candles, grid, HORIZONS)
     assert ex.candidates == len(grid)
     assert ex.missing_target == int((~np.isfinite(expected).all(axis=1)).sum())
-    assert ex.missing_by_horizon == {h: int((~np.isfinite(expected[:, j])).sum()) for j, h in enumerate(HORIZONS)}
+    assert ex.missing_by_horizon == {
+        h: int((~np.isfinite(expected[:, j])).sum()) for j, h in enumerate(HORIZONS)
+    }
     # the hole: 10:00 misses its 5/15/60 min targets, 07:00 and 08:00 their 240 min target
     assert ex.missing_by_horizon[5] >= 1 and ex.missing_by_horizon[240] >= 2
     scored = baselines_run.forecasts["ewma"].times
     for t in ("2019-01-30 07:00", "2019-01-30 08:00", "2019-01-30 10:00"):
         assert pd.Timestamp(t, tz=UTC) not in scored and pd.Timestamp(t, tz=UTC) in grid
     assert pd.Timestamp("2019-01-30 09:00", tz=UTC) in scored
-    assert f"{ex.scored} of {ex.candidates} decision times scored" in baselines_run.files.report.read_text()
+    assert (
+        f"{ex.scored} of {ex.candidates} decision times scored"
+        in baselines_run.files.report.read_text()
+    )
 
 
 def test_baselines_only_metrics_report_and_registry(
@@ -185,6 +203,9 @@ def test_baselines_only_metrics_report_and_registry(
             assert s.get(name, h).n == r.exclusions.scored
     md = r.files.report.read_text()
     assert "Baselines only" in md and "(model)" not in md
+    text = summary_text(r)
+    assert text == summary_text(s) == r.text() and text.count("|") > 16 * 8
+    assert all(line in md for line in text.splitlines() if line.startswith("|"))
     assert "Baselines tuned on the config's training range 2019-01-01 → 2019-01-20" in md
     assert md.startswith("# Evaluation: EURUSD, 2019-01-28 → 2019-02-03")
     for f in (r.files.reliability, r.files.pit_histogram, r.files.crps_by_hour, r.files.fan_chart):
@@ -219,8 +240,10 @@ def test_baselines_tuned_before_start_when_training_overlaps(root: Path) -> None
 def test_bad_requests(root: Path) -> None:
     cfg = eval_config(root)
     with pytest.raises(ConfigError, match="exclude each other"):
-        evaluate(cfg, "EURUSD", EVAL_START, EVAL_END, model_name="x", baselines_only=True, record=False)
-    with pytest.raises(DataError, match="baseline tuning .*the store holds 2019-01"):
+        evaluate(
+            cfg, "EURUSD", EVAL_START, EVAL_END, model_name="x", baselines_only=True, record=False
+        )
+    with pytest.raises(DataError, match=r"baseline tuning .*the store holds 2019-01"):
         evaluate(cfg, "EURUSD", "2018-06-01", "2018-06-07", baselines_only=True, record=False)
 
 
@@ -231,7 +254,11 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
     r = model_run
     assert r.model_name == MODEL_NAME and r.checkpoint is not None and r.checkpoint.is_file()
     f = r.forecasts[MODEL_NAME]
-    assert f.kind == "samples" and f.samples is not None and f.samples.shape == (r.exclusions.scored, 4, 16)
+    assert (
+        f.kind == "samples"
+        and f.samples is not None
+        and f.samples.shape == (r.exclusions.scored, 4, 16)
+    )
     assert np.isfinite(f.samples).all() and (f.std() > 0).all()
     # the model adds no exclusion here (full windows), so it is scored on the baselines' times
     assert r.exclusions.insufficient_model_history == 0
@@ -252,7 +279,7 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
 
 
 def test_model_rows_in_registry(model_run: EvaluationResult, registry: Registry) -> None:
-    model = registry.get_model("EURUSD", MODEL_NAME)  # registered by the evaluation
+    model = registry.get_model("EURUSD", MODEL_NAME)  # registered by training
     assert model_run.model_id == model.id
     rows = [m for m in registry.latest_metrics("EURUSD", MODEL_NAME) if m.model_id == model.id]
     assert {(m.method, m.horizon) for m in rows} == {("sssd", h) for h in HORIZONS}
@@ -262,7 +289,9 @@ def test_model_rows_in_registry(model_run: EvaluationResult, registry: Registry)
         assert m.metrics["crps"] == pytest.approx(model_run.summary.get(MODEL_NAME, m.horizon).crps)
 
 
-def test_model_refuses_seen_ranges(model_run: EvaluationResult, root: Path, registry: Registry) -> None:
+def test_model_refuses_seen_ranges(
+    model_run: EvaluationResult, root: Path, registry: Registry
+) -> None:
     with pytest.raises(ConfigError) as exc:
         evaluate(
             eval_config(root), "EURUSD", "2019-01-24", "2019-01-31", model_name=MODEL_NAME,
@@ -272,3 +301,28 @@ def test_model_refuses_seen_ranges(model_run: EvaluationResult, root: Path, regi
     assert f"refusing to evaluate model '{MODEL_NAME}' on 2019-01-24 → 2019-01-31" in msg
     assert "training range 2019-01-01 → 2019-01-20" in msg
     assert "validation range 2019-01-21 → 2019-01-25" in msg
+
+
+def test_sssd_forecast_is_the_model_output_in_log_returns(
+    model_run: EvaluationResult, root: Path, registry: Registry, candles: pd.DataFrame
+) -> None:
+    """Batched forecasts = the model's scaled samples × the causal target scales, in order."""
+    config = eval_config(root)
+    service = load_sssd_inference_service(
+        "EURUSD", model_name=MODEL_NAME, device="cpu", config=config, registry=registry
+    )
+    times = model_run.forecasts[MODEL_NAME].times[:10]
+    inputs = build_model_inputs(candles, service.config, service, times)
+    assert inputs.has_history.all() and inputs.dataset is not None
+    ds = inputs.dataset
+    assert ds.decision_times.equals(times)
+    fc = sssd_forecast(service, ds, num_samples=6, batch_size=4, seed=3, name="m")
+    gen = torch.Generator().manual_seed(3)
+    expected = []
+    for lo in range(0, len(ds), 4):  # the same batches from the same generator
+        idx = np.arange(lo, min(lo + 4, len(ds)))
+        feats, _, _ = ds.get_batch(idx)
+        out = service.model.inference_forward(feats, num_samples=6, generator=gen)
+        expected.append(out.samples.double().numpy() * ds.scales[idx][:, :, None])
+    np.testing.assert_allclose(fc.samples, np.concatenate(expected), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(ds.log_returns, model_run.targets[:10], rtol=1e-12)

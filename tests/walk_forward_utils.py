@@ -12,10 +12,12 @@ import torch
 
 from forex_diffusion.config.sssd_config import SSSDConfig, load_sssd_config
 from forex_diffusion.data.candles import validate_candles
-from forex_diffusion.data.sssd_dataset import build_feature_source
+from forex_diffusion.data.sssd_dataset import SSSDDataModule, build_feature_source
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.models.checkpoint import save_checkpoint
 from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.registry.repository import Registry
+from forex_diffusion.training.train_sssd import SSSDTrainer
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sssd" / "default_config.yaml"
 
@@ -72,21 +74,43 @@ def write_store(root: Path, candles: pd.DataFrame) -> Path:
     return root
 
 
+def config_overrides(root: Path) -> list[str]:
+    """The 2019 splits, everything written under ``root``, and a tiny model."""
+    return [
+        f"paths.data_dir={root / 'store'}",
+        f"paths.artifacts_dir={root / 'artifacts'}",
+        f"paths.checkpoint_dir={root / 'checkpoints'}",
+        f"paths.log_dir={root / 'logs'}",
+        f"paths.reports_dir={root / 'reports'}",
+        *SPLITS,
+        *TINY_MODEL,
+    ]
+
+
 def eval_config(root: Path, extra: Sequence[str] = ()) -> SSSDConfig:
-    """Defaults with the 2019 splits, everything written under ``root``, and a tiny model."""
-    return load_sssd_config(
-        DEFAULT_CONFIG,
-        overrides=[
-            f"paths.data_dir={root / 'store'}",
-            f"paths.artifacts_dir={root / 'artifacts'}",
-            f"paths.checkpoint_dir={root / 'checkpoints'}",
-            f"paths.log_dir={root / 'logs'}",
-            f"paths.reports_dir={root / 'reports'}",
-            *SPLITS,
-            *TINY_MODEL,
-            *extra,
-        ],
+    """The default config with :func:`config_overrides` and ``extra``."""
+    return load_sssd_config(DEFAULT_CONFIG, overrides=[*config_overrides(root), *extra])
+
+
+TINY_TRAINING = (
+    "training.epochs=1",
+    "training.max_train_batches_per_epoch=3",
+    "training.batch_size=16",
+    "training.val_forecast_samples=4",
+    "training.precision=32",
+    "data.decision_stride=6",
+)
+
+
+def train_tiny_model(config: SSSDConfig, candles: pd.DataFrame, registry: Registry) -> Path:
+    """Train the tiny model for one short epoch (checkpoint and registry rows as in real
+    training); returns its best checkpoint."""
+    config = config.with_overrides(TINY_TRAINING)
+    result = SSSDTrainer(config, registry=registry, accelerator="cpu").train(
+        SSSDDataModule(config=config, candles=candles)
     )
+    assert result.status == "completed" and result.best_checkpoint is not None, result
+    return result.best_checkpoint
 
 
 def write_untrained_checkpoint(config: SSSDConfig, candles: pd.DataFrame) -> Path:
@@ -113,6 +137,4 @@ def expected_targets(
         return closes.reindex(ts).to_numpy(dtype=np.float64)
 
     c0 = at(times)
-    return np.stack(
-        [np.log(at(times + pd.Timedelta(minutes=h)) / c0) for h in horizons], axis=1
-    )
+    return np.stack([np.log(at(times + pd.Timedelta(minutes=h)) / c0) for h in horizons], axis=1)

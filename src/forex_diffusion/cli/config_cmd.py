@@ -10,6 +10,7 @@ from forex_diffusion.cli.common import (
     AssetConfigOpt,
     ConfigOpt,
     OverrideOpt,
+    PresetOpt,
     friendly_errors,
     load_cli_config,
 )
@@ -25,10 +26,11 @@ def show(
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
+    preset: PresetOpt = None,
 ) -> None:
     """Print the merged, validated configuration as YAML."""
     with friendly_errors():
-        typer.echo(load_cli_config(config, asset_config, override).to_yaml())
+        typer.echo(load_cli_config(config, asset_config, override, preset=preset).to_yaml())
 
 
 @config_app.command("schema")

@@ -65,9 +65,9 @@ def evaluate(
 ) -> None:
     """Walk-forward evaluation of a model (or the baselines alone) on a range it never saw.
 
-    Writes report.md, metrics.json and PNG plots, records the metrics in the registry, and
-    prints the report's first table. Exit code 2 on a bad range (e.g. one that overlaps the
-    model's training or validation range), a missing model or missing candles.
+    Writes report.md, metrics.json and PNG plots, records the metrics in the registry and prints the report's first table.
+
+    Exit code 2: a bad range (one that overlaps the model's training or validation range), an unknown model, or missing candles.
     """
     from forex_diffusion.evaluation.walk_forward import evaluate as run_evaluation
 

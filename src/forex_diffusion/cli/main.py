@@ -7,9 +7,9 @@ import typer
 from forex_diffusion.cli.config_cmd import config_app
 from forex_diffusion.cli.data_cmd import data_app
 from forex_diffusion.cli.evaluate_cmd import evaluate
-from forex_diffusion.cli.registry_cmd import db_app, registry_app
 from forex_diffusion.cli.predict_cmd import predict
 from forex_diffusion.cli.quickstart_cmd import quickstart
+from forex_diffusion.cli.registry_cmd import db_app, registry_app
 from forex_diffusion.cli.train_cmd import train
 
 app = typer.Typer(

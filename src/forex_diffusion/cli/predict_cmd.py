@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forex_diffusion.cli.common import ConfigOpt, DataDirOpt, OverrideOpt, friendly_errors, load_cli_config
+from forex_diffusion.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    OverrideOpt,
+    friendly_errors,
+    load_cli_config,
+)
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig
 from forex_diffusion.inference.prediction import SSSDPrediction
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
@@ -19,7 +25,9 @@ from forex_diffusion.inference.sssd_inference import SSSDInferenceService
 
 def forecast_table(service: SSSDInferenceService, pred: SSSDPrediction) -> Table:
     """Per horizon: mean ± std in pips, q05/q50/q95 as price levels, direction, confidence."""
-    table = Table(title=f"{pred.asset} at {pred.timestamp:%Y-%m-%d %H:%M} UTC · last close {pred.last_close:.5f}")
+    table = Table(
+        title=f"{pred.asset} at {pred.timestamp:%Y-%m-%d %H:%M} UTC · last close {pred.last_close:.5f}"
+    )
     for col in ("horizon", "mean ± std (pips)", "q05", "q50", "q95", "direction", "confidence"):
         table.add_column(col, justify="right")
     pips, levels = pred.in_pips(), pred.price_levels()
@@ -33,14 +41,20 @@ def forecast_table(service: SSSDInferenceService, pred: SSSDPrediction) -> Table
             service.get_direction(pred, h),
             f"{service.get_directional_confidence(pred, h):.0%}",
         )
-    table.caption = f"{pred.model_name} · {pred.num_samples} samples · {pred.inference_time_ms:.0f} ms"
+    table.caption = (
+        f"{pred.model_name} · {pred.num_samples} samples · {pred.inference_time_ms:.0f} ms"
+    )
     return table
 
 
 def predict(
     asset: Annotated[str, typer.Option("--asset", "-a", help="Asset symbol, e.g. EURUSD.")],
-    model: Annotated[str | None, typer.Option("--model", help="Model name (default: registry's best).")] = None,
-    asof: Annotated[str | None, typer.Option("--asof", help='Decision time, e.g. "2019-06-03T12:00Z".')] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (default: registry's best).")
+    ] = None,
+    asof: Annotated[
+        str | None, typer.Option("--asof", help='Decision time, e.g. "2019-06-03T12:00Z".')
+    ] = None,
     samples: Annotated[int, typer.Option("--samples", min=2, max=10_000)] = 100,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a fan-chart PNG here.")] = None,
@@ -54,7 +68,9 @@ def predict(
         raise typer.BadParameter("--format must be 'table' or 'json'")
     with friendly_errors():
         cfg = load_cli_config(config, None, override)
-        pred, service, candles = run_prediction(cfg, asset, model, asof, samples, checkpoint_dir, data_dir)
+        pred, service, candles = run_prediction(
+            cfg, asset, model, asof, samples, checkpoint_dir, data_dir
+        )
         if plot is not None:
             from forex_diffusion.data.resample import resample_ohlc
             from forex_diffusion.inference.plots import plot_fan_chart
@@ -83,7 +99,9 @@ def run_prediction(
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
     from forex_diffusion.timeframes import to_utc
 
-    service = load_sssd_inference_service(asset, checkpoint_dir=checkpoint_dir, model_name=model, config=cfg)
+    service = load_sssd_inference_service(
+        asset, checkpoint_dir=checkpoint_dir, model_name=model, config=cfg
+    )
     store = CandleStore(resolve_data_dir(cfg, data_dir))
     end = to_utc(asof) if asof else None
     last = end if end is not None else store.info(asset.upper()).last + pd.Timedelta(minutes=1)

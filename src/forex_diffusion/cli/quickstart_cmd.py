@@ -44,12 +44,16 @@ def split_overrides(first: pd.Timestamp, last: pd.Timestamp) -> list[str]:
 
 def quickstart(
     data: Annotated[
-        list[Path] | None, typer.Option("--data", help="Candle files to import instead of a synthetic market.")
+        list[Path] | None,
+        typer.Option("--data", help="Candle files to import instead of a synthetic market."),
     ] = None,
-    asset: Annotated[str | None, typer.Option("--asset", help="Asset name (default SYNTH, or EURUSD with --data).")] = None,
-    workdir: Annotated[Path, typer.Option("--workdir", help="Where the store, models and reports go.")] = Path(
-        "artifacts/quickstart"
-    ),
+    asset: Annotated[
+        str | None,
+        typer.Option("--asset", help="Asset name (default SYNTH, or EURUSD with --data)."),
+    ] = None,
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Where the store, models and reports go.")
+    ] = Path("artifacts/quickstart"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
 ) -> None:
     """Run data → train → predict → evaluate end to end and print what each step did."""
@@ -73,19 +77,28 @@ def quickstart(
         console.rule("1/4 data")
         if data:
             report = import_files(data, symbol, store)
-            console.print(f"imported {report.rows_written:,} new bars of {symbol} from {len(data)} file(s)")
+            console.print(
+                f"imported {report.rows_written:,} new bars of {symbol} from {len(data)} file(s)"
+            )
         elif not store.has(symbol):
             market = generate_synthetic_market(_SYNTH_START, _SYNTH_END, seed=0)
             store.write(symbol, market, source="synthetic quickstart market")
             console.print(f"generated a SYNTHETIC market {symbol}: {len(market):,} one-minute bars")
         info = store.info(symbol)
-        console.print(f"{symbol}: {info.bars:,} bars from {info.first} to {info.last}, {info.gap_count} weekday gaps > 30 min")
+        console.print(
+            f"{symbol}: {info.bars:,} bars from {info.first} to {info.last}, {info.gap_count} weekday gaps > 30 min"
+        )
 
         console.rule("2/4 train (cpu_small preset, brief)")
         cfg = load_cli_config(
             DEFAULT_CONFIG_PATH,
             None,
-            [*paths, *split_overrides(info.first, info.last), f"training.epochs={epochs}", "model.name=quickstart"],
+            [
+                *paths,
+                *split_overrides(info.first, info.last),
+                f"training.epochs={epochs}",
+                "model.name=quickstart",
+            ],
             asset=symbol,
             preset="cpu_small",
         )
@@ -102,7 +115,9 @@ def quickstart(
         from forex_diffusion.inference.plots import plot_fan_chart
 
         fan = plot_fan_chart(
-            resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:], pred, workdir / "reports" / "fan.png"
+            resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:],
+            pred,
+            workdir / "reports" / "fan.png",
         )
         console.print(f"fan chart written to {fan}")
 

@@ -168,7 +168,7 @@ class EncoderConfig(_Section):
     d_model: int = Field(default=128, ge=1)
     n_layers: int = Field(default=4, ge=1)
     state_dim: int = Field(default=64, ge=2, multiple_of=2)
-    init: Literal["s4d_lin", "s4d_inv"] = "s4d_lin"
+    init: Literal["s4d_lin", "s4d_inv", "s4d_legs"] = "s4d_lin"
     dt_min: float = Field(default=1e-3, gt=0)
     dt_max: float = Field(default=1e-1, gt=0)
     dropout: float = Field(default=0.1, ge=0, lt=1)
@@ -201,7 +201,7 @@ class DiffusionConfig(_Section):
 
 class LossConfig(_Section):
     horizon_weights: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)
-    noise_draws: int = Field(default=1, ge=1)
+    noise_draws: int = Field(default=4, ge=1)
     consistency_weight: float = Field(default=0.0, ge=0)
 
     @field_validator("horizon_weights")
@@ -247,6 +247,11 @@ class TrainingConfig(_Section):
     cuda_empty_cache_every: int = Field(default=10, ge=1)
     val_forecast_samples: int = Field(default=32, ge=0)
     max_train_batches_per_epoch: int | None = Field(default=None, ge=1)
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class InferenceConfig(_Section):

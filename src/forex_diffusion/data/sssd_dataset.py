@@ -12,7 +12,7 @@ default), so ``features_dict[tf]`` is (lookback_tf, F).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 from loguru import logger
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.errors import ConfigError, DataError
@@ -527,6 +527,29 @@ def split_dataset(
 # ---------------------------------------------------------------------- data module
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation of ``range(n)`` that depends only on (seed, epoch).
+
+    Lightning calls ``set_epoch`` before each training epoch, so a run resumed at an epoch
+    boundary sees exactly the batches an uninterrupted run would have seen.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=gen).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class SSSDDataModule(L.LightningDataModule):
     """Candle store -> features -> standardizer fitted on train -> train/val/test datasets.
 
@@ -646,12 +669,13 @@ class SSSDDataModule(L.LightningDataModule):
 
     def _loader(self, ds: SSSDTimeSeriesDataset, shuffle: bool) -> DataLoader[FeatureBatch]:
         workers = self.config.data.num_workers
-        generator = torch.Generator().manual_seed(self.config.seed) if shuffle else None
         return DataLoader(
             ds,
             batch_size=self.config.training.batch_size,
-            shuffle=shuffle,
-            generator=generator,
+            sampler=EpochShuffleSampler(len(ds), self.config.seed) if shuffle else None,
+            # the loader draws its workers' base seed from this generator, not from the global
+            # RNG, so the training noise stream does not depend on when the iterator is created
+            generator=torch.Generator().manual_seed(self.config.seed),
             num_workers=workers,
             collate_fn=collate_fn,
             persistent_workers=workers > 0,

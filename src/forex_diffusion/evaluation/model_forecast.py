@@ -88,7 +88,7 @@ def sssd_forecast(
         service: the loaded model.
         dataset: N decision times (``dataset.horizons`` = the model's H horizons).
         num_samples: S samples per forecast (sampler and steps: the model's inference config).
-        seed: seeds one generator for the whole run (same seed, same samples).
+        seed: seeds one CPU generator for the whole run (same seed, same noise).
         on_batch: called with the number of decision times done in each batch (progress).
 
     Returns:
@@ -96,7 +96,9 @@ def sssd_forecast(
     """
     n, horizons = len(dataset), tuple(dataset.horizons)
     out = np.empty((n, len(horizons), num_samples), dtype=np.float64)
-    generator = torch.Generator(device=service.device).manual_seed(seed)
+    # a CPU generator: the noise is drawn on it and moved to the model's device, so a run gives
+    # the same noise on any device
+    generator = torch.Generator().manual_seed(seed)
     for lo in range(0, n, batch_size):
         chunk = np.arange(lo, min(lo + batch_size, n))
         preds = service.predict_features(

@@ -120,7 +120,7 @@ def _detail_tables(s: EvaluationSummary) -> list[str]:
     return lines
 
 
-def summary_text(s: EvaluationSummary) -> str:
+def first_table_text(s: EvaluationSummary) -> str:
     """The report's first table and the verdicts, for printing on a terminal."""
     who = f"model {s.model_name}" if s.model_name else "baselines only (no model)"
     lines = [

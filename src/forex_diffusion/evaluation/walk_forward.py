@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from forex_diffusion.evaluation.ranges import (
     seen_ranges,
     split_range,
 )
-from forex_diffusion.evaluation.report import ReportFiles, summary_text, write_report
+from forex_diffusion.evaluation.report import ReportFiles, first_table_text, write_report
 from forex_diffusion.evaluation.summary import (
     EvaluationSummary,
     FanChartData,
@@ -129,13 +130,15 @@ class EvaluationResult:
 
     def text(self) -> str:
         """The first table and the verdicts (what the CLI prints)."""
-        return format_summary(self.summary)
+        return summary_text(self)
 
 
-def format_summary(summary: EvaluationSummary) -> str:
-    """A short text summary: the report's first table (per horizon and forecaster) and one
-    plain sentence per horizon."""
-    return summary_text(summary)
+def summary_text(result: EvaluationResult | EvaluationSummary) -> str:
+    """A short text summary for printing: the report's first table (CRPS, skill against the
+    best baseline, 90 % coverage, directional accuracy, PT and DM p-values per horizon and
+    forecaster) and one plain sentence per horizon."""
+    summary = result.summary if isinstance(result, EvaluationResult) else result
+    return first_table_text(summary)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -186,17 +189,6 @@ def _load(store: CandleStore, asset: str, rng: TimeRange, what: str, timeframe: 
         raise DataError(f"{what} ({rng}): {exc}") from None
 
 
-def _fit_baselines(baselines: list[Baseline], bars: pd.DataFrame, tuning: TuningChoice) -> None:
-    for b in baselines:
-        try:
-            b.fit(bars)
-        except DataError as exc:
-            raise DataError(
-                f"cannot tune the baselines on {tuning.range}: {exc}. Import candles for that "
-                "range, or set evaluation.tuning_days / data.splits.train to dates the store holds."
-            ) from None
-
-
 def _metric_payload(
     summary: EvaluationSummary, name: str, horizon: int, extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -241,6 +233,110 @@ def record_evaluation(
     return rows
 
 
+# --------------------------------------------------------------------------- steps
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """What is evaluated: horizons, pip size, where the baselines are tuned, and the model."""
+
+    horizons: tuple[int, ...]
+    pip_size: float
+    tuning: TuningChoice
+    notes: tuple[str, ...]
+    service: SSSDInferenceService | None = None
+    model_config: SSSDConfig | None = None
+
+
+def _baselines_subject(
+    config: SSSDConfig, ecfg: EvaluationConfig, evaluated: TimeRange, asset: str
+) -> _Subject:
+    train = split_range("training range", config.data.splits.train)
+    tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the config's")
+    horizons = tuple(int(h) for h in config.data.horizons)
+    return _Subject(horizons, _pip_size(config, asset), tuning, (tuning.reason,))
+
+
+def _model_subject(
+    service: SSSDInferenceService,
+    base_timeframe: str,
+    ecfg: EvaluationConfig,
+    evaluated: TimeRange,
+    samples: int,
+) -> _Subject:
+    """The model's own horizons and splits; refuses ranges it has seen."""
+    cfg = model_config_for(service, base_timeframe)
+    horizons = tuple(int(h) for h in cfg.data.horizons)
+    check_unseen(evaluated, cfg, max(horizons), service.model_name)
+    train, val = seen_ranges(cfg)
+    tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the model's")
+    note = (
+        f"Model {service.model_name} ({service.checkpoint_path}): trained on {train.label()}, "
+        f"validated on {val.label()}; {samples} samples per forecast, sampler "
+        f"{cfg.inference.sampler}, {cfg.inference.steps} steps."
+    )
+    return _Subject(horizons, cfg.asset.pip_size, tuning, (note, tuning.reason), service, cfg)
+
+
+def _tuned_baselines(
+    store: CandleStore, asset: str, ecfg: EvaluationConfig, tuning: TuningChoice
+) -> list[Baseline]:
+    """The configured baselines, fitted on the tuning range's 5m bars only."""
+    baselines = build_baselines(ecfg)
+    logger.info(f"{asset}: tuning {len(baselines)} baselines on {tuning.range}")
+    bars = _load(store, asset, tuning.range, "baseline tuning", "5m")
+    for b in baselines:
+        try:
+            b.fit(bars)
+        except DataError as exc:
+            raise DataError(
+                f"cannot tune the baselines on {tuning.range}: {exc}. Import candles for that "
+                "range, or set evaluation.tuning_days / data.splits.train to dates the store holds."
+            ) from None
+    return baselines
+
+
+def _model_forecast(
+    subject: _Subject,
+    candles: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    wanted: np.ndarray,
+    samples: int,
+    ecfg: EvaluationConfig,
+    seed: int,
+    show_progress: bool,
+) -> tuple[ForecastDistribution | None, np.ndarray]:
+    """The model's forecasts at ``times[wanted]``.
+
+    Returns:
+        (forecast over all N ``times`` with NaN rows where none was made, or None when no
+        decision time has full windows; (N,) bool: full model windows, True where not wanted).
+    """
+    assert subject.service is not None and subject.model_config is not None
+    service = subject.service
+    name = service.model_name
+    inputs = build_model_inputs(candles, subject.model_config, service, times[wanted])
+    has_history = np.ones(len(times), dtype=bool)
+    has_history[np.flatnonzero(wanted)] = inputs.has_history
+    if inputs.dataset is None:
+        return None, has_history
+    with tqdm(
+        total=len(inputs.dataset), desc=name, unit="forecast", disable=not show_progress
+    ) as bar:
+        fc = sssd_forecast(
+            service,
+            inputs.dataset,
+            num_samples=samples,
+            batch_size=ecfg.batch_size,
+            seed=seed,
+            name=name,
+            on_batch=bar.update,
+        )
+    full = np.full((len(times), len(subject.horizons), samples), np.nan)
+    full[wanted & has_history] = fc.samples
+    return ForecastDistribution.from_samples(name, times, subject.horizons, full), has_history
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -266,7 +362,7 @@ def evaluate(
     Args:
         config: the configuration (paths, ``evaluation`` section; for baselines only also
             ``data.horizons`` and ``data.splits.train``; with a model, the horizons, the
-            splits and the features are the model's own from its checkpoint).
+            splits and the features are the model's own, from its checkpoint).
         asset: symbol in the candle store.
         start, end: the evaluated range (UTC); an ``end`` without time of day is inclusive.
         model_name: the model to evaluate; None = the asset's best checkpoint.
@@ -278,7 +374,8 @@ def evaluate(
         device: model device (default ``inference.device``).
         registry: where metric rows go (default ``open_registry(config)``).
         progress: show a progress bar (default: when stderr is a terminal).
-        record: write the rows to ``sssd_performance_metrics``.
+        record: write the rows to ``sssd_performance_metrics`` (and register the model if
+            the registry does not know it yet).
 
     Raises:
         ConfigError: a bad range, --model with --baselines-only, or a range that overlaps the
@@ -302,166 +399,121 @@ def evaluate(
         raise ConfigError(f"samples must be in [2, 10000], got {samples}")
     show_progress = sys.stderr.isatty() if progress is None else progress
 
-    store = CandleStore(resolve_data_dir(config, data_dir))
-    base_tf = store.base_timeframe(asset)
-    if registry is None and (record or not baselines_only):
-        registry = open_registry(config)
-
-    service: SSSDInferenceService | None = None
-    notes: list[str] = []
-    if baselines_only:
-        horizons = tuple(int(h) for h in config.data.horizons)
-        pip_size = _pip_size(config, asset)
-        train = split_range("training range", config.data.splits.train)
-        tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the config's")
-        model_cfg = None
-    else:
-        service = load_sssd_inference_service(
-            asset,
-            checkpoint_dir=config.paths.checkpoint_dir,
-            model_name=model_name,
-            device=device or config.inference.device,
-            config=config,
-            registry=registry,
-        )
-        model_cfg = model_config_for(service, base_tf)
-        horizons = tuple(int(h) for h in model_cfg.data.horizons)
-        pip_size = model_cfg.asset.pip_size
-        check_unseen(evaluated, model_cfg, max(horizons), service.model_name)
-        train, val = seen_ranges(model_cfg)
-        tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the model's")
-        notes.append(
-            f"Model {service.model_name} ({service.checkpoint_path}): trained on "
-            f"{train.label()}, validated on {val.label()}; {samples} samples per "
-            f"forecast, sampler {model_cfg.inference.sampler}, {model_cfg.inference.steps} steps."
-        )
-    notes.append(tuning.reason)
-
-    # ---- baselines: tuned on the tuning range only
-    baselines = build_baselines(ecfg)
-    logger.info(f"{asset}: tuning {len(baselines)} baselines on {tuning.range}")
-    _fit_baselines(baselines, _load(store, asset, tuning.range, "baseline tuning", "5m"), tuning)
-
-    # ---- candles of the evaluated range with the history the forecasters need
-    max_h = pd.Timedelta(minutes=max(horizons))
-    span = TimeRange(
-        "evaluated range with history",
-        evaluated.start - _history_span(ecfg, model_cfg),
-        evaluated.end + max_h,
-    )
-    candles = _load(store, asset, span, "evaluation candles", None)
-    bars5 = resample_ohlc(candles, "5m", base_timeframe=base_tf)
-    times = select_decision_times(bars5, evaluated.start, evaluated.end, ecfg.stride)
-    if len(times) == 0:
-        raise DataError(
-            f"{asset}: no 5m bar closes in {evaluated} on the stride-{ecfg.stride} grid; "
-            "the store has no candles there (see `forex-diffusion data info`)"
-        )
-    targets = realized_log_returns(bars5, times, horizons)
-    last_close = close_at(bars5, times)
-    has_targets = np.isfinite(targets).all(axis=1) & np.isfinite(last_close)
-
-    forecasts: dict[str, ForecastDistribution] = {}
-    for b in baselines:
-        forecasts[b.name] = b.forecast(bars5, times, horizons)
-    baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
-    keep = has_targets & baseline_ok
-    model_ok = np.ones(len(times), dtype=bool)
-
-    labels = {b.name: b.label for b in baselines}
-    model_key: str | None = None
-    if service is not None and model_cfg is not None:
-        model_key = service.model_name
-        labels[model_key] = service.model_name
-        inputs = build_model_inputs(candles, model_cfg, service, times[keep])
-        model_ok[np.flatnonzero(keep)] = inputs.has_history
-        keep &= model_ok
-        if inputs.dataset is not None:
-            with tqdm(
-                total=len(inputs.dataset),
-                desc=f"{asset} {model_key}",
-                unit="forecast",
-                disable=not show_progress,
-            ) as bar:
-                model_fc = sssd_forecast(
-                    service,
-                    inputs.dataset,
-                    num_samples=samples,
-                    batch_size=ecfg.batch_size,
-                    seed=config.seed,
-                    name=model_key,
-                    on_batch=bar.update,
-                )
-            full = np.full((len(times), len(horizons), samples), np.nan)
-            full[keep] = model_fc.samples
-            forecasts[model_key] = ForecastDistribution.from_samples(
-                model_key, times, horizons, full
+    with ExitStack() as stack:
+        store = stack.enter_context(CandleStore(resolve_data_dir(config, data_dir)))
+        base_tf = store.base_timeframe(asset)
+        if registry is None and (record or not baselines_only):
+            registry = open_registry(config)
+            stack.callback(registry.close)
+        if baselines_only:
+            subject = _baselines_subject(config, ecfg, evaluated, asset)
+        else:
+            loaded = load_sssd_inference_service(
+                asset,
+                checkpoint_dir=config.paths.checkpoint_dir,
+                model_name=model_name,
+                device=device or config.inference.device,
+                config=config,
+                registry=registry,
             )
-    del candles
+            subject = _model_subject(loaded, base_tf, ecfg, evaluated, samples)
+        horizons = subject.horizons
+        baselines = _tuned_baselines(store, asset, ecfg, subject.tuning)
 
-    exclusions = Exclusions(
-        candidates=len(times),
-        missing_target=int((~has_targets).sum()),
-        missing_by_horizon={
-            h: int((~np.isfinite(targets[:, j])).sum()) for j, h in enumerate(horizons)
-        },
-        undefined_baseline=int((has_targets & ~baseline_ok).sum()),
-        insufficient_model_history=int((has_targets & baseline_ok & ~model_ok).sum()),
-        scored=int(keep.sum()),
-    )
-    notes.append(exclusions.sentence())
-    if exclusions.scored == 0:
-        raise DataError(f"{asset}: nothing to score in {evaluated}: {exclusions.sentence()}")
-    forecasts = {k: f.select(keep) for k, f in forecasts.items()}
-    targets, last_close = targets[keep], last_close[keep]
+        # candles of the evaluated range, with the history the forecasters need before it
+        span = TimeRange(
+            "evaluated range with history",
+            evaluated.start - _history_span(ecfg, subject.model_config),
+            evaluated.end + pd.Timedelta(minutes=max(horizons)),
+        )
+        candles = _load(store, asset, span, "evaluation candles", None)
+        bars5 = resample_ohlc(candles, "5m", base_timeframe=base_tf)
+        times = select_decision_times(bars5, evaluated.start, evaluated.end, ecfg.stride)
+        if len(times) == 0:
+            raise DataError(
+                f"{asset}: no 5m bar closes in {evaluated} on the stride-{ecfg.stride} grid; "
+                "the store has no candles there (see `forex-diffusion data info`)"
+            )
+        targets = realized_log_returns(bars5, times, horizons)
+        last_close = close_at(bars5, times)
+        has_targets = np.isfinite(targets).all(axis=1) & np.isfinite(last_close)
 
-    summary = summarize_forecasts(
-        asset=asset,
-        forecasts=forecasts,
-        baselines=[b.name for b in baselines],
-        targets=targets,
-        last_close=last_close,
-        pip_size=pip_size,
-        cfg=ecfg,
-        model_name=model_key,
-        labels=labels,
-        start=fmt_time(evaluated.start),
-        end=fmt_time(evaluated.end, end=True),
-        notes=notes,
-    )
-    fan = _fan_chart(summary, forecasts, targets, last_close, ecfg)
-    out = (
-        Path(out_dir)
-        if out_dir is not None
-        else _default_out_dir(config, asset, evaluated, model_key)
-    )
-    files = write_report(out, summary, fan)
-    logger.info(f"{asset}: report written to {files.report}")
+        forecasts = {b.name: b.forecast(bars5, times, horizons) for b in baselines}
+        labels = {b.name: b.label for b in baselines}
+        baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
+        keep = has_targets & baseline_ok
+        model_ok = np.ones(len(times), dtype=bool)
+        model_key: str | None = None
+        if subject.service is not None:
+            model_key = subject.service.model_name
+            labels[model_key] = model_key
+            model_fc, model_ok = _model_forecast(
+                subject, candles, times, keep, samples, ecfg, config.seed, show_progress
+            )
+            if model_fc is not None:
+                forecasts[model_key] = model_fc
+        del candles, bars5
+        exclusions = Exclusions(
+            candidates=len(times),
+            missing_target=int((~has_targets).sum()),
+            missing_by_horizon={
+                h: int((~np.isfinite(targets[:, j])).sum()) for j, h in enumerate(horizons)
+            },
+            undefined_baseline=int((has_targets & ~baseline_ok).sum()),
+            insufficient_model_history=int((keep & ~model_ok).sum()),
+            scored=int((keep & model_ok).sum()),
+        )
+        if exclusions.scored == 0:
+            raise DataError(f"{asset}: nothing to score in {evaluated}: {exclusions.sentence()}")
+        keep &= model_ok
+        forecasts = {k: f.select(keep) for k, f in forecasts.items()}
+        targets, last_close = targets[keep], last_close[keep]
 
-    model_id = service.model_id if service is not None else None
-    if service is not None and model_id is None and registry is not None and model_cfg is not None:
-        model_id = registry.register_from_config(service.config).id
-    rows = 0
-    if record and registry is not None:
-        extra: dict[str, Any] = {"tuning": tuning.source, "report": str(files.report)}
-        if service is not None:
-            extra["num_samples"] = samples
-        rows = record_evaluation(registry, summary, evaluated, model_id, extra)
-    return EvaluationResult(
-        summary=summary,
-        files=files,
-        out_dir=out,
-        evaluated=evaluated,
-        tuning=tuning,
-        exclusions=exclusions,
-        forecasts=forecasts,
-        targets=targets,
-        last_close=last_close,
-        model_name=model_key,
-        model_id=model_id,
-        checkpoint=service.checkpoint_path if service is not None else None,
-        metric_rows=rows,
-    )
+        summary = summarize_forecasts(
+            asset=asset,
+            forecasts=forecasts,
+            baselines=[b.name for b in baselines],
+            targets=targets,
+            last_close=last_close,
+            pip_size=subject.pip_size,
+            cfg=ecfg,
+            model_name=model_key,
+            labels=labels,
+            start=fmt_time(evaluated.start),
+            end=fmt_time(evaluated.end, end=True),
+            notes=[*subject.notes, exclusions.sentence()],
+        )
+        out = Path(out_dir) if out_dir else _default_out_dir(config, asset, evaluated, model_key)
+        files = write_report(
+            out, summary, _fan_chart(summary, forecasts, targets, last_close, ecfg)
+        )
+        logger.info(f"{asset}: report written to {files.report}")
+
+        service = subject.service
+        model_id = service.model_id if service is not None else None
+        rows = 0
+        if record and registry is not None:
+            if service is not None and model_id is None:  # a checkpoint the registry lacks
+                model_id = registry.register_from_config(service.config).id
+            extra: dict[str, Any] = {"tuning": subject.tuning.source, "report": str(files.report)}
+            if service is not None:
+                extra["num_samples"] = samples
+            rows = record_evaluation(registry, summary, evaluated, model_id, extra)
+        return EvaluationResult(
+            summary=summary,
+            files=files,
+            out_dir=out,
+            evaluated=evaluated,
+            tuning=subject.tuning,
+            exclusions=exclusions,
+            forecasts=forecasts,
+            targets=targets,
+            last_close=last_close,
+            model_name=model_key,
+            model_id=model_id,
+            checkpoint=service.checkpoint_path if service is not None else None,
+            metric_rows=rows,
+        )
 
 
 def _default_out_dir(

@@ -31,11 +31,19 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
     q50 = [pred.last_close] + [levels["q50"][h] for h in pred.horizons]
     q95 = [pred.last_close] + [levels["q95"][h] for h in pred.horizons]
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(recent_5m.index + pd.Timedelta(minutes=5), recent_5m["close"], color="black", lw=1, label="5m close")
+    ax.plot(
+        recent_5m.index + pd.Timedelta(minutes=5),
+        recent_5m["close"],
+        color="black",
+        lw=1,
+        label="5m close",
+    )
     ax.fill_between(times, q05, q95, color="tab:blue", alpha=0.25, label="90% interval (q05–q95)")
     ax.plot(times, q50, color="tab:blue", marker="o", lw=1.5, label="median")
     ax.axvline(t, color="grey", ls="--", lw=0.8)
-    ax.set_title(f"{pred.asset} forecast at {t:%Y-%m-%d %H:%M} UTC ({pred.model_name}, {pred.num_samples} samples)")
+    ax.set_title(
+        f"{pred.asset} forecast at {t:%Y-%m-%d %H:%M} UTC ({pred.model_name}, {pred.num_samples} samples)"
+    )
     ax.set_ylabel("price")
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()

@@ -41,7 +41,7 @@ from forex_diffusion.inference.prediction import (
     directional_confidence,
 )
 from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from forex_diffusion.models.diffusion_scheduler import Sampler
+from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Sampler
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
@@ -264,8 +264,8 @@ class SSSDInferenceService:
         e = icfg.eta if eta is None else float(eta)
         if not 2 <= n <= 10_000:
             raise ValueError(f"num_samples must be in [2, 10000], got {n}")
-        if s not in ("ddim", "ddpm"):
-            raise ValueError(f"sampler must be 'ddim' or 'ddpm', got {s!r}")
+        if s not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {s!r}")
         if k < 1:
             raise ValueError(f"steps must be >= 1, got {k}")
         if not 0.0 <= e <= 1.0:

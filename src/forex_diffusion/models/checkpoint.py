@@ -13,6 +13,9 @@ File layout (a ``torch.save`` dict of primitives and tensors only, loadable with
     weights_sha256  digest of the weights (names, dtypes, shapes, bytes)
     extra           caller data (tensors/primitives only, e.g. optimizer_state for resume)
 
+``checkpoint_payload`` builds this dict without writing it, e.g. to merge into a Lightning
+checkpoint; ``load_checkpoint`` then returns the foreign top-level keys inside ``extra``.
+
 Writes go to a temporary file in the target directory, are read back weights-only, then moved
 into place with ``os.replace`` (a crash never leaves a half-written checkpoint under ``path``).
 """
@@ -24,7 +27,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +50,8 @@ _REQUIRED = (
     "standardizer_json",
     "state_dict",
     "weights_sha256",
-    "extra",
 )
+_OWN_KEYS = frozenset((*_REQUIRED, "format", "extra"))
 
 
 @dataclass
@@ -73,32 +76,27 @@ def weights_digest(state_dict: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(
-    path: str | Path,
+def checkpoint_payload(
     model: SSSDModel,
     config: SSSDConfig,
-    feature_names: Mapping[str, list[str]],
+    feature_names: Mapping[str, Sequence[str]],
     standardizer: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a checkpoint atomically; returns the final path.
+    where: str = "checkpoint",
+) -> dict[str, Any]:
+    """The checkpoint dict (primitives and tensors only) without writing it.
 
-    Args:
-        path: destination file (parent directories are created).
-        model: the model; its architecture must match ``config``.
-        config: the configuration the model was built with.
-        feature_names: {timeframe: names}; lengths must equal the model's feature dims.
-        standardizer: JSON-serialisable dict (the fitted feature standardizer).
-        extra: tensors/primitives only (e.g. ``optimizer_state``, epoch, metrics).
+    Its keys may also be merged into a larger dict (e.g. a Lightning checkpoint whose
+    ``state_dict`` is the bare model's): ``load_checkpoint`` reads such a file and returns the
+    other top-level keys in ``extra``.
 
     Raises:
-        CheckpointError: mismatched config/feature names, non-JSON standardizer, or an ``extra``
-            that cannot be loaded weights-only.
+        CheckpointError: config differing from the model's, feature names not matching the model's
+            feature dims, or a standardizer that is not JSON-serialisable.
     """
-    path = Path(path)
     if config.model != model.config.model or tuple(config.data.timeframes) != model.timeframes:
         raise CheckpointError(
-            f"cannot save {path}: the config's model section/timeframes differ from the ones the "
+            f"cannot save {where}: the config's model section/timeframes differ from the ones the "
             "model was built with; pass the model's own config (model.config)"
         )
     names = {tf: [str(n) for n in feature_names.get(tf, [])] for tf in model.timeframes}
@@ -109,18 +107,18 @@ def save_checkpoint(
     }
     if wrong or set(feature_names) != set(model.timeframes):
         raise CheckpointError(
-            f"cannot save {path}: feature_names must list one name per feature per timeframe "
+            f"cannot save {where}: feature_names must list one name per feature per timeframe "
             f"{list(model.timeframes)}; (given, expected) counts: {wrong or dict(feature_names)}"
         )
     try:
         standardizer_json = json.dumps(standardizer, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(
-            f"cannot save {path}: the standardizer must be a JSON-serialisable dict of finite "
+            f"cannot save {where}: the standardizer must be a JSON-serialisable dict of finite "
             f"numbers, lists and strings ({exc})"
         ) from exc
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "versions": {
@@ -136,6 +134,32 @@ def save_checkpoint(
         "weights_sha256": weights_digest(state),
         "extra": dict(extra or {}),
     }
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: SSSDModel,
+    config: SSSDConfig,
+    feature_names: Mapping[str, Sequence[str]],
+    standardizer: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically; returns the final path.
+
+    Args:
+        path: destination file (parent directories are created).
+        model: the model; its architecture must match ``config``.
+        config: the configuration the model was built with.
+        feature_names: {timeframe: names}; lengths must equal the model's feature dims.
+        standardizer: JSON-serialisable dict (the fitted feature standardizer).
+        extra: tensors/primitives only (e.g. ``optimizer_state``, epoch, metrics).
+
+    Raises:
+        CheckpointError: mismatched config/feature names, non-JSON standardizer, or an ``extra``
+            that cannot be loaded weights-only (the previous file at ``path`` is kept).
+    """
+    path = Path(path)
+    payload = checkpoint_payload(model, config, feature_names, standardizer, extra, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -240,6 +264,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         config=config,
         feature_names={tf: list(n) for tf, n in feature_names.items()},
         standardizer=standardizer,
-        extra=dict(payload["extra"]),
+        # caller extras, plus any foreign top-level keys (e.g. Lightning's optimizer_states)
+        extra={
+            **{k: v for k, v in payload.items() if k not in _OWN_KEYS},
+            **dict(payload.get("extra") or {}),
+        },
         versions=dict(payload["versions"]),
     )

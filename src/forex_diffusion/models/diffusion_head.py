@@ -1,13 +1,13 @@
 """Diffusion head: a residual MLP that denoises a scalar target, conditioned through FiLM.
 
-Every block applies FiLM (h·(1 + γ_k) + β_k) after a LayerNorm without affine (FiLM is the affine). The FiLM parameters are a sum of a
-conditioning part and a timestep part,
+Every block applies FiLM (h·(1 + γ_k) + β_k) after a LayerNorm without affine (FiLM is the
+affine). The FiLM parameters are a sum of a conditioning part and a timestep part,
 
     (γ_k, β_k) = W_k^c · SiLU(W^c cond) + W_k^t · SiLU(W^t emb(t)),
 
 so at sampling time the conditioning part is computed once per forecast (one row per
-forecast × horizon) and the timestep part once per denoising step (shared by every row): the
-per-step work is the MLP over all samples of all horizons as one batch. The FiLM tensors carry
+forecast × horizon) and the timestep part once per forecast for all denoising steps (shared by
+every row): the per-step work is the MLP over all samples of all horizons as one batch. The FiLM tensors carry
 the scale as 1 + γ (the 1 is added to the conditioning part once), so each block costs one fused
 multiply-add. The output layer is zero-initialised (the untrained head predicts 0).
 """
@@ -45,7 +45,8 @@ class ResidualFiLMBlock(nn.Module):
     def __init__(self, hidden_dim: int, dropout: float) -> None:
         super().__init__()
         self.hidden_dim = hidden_dim
-        self.fc1 = nn.Linear(hidden_dim, hidden_dim)
+        # no bias: the FiLM shift right before fc1 already gives it a learned offset (fc1·β)
+        self.fc1 = nn.Linear(hidden_dim, hidden_dim, bias=False)
         self.fc2 = nn.Linear(hidden_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
 

@@ -90,9 +90,11 @@ class DiffusionScheduler:
         self, shape: tuple[int, ...], generator: torch.Generator | None = None, device=None
     ) -> Tensor:
         """Uniform integer timesteps in [0, T), long tensor of ``shape``."""
-        return torch.randint(
-            0, self.train_steps, shape, generator=generator, device=device, dtype=torch.long
+        where = generator.device if generator is not None else device
+        t = torch.randint(
+            0, self.train_steps, shape, generator=generator, device=where, dtype=torch.long
         )
+        return t.to(device) if device is not None else t
 
     def _coefs(self, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
         """√ᾱ_t and √(1-ᾱ_t) gathered for integer ``t``, broadcastable against ``like``."""
@@ -136,7 +138,7 @@ class DiffusionScheduler:
         """Trailing subsequence of ``steps`` timesteps, noisiest first (T-1, ..., last > -1)."""
         if not 1 <= steps <= self.train_steps:
             raise ValueError(f"steps must be in [1, {self.train_steps}], got {steps}")
-        ts = [int(round(self.train_steps - i * self.train_steps / steps)) - 1 for i in range(steps)]
+        ts = [round(self.train_steps - i * self.train_steps / steps) - 1 for i in range(steps)]
         ab = self.alphas_cumprod
         out = []
         for i, t in enumerate(ts):
@@ -236,11 +238,25 @@ class DiffusionScheduler:
         # two tensor ops per step instead of six
         p, q, r, w = output_coefficients(self.prediction, math.sqrt(ab), math.sqrt(1 - ab))
         a_prev = math.sqrt(ab_prev)
-        x_prev = torch.add(model_out * (a_prev * q + dir_coef * w), x_t, alpha=a_prev * p + dir_coef * r)
+        x_prev = torch.add(
+            model_out * (a_prev * q + dir_coef * w), x_t, alpha=a_prev * p + dir_coef * r
+        )
         if sigma > 0:
-            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+            noise = randn(x_t.shape, generator, x_t.device, x_t.dtype)
             x_prev = x_prev + sigma * noise
         return x_prev
+
+
+def randn(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Standard normal noise drawn on the generator's device (any device) and moved to ``device``."""
+    where = generator.device if generator is not None else device
+    noise = torch.randn(shape, generator=generator, device=where, dtype=dtype)
+    return noise.to(device) if device is not None else noise
 
 
 def output_coefficients(

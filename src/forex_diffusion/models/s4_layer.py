@@ -218,11 +218,12 @@ class S4D(nn.Module):
         kind ``reversed``: the skip kernel reversed in time and transposed, (L, H).
         """
         key = self._cache_key(length)
+        entry: dict[str, Tensor] | None = None
         if key is not None:
-            entry = self._kernel_cache.get(key)
-            if entry is None:
+            if key not in self._kernel_cache:
                 self._kernel_cache.clear()
-                entry = self._kernel_cache[key] = {}
+                self._kernel_cache[key] = {}
+            entry = self._kernel_cache[key]
             if kind in entry:
                 return entry[kind]
         with torch.autocast(device_type=self.log_dt.device.type, enabled=False):
@@ -231,7 +232,7 @@ class S4D(nn.Module):
                 value = torch.fft.rfft(k, n=fast_fft_len(2 * length))
             else:
                 value = k.flip(-1).t().contiguous()
-        if key is not None:
+        if entry is not None:
             entry[kind] = value
         return value
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.models.diffusion_head import DiffusionHead
-from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler
+from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler, randn
 from forex_diffusion.models.s4_layer import S4D
 from forex_diffusion.models.sssd_encoder import EncoderStream, MultiTimeframeEncoder
 
@@ -112,6 +112,8 @@ class SSSDModel(nn.Module):
         feature_dims: number of features per timeframe, e.g. {"5m": 40, "15m": 40, ...}.
     """
 
+    horizon_weights: Tensor  # (n_horizons,) loss weights (non-persistent buffer)
+
     def __init__(self, config: SSSDConfig, feature_dims: Mapping[str, int]) -> None:
         super().__init__()
         self.config = config
@@ -165,9 +167,9 @@ class SSSDModel(nn.Module):
 
     # ------------------------------------------------------------------ encoder
 
-    def encode(self, features: Mapping[str, Tensor]) -> Tensor:
-        """{tf: (B, L_tf, F_tf)} → context (B, C)."""
-        self.encoder.check_features(features)
+    def encode(self, features: Mapping[str, Tensor], check_finite: bool = False) -> Tensor:
+        """{tf: (B, L_tf, F_tf)} → context (B, C); ValueError on bad shapes (or NaN/inf)."""
+        self.encoder.check_features(features, check_finite)
         return self.encoder(features)
 
     def start_stream(self, features: Mapping[str, Tensor]) -> EncoderStream:
@@ -211,12 +213,16 @@ class SSSDModel(nn.Module):
         noise_draws: int | None = None,
         device: torch.device | str | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """Timesteps (B, D, H) long and noise (B, D, H) float32 for ``forward``."""
+        """Timesteps (B, D, H) long and noise (B, D, H) float32 for ``forward``.
+
+        Drawn on the generator's device (or ``device`` without a generator) and returned on
+        ``device`` when given, so a CPU generator can feed a model on another device.
+        """
         n_h = num_horizons if num_horizons is not None else len(self.horizons)
         d = noise_draws if noise_draws is not None else self.noise_draws
         shape = (batch_size, d, n_h)
         t = self.scheduler.sample_timesteps(shape, generator=generator, device=device)
-        eps = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        eps = randn(shape, generator, device)
         return t, eps
 
     def forward(
@@ -337,7 +343,7 @@ class SSSDModel(nn.Module):
             self.eval()
         try:
             with torch.inference_mode():
-                context = self.encode(features)
+                context = self.encode(features, check_finite=True)
                 return self.sample_from_context(
                     context, num_samples, sampler, steps, eta, generator, horizon_indices
                 )
@@ -372,12 +378,7 @@ class SSSDModel(nn.Module):
             plan = self.scheduler.sampling_steps(n_steps)
             t_all = torch.tensor([st.t for st in plan], device=context.device)
             time_film = self.head.time_film_of(t_all)  # (K, nb, 2, hidden)
-            x_T = torch.randn(
-                (batch * len(hsel), n_s, 1),
-                generator=generator,
-                device=context.device,
-                dtype=cond_film.dtype,
-            )
+            x_T = randn((batch * len(hsel), n_s, 1), generator, context.device, cond_film.dtype)
 
             def model_fn(x: Tensor, i: int, t: int) -> Tensor:
                 return self.head.denoise(x, cond_film + time_film[i])

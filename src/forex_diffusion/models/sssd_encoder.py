@@ -17,6 +17,7 @@ tail; re-prime periodically to return to exact fixed-length-window semantics).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -89,12 +90,16 @@ class TimeframeEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(d_model)
 
+    def block_list(self) -> list[S4DBlock]:
+        return [cast(S4DBlock, b) for b in self.blocks]
+
     def forward(self, x: Tensor) -> Tensor:
         """Summary of a window: (B, L, F) → (B, d_model)."""
+        blocks = self.block_list()
         h = self.stem(x)
-        for block in self.blocks[:-1]:
+        for block in blocks[:-1]:
             h = block(h)
-        return self.norm(self.blocks[-1].forward_last(h))
+        return self.norm(blocks[-1].forward_last(h))
 
     def sequence(self, x: Tensor) -> Tensor:
         """Outputs at every position: (B, L, F) → (B, L, d_model) (for tests and analysis)."""
@@ -107,7 +112,7 @@ class TimeframeEncoder(nn.Module):
         """Summary of a window and the per-block S4D states after it."""
         h = self.stem(x)
         states = []
-        for block in self.blocks:
+        for block in self.block_list():
             h, state = block.prime(h)
             states.append(state)
         return self.norm(h[:, -1]), states
@@ -116,7 +121,7 @@ class TimeframeEncoder(nn.Module):
         """Consume one new bar (B, F); returns the new summary (B, d_model) and states."""
         h = self.stem(bar)
         new_states = []
-        for block, state in zip(self.blocks, states, strict=True):
+        for block, state in zip(self.block_list(), states, strict=True):
             h, state = block.step(h, state)
             new_states.append(state)
         return self.norm(h), new_states
@@ -187,7 +192,10 @@ class MultiTimeframeEncoder(nn.Module):
         self.proj = nn.Linear(n_tf * d_model, context_dim)
         self.out_norm = nn.LayerNorm(context_dim)
 
-    def check_features(self, features: Mapping[str, Tensor]) -> int:
+    def timeframe_encoder(self, timeframe: str) -> TimeframeEncoder:
+        return cast(TimeframeEncoder, self.encoders[timeframe])
+
+    def check_features(self, features: Mapping[str, Tensor], check_finite: bool = False) -> int:
         """Validate a features dict; returns the batch size. Raises ValueError naming the problem."""
         if set(features) != set(self.timeframes):
             raise ValueError(
@@ -201,6 +209,12 @@ class MultiTimeframeEncoder(nn.Module):
                 raise ValueError(
                     f"features[{tf!r}] must be (B, L>=1, {self.feature_dims[tf]}), "
                     f"got {tuple(x.shape)}"
+                )
+            if check_finite and not bool(torch.isfinite(x).all()):
+                bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+                raise ValueError(
+                    f"features[{tf!r}] contain NaN/inf (first at [sample, bar, feature] = {bad}); "
+                    "features must be finite and standardized"
                 )
             if batch is None:
                 batch = x.shape[0]
@@ -235,7 +249,7 @@ class MultiTimeframeEncoder(nn.Module):
         summaries: dict[str, Tensor] = {}
         states: dict[str, list[Tensor]] = {}
         for tf in self.timeframes:
-            summaries[tf], states[tf] = self.encoders[tf].prime(features[tf])
+            summaries[tf], states[tf] = self.timeframe_encoder(tf).prime(features[tf])
         return EncoderStream(self, summaries, states)
 
 
@@ -257,9 +271,9 @@ class EncoderStream:
         """Consume one newly closed bar of ``timeframe``: features (B, F_tf)."""
         if timeframe not in self.states:
             raise ValueError(f"unknown timeframe {timeframe!r}; streams: {list(self.states)}")
-        self.summaries[timeframe], self.states[timeframe] = self.encoder.encoders[timeframe].step(
-            bar, self.states[timeframe]
-        )
+        self.summaries[timeframe], self.states[timeframe] = self.encoder.timeframe_encoder(
+            timeframe
+        ).step(bar, self.states[timeframe])
         self.bars_seen[timeframe] += 1
 
     def context(self) -> Tensor:

@@ -1,0 +1,193 @@
+"""SSSDTrainer end to end on real EURUSD: learning, files, registry rows, resume, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from forex_diffusion.cli.main import app
+from forex_diffusion.data.sssd_dataset import SSSDDataModule
+from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
+from forex_diffusion.models.checkpoint import load_checkpoint
+from forex_diffusion.registry import open_registry
+from forex_diffusion.training.lightning_module import SSSDLightningModule
+from forex_diffusion.training.schedule import warmup_cosine_factor
+from forex_diffusion.training.train_sssd import SSSDTrainer
+from training_utils import tiny_config, two_month_store
+
+pytestmark = pytest.mark.realdata
+
+
+def _val_loss(module: SSSDLightningModule, dm: SSSDDataModule) -> float:
+    """Deterministic validation loss (the module's own fixed-noise validation_step)."""
+    module.eval()
+    losses, sizes = [], []
+    with torch.no_grad():
+        for i, batch in enumerate(dm.val_dataloader()):
+            features, targets, hidx = batch
+            gen = torch.Generator().manual_seed(1_000_003 + i)
+            t, eps = module.model.draw_noise(targets.shape[0], generator=gen)
+            losses.append(float(module.model(features, targets, hidx, timesteps=t, noise=eps).loss))
+            sizes.append(targets.shape[0])
+    return sum(l * n for l, n in zip(losses, sizes, strict=True)) / sum(sizes)
+
+
+def test_warmup_cosine_schedule() -> None:
+    assert warmup_cosine_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine_factor(10, 10, 100, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine_factor(55, 10, 100, 0.1) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert warmup_cosine_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+    assert warmup_cosine_factor(500, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+def test_smoke_training_learns_and_records(fx_dir: Path, tmp_path: Path) -> None:
+    data_dir = two_month_store(fx_dir, tmp_path)
+    cfg = tiny_config(tmp_path)
+    dm = SSSDDataModule(data_path=data_dir, config=cfg)
+    dm.setup("fit")
+    torch.manual_seed(cfg.seed)
+    before_module = SSSDLightningModule(cfg, dm.input_dims)
+    before = _val_loss(before_module, dm)
+
+    started = time.monotonic()
+    result = SSSDTrainer(cfg).train(dm)
+    assert time.monotonic() - started < 120
+    assert result.status == "completed"
+    assert result.epochs_completed == 2
+
+    loaded = load_checkpoint(result.best_checkpoint)  # weights-only load of a training checkpoint
+    trained = SSSDLightningModule(cfg, dm.input_dims)
+    trained.model.load_state_dict(loaded.model.state_dict())
+    after = _val_loss(trained, dm)
+    assert after < before, f"validation loss did not improve: {before:.4f} -> {after:.4f}"
+    assert loaded.feature_names == dm.feature_names
+    assert loaded.standardizer == dm.standardizer.to_dict()
+    assert loaded.config == cfg
+
+    ckpt_dir = tmp_path / "checkpoints" / "EURUSD" / cfg.model.name
+    assert {"best.ckpt", "last.ckpt", "final.ckpt"} <= {p.name for p in ckpt_dir.iterdir()}
+    assert any((tmp_path / "logs").rglob("events.out.tfevents.*")), "no TensorBoard events"
+    assert any((tmp_path / "logs").rglob("*.log")), "no per-run log file"
+    with open_registry(cfg) as reg:
+        runs = reg.list_runs(asset="EURUSD")
+        assert [r.status for r in runs] == ["completed"]
+        assert runs[0].epochs == 2 and runs[0].final_val_loss is not None
+        best = reg.best_checkpoint("EURUSD", cfg.model.name)
+        assert Path(best.path) == (ckpt_dir / "best.ckpt").resolve()
+        assert best.val_loss == pytest.approx(result.best_val_loss)
+        assert "val_coverage90" in best.val_metrics and "val_crps" in best.val_metrics
+
+
+def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
+    code = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "from training_utils import tiny_config;"
+        "from forex_diffusion.training.train_sssd import train_from_config;"
+        f"cfg = tiny_config(__import__('pathlib').Path({str(root)!r}), *{extra!r});"
+        f"r = train_from_config(cfg, resume={resume});"
+        "print('STATUS', r.status)"
+    )
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) -> None:
+    extra = ["training.epochs=3"]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1"}
+    for name in ("a", "b"):
+        two_month_store(fx_dir, tmp_path / name)
+    # a: uninterrupted
+    done = subprocess.run(
+        _train_cmd(tmp_path / "a", extra), cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert "STATUS completed" in done.stdout, done.stderr[-2000:]
+    # b: killed with SIGKILL after the first epoch's checkpoint, then resumed
+    proc = subprocess.Popen(
+        _train_cmd(tmp_path / "b", extra),
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    last = tmp_path / "b" / "checkpoints" / "EURUSD" / "sssd_cpu_small" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cfg_b = tiny_config(tmp_path / "b", *extra)
+    with open_registry(cfg_b) as reg:
+        assert [r.status for r in reg.list_runs(asset="EURUSD")] == ["running"]
+    resumed = subprocess.run(
+        _train_cmd(tmp_path / "b", extra, resume=True),
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert "STATUS completed" in resumed.stdout, resumed.stderr[-2000:]
+    with open_registry(cfg_b) as reg:
+        assert sorted(r.status for r in reg.list_runs(asset="EURUSD")) == [
+            "completed",
+            "interrupted",
+        ]
+
+    final_a = load_checkpoint(
+        tmp_path / "a" / "checkpoints" / "EURUSD" / "sssd_cpu_small" / "final.ckpt"
+    )
+    final_b = load_checkpoint(
+        tmp_path / "b" / "checkpoints" / "EURUSD" / "sssd_cpu_small" / "final.ckpt"
+    )
+    sa, sb = final_a.model.state_dict(), final_b.model.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        torch.testing.assert_close(
+            sa[key], sb[key], rtol=0, atol=0, msg=f"{key} differs after resume"
+        )
+
+
+def test_asset_without_data_is_named(fx_dir: Path, tmp_path: Path) -> None:
+    data_dir = two_month_store(fx_dir, tmp_path)
+    cfg = tiny_config(tmp_path, "asset.symbol=GBPUSD")
+    with pytest.raises(NotFoundError, match="GBPUSD"):
+        SSSDTrainer(cfg).train(SSSDDataModule(data_path=data_dir, config=cfg))
+
+
+def test_range_shorter_than_lookbacks_is_named(fx_dir: Path, tmp_path: Path) -> None:
+    data_dir = two_month_store(fx_dir, tmp_path)
+    cfg = tiny_config(tmp_path, "data.lookbacks={5m: 48, 15m: 16, 1h: 8, 4h: 400}")
+    with pytest.raises(DataError, match=r"4h.*\d+") as info:
+        SSSDTrainer(cfg).train(SSSDDataModule(data_path=data_dir, config=cfg))
+    assert "need" in str(info.value).lower() or "needed" in str(info.value).lower()
+
+
+def test_unwritable_checkpoint_marks_run_failed(fx_dir: Path, tmp_path: Path) -> None:
+    data_dir = two_month_store(fx_dir, tmp_path)
+    cfg = tiny_config(tmp_path, "training.epochs=1")
+    blocked = tmp_path / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt"
+    blocked.mkdir(parents=True)  # a folder where the checkpoint file must go
+    (blocked / "keep").write_text("x")
+    with pytest.raises(CheckpointError, match="cannot write checkpoint"):
+        SSSDTrainer(cfg).train(SSSDDataModule(data_path=data_dir, config=cfg))
+    with open_registry(cfg) as reg:
+        runs = reg.list_runs(asset="EURUSD")
+        assert [r.status for r in runs] == ["failed"]
+        assert "cannot write checkpoint" in (runs[0].error_message or "")
+
+
+def test_train_cli_config_typo_is_named(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["train", "--asset", "EURUSD", "-o", "training.epoch=3"])
+    assert res.exit_code == 2
+    assert "training.epoch: unknown key; did you mean 'training.epochs'?" in res.output

@@ -1,0 +1,68 @@
+"""Shared set-up of the training tests: a small real-data store and a tiny config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
+from forex_diffusion.data.store import CandleStore
+
+TINY = [
+    "data.lookbacks={5m: 48, 15m: 16, 1h: 8, 4h: 4}",
+    "data.decision_stride=3",
+    "model.encoder.d_model=16",
+    "model.encoder.n_layers=1",
+    "model.encoder.state_dim=8",
+    "model.encoder.attention_heads=2",
+    "model.encoder.context_dim=32",
+    "model.horizon_embedding_dim=8",
+    "model.head.hidden_dim=32",
+    "model.head.n_blocks=2",
+    "model.head.timestep_embedding_dim=16",
+    "training.batch_size=64",
+    "training.learning_rate=0.003",
+    "training.ssm_learning_rate=0.003",
+    "training.warmup_steps=5",
+    "training.max_train_batches_per_epoch=12",
+    "training.val_forecast_samples=16",
+    "training.precision=32",
+    "inference.steps=5",
+]
+
+
+def two_month_store(fx_dir: Path, root: Path) -> Path:
+    """A store holding EURUSD Jan–Mar 2019 (real data read in place, written under ``root``)."""
+    data_dir = root / "data"
+    if not (data_dir / "EURUSD").exists():
+        df = pd.read_csv(
+            fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
+        )
+        df = df[df.index < pd.Timestamp("2019-04-01", tz="UTC")]
+        CandleStore(data_dir).write("EURUSD", df, source="EURUSD_M1_2019.csv.gz (Jan-Mar)")
+    return data_dir
+
+
+def tiny_config(root: Path, *extra: str, preset: str | None = "cpu_small") -> SSSDConfig:
+    """The cpu preset shrunk further, with every path under ``root``."""
+    return load_sssd_config(
+        DEFAULT_CONFIG_PATH,
+        overrides=[
+            *TINY,
+            f"paths.data_dir={root / 'data'}",
+            f"paths.artifacts_dir={root}",
+            f"paths.checkpoint_dir={root / 'checkpoints'}",
+            f"paths.log_dir={root / 'logs'}",
+            f"paths.reports_dir={root / 'reports'}",
+            "data.splits.train.start=2019-01-01",
+            "data.splits.train.end=2019-02-28",
+            "data.splits.val.start=2019-03-04",
+            "data.splits.val.end=2019-03-31",
+            "data.splits.test.start=2019-04-01",
+            "data.splits.test.end=2019-04-30",
+            "training.epochs=2",
+            *extra,
+        ],
+        preset=preset,
+    )
