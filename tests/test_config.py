@@ -87,7 +87,9 @@ def test_out_of_range_and_cross_field_errors(default_config_path: Path) -> None:
         ConfigError, match=r"inference.direction_threshold.*less than or equal to 1"
     ):
         load_sssd_config(default_config_path, overrides=["inference.direction_threshold=1.5"])
-    with pytest.raises(ConfigError, match="horizon_weights has 3 entries but data.horizons has 4"):
+    with pytest.raises(
+        ConfigError, match=r"horizon_weights has 3 entries but data\.horizons has 4"
+    ):
         load_sssd_config(
             default_config_path, overrides=["model.loss.horizon_weights=[0.5,0.3,0.2]"]
         )
@@ -102,7 +104,7 @@ def test_bad_files_and_overrides(tmp_path: Path, default_config_path: Path) -> N
     bad.write_text("training: [1, 2\n")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_sssd_config(bad)
-    with pytest.raises(ConfigError, match="must look like section.key=value"):
+    with pytest.raises(ConfigError, match=r"must look like section\.key=value"):
         load_sssd_config(default_config_path, overrides=["training.epochs"])
 
 

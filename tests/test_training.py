@@ -37,7 +37,7 @@ def _val_loss(module: SSSDLightningModule, dm: SSSDDataModule) -> float:
             t, eps = module.model.draw_noise(targets.shape[0], generator=gen)
             losses.append(float(module.model(features, targets, hidx, timesteps=t, noise=eps).loss))
             sizes.append(targets.shape[0])
-    return sum(l * n for l, n in zip(losses, sizes, strict=True)) / sum(sizes)
+    return sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
 
 
 def test_warmup_cosine_schedule() -> None:

@@ -14,6 +14,7 @@ from loguru import logger
 
 from forex_diffusion.errors import CheckpointError
 from forex_diffusion.models.checkpoint import checkpoint_payload
+from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
 
 
@@ -101,7 +102,7 @@ class SSSDCheckpoint(Callback):
     def _save(self, trainer: L.Trainer, name: str, is_best: bool) -> Path:
         path = self.directory / name
         ckpt = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        ckpt.update(checkpoint_payload(model=trainer.lightning_module.model, **self.extra))
+        ckpt.update(checkpoint_payload(model=self._model(trainer), **self.extra))
         size = atomic_torch_save(ckpt, path)
         metrics = _float_metrics(trainer.callback_metrics)
         self.registry.record_checkpoint(
@@ -115,6 +116,13 @@ class SSSDCheckpoint(Callback):
             size_bytes=size,
         )
         return path
+
+    @staticmethod
+    def _model(trainer: L.Trainer) -> SSSDModel:
+        model = getattr(trainer.lightning_module, "model", None)
+        if not isinstance(model, SSSDModel):
+            raise TypeError("SSSDCheckpoint needs an SSSDLightningModule (with .model: SSSDModel)")
+        return model
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:

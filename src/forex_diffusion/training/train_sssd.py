@@ -77,8 +77,8 @@ def _signals_raise_interrupt() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 class SSSDTrainer:
