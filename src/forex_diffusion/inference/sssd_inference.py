@@ -26,14 +26,19 @@ import torch
 from cachetools import TTLCache
 from loguru import logger
 
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
+from forex_diffusion.config.sssd_config import (
+    DEFAULT_CONFIG_PATH,
+    InferenceConfig,
+    SSSDConfig,
+    load_sssd_config,
+)
 from forex_diffusion.data.candles import validate_candles
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
-from forex_diffusion.features.unified_pipeline import required_history
+from forex_diffusion.features.unified_pipeline import feature_names, required_history
 from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
 from forex_diffusion.inference.prediction import (
     SSSDPrediction,
@@ -145,7 +150,11 @@ class SSSDInferenceService:
         registry: Registry | None = None,
         model_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        inference: InferenceConfig | None = None,
     ) -> SSSDInferenceService:
+        """Service from a checkpoint file. The model, features and standardizer come from the
+        checkpoint; ``inference`` (sampling defaults, cache TTL, threshold, logging) replaces the
+        checkpoint's inference settings when given (the user's current config)."""
         loaded: LoadedCheckpoint = load_checkpoint(path, map_location="cpu")
         standardizer = Standardizer.from_dict(loaded.standardizer, where=f"{path} (standardizer)")
         names = {tf: list(standardizer.feature_names(tf)) for tf in standardizer.timeframes}
@@ -154,9 +163,24 @@ class SSSDInferenceService:
                 f"checkpoint {path}: its standardizer's feature names differ from the model's "
                 "feature names; the checkpoint is inconsistent, re-train the model"
             )
+        produced = feature_names(loaded.config.features)
+        for tf, expected in loaded.feature_names.items():
+            if expected != produced:
+                missing = sorted(set(expected) - set(produced))
+                extra = sorted(set(produced) - set(expected))
+                raise CheckpointError(
+                    f"checkpoint {path}: incompatible feature set for {tf}: the model was trained on "
+                    f"features this version does not produce {missing or '(none)'}, and this version "
+                    f"produces features the model does not know {extra or '(none)'}"
+                    + ("" if missing or extra else " (same names, different order)")
+                    + "; re-train the model with this version"
+                )
+        config = loaded.config
+        if inference is not None:
+            config = config.model_copy(update={"inference": inference})
         return cls(
             loaded.model,
-            loaded.config,
+            config,
             standardizer,
             model_name=loaded.config.model.name,
             device=device,
@@ -513,5 +537,5 @@ def load_sssd_inference_service(
                 model_id = None
     logger.info(f"loading {asset} model from {path}")
     return SSSDInferenceService.from_checkpoint(
-        path, device=device, registry=reg, model_id=model_id
+        path, device=device, registry=reg, model_id=model_id, inference=cfg.inference
     )
