@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from forex_diffusion.cli.main import app
+from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.sssd_dataset import SSSDDataModule
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
@@ -38,7 +39,7 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def trained(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def trained(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SSSDConfig]:
     root = tmp_path_factory.mktemp("inference")
     data_dir = two_month_store(fx_dir, root)
     cfg = tiny_config(root, "training.epochs=1", "training.max_train_batches_per_epoch=4")
@@ -48,14 +49,14 @@ def trained(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 
 @pytest.fixture(scope="module")
-def candles(trained: tuple[Path, object]) -> pd.DataFrame:
+def candles(trained: tuple[Path, SSSDConfig]) -> pd.DataFrame:
     root, _ = trained
     return CandleStore(root / "data").load("EURUSD")
 
 
-def _service(trained: tuple[Path, object], clock: Clock | None = None) -> SSSDInferenceService:
+def _service(trained: tuple[Path, SSSDConfig], clock: Clock | None = None) -> SSSDInferenceService:
     root, cfg = trained
-    path = root / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt"  # type: ignore[attr-defined]
+    path = root / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt"
     return SSSDInferenceService.from_checkpoint(path, device="cpu", clock=clock or Clock())
 
 
@@ -167,22 +168,22 @@ def test_bad_candles_are_named(trained, candles) -> None:
 
 
 def test_load_by_registry_and_unknown_names(trained) -> None:
-    root, cfg = trained
-    svc = load_sssd_inference_service("EURUSD", config=cfg, device="cpu")  # type: ignore[arg-type]
-    assert svc.model_name == cfg.model.name  # type: ignore[attr-defined]
-    with open_registry(cfg) as reg:  # type: ignore[arg-type]
-        assert svc.model_id == reg.get_model("EURUSD", cfg.model.name).id  # type: ignore[attr-defined]
+    _, cfg = trained
+    svc = load_sssd_inference_service("EURUSD", config=cfg, device="cpu")
+    assert svc.model_name == cfg.model.name
+    with open_registry(cfg) as reg:
+        assert svc.model_id == reg.get_model("EURUSD", cfg.model.name).id
     with pytest.raises(NotFoundError, match="GBPUSD") as info:
-        load_sssd_inference_service("GBPUSD", config=cfg)  # type: ignore[arg-type]
+        load_sssd_inference_service("GBPUSD", config=cfg)
     assert "EURUSD" in str(info.value)
     with pytest.raises(NotFoundError, match="nosuch") as info:
-        load_sssd_inference_service("EURUSD", model_name="nosuch", config=cfg)  # type: ignore[arg-type]
-    assert cfg.model.name in str(info.value)  # type: ignore[attr-defined]
+        load_sssd_inference_service("EURUSD", model_name="nosuch", config=cfg)
+    assert cfg.model.name in str(info.value)
 
 
 def test_incompatible_feature_set_is_named(trained, tmp_path: Path) -> None:
     root, cfg = trained
-    loaded = load_checkpoint(root / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt")  # type: ignore[attr-defined]
+    loaded = load_checkpoint(root / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt")
     renamed = {
         tf: [("rsi_old" if n.startswith("rsi") else n) for n in names]
         for tf, names in loaded.feature_names.items()
@@ -198,8 +199,8 @@ def test_incompatible_feature_set_is_named(trained, tmp_path: Path) -> None:
 
 
 def test_predictions_logged_when_switched_on(trained, candles) -> None:
-    root, cfg = trained
-    on = cfg.with_overrides(["inference.log_predictions=true"])  # type: ignore[attr-defined]
+    _, cfg = trained
+    on = cfg.with_overrides(["inference.log_predictions=true"])
     svc = load_sssd_inference_service("EURUSD", config=on, device="cpu")
     with open_registry(on) as reg:
         before = reg.count_inference_logs(svc.model_id)
@@ -208,7 +209,7 @@ def test_predictions_logged_when_switched_on(trained, candles) -> None:
 
 
 def test_predict_cli_table_json_and_plot(trained, tmp_path: Path) -> None:
-    root, cfg = trained
+    root, _ = trained
     args = [
         "predict", "--asset", "EURUSD", "--samples", "32",
         "--override", f"paths.data_dir={root / 'data'}", "--override", f"paths.artifacts_dir={root}",
