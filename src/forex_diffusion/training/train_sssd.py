@@ -252,7 +252,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH))
     parser.add_argument("--asset-config", default=None)
-    parser.add_argument("--preset", default=None, help="preset layered over the defaults, e.g. cpu_small")
+    parser.add_argument(
+        "--preset", default=None, help="preset layered over the defaults, e.g. cpu_small"
+    )
     parser.add_argument(
         "--override", nargs="*", default=[], help="dotted overrides, e.g. training.epochs=100"
     )
