@@ -130,6 +130,14 @@ class SSSDCheckpoint(Callback):
         metrics = _float_metrics(trainer.callback_metrics)
         val = metrics.get("val_loss")
         epoch = int(trainer.current_epoch)
+        logger.info(
+            f"epoch {epoch}: "
+            + ", ".join(
+                f"{k}={metrics[k]:.5f}"
+                for k in ("train_loss", "val_loss", "val_coverage90", "val_crps")
+                if k in metrics
+            )
+        )
         if val is not None and (self.best_val is None or val < self.best_val):
             self.best_val, self.best_epoch = val, epoch
             self._save(trainer, "best.ckpt", is_best=True)
