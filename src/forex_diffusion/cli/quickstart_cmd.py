@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from forex_diffusion.cli.common import friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig
 
 _SYNTH_START, _SYNTH_END = "2023-01-02", "2023-05-01"
 
@@ -122,22 +122,20 @@ def quickstart(
         console.print(f"fan chart written to {fan}")
 
         console.rule("4/4 evaluate (test range, against baselines)")
-        _evaluate(cfg, symbol, console)
+        _evaluate(cfg, symbol)
 
 
-def _evaluate(cfg: object, symbol: str, console: Console) -> None:
-    try:
-        from forex_diffusion.evaluation.walk_forward import evaluate, summary_text
-    except ImportError:
-        console.print("evaluation is not available in this build")
-        return
-    test = cfg.data.splits.test  # type: ignore[attr-defined]
+def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
+    from forex_diffusion.evaluation.walk_forward import evaluate, summary_text
+
+    test = cfg.data.splits.test
     result = evaluate(
-        cfg,  # type: ignore[arg-type]
+        cfg,
         symbol,
         str(test.start),
         str(test.end),
-        model_name=cfg.model.name,  # type: ignore[attr-defined]
-        out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",  # type: ignore[attr-defined]
+        model_name=cfg.model.name,
+        out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
     )
-    console.print(summary_text(result))
+    typer.echo(summary_text(result))
+    typer.echo(f"report: {result.out_dir / 'report.md'}")

@@ -31,13 +31,12 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
     q50 = [pred.last_close] + [levels["q50"][h] for h in pred.horizons]
     q95 = [pred.last_close] + [levels["q95"][h] for h in pred.horizons]
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot(
-        recent_5m.index + pd.Timedelta(minutes=5),
-        recent_5m["close"],
-        color="black",
-        lw=1,
-        label="5m close",
-    )
+    closes = recent_5m["close"].copy()
+    closes.index = closes.index + pd.Timedelta(minutes=5)
+    gaps = closes.index.to_series().diff() > pd.Timedelta(minutes=30)
+    breaks = pd.Series(float("nan"), index=closes.index[gaps.to_numpy()] - pd.Timedelta(minutes=1))
+    closes = pd.concat([closes, breaks]).sort_index()  # NaN breaks the line at market gaps
+    ax.plot(closes.index, closes.to_numpy(), color="black", lw=1, label="5m close")
     ax.fill_between(times, q05, q95, color="tab:blue", alpha=0.25, label="90% interval (q05–q95)")
     ax.plot(times, q50, color="tab:blue", marker="o", lw=1.5, label="median")
     ax.axvline(t, color="grey", ls="--", lw=0.8)
