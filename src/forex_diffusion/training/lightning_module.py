@@ -78,9 +78,7 @@ class SSSDLightningModule(L.LightningModule):
         features, targets, horizon_idx = batch
         out = self.model(features, targets, horizon_idx)
         bs = targets.shape[0]
-        self.log("train_loss", out.loss, prog_bar=True, batch_size=bs)
-        for h, part in zip(self.horizons, out.per_horizon, strict=True):
-            self.log(f"train_loss_h{h}", part, batch_size=bs)
+        self._log_losses("train", out.loss, out.per_horizon, bs)
         opt = self.optimizers()
         if not isinstance(opt, list):
             self.log("lr", opt.param_groups[0]["lr"], batch_size=bs)
@@ -97,13 +95,18 @@ class SSSDLightningModule(L.LightningModule):
             timesteps=timesteps.to(targets.device),
             noise=noise.to(targets.device),
         )
-        bs = targets.shape[0]
-        self.log("val_loss", out.loss, prog_bar=True, batch_size=bs)
-        for h, part in zip(self.horizons, out.per_horizon, strict=True):
-            self.log(f"val_loss_h{h}", part, batch_size=bs)
+        self._log_losses("val", out.loss, out.per_horizon, targets.shape[0])
         if batch_idx == 0 and self._forecast_batch is None:
             self._forecast_batch = _head(batch, self.config.training.val_forecast_samples)
         return out.loss
+
+    def _log_losses(
+        self, stage: str, loss: Tensor, per_horizon: Tensor, batch_size: int
+    ) -> None:
+        """``<stage>_loss`` (progress bar) and ``<stage>_loss_h<minutes>`` from ``per_horizon`` (H,)."""
+        self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=batch_size)
+        for h, part in zip(self.horizons, per_horizon, strict=True):
+            self.log(f"{stage}_loss_h{h}", part, batch_size=batch_size)
 
     def on_validation_epoch_end(self) -> None:
         if self._forecast_batch is None or self.config.training.val_forecast_samples == 0:
@@ -119,7 +122,12 @@ class SSSDLightningModule(L.LightningModule):
         gen = torch.Generator(device="cpu").manual_seed(_VAL_FORECAST_SEED)
         icfg = self.config.inference
         forecast = self.model.inference_forward(
-            features, num_samples=50, sampler="ddim", steps=icfg.steps, eta=icfg.eta, generator=gen
+            features,
+            num_samples=50,
+            sampler=icfg.sampler,
+            steps=icfg.steps,
+            eta=icfg.eta,
+            generator=gen,
         )
         samples = forecast.samples.float().cpu().numpy()  # (B, H, S)
         y = targets[..., 0].float().cpu().numpy()  # (B, H)
