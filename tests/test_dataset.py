@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict, load_sssd_config
+from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.sssd_dataset import (
     EMBARGO,
     INSUFFICIENT_HISTORY,
@@ -25,36 +25,21 @@ from forex_diffusion.features.unified_pipeline import (
     multi_timeframe_features,
     unified_feature_pipeline,
 )
+from fx_test_utils import load_fx, make_config
 
 LOOKBACKS = {"5m": 500, "15m": 166, "1h": 41, "4h": 10}
 TF_MIN = {"5m": 5, "15m": 15, "1h": 60, "4h": 240}
 NS_MIN = 60_000_000_000
 
 
-def make_config(path: Path, **overrides: object) -> SSSDConfig:
-    data = load_sssd_config(path).to_dict()
-    data["data"]["splits"] = {
-        "train": {"start": "2019-01-01", "end": "2019-02-10"},
-        "val": {"start": "2019-02-11", "end": "2019-02-28"},
-        "test": {"start": "2019-03-01", "end": "2019-03-31"},
-    }
-    for key, value in overrides.items():
-        section, name = key.split("__")
-        data[section][name] = value
-    return config_from_dict(data)
-
-
 @pytest.fixture(scope="module")
 def candles(fx_dir: Path) -> pd.DataFrame:
-    df = pd.read_csv(
-        fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
-    )
-    return df[df.index < pd.Timestamp("2019-04-01", tz="UTC")]
+    return load_fx(fx_dir, "2019-01-01", "2019-04-01")
 
 
 @pytest.fixture(scope="module")
 def cfg(default_config_path: Path) -> SSSDConfig:
-    return make_config(default_config_path, training__batch_size=16)
+    return make_config(default_config_path).with_overrides(["training.batch_size=16"])
 
 
 @pytest.fixture(scope="module")

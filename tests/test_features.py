@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict, load_sssd_config
+from forex_diffusion.config.sssd_config import config_from_dict
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features import indicators as ind
 from forex_diffusion.features.unified_pipeline import (
@@ -20,30 +20,9 @@ from forex_diffusion.features.unified_pipeline import (
     multi_timeframe_features,
     unified_feature_pipeline,
 )
+from fx_test_utils import load_fx, make_config
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def make_config(path: Path, **splits: tuple[str, str]) -> SSSDConfig:
-    data = load_sssd_config(path).to_dict()
-    default = {
-        "train": ("2019-01-01", "2019-02-10"),
-        "val": ("2019-02-11", "2019-02-28"),
-        "test": ("2019-03-01", "2019-03-31"),
-    }
-    default.update(splits)
-    data["data"]["splits"] = {k: {"start": a, "end": b} for k, (a, b) in default.items()}
-    return config_from_dict(data)
-
-
-def load_fx(fx_dir: Path, start: str, end: str, asset: str = "EURUSD") -> pd.DataFrame:
-    year = pd.Timestamp(start).year
-    df = pd.read_csv(
-        fx_dir / f"{asset}_M1_{year}.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
-    )
-    return df[
-        (df.index >= pd.Timestamp(start, tz="UTC")) & (df.index < pd.Timestamp(end, tz="UTC"))
-    ]
 
 
 def random_bars(n: int = 300, seed: int = 3, freq: str = "5min") -> pd.DataFrame:

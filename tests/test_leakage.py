@@ -15,32 +15,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict, load_sssd_config
+from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import fit_standardizer, multi_timeframe_features
+from fx_test_utils import load_fx, make_config
 
 HORIZONS = (5, 15, 60, 240)
-
-
-def make_config(path: Path) -> SSSDConfig:
-    data = load_sssd_config(path).to_dict()
-    data["data"]["splits"] = {
-        "train": {"start": "2019-01-01", "end": "2019-02-10"},
-        "val": {"start": "2019-02-11", "end": "2019-02-28"},
-        "test": {"start": "2019-03-01", "end": "2019-03-31"},
-    }
-    return config_from_dict(data)
 
 
 @pytest.fixture(scope="module")
 def setup(
     fx_dir: Path, default_config_path: Path
 ) -> tuple[pd.DataFrame, SSSDConfig, Standardizer, SSSDTimeSeriesDataset]:
-    df = pd.read_csv(
-        fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
-    )
-    candles = df[df.index < pd.Timestamp("2019-03-16", tz="UTC")]
+    candles = load_fx(fx_dir, "2019-01-01", "2019-03-16")
     cfg = make_config(default_config_path)
     _, raw = multi_timeframe_features(candles, cfg)
     std = fit_standardizer(raw, cfg)

@@ -9,7 +9,8 @@ import scoringrules as sr
 from scipy import stats
 
 from forex_diffusion.evaluation import metrics as M
-from forex_diffusion.evaluation.forecast import ForecastDistribution, log_return_to_price_change
+from forex_diffusion.evaluation.forecast import ForecastDistribution
+from forex_diffusion.features.targets import log_return_to_pips, log_return_to_price_change
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
@@ -241,10 +242,10 @@ def test_distribution_validation() -> None:
 
 def test_price_change_conversion() -> None:
     r = np.log(np.array([[1.1001 / 1.1, 1.0998 / 1.1]]))
-    pips = log_return_to_price_change(r, np.array([1.1]), pip_size=1e-4)
+    pips = log_return_to_pips(r, np.array([1.1])[:, None], pip_size=1e-4)
     np.testing.assert_allclose(pips, [[1.0, -2.0]], rtol=1e-9)
     # quantiles (Q, N, H) convert with last_close per N after moving Q last
     q = np.stack([r, r])  # (2, 1, 2)
-    moved = log_return_to_price_change(np.moveaxis(q, 0, -1), np.array([1.1]))
+    moved = log_return_to_price_change(np.moveaxis(q, 0, -1), np.array([1.1])[:, None, None])
     assert moved.shape == (1, 2, 2)
     np.testing.assert_allclose(moved[0, 0], [1e-4, 1e-4], rtol=1e-7)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict, load_sssd_config
+from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict
 from forex_diffusion.errors import CheckpointError, DataError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import (
@@ -18,26 +18,24 @@ from forex_diffusion.features.unified_pipeline import (
     training_range,
     unified_feature_pipeline,
 )
+from fx_test_utils import load_fx
+from fx_test_utils import make_config as make_2019_config
 
 TF_MIN = {"5m": 5, "15m": 15, "1h": 60, "4h": 240}
 
 
 def make_config(path: Path) -> SSSDConfig:
-    data = load_sssd_config(path).to_dict()
-    data["data"]["splits"] = {
-        "train": {"start": "2019-01-07", "end": "2019-02-10"},
-        "val": {"start": "2019-02-11", "end": "2019-02-20"},
-        "test": {"start": "2019-02-21", "end": "2019-03-10"},
-    }
-    return config_from_dict(data)
+    return make_2019_config(
+        path,
+        train=("2019-01-07", "2019-02-10"),
+        val=("2019-02-11", "2019-02-20"),
+        test=("2019-02-21", "2019-03-10"),
+    )
 
 
 @pytest.fixture(scope="module")
 def candles(fx_dir: Path) -> pd.DataFrame:
-    df = pd.read_csv(
-        fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
-    )
-    return df[df.index < pd.Timestamp("2019-03-10", tz="UTC")]
+    return load_fx(fx_dir, "2019-01-01", "2019-03-10")
 
 
 def test_stats_are_those_of_the_training_split_alone(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict, load_sssd_config
+from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.sssd_dataset import NO_TARGET, SSSDTimeSeriesDataset
 from forex_diffusion.features.targets import (
     close_to_close_log_returns,
@@ -24,27 +24,22 @@ from forex_diffusion.features.targets import (
     scaled_to_log_return,
 )
 from forex_diffusion.features.unified_pipeline import fit_standardizer, multi_timeframe_features
+from fx_test_utils import load_fx
+from fx_test_utils import make_config as make_2019_config
 
 NS_MIN = 60_000_000_000
 HORIZONS = (5, 15, 60, 240)
 
 
 def make_config(path: Path) -> SSSDConfig:
-    data = load_sssd_config(path).to_dict()
-    data["data"]["splits"] = {
-        "train": {"start": "2019-01-01", "end": "2019-02-10"},
-        "val": {"start": "2019-02-11", "end": "2019-02-20"},
-        "test": {"start": "2019-02-21", "end": "2019-02-28"},
-    }
-    return config_from_dict(data)
+    return make_2019_config(
+        path, val=("2019-02-11", "2019-02-20"), test=("2019-02-21", "2019-02-28")
+    )
 
 
 @pytest.fixture(scope="module")
 def candles(fx_dir: Path) -> pd.DataFrame:
-    df = pd.read_csv(
-        fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
-    )
-    return df[df.index < pd.Timestamp("2019-03-01", tz="UTC")]
+    return load_fx(fx_dir, "2019-01-01", "2019-03-01")
 
 
 @pytest.fixture(scope="module")

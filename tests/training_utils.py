@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
 from forex_diffusion.data.store import CandleStore
+from fx_test_utils import load_fx
 
 TINY = [
     "data.lookbacks={5m: 48, 15m: 16, 1h: 8, 4h: 4}",
@@ -36,10 +35,7 @@ def two_month_store(fx_dir: Path, root: Path) -> Path:
     """A store holding EURUSD Jan–Mar 2019 (real data read in place, written under ``root``)."""
     data_dir = root / "data"
     if not (data_dir / "EURUSD").exists():
-        df = pd.read_csv(
-            fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp"
-        )
-        df = df[df.index < pd.Timestamp("2019-04-01", tz="UTC")]
+        df = load_fx(fx_dir, "2019-01-01", "2019-04-01")
         CandleStore(data_dir).write("EURUSD", df, source="EURUSD_M1_2019.csv.gz (Jan-Mar)")
     return data_dir
 

@@ -9,7 +9,12 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
+from forex_diffusion.config.sssd_config import (
+    DEFAULT_CONFIG_PATH,
+    SSSDConfig,
+    default_pip_size,
+    load_sssd_config,
+)
 from forex_diffusion.errors import ForexDiffusionError
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -40,16 +45,6 @@ def friendly_errors() -> Iterator[None]:
     except ForexDiffusionError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
-
-
-def default_pip_size(symbol: str) -> float:
-    """Conventional pip size: 0.01 for JPY crosses, 0.1 for gold, 0.0001 otherwise."""
-    s = symbol.upper()
-    if s.endswith("JPY"):
-        return 0.01
-    if s.startswith("XAU"):
-        return 0.1
-    return 0.0001
 
 
 def load_cli_config(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from forex_diffusion.data.importers.reader import format_bad_rows
 from forex_diffusion.data.store import AssetInfo, CandleStore, resolve_data_dir
 from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.errors import DataError
+from forex_diffusion.fileio import atomic_write
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
 
 data_app = typer.Typer(
@@ -318,12 +318,7 @@ def resample_cmd(
             frame.to_csv(sys.stdout)
             return
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            frame.to_csv(tmp)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(out, frame.to_csv)
         typer.echo(
             f"{store.info(asset).asset}: wrote {len(frame):,} {timeframe} bars "
             f"({_fmt(bars.index[0])} to {_fmt(bars.index[-1])} UTC) to {out}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from forex_diffusion.cli.common import (
     load_cli_config,
 )
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:  # the evaluation stack is imported when the command runs
+    from forex_diffusion.evaluation.walk_forward import EvaluationResult
 
 
 def evaluate(
@@ -87,6 +90,11 @@ def evaluate(
             device=device,
             record=not no_record,
         )
+    echo_result(result)
+
+
+def echo_result(result: EvaluationResult) -> None:
+    """Print the report's first table, where the report is and the registry rows written."""
     typer.echo(result.text())
     typer.echo(f"Report: {result.files.report}")
     if result.metric_rows:

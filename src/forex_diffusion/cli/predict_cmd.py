@@ -55,7 +55,15 @@ def predict(
     asof: Annotated[
         str | None, typer.Option("--asof", help='Decision time, e.g. "2019-06-03T12:00Z".')
     ] = None,
-    samples: Annotated[int, typer.Option("--samples", min=2, max=10_000)] = 100,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples",
+            min=2,
+            max=10_000,
+            help="Samples per forecast (default inference.num_samples).",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a fan-chart PNG here.")] = None,
     checkpoint_dir: Annotated[Path | None, typer.Option("--checkpoint-dir")] = None,
@@ -72,11 +80,7 @@ def predict(
             cfg, asset, model, asof, samples, checkpoint_dir, data_dir
         )
         if plot is not None:
-            from forex_diffusion.data.resample import resample_ohlc
-            from forex_diffusion.inference.plots import plot_fan_chart
-
-            recent = resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:]
-            plot_fan_chart(recent, pred, plot)
+            write_fan_chart(candles, pred, plot)
     if fmt == "json":
         typer.echo(json.dumps(pred.to_dict(), indent=2))
     else:
@@ -90,11 +94,12 @@ def run_prediction(
     asset: str,
     model: str | None,
     asof: str | None,
-    samples: int,
+    samples: int | None,
     checkpoint_dir: Path | None,
     data_dir: Path | None,
 ) -> tuple[SSSDPrediction, SSSDInferenceService, pd.DataFrame]:
-    """Load the service and the candles it needs from the store, and forecast."""
+    """Load the service and the candles it needs from the store, and forecast (``samples``
+    None = ``inference.num_samples``; the device is ``inference.device``)."""
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
     from forex_diffusion.timeframes import to_utc
@@ -108,3 +113,12 @@ def run_prediction(
     candles = store.load(asset.upper(), start=last - service.history_span, end=end)
     pred = service.predict(candles, num_samples=samples, asof=end)
     return pred, service, candles
+
+
+def write_fan_chart(candles: pd.DataFrame, pred: SSSDPrediction, path: Path) -> Path:
+    """The fan chart PNG of ``pred`` over the last day of 5m bars of ``candles``."""
+    from forex_diffusion.data.resample import resample_ohlc
+    from forex_diffusion.inference.plots import plot_fan_chart
+
+    recent = resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:]
+    return plot_fan_chart(recent, pred, path)

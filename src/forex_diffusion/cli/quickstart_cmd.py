@@ -57,7 +57,7 @@ def quickstart(
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
 ) -> None:
     """Run data → train → predict → evaluate end to end and print what each step did."""
-    from forex_diffusion.cli.predict_cmd import forecast_table, run_prediction
+    from forex_diffusion.cli.predict_cmd import forecast_table, run_prediction, write_fan_chart
     from forex_diffusion.data.importers import import_files
     from forex_diffusion.data.store import CandleStore
     from forex_diffusion.data.synthetic import generate_synthetic_market
@@ -109,16 +109,9 @@ def quickstart(
         )
 
         console.rule("3/4 predict (latest bar)")
-        pred, service, candles = run_prediction(cfg, symbol, cfg.model.name, None, 100, None, None)
+        pred, service, candles = run_prediction(cfg, symbol, cfg.model.name, None, None, None, None)
         console.print(forecast_table(service, pred))
-        from forex_diffusion.data.resample import resample_ohlc
-        from forex_diffusion.inference.plots import plot_fan_chart
-
-        fan = plot_fan_chart(
-            resample_ohlc(candles, "5m", asof=pred.timestamp).iloc[-288:],
-            pred,
-            workdir / "reports" / "fan.png",
-        )
+        fan = write_fan_chart(candles, pred, workdir / "reports" / "fan.png")
         console.print(f"fan chart written to {fan}")
 
         console.rule("4/4 evaluate (test range, against baselines)")
@@ -126,7 +119,8 @@ def quickstart(
 
 
 def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
-    from forex_diffusion.evaluation.walk_forward import evaluate, summary_text
+    from forex_diffusion.cli.evaluate_cmd import echo_result
+    from forex_diffusion.evaluation.walk_forward import evaluate
 
     test = cfg.data.splits.test
     result = evaluate(
@@ -137,5 +131,4 @@ def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
         model_name=cfg.model.name,
         out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
     )
-    typer.echo(summary_text(result))
-    typer.echo(f"report: {result.out_dir / 'report.md'}")
+    echo_result(result)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 
 from forex_diffusion.cli.common import (
     AssetConfigOpt,
@@ -279,6 +282,24 @@ def mark_stale(
     typer.echo(f"{len(marked)} run(s) marked interrupted")
 
 
+@contextmanager
+def _engine(url: str) -> Iterator[Engine]:
+    engine = create_registry_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _migrate(url: str, step: Callable[[Engine, str], None], revision: str) -> None:
+    """Run ``step`` (upgrade or downgrade) to ``revision`` and print the revision change."""
+    with friendly_errors(), _engine(url) as engine:
+        before = current_revision(engine)
+        step(engine, revision)
+        after = current_revision(engine)
+    typer.echo(f"{mask_url(url)}: {before or '(empty)'} -> {after or '(empty)'}")
+
+
 @db_app.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
@@ -290,14 +311,7 @@ def db_upgrade(
     """Migrate the registry database to the newest schema (or --revision)."""
     with friendly_errors():
         url = _url(db_url, config, asset_config, override)
-        engine = create_registry_engine(url)
-        try:
-            before = current_revision(engine)
-            upgrade(engine, revision)
-            after = current_revision(engine)
-        finally:
-            engine.dispose()
-    typer.echo(f"{mask_url(url)}: {before or '(empty)'} -> {after or '(empty)'}")
+    _migrate(url, upgrade, revision)
 
 
 @db_app.command("downgrade")
@@ -313,14 +327,7 @@ def db_downgrade(
     """Migrate the registry database down to REVISION."""
     with friendly_errors():
         url = _url(db_url, config, asset_config, override)
-        engine = create_registry_engine(url)
-        try:
-            before = current_revision(engine)
-            downgrade(engine, revision)
-            after = current_revision(engine)
-        finally:
-            engine.dispose()
-    typer.echo(f"{mask_url(url)}: {before or '(empty)'} -> {after or '(empty)'}")
+    _migrate(url, downgrade, revision)
 
 
 @db_app.command("current")
@@ -333,11 +340,8 @@ def db_current(
     """Print the schema revision of the registry database and the newest one available."""
     with friendly_errors():
         url = _url(db_url, config, asset_config, override)
-        engine = create_registry_engine(url)
-        try:
+        with _engine(url) as engine:
             current = current_revision(engine)
-        finally:
-            engine.dispose()
     head = head_revision()
     state = "up to date" if current == head else "behind: run `forex-diffusion db upgrade`"
     typer.echo(f"{mask_url(url)}: current {current or '(empty)'}, head {head} ({state})")

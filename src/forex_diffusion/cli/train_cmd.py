@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,10 +36,6 @@ def train(
     with friendly_errors():
         cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
         result = train_from_config(cfg, resume=resume, data_dir=data_dir)
-    typer.echo(
-        json.dumps(
-            {k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()}, indent=2
-        )
-    )
+    typer.echo(result.to_json())
     if result.status != "completed":
         raise typer.Exit(code=1)

@@ -13,13 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forex_diffusion.errors import ConfigError
-from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeframes import timeframe_minutes, to_utc
 
 # configs/ of the source tree (the package is installed editable from it); relative paths in a
 # config (data_dir, artifacts_dir, ...) are relative to the working directory, not to this file.
@@ -30,6 +31,16 @@ DEFAULT_CONFIG_PATH = (
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def default_pip_size(symbol: str) -> float:
+    """Conventional pip size: 0.01 for JPY crosses, 0.1 for gold, 0.0001 otherwise."""
+    s = symbol.upper()
+    if s.endswith("JPY"):
+        return 0.01
+    if s.startswith("XAU"):
+        return 0.1
+    return 0.0001
 
 
 class AssetConfig(_Section):
@@ -56,6 +67,12 @@ class DateRange(_Section):
         if self.end < self.start:
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
+
+    def utc_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The inclusive dates as a half-open UTC interval [start 00:00, day after end 00:00)."""
+        return to_utc(pd.Timestamp(self.start)), to_utc(pd.Timestamp(self.end)) + pd.Timedelta(
+            days=1
+        )
 
 
 class SplitsConfig(_Section):

@@ -13,12 +13,33 @@ from forex_diffusion.errors import DataError
 
 OHLC = ("open", "high", "low", "close")
 CANDLE_COLUMNS = (*OHLC, "volume")
+_FIVE_MIN_NS = 5 * 60 * 1_000_000_000
+
+
+def infer_base_timeframe(open_ns: np.ndarray) -> str:
+    """ "5m" when every bar opens on the 5-minute grid and bars are >= 5 min apart, else "1m".
+
+    Args:
+        open_ns: (n,) int64 bar open times in ns since the epoch, increasing.
+    """
+    ns = np.asarray(open_ns, dtype=np.int64)
+    if len(ns) > 1 and not (ns % _FIVE_MIN_NS).any() and np.diff(ns).min() >= _FIVE_MIN_NS:
+        return "5m"
+    return "1m"
 
 
 def _describe(index: pd.Index, positions: np.ndarray, limit: int = 3) -> str:
     shown = ", ".join(str(index[p]) for p in positions[:limit])
     more = f" and {len(positions) - limit} more" if len(positions) > limit else ""
     return f"{len(positions)} bar(s), first at {shown}{more}"
+
+
+def candle_frame(ts: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    """Candle frame from (n,) int64 ns UTC open times and (n, 5) open/high/low/close/volume."""
+    index = pd.DatetimeIndex(ts.astype("datetime64[ns]"), name="timestamp").tz_localize("UTC")
+    return pd.DataFrame(
+        {c: values[:, j] for j, c in enumerate(CANDLE_COLUMNS)}, index=index, copy=False
+    )
 
 
 def validate_candles(

@@ -24,7 +24,7 @@ import torch
 from loguru import logger
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.config.sssd_config import DateRange, SSSDConfig
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import HorizonTargets, compute_targets
@@ -72,7 +72,7 @@ class FeatureSource:
 
     blocks: timeframe -> TimeframeBlock (warm-up rows already dropped).
     close5_ns, close5: (M,) close times and close prices of every complete 5m bar (targets).
-    bar_counts: complete bars per timeframe in the candles; bar_close_ns their close times.
+    bar_close_ns: close times of every complete bar per timeframe in the candles.
     """
 
     blocks: dict[str, TimeframeBlock]
@@ -80,7 +80,6 @@ class FeatureSource:
     standardizer: Standardizer
     close5_ns: np.ndarray
     close5: np.ndarray
-    bar_counts: dict[str, int]
     bar_close_ns: dict[str, np.ndarray]
     needed: dict[str, int]
     candle_span: str
@@ -115,10 +114,10 @@ def build_feature_source(
     bars = build_bars(candles, config.data.timeframes, base)
     del candles
     needed = required_history(config)
-    counts = {tf: len(b) for tf, b in bars.items()}
     bar_close_ns = {
         tf: b.index.asi8 + timeframe_minutes(tf) * _NS_PER_MIN for tf, b in bars.items()
     }
+    counts = {tf: len(ns) for tf, ns in bar_close_ns.items()}
     warm = feature_warmup(config.features)
     if any(counts[tf] < needed[tf] for tf in needed):
         raise DataError(
@@ -128,7 +127,6 @@ def build_feature_source(
         )
     raw = {tf: compute_timeframe_features(b, tf, config.features, base) for tf, b in bars.items()}
     first = config.data.timeframes[0]
-    close5_ns = bars[first].index.asi8 + timeframe_minutes(first) * _NS_PER_MIN
     close5 = bars[first]["close"].to_numpy(dtype=np.float64).copy()
     del bars
     if standardizer is None:
@@ -144,7 +142,7 @@ def build_feature_source(
         names[tf] = list(standardizer.feature_names(tf))
         del frame
     return FeatureSource(
-        blocks, names, standardizer, close5_ns, close5, counts, bar_close_ns, needed, span
+        blocks, names, standardizer, bar_close_ns[first], close5, bar_close_ns, needed, span
     )
 
 
@@ -465,16 +463,15 @@ class SplitRange:
     end_ns: int
 
     @classmethod
-    def from_config(cls, name: str, start: Any, end: Any) -> SplitRange:
-        s = to_utc(pd.Timestamp(start)).as_unit("ns").value
-        e = (to_utc(pd.Timestamp(end)) + pd.Timedelta(days=1)).as_unit("ns").value
-        return cls(name, int(s), int(e))
+    def from_config(cls, name: str, rng: DateRange) -> SplitRange:
+        start, end = rng.utc_bounds()
+        return cls(name, int(start.as_unit("ns").value), int(end.as_unit("ns").value))
 
 
 def config_splits(config: SSSDConfig) -> list[SplitRange]:
     sp = config.data.splits
     return [
-        SplitRange.from_config(name, rng.start, rng.end)
+        SplitRange.from_config(name, rng)
         for name, rng in (("train", sp.train), ("val", sp.val), ("test", sp.test))
     ]
 

@@ -38,9 +38,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from forex_diffusion.data.candles import CANDLE_COLUMNS, validate_candles
+from forex_diffusion.data.candles import (
+    CANDLE_COLUMNS,
+    candle_frame,
+    infer_base_timeframe,
+    validate_candles,
+)
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import DataError, NotFoundError
+from forex_diffusion.fileio import atomic_write_text
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
 
 if TYPE_CHECKING:
@@ -141,10 +147,15 @@ def asset_name(asset: str) -> str:
     return name.upper()
 
 
+def _timestamps(table: pa.Table) -> np.ndarray:
+    """(n,) int64 ns UTC of the table's ``timestamp`` column."""
+    ts_col = table.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    return np.asarray(ts_col.to_numpy(), dtype=np.int64)
+
+
 def _arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(timestamps (n,) int64 ns UTC, values (n, 5) float64 open/high/low/close/volume)."""
-    ts_col = table.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
-    ts = np.asarray(ts_col.to_numpy(), dtype=np.int64)
+    ts = _timestamps(table)
     values = np.column_stack(
         [np.asarray(table.column(c).to_numpy(), dtype=np.float64) for c in CANDLE_COLUMNS]
     ).reshape(len(ts), len(CANDLE_COLUMNS))
@@ -155,13 +166,6 @@ def _table(ts: np.ndarray, values: np.ndarray) -> pa.Table:
     arrays = [pa.array(ts // 1000, type=pa.timestamp("us", tz="UTC"))]
     arrays += [pa.array(values[:, j]) for j in range(values.shape[1])]
     return pa.Table.from_arrays(arrays, schema=_SCHEMA)
-
-
-def _frame(ts: np.ndarray, values: np.ndarray) -> pd.DataFrame:
-    index = pd.DatetimeIndex(ts.astype("datetime64[ns]"), name="timestamp").tz_localize("UTC")
-    return pd.DataFrame(
-        {c: values[:, j] for j, c in enumerate(CANDLE_COLUMNS)}, index=index, copy=False
-    )
 
 
 def _year_of(ns: np.ndarray) -> np.ndarray:
@@ -207,16 +211,6 @@ def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
     return tmp
 
 
-def _write_json_atomic(payload: dict[str, object], target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 @contextmanager
 def _asset_lock(folder: Path) -> Iterator[None]:
     """Exclusive advisory lock on an asset folder (POSIX ``flock``; a no-op elsewhere)."""
@@ -235,12 +229,6 @@ def _asset_lock(folder: Path) -> Iterator[None]:
 
 def _as_list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
-
-
-def _infer_base_timeframe(ns: np.ndarray) -> str:
-    if len(ns) > 1 and (ns % (5 * _NS_PER_MIN) == 0).all() and np.diff(ns).min() >= 5 * _NS_PER_MIN:
-        return "5m"
-    return "1m"
 
 
 def _touches_saturday(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
@@ -375,7 +363,9 @@ class CandleStore:
                     sources.append(source)
                 if not self.has(name) or sources != meta.get("sources"):
                     meta["sources"] = sources
-                    _write_json_atomic(meta, folder / META_FILE)  # before any data file appears
+                    atomic_write_text(  # before any data file appears
+                        folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n"
+                    )
                 for tmp, target in staged:
                     os.replace(tmp, target)
             finally:
@@ -414,7 +404,7 @@ class CandleStore:
                     f"{'synthetic' if synthetic else 'market'} bars. Use another asset name."
                 )
         else:
-            base = base_timeframe or _infer_base_timeframe(ts)
+            base = base_timeframe or infer_base_timeframe(ts)
             meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
         base_ns = timeframe_minutes(base) * _NS_PER_MIN
         misaligned = np.flatnonzero(ts % base_ns != 0)
@@ -541,7 +531,7 @@ class CandleStore:
     def _query(self, name: str, t0: pd.Timestamp | None, t1: pd.Timestamp | None) -> pd.DataFrame:
         files = self._files_for(name, t0, t1)
         if not files:
-            return _frame(np.zeros(0, np.int64), np.zeros((0, 5)))
+            return candle_frame(np.zeros(0, np.int64), np.zeros((0, 5)))
         where: list[str] = []
         params: dict[str, object] = {"files": [str(p) for p in files]}
         if t0 is not None:
@@ -563,7 +553,7 @@ class CandleStore:
             ) from exc
         finally:
             cur.close()
-        return _frame(*_arrays(table))
+        return candle_frame(*_arrays(table))
 
     def _no_bars_message(
         self, name: str, t0: pd.Timestamp | None, t1: pd.Timestamp | None, base: str
@@ -587,13 +577,7 @@ class CandleStore:
         meta = self._meta(name)
         base = str(meta["base_timeframe"])
         files = self._year_files(name)
-        parts = [pq.read_table(p, columns=["timestamp"]) for p in files.values()]
-        stamps = [
-            np.asarray(
-                t.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
-            )
-            for t in parts
-        ]
+        stamps = [_timestamps(pq.read_table(p, columns=["timestamp"])) for p in files.values()]
         ts = np.concatenate(stamps) if stamps else np.zeros(0, np.int64)
         if len(ts) == 0:
             raise DataError(

@@ -303,11 +303,14 @@ class SeasonalFactors:
 
     def at(self, label_ns: np.ndarray) -> np.ndarray:
         """Squared factors for bars opening at ``label_ns`` (ns since the epoch, any shape)."""
-        minutes = label_ns // _MIN_NS
-        days = minutes // 1440
-        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday
-        slot = (minutes % 1440) // self.slot_minutes
-        return self.factor2[weekday, slot]
+        return self.factor2[_weekday_slot(label_ns, self.slot_minutes)]
+
+
+def _weekday_slot(label_ns: np.ndarray, slot_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weekday, Monday = 0; intraday slot) of bars opening at ``label_ns``, same shape."""
+    minutes = label_ns // _MIN_NS
+    weekday = (minutes // 1440 + 3) % 7  # 1970-01-01 was a Thursday
+    return weekday, (minutes % 1440) // slot_minutes
 
 
 def estimate_seasonal_factors(
@@ -321,10 +324,7 @@ def estimate_seasonal_factors(
     training returns is 1.
     """
     n_slots = 1440 // slot_minutes
-    probe = SeasonalFactors(slot_minutes, np.zeros((7, n_slots)))
-    minutes = label_ns // _MIN_NS
-    weekday = ((minutes // 1440) + 3) % 7
-    slot = (minutes % 1440) // probe.slot_minutes
+    weekday, slot = _weekday_slot(label_ns, slot_minutes)
     r2 = returns**2
     overall = float(r2.mean())
     slot_sum = np.bincount(slot, weights=r2, minlength=n_slots)
@@ -344,7 +344,7 @@ def estimate_seasonal_factors(
     return SeasonalFactors(slot_minutes, factor2 / norm)
 
 
-class SeasonalEwmaBaseline(Baseline):
+class SeasonalEwmaBaseline(EwmaVolBaseline):
     """EWMA on deseasonalised 5m returns, re-seasonalised over the horizon's future slots."""
 
     name = "ewma_seasonal"
@@ -356,19 +356,15 @@ class SeasonalEwmaBaseline(Baseline):
         slot_minutes: int = 60,
         prior_count: float = 20.0,
     ) -> None:
-        super().__init__()
+        super().__init__(lambdas, objective)
         if slot_minutes % 5 or 1440 % slot_minutes:
             raise ValueError(
                 f"slot_minutes must be a multiple of 5 dividing 1440, got {slot_minutes}"
             )
-        self.lambdas = tuple(float(x) for x in lambdas)
-        self.objective = objective
         self.slot_minutes = slot_minutes
         self.prior_count = prior_count
-        self.lambda_: float | None = None
         self.factors_: SeasonalFactors | None = None
         self.init_u2_: float | None = None
-        self.scores_: dict[float, float] = {}
         self.label = "RW, seasonal EWMA σ"
 
     def _fit(self, returns: np.ndarray, label_ns: np.ndarray) -> None:

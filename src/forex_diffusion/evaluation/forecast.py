@@ -4,7 +4,7 @@ Every forecaster evaluated by ``forex_diffusion.evaluation`` (the SSSD model and
 baselines) hands back a :class:`ForecastDistribution`: for N decision times and H horizons,
 either a Gaussian (``loc``, ``scale`` arrays of shape (N, H)) or Monte-Carlo samples of
 shape (N, H, S). Everything is in LOG-RETURN space, r = log(close(t+h) / close(t));
-:func:`log_return_to_price_change` converts to price units or pips given the last close.
+``forex_diffusion.features.targets`` converts to price units or pips given the last close.
 
 Rows may be NaN where a forecaster had too little history; metrics skip them.
 """
@@ -202,26 +202,6 @@ class ForecastDistribution:
         return ForecastDistribution(
             self.name, times, self.horizons, "samples", samples=self._samples()[rows]
         )
-
-
-def log_return_to_price_change(
-    r: np.ndarray, last_close: np.ndarray, pip_size: float | None = None
-) -> np.ndarray:
-    """Convert log returns to price changes close(t+h) − close(t) (or pips).
-
-    Args:
-        r: log returns, shape (N, ...) (e.g. (N, H) or (Q, N, H) after moving Q last).
-        last_close: (N,) close at each decision time.
-        pip_size: price units per pip; None keeps price units.
-
-    Returns:
-        ``last_close * (exp(r) − 1)`` (divided by ``pip_size``), same shape as ``r``. The
-        map is monotone, so quantiles convert exactly; means do not (use samples).
-    """
-    r = np.asarray(r, dtype=np.float64)
-    c = np.asarray(last_close, dtype=np.float64).reshape((-1,) + (1,) * (r.ndim - 1))
-    change = c * np.expm1(r)
-    return change / pip_size if pip_size is not None else change
 
 
 def _as_utc_index(times: pd.DatetimeIndex) -> pd.DatetimeIndex:

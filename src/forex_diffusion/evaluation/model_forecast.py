@@ -1,7 +1,7 @@
 """Batched SSSD forecasts for many decision times, as a ``ForecastDistribution`` (SPEC §7).
 
-The model's price-change samples are mapped back to log returns, r = log(1 + Δ / close(t)),
-so that the model and the baselines are scored in the same space.
+The model's samples are taken as log returns (scaled output × the targets' scale), the space
+the baselines are scored in too.
 """
 
 from __future__ import annotations
@@ -35,14 +35,6 @@ class ModelInputs:
 
     dataset: SSSDTimeSeriesDataset | None
     has_history: np.ndarray
-
-
-def model_config_for(service: SSSDInferenceService, base_timeframe: str) -> SSSDConfig:
-    """The model's config, with the store's base timeframe (features depend on it)."""
-    cfg = service.config
-    if cfg.asset.base_timeframe == base_timeframe:
-        return cfg
-    return cfg.with_overrides([f"asset.base_timeframe={base_timeframe}"])
 
 
 def build_model_inputs(
@@ -94,19 +86,12 @@ def sssd_forecast(
     Returns:
         ForecastDistribution of kind "samples", (N, H, S) log returns.
     """
-    n, horizons = len(dataset), tuple(dataset.horizons)
-    out = np.empty((n, len(horizons), num_samples), dtype=np.float64)
     # a CPU generator: the noise is drawn on it and moved to the model's device, so a run gives
     # the same noise on any device
     generator = torch.Generator().manual_seed(seed)
-    for lo in range(0, n, batch_size):
-        chunk = np.arange(lo, min(lo + batch_size, n))
-        preds = service.predict_features(
-            dataset, chunk, num_samples=num_samples, generator=generator, batch_size=batch_size
-        )
-        for k, pred in enumerate(preds):
-            change = np.stack([pred.samples[h] for h in horizons])  # (H, S)
-            out[lo + k] = np.log1p(change / pred.last_close)
-        if on_batch is not None:
-            on_batch(len(chunk))
-    return ForecastDistribution.from_samples(name, dataset.decision_times, horizons, out)
+    out = service.sample_log_returns(
+        dataset, num_samples, generator=generator, batch_size=batch_size, on_batch=on_batch
+    )
+    return ForecastDistribution.from_samples(
+        name, dataset.decision_times, tuple(dataset.horizons), out
+    )

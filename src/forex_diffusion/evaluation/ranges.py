@@ -80,7 +80,7 @@ def evaluation_range(start: Any, end: Any) -> TimeRange:
 
 def split_range(name: str, rng: DateRange) -> TimeRange:
     """A config split (inclusive dates) as [start 00:00, day after end 00:00)."""
-    return TimeRange(name, to_utc(pd.Timestamp(rng.start)), to_utc(pd.Timestamp(rng.end)) + _DAY)
+    return TimeRange(name, *rng.utc_bounds())
 
 
 def seen_ranges(model_config: SSSDConfig) -> tuple[TimeRange, TimeRange]:

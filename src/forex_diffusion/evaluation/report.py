@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from forex_diffusion.evaluation.summary import EvaluationSummary, FanChartData
+from forex_diffusion.fileio import atomic_write, atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -44,23 +44,11 @@ def _fmt(x: float | None, spec: str = ".3f", scale: float = 1.0) -> str:
     return format(x * scale, spec)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save(fig: Figure, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _first_table(s: EvaluationSummary) -> list[str]:
@@ -192,31 +180,42 @@ def _grid(n: int) -> tuple[Figure, list[plt.Axes]]:
     return fig, flat[:n]
 
 
+def _per_horizon_figure(
+    s: EvaluationSummary, title: str, path: Path, draw: Callable[[plt.Axes, int], None]
+) -> None:
+    """One panel per horizon (titled "<h> min") drawn by ``draw(ax, h)``, legend on the first."""
+    fig, axes = _grid(len(s.horizons))
+    for ax, h in zip(axes, s.horizons, strict=True):
+        draw(ax, h)
+        ax.set_title(f"{h} min")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}, {s.asset}")
+    _save(fig, path)
+
+
 def plot_reliability(s: EvaluationSummary, path: Path) -> None:
     """Observed frequency of y ≤ Q_q against the nominal level q, per horizon."""
-    fig, axes = _grid(len(s.horizons))
     q = np.asarray(s.quantile_levels)
-    for ax, h in zip(axes, s.horizons, strict=True):
+
+    def draw(ax: plt.Axes, h: int) -> None:
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="ideal")
         for name in s.forecasters:
             rates = np.array(
                 [np.nan if v is None else v for v in s.get(name, h).quantile_hit_rates]
             )
             ax.plot(q, rates, marker="o", ms=3, label=s.labels.get(name, name))
-        ax.set_title(f"{h} min")
         ax.set_xlabel("nominal quantile level")
         ax.set_ylabel("observed frequency")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Reliability diagram, {s.asset}")
-    _save(fig, path)
+
+    _per_horizon_figure(s, "Reliability diagram", path, draw)
 
 
 def plot_pit(s: EvaluationSummary, path: Path) -> None:
     """PIT histograms (density; flat at 1 = calibrated), per horizon."""
-    fig, axes = _grid(len(s.horizons))
-    for ax, h in zip(axes, s.horizons, strict=True):
+
+    def draw(ax: plt.Axes, h: int) -> None:
         for name in s.forecasters:
             counts = np.asarray(s.get(name, h).pit_histogram, dtype=np.float64)
             if counts.sum() <= 0:
@@ -226,30 +225,26 @@ def plot_pit(s: EvaluationSummary, path: Path) -> None:
             edges = np.linspace(0, 1, bins + 1)
             ax.stairs(density, edges, label=s.labels.get(name, name))
         ax.axhline(1.0, color="grey", lw=1, ls="--")
-        ax.set_title(f"{h} min")
         ax.set_xlabel("PIT")
         ax.set_ylabel("density")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"PIT histogram, {s.asset}")
-    _save(fig, path)
+
+    _per_horizon_figure(s, "PIT histogram", path, draw)
 
 
 def plot_crps_by_hour(s: EvaluationSummary, path: Path) -> None:
     """Mean CRPS (bp) by UTC hour of the decision time, per horizon."""
-    fig, axes = _grid(len(s.horizons))
-    for ax, h in zip(axes, s.horizons, strict=True):
+
+    def draw(ax: plt.Axes, h: int) -> None:
         for name in s.forecasters:
             values = np.array(
                 [np.nan if v is None else v for v in s.get(name, h).crps_by_hour], dtype=np.float64
             )
             ax.plot(np.arange(24), values * 1e4, marker=".", label=s.labels.get(name, name))
-        ax.set_title(f"{h} min")
         ax.set_xlabel("hour of day (UTC)")
         ax.set_ylabel("CRPS (bp)")
         ax.set_xticks(range(0, 24, 3))
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"CRPS by hour of day, {s.asset}")
-    _save(fig, path)
+
+    _per_horizon_figure(s, "CRPS by hour of day", path, draw)
 
 
 def _break_at_gaps(x: pd.DatetimeIndex, *series: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -309,8 +304,8 @@ def write_report(
         plot_fan_chart(
             fan, summary.labels.get(fan.forecaster, fan.forecaster), summary.asset, files.fan_chart
         )
-    _atomic_write_text(
+    atomic_write_text(
         files.metrics, json.dumps(summary.to_dict(), indent=2, allow_nan=False) + "\n"
     )
-    _atomic_write_text(files.report, render_markdown(summary, fan is not None))
+    atomic_write_text(files.report, render_markdown(summary, fan is not None))
     return files

@@ -18,8 +18,9 @@ import pandas as pd
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.evaluation import metrics as M
-from forex_diffusion.evaluation.forecast import ForecastDistribution, log_return_to_price_change
+from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.stat_tests import diebold_mariano, overlap_lag, pesaran_timmermann
+from forex_diffusion.features.targets import log_return_to_pips, log_return_to_price
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,6 @@ def _hourly_mean(values: np.ndarray, hours: np.ndarray) -> list[float]:
     return [float(s / c) if c else math.nan for s, c in zip(sums, counts, strict=True)]
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:+.1f} %"
-
-
 def _verdict(
     horizon: int,
     model: str | None,
@@ -255,13 +252,19 @@ def summarize_forecasts(
     q_levels = np.asarray(cfg.quantile_levels, dtype=np.float64)
     hours = ref.times.hour.to_numpy()
     close = np.asarray(last_close, dtype=np.float64)
-    actual_pips = log_return_to_price_change(y, close, pip_size)
+    actual_pips = log_return_to_pips(y, close[:, None], pip_size)
 
     common = np.isfinite(y) & np.isfinite(close)[:, None]
     for n in names:
         common &= forecasts[n].valid()
 
     crps = {n: np.where(common, forecasts[n].crps(y), np.nan) for n in names}
+    # every horizon at once, per forecaster (a quantile of samples sorts all N x H x S of them)
+    scored_y = np.where(common, y, np.nan)
+    quantiles = {n: forecasts[n].quantile(q_levels) for n in names}  # (Q, N, H)
+    medians = {n: forecasts[n].median() for n in names}  # (N, H)
+    intervals = {n: {lv: forecasts[n].interval(lv) for lv in cov_levels} for n in names}
+    pits = {n: forecasts[n].cdf(scored_y) for n in names}  # (N, H), NaN off the scored pairs
     all_metrics: list[ForecasterMetrics] = []
     verdicts: list[HorizonVerdict] = []
     for j, h in enumerate(ref.horizons):
@@ -273,19 +276,16 @@ def summarize_forecasts(
         )
         lag = overlap_lag(h, cfg.stride)
         for n in names:
-            f = forecasts[n]
             c = crps[n][:, j]
-            yj = np.where(ok, y[:, j], np.nan)
-            quants = f.quantile(q_levels)[:, :, j]
-            median = f.median()[:, j]
-            coverage = {}
-            for level in cov_levels:
-                lo, hi = f.interval(level)
-                coverage[f"{level:g}"] = M.interval_coverage(lo[:, j], hi[:, j], yj)
-            pit_counts = M.pit_histogram(
-                f.cdf(np.where(ok[:, None], y, np.nan))[:, j], cfg.pit_bins
-            )
-            median_pips = log_return_to_price_change(median, close, pip_size)
+            yj = scored_y[:, j]
+            quants = quantiles[n][:, :, j]
+            median = medians[n][:, j]
+            coverage = {
+                f"{level:g}": M.interval_coverage(lo[:, j], hi[:, j], yj)
+                for level, (lo, hi) in intervals[n].items()
+            }
+            pit_counts = M.pit_histogram(pits[n][:, j], cfg.pit_bins)
+            median_pips = log_return_to_pips(median, close, pip_size)
             da = M.directional_accuracy(np.where(ok, median, np.nan), yj)
             pt = pesaran_timmermann(np.where(ok, median, np.nan), yj)
             dm = None
@@ -402,16 +402,15 @@ def fan_chart_data(
     rows = (forecast.times >= t0) & (forecast.times < t0 + pd.Timedelta(days=days))
     f = forecast.select(rows)
     c = np.asarray(last_close, dtype=np.float64)[rows]
-    to_price = lambda r: c * np.exp(r)  # noqa: E731
     bands = {}
     for level in levels:
         lo, hi = f.interval(level)
-        bands[float(level)] = (to_price(lo[:, j]), to_price(hi[:, j]))
+        bands[float(level)] = (log_return_to_price(lo[:, j], c), log_return_to_price(hi[:, j], c))
     return FanChartData(
         forecaster=forecast.name,
         horizon=horizon,
         target_times=f.times + pd.Timedelta(minutes=horizon),
-        actual=to_price(np.asarray(targets, dtype=np.float64)[rows, j]),
-        median=to_price(f.median()[:, j]),
+        actual=log_return_to_price(np.asarray(targets, dtype=np.float64)[rows, j], c),
+        median=log_return_to_price(f.median()[:, j], c),
         bands=bands,
     )

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.features.targets import compute_targets
+from forex_diffusion.features.unified_pipeline import decision_grid
 from forex_diffusion.timeframes import to_utc
 
 BAR = pd.Timedelta(minutes=5)
-_NS_PER_MIN = 60 * 1_000_000_000
 
 
 def bar_closes(bars_5m: pd.DataFrame) -> pd.Series:
@@ -70,8 +70,7 @@ def select_decision_times(
     """
     if stride < 1:
         raise ValueError(f"stride must be ≥ 1, got {stride}")
-    closes = bars_5m.index + BAR
-    lo, hi = to_utc(start), to_utc(end)
-    keep = (closes >= lo) & (closes < hi)
-    keep &= (closes.as_unit("ns").asi8 // _NS_PER_MIN) % (5 * stride) == 0
-    return pd.DatetimeIndex(closes[keep], name="decision_time")
+    close_ns = (bars_5m.index + BAR).as_unit("ns").asi8
+    lo, hi = to_utc(start).as_unit("ns").value, to_utc(end).as_unit("ns").value
+    chosen = decision_grid(close_ns[(close_ns >= lo) & (close_ns < hi)], stride)
+    return pd.DatetimeIndex(pd.to_datetime(chosen, utc=True), name="decision_time")

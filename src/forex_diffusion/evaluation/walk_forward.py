@@ -28,17 +28,13 @@ import pandas as pd
 from loguru import logger
 from tqdm import tqdm
 
-from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig
+from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig, default_pip_size
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.baselines import Baseline, build_baselines
 from forex_diffusion.evaluation.forecast import ForecastDistribution
-from forex_diffusion.evaluation.model_forecast import (
-    build_model_inputs,
-    model_config_for,
-    sssd_forecast,
-)
+from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
     TimeRange,
     TuningChoice,
@@ -177,8 +173,6 @@ def _nearest_horizon(horizons: tuple[int, ...], wanted: int) -> int:
 def _pip_size(config: SSSDConfig, asset: str) -> float:
     if config.asset.symbol.upper() == asset:
         return config.asset.pip_size
-    from forex_diffusion.cli.common import default_pip_size
-
     return default_pip_size(asset)
 
 
@@ -265,7 +259,7 @@ def _model_subject(
     samples: int,
 ) -> _Subject:
     """The model's own horizons and splits; refuses ranges it has seen."""
-    cfg = model_config_for(service, base_timeframe)
+    cfg = service.config_for_base(base_timeframe)
     horizons = tuple(int(h) for h in cfg.data.horizons)
     check_unseen(evaluated, cfg, max(horizons), service.model_name)
     train, val = seen_ranges(cfg)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.errors import CheckpointError, DataError
+from forex_diffusion.fileio import atomic_write_text
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
 
 STANDARDIZER_FORMAT = "forex_diffusion.standardizer"
@@ -228,10 +229,7 @@ class Standardizer:
         """Write JSON atomically (temp file + rename)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> Standardizer:

@@ -23,7 +23,7 @@ from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features import indicators as ind
 from forex_diffusion.features.standardizer import Standardizer
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import timeframe_minutes
 
 OutputFormat = Literal["flat", "sequence", "multi_timeframe"]
 _NS_PER_MIN = 60_000_000_000
@@ -108,8 +108,7 @@ def required_history(config: SSSDConfig) -> dict[str, int]:
 
 def training_range(config: SSSDConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The training split as a half-open UTC interval [start 00:00, day after end 00:00)."""
-    train = config.data.splits.train
-    return to_utc(pd.Timestamp(train.start)), to_utc(pd.Timestamp(train.end)) + pd.Timedelta(days=1)
+    return config.data.splits.train.utc_bounds()
 
 
 def prepare_candles(df: pd.DataFrame, base_timeframe: str, where: str = "candles") -> pd.DataFrame:

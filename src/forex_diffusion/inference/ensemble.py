@@ -111,12 +111,18 @@ class SSSDEnsembleInferenceService:
         self.direction_threshold = services[0].direction_threshold
         self._rng = np.random.default_rng(seed)
 
-    def predict(self, df: pd.DataFrame, num_samples: int = 100, **kwargs: Any) -> SSSDPrediction:
+    def predict(
+        self, df: pd.DataFrame, num_samples: int | None = None, **kwargs: Any
+    ) -> SSSDPrediction:
+        """The mixture forecast; ``num_samples`` None = the first member's default
+        (``inference.num_samples``) for every member and for the mixture's draws."""
         started = time.perf_counter()
         preds = [s.predict(df, num_samples=num_samples, **kwargs) for s in self.services]
         stamps = {p.timestamp for p in preds}
         if len(stamps) != 1:
             raise ValueError(f"ensemble members forecast different decision times {sorted(stamps)}")
+        if num_samples is None:
+            num_samples = preds[0].num_samples
         mix = mixture_prediction(preds, self.weights, num_samples, self._rng)
         first = preds[0]
         return SSSDPrediction(

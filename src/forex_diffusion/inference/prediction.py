@@ -67,9 +67,14 @@ class SSSDPrediction:
 
     # ------------------------------------------------------------------ conversions
     def prob_up(self, horizon: int) -> float:
-        """Share of samples with a positive price change."""
-        s = self.samples[horizon]
-        return float(np.mean(s > 0))
+        """Share of samples with a positive price change.
+
+        Raises:
+            KeyError: ``horizon`` is not one of the prediction's (they are listed).
+        """
+        if horizon not in self.samples:
+            raise KeyError(f"horizon {horizon} not in the prediction's horizons {self.horizons}")
+        return float(np.mean(self.samples[horizon] > 0))
 
     def in_pips(self) -> dict[str, dict[int, float]]:
         """mean/std/q05/q50/q95 in pips."""
@@ -99,8 +104,9 @@ class SSSDPrediction:
         }
         for name in ("mean", "std", "q05", "q50", "q95"):
             out[name] = {str(h): v for h, v in getattr(self, name).items()}
-        out["mean_pips"] = {str(h): v for h, v in self.in_pips()["mean"].items()}
-        out["std_pips"] = {str(h): v for h, v in self.in_pips()["std"].items()}
+        pips = self.in_pips()
+        out["mean_pips"] = {str(h): v for h, v in pips["mean"].items()}
+        out["std_pips"] = {str(h): v for h, v in pips["std"].items()}
         out["prob_up"] = {str(h): self.prob_up(h) for h in self.horizons} if self.samples else {}
         if include_samples:
             out["samples"] = {str(h): s.tolist() for h, s in self.samples.items()}
@@ -112,16 +118,12 @@ class SSSDPrediction:
 
 def directional_confidence(pred: SSSDPrediction, horizon: int) -> float:
     """P(the more likely direction) from the samples, in [0.5, 1]."""
-    if horizon not in pred.samples:
-        raise KeyError(f"horizon {horizon} not in the prediction's horizons {pred.horizons}")
     p_up = pred.prob_up(horizon)
     return max(p_up, 1.0 - p_up)
 
 
 def direction_from_prediction(pred: SSSDPrediction, horizon: int, threshold: float) -> str:
     """ "up"/"down" when that direction's probability reaches ``threshold``, else "neutral"."""
-    if horizon not in pred.samples:
-        raise KeyError(f"horizon {horizon} not in the prediction's horizons {pred.horizons}")
     p_up = pred.prob_up(horizon)
     if p_up >= threshold:
         return "up"

@@ -103,16 +103,21 @@ _ADVICE = (
 )
 
 
+def _reason(exc: BaseException, url: str | URL) -> str:
+    return _scrub(_driver_message(exc), url).rstrip(" .?")
+
+
 def db_error(exc: BaseException, url: str | URL, action: str) -> RegistryError:
     """A RegistryError naming the action, the masked URL, the driver's reason and what to do."""
-    reason = _scrub(_driver_message(exc), url).rstrip(" .?")
-    return RegistryError(f"registry database {mask_url(url)}: {action} failed: {reason}. {_ADVICE}")
+    return RegistryError(
+        f"registry database {mask_url(url)}: {action} failed: {_reason(exc, url)}. {_ADVICE}"
+    )
 
 
 def connect_error(exc: BaseException, url: str | URL) -> RegistryError:
-    reason = _scrub(_driver_message(exc), url).rstrip(" .?")
+    """A RegistryError for a database that cannot be reached (masked URL, reason, advice)."""
     return RegistryError(
-        f"cannot connect to registry database {mask_url(url)}: {reason}. {_ADVICE}"
+        f"cannot connect to registry database {mask_url(url)}: {_reason(exc, url)}. {_ADVICE}"
     )
 
 
@@ -218,7 +223,7 @@ def known_revisions() -> frozenset[str]:
 
 
 @contextmanager
-def _connect(engine: Engine, action: str) -> Iterator[Connection]:
+def _connect(engine: Engine) -> Iterator[Connection]:
     try:
         connection = engine.connect()
     except (DBAPIError, SQLAlchemyError) as exc:
@@ -231,7 +236,7 @@ def _connect(engine: Engine, action: str) -> Iterator[Connection]:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None for an empty database)."""
-    with _connect(engine, "reading the schema revision") as connection:
+    with _connect(engine) as connection:
         try:
             return MigrationContext.configure(connection).get_current_revision()
         except SQLAlchemyError as exc:
@@ -239,7 +244,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def _run(engine: Engine, action: str, fn: Any, revision: str) -> None:
-    with _connect(engine, action) as connection:
+    with _connect(engine) as connection:
         try:
             fn(alembic_config(connection), revision)
         except CommandError as exc:

@@ -380,6 +380,16 @@ class Registry:
             raise NotFoundError(f"no model with id {model_id} in {self.masked_url}; {known}")
         return row
 
+    def _model_of_asset(self, session: Session, model_id: int, asset: str, what: str) -> SSSDModel:
+        """Model ``model_id``, which must belong to ``asset`` (RegistryError naming both)."""
+        model = self._model_by_id(session, model_id)
+        if model.asset != asset:
+            raise RegistryError(
+                f"{what}: model {model_id} ({model.asset}/{model.model_name}) belongs to "
+                f"{model.asset}, not {asset}; pass that model's asset or another model id"
+            )
+        return model
+
     # ------------------------------------------------------------------ models
 
     def register_model(
@@ -825,12 +835,7 @@ class Registry:
         horizon_list = [int(h) for h in horizons]
         payload = to_json(dict(prediction), "prediction", finite_only=False)
         with self._tx(f"logging an inference of {asset}") as session:
-            model = self._model_by_id(session, model_id)
-            if model.asset != asset:
-                raise RegistryError(
-                    f"inference log: model {model_id} ({model.asset}/{model.model_name}) "
-                    f"belongs to {model.asset}, not {asset}"
-                )
+            self._model_of_asset(session, model_id, asset, "inference log")
             row = SSSDInferenceLog(
                 model_id=model_id,
                 asset=asset,
@@ -892,13 +897,7 @@ class Registry:
         with self._tx(f"recording metrics of {method} on {asset}") as session:
             model_name = None
             if model_id is not None:
-                model = self._model_by_id(session, model_id)
-                if model.asset != asset:
-                    raise RegistryError(
-                        f"metrics: model {model_id} ({model.asset}/{model.model_name}) belongs "
-                        f"to {model.asset}, not {asset}"
-                    )
-                model_name = model.model_name
+                model_name = self._model_of_asset(session, model_id, asset, "metrics").model_name
             row = SSSDPerformanceMetric(
                 model_id=model_id,
                 method=str(method),
@@ -965,12 +964,13 @@ class Registry:
         for model in models:
             runs = self.list_runs(model_id=model.id)
             inference = self.list_inference_logs(model_id=model.id, limit=1)
-            best = [c for c in self.list_checkpoints(model_id=model.id) if c.is_best]
+            checkpoints = self.list_checkpoints(model_id=model.id)
+            best = [c for c in checkpoints if c.is_best]
             entries.append(
                 {
                     "model": _model_record(model).to_dict(),
                     "best_checkpoint": best[0].to_dict() if best else None,
-                    "checkpoints": [c.to_dict() for c in self.list_checkpoints(model_id=model.id)],
+                    "checkpoints": [c.to_dict() for c in checkpoints],
                     "runs": [r.to_dict() for r in runs[:max_runs]],
                     "n_runs": len(runs),
                     "latest_metrics": [

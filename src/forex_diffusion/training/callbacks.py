@@ -3,7 +3,6 @@ seeding (exact resume), CUDA cache clearing."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from loguru import logger
 
 from forex_diffusion.errors import CheckpointError
+from forex_diffusion.fileio import atomic_write
 from forex_diffusion.models.checkpoint import checkpoint_payload
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
@@ -24,16 +24,10 @@ def atomic_torch_save(obj: dict[str, Any], path: Path) -> int:
     Returns the file size. Raises CheckpointError naming the folder when it cannot be written
     (read-only, disk full); no partial file is left behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: torch.save(obj, tmp), fsync=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(
             f"cannot write checkpoint {path}: {exc.strerror or exc} "
             f"(check that {path.parent} is writable and the disk has free space)"
@@ -104,7 +98,7 @@ class SSSDCheckpoint(Callback):
         ckpt = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         ckpt.update(checkpoint_payload(model=self._model(trainer), **self.extra))
         size = atomic_torch_save(ckpt, path)
-        metrics = _float_metrics(trainer.callback_metrics)
+        metrics = float_metrics(trainer.callback_metrics)
         self.registry.record_checkpoint(
             model_id=self.model_id,
             path=str(path.resolve()),
@@ -127,7 +121,7 @@ class SSSDCheckpoint(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        metrics = _float_metrics(trainer.callback_metrics)
+        metrics = float_metrics(trainer.callback_metrics)
         val = metrics.get("val_loss")
         epoch = int(trainer.current_epoch)
         logger.info(
@@ -157,7 +151,8 @@ class SSSDCheckpoint(Callback):
         return self._save(trainer, "final.ckpt", is_best=False)
 
 
-def _float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+def float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics that convert to a float (one-element tensors, numbers); others are left out."""
     out: dict[str, float] = {}
     for key, value in metrics.items():
         try:

@@ -100,9 +100,7 @@ class SSSDLightningModule(L.LightningModule):
             self._forecast_batch = _head(batch, self.config.training.val_forecast_samples)
         return out.loss
 
-    def _log_losses(
-        self, stage: str, loss: Tensor, per_horizon: Tensor, batch_size: int
-    ) -> None:
+    def _log_losses(self, stage: str, loss: Tensor, per_horizon: Tensor, batch_size: int) -> None:
         """``<stage>_loss`` (progress bar) and ``<stage>_loss_h<minutes>`` from ``per_horizon`` (H,)."""
         self.log(f"{stage}_loss", loss, prog_bar=True, batch_size=batch_size)
         for h, part in zip(self.horizons, per_horizon, strict=True):

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,7 +30,12 @@ from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, 
 from forex_diffusion.data.sssd_dataset import SSSDDataModule
 from forex_diffusion.errors import CheckpointError, ForexDiffusionError
 from forex_diffusion.registry.repository import Registry, open_registry
-from forex_diffusion.training.callbacks import CudaCacheClear, EpochSeed, SSSDCheckpoint
+from forex_diffusion.training.callbacks import (
+    CudaCacheClear,
+    EpochSeed,
+    SSSDCheckpoint,
+    float_metrics,
+)
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 
 
@@ -48,6 +53,12 @@ class TrainingResult:
     epochs_completed: int
     duration_s: float
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Indented JSON of every field (paths as strings): what the train commands print."""
+        return json.dumps(
+            {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}, indent=2
+        )
 
 
 def resolve_precision(setting: str, accelerator: str) -> str:
@@ -135,7 +146,7 @@ class SSSDTrainer:
         run = self.registry.start_run(
             model_id=record.id,
             run_name=run_name,
-            data_range={k: v for k, v in cfg.data.splits.model_dump(mode="json").items()},
+            data_range=cfg.data.splits.model_dump(mode="json"),
             hyperparameters=cfg.training.model_dump(mode="json"),
             device=self.accelerator,
             log_path=str(log_path),
@@ -210,7 +221,7 @@ class SSSDTrainer:
             logger.remove(sink)
             raise
         duration = time.monotonic() - started
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        metrics = float_metrics(trainer.callback_metrics)
         if status == "completed":
             self.registry.complete_run(
                 run.id,
@@ -271,11 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ForexDiffusionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(
-            {k: str(v) if isinstance(v, Path) else v for k, v in result.__dict__.items()}, indent=2
-        )
-    )
+    print(result.to_json())
     return 0 if result.status == "completed" else 1
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forex_diffusion.data.candles import candle_frame
 from forex_diffusion.data.importers.formats import FORMAT_NAMES
 from forex_diffusion.data.importers.reader import (
     BadRow,
@@ -124,11 +125,7 @@ def import_files(
         raise DataError(
             f"no valid bar in {', '.join(str(p) for p in path_list)}; nothing was imported"
         )
-    index = pd.DatetimeIndex(ts.astype("datetime64[ns]"), name="timestamp").tz_localize("UTC")
-    frame = pd.DataFrame(
-        {c: values[:, j] for j, c in enumerate(("open", "high", "low", "close", "volume"))},
-        index=index,
-    )
+    frame = candle_frame(ts, values)
     source = ", ".join(Path(str(p)).name for p in path_list)
     written = store.write(name, frame, source=source)
     return ImportReport(
@@ -139,7 +136,7 @@ def import_files(
         duplicates_dropped=sum(p.report.duplicates for p in parsed) + cross_dups,
         already_stored=written.already_stored,
         bad_rows=tuple(bad),
-        first=index[0],
-        last=index[-1],
+        first=frame.index[0],
+        last=frame.index[-1],
         write=written,
     )

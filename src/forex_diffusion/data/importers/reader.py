@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forex_diffusion.data.candles import CANDLE_COLUMNS
+from forex_diffusion.data.candles import candle_frame
 from forex_diffusion.data.importers.checks import check_bars
 from forex_diffusion.data.importers.csvread import CsvLayout, read_rows
 from forex_diffusion.data.importers.formats import FormatOptions, detect_format, get_format
@@ -59,12 +59,7 @@ class ParsedFile:
     bad: tuple[BadRow, ...]
 
     def frame(self) -> pd.DataFrame:
-        index = pd.DatetimeIndex(self.ts.astype("datetime64[ns]"), name="timestamp").tz_localize(
-            "UTC"
-        )
-        return pd.DataFrame(
-            {c: self.values[:, j] for j, c in enumerate(CANDLE_COLUMNS)}, index=index
-        )
+        return candle_frame(self.ts, self.values)
 
 
 def _layout_for(src: TextSource, fmt: str, options: FormatOptions) -> CsvLayout:
