@@ -273,7 +273,7 @@ class TrainingConfig(_Section):
 
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
-    sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "ddim"
+    sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
     steps: int = Field(default=20, ge=1)
     eta: float = Field(default=0.0, ge=0, le=1)
     direction_threshold: float = Field(default=0.7, ge=0.5, le=1)
