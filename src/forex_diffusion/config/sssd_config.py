@@ -203,7 +203,7 @@ class EncoderConfig(_Section):
 
 
 class HeadConfig(_Section):
-    hidden_dim: int = Field(default=64, ge=1)
+    hidden_dim: int = Field(default=48, ge=1)
     n_blocks: int = Field(default=3, ge=1)
     timestep_embedding_dim: int = Field(default=128, ge=2, multiple_of=2)
     dropout: float = Field(default=0.0, ge=0, lt=1)
