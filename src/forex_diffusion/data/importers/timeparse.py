@@ -66,7 +66,7 @@ def _parse_iso(text: pa.Array) -> ParsedTimes:
         ns, valid = _to_ns(text.cast(target))
         return ParsedTimes(ns, valid, aware)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+        pass  # not plain ISO-8601 for Arrow's fast cast: fall back to pandas' parser below
     values = pd.Series(np.asarray(text.to_numpy(zero_copy_only=False), dtype=object))
     parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=aware)
     if not isinstance(parsed.dtype, pd.DatetimeTZDtype) and aware:
