@@ -1,0 +1,216 @@
+"""Quantile recalibration of a sample-based forecast (Kuleshov et al. 2018, per horizon).
+
+If a forecaster's CDF is F and the PIT values u = F(y) on a calibration range have CDF G, the
+recalibrated forecast has CDF G∘F: its τ-quantile is F⁻¹(G⁻¹(τ)). G is the empirical CDF of the
+calibration PITs, interpolated linearly between its plotting positions and anchored at (0, 0)
+and (1, 1), so G⁻¹ is monotone and never crosses quantiles; a small share ``shrink`` of the
+identity keeps it strictly increasing (G_λ = (1 − λ)·G + λ·u).
+
+Samples are mapped consistently: the sample of rank k (of S) sits at model level
+u_k = (k + 1)/(S + 1) and is replaced by the model's quantile at G⁻¹(u_k), so mean, std, quantiles
+and direction of the calibrated forecast all come from one transformed sample set. PIT and
+quantiles treat the samples as a continuous distribution with Gaussian tails beyond the
+outermost samples (:func:`sample_quantile`), so a forecaster far too narrow for its outcomes is
+still resolved instead of piling its PIT values at the edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+FORMAT_VERSION = 1
+
+
+def _positions(s: int) -> tuple[float, float]:
+    """Levels of the lowest and highest of S samples: 1/(S+1) and S/(S+1)."""
+    return 1.0 / (s + 1), s / (s + 1.0)
+
+
+def sample_quantile(samples: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of the continuous distribution a sample set stands for.
+
+    Sorted sample k (k = 0 … S−1) sits at level (k + 1)/(S + 1), the expected level of the k-th
+    of S draws, and levels between samples interpolate linearly; beyond the outermost samples the
+    tails are Gaussian with the samples' standard deviation. An outcome drawn from the sampled
+    distribution falls in each of the S + 1 cells with probability 1/(S + 1), which is each
+    cell's width here, so intervals are not biased narrow (linear interpolation between (k)/(S−1)
+    positions is) and the PIT of :func:`pit_values` is uniform.
+
+    Args:
+        samples: (..., S) samples.
+        levels: (L,) levels in (0, 1).
+
+    Returns:
+        (..., L) quantiles.
+    """
+    x = np.sort(np.asarray(samples, dtype=np.float64), axis=-1)
+    s = x.shape[-1]
+    lv = np.clip(np.asarray(levels, dtype=np.float64), 1e-12, 1 - 1e-12)
+    pos = lv * (s + 1) - 1.0
+    lo = np.clip(np.floor(pos).astype(int), 0, s - 1)
+    hi = np.clip(lo + 1, 0, s - 1)
+    w = np.clip(pos - lo, 0.0, 1.0)
+    inner = x[..., lo] * (1 - w) + x[..., hi] * w
+    sd = x.std(axis=-1, ddof=1, keepdims=True) if s > 1 else np.zeros((*x.shape[:-1], 1))
+    p_lo, p_hi = _positions(s)
+    z = ndtri(lv)
+    below = x[..., :1] + sd * (z - ndtri(p_lo))
+    above = x[..., -1:] + sd * (z - ndtri(p_hi))
+    return np.where(lv < p_lo, below, np.where(lv > p_hi, above, inner))
+
+
+def pit_values(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """PIT F(y) of each outcome under the distribution of :func:`sample_quantile` (its inverse).
+
+    Args:
+        samples: (N, S) forecast samples.
+        y: (N,) outcomes.
+
+    Returns:
+        (N,) values in (0, 1); an outcome beyond every sample gets a Gaussian-tail value instead
+        of piling up at the edge, so a too-narrow forecaster's miss size is still measured.
+    """
+    x = np.sort(np.asarray(samples, dtype=np.float64), axis=1)
+    yy = np.asarray(y, dtype=np.float64)
+    n, s = x.shape
+    p_lo, p_hi = _positions(s)
+    sd = x.std(axis=1, ddof=1) if s > 1 else np.zeros(n)
+    sd = np.where(sd > 0, sd, np.finfo(np.float64).tiny)
+    out = np.empty(n)
+    below, above = yy < x[:, 0], yy > x[:, -1]
+    out[below] = ndtr(ndtri(p_lo) + (yy[below] - x[below, 0]) / sd[below])
+    out[above] = ndtr(ndtri(p_hi) + (yy[above] - x[above, -1]) / sd[above])
+    mid = ~(below | above)
+    xm, ym = x[mid], yy[mid]
+    k = np.array(
+        [np.searchsorted(row, v, side="right") - 1 for row, v in zip(xm, ym, strict=True)],
+        dtype=int,
+    )
+    k = np.clip(k, 0, s - 2)
+    left, right = xm[np.arange(len(k)), k], xm[np.arange(len(k)), k + 1]
+    frac = np.where(right > left, (ym - left) / np.where(right > left, right - left, 1.0), 0.5)
+    out[mid] = (k + 1.0 + frac) / (s + 1)
+    return out
+
+
+@dataclass(frozen=True)
+class _Map:
+    """G⁻¹ as a monotone piecewise-linear map from target level τ to model level u."""
+
+    tau: np.ndarray  # (K,) increasing, 0 … 1
+    u: np.ndarray  # (K,) non-decreasing, 0 … 1
+
+    def __call__(self, levels: np.ndarray) -> np.ndarray:
+        return np.interp(np.clip(levels, 0.0, 1.0), self.tau, self.u)
+
+
+def _fit_map(pit: np.ndarray, shrink: float, knots: int) -> _Map:
+    p = np.sort(np.clip(pit[np.isfinite(pit)], 0.0, 1.0))
+    n = p.size
+    if n < 2:
+        raise ValueError(f"recalibration needs at least 2 finite PIT values, got {n}")
+    # empirical CDF G at its plotting positions, thinned to ``knots`` points
+    idx = np.unique(np.linspace(0, n - 1, min(knots, n)).round().astype(int))
+    u = np.r_[0.0, p[idx], 1.0]
+    g = np.r_[0.0, (idx + 0.5) / n, 1.0]
+    g = (1.0 - shrink) * g + shrink * u  # strictly increasing in u where u increases
+    g = np.maximum.accumulate(g)
+    # G⁻¹: swap axes; remove repeated τ so interpolation is well defined
+    tau, first = np.unique(g, return_index=True)
+    return _Map(tau=tau, u=u[first])
+
+
+@dataclass
+class QuantileRecalibrator:
+    """Per-horizon quantile recalibration fitted on PIT values of a calibration range.
+
+    Attributes:
+        horizons: horizons in minutes, in the order of the fitted maps.
+        maps: per horizon, G⁻¹ as (tau, u) knots.
+        fitted_on: free-form provenance (range, number of forecasts), stored with the model.
+    """
+
+    horizons: tuple[int, ...]
+    maps: dict[int, _Map] = field(repr=False)
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        pit_by_horizon: Mapping[int, np.ndarray],
+        shrink: float = 0.02,
+        knots: int = 200,
+        fitted_on: Mapping[str, Any] | None = None,
+    ) -> QuantileRecalibrator:
+        """Fit G⁻¹ per horizon from calibration PIT values ((N_h,) arrays in [0, 1])."""
+        if not 0.0 <= shrink < 1.0:
+            raise ValueError(f"shrink must be in [0, 1), got {shrink}")
+        maps = {
+            int(h): _fit_map(np.asarray(p, dtype=np.float64), shrink, knots)
+            for h, p in pit_by_horizon.items()
+        }
+        return cls(tuple(maps), maps, dict(fitted_on or {}))
+
+    def model_levels(self, horizon: int, levels: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The model's own levels G⁻¹(τ) whose quantiles are the calibrated τ-quantiles."""
+        return self._map(horizon)(np.asarray(levels, dtype=np.float64))
+
+    def transform_samples(self, horizon: int, samples: np.ndarray) -> np.ndarray:
+        """Calibrated samples (…, S): rank k moves to the model quantile at G⁻¹((k + 1)/(S + 1)).
+
+        The output keeps each sample's rank (the map is monotone), so sorting and the order of
+        quantiles are unchanged; the spacing changes and, where G⁻¹ reaches beyond the samples'
+        levels, the Gaussian tails of :func:`sample_quantile` widen the set.
+        """
+        x = np.asarray(samples, dtype=np.float64)
+        s = x.shape[-1]
+        order = np.argsort(x, axis=-1, kind="stable")
+        target = self.model_levels(horizon, (np.arange(s) + 1.0) / (s + 1))  # (S,)
+        new_sorted = sample_quantile(x, target)
+        out = np.empty_like(new_sorted)
+        np.put_along_axis(out, order, new_sorted, axis=-1)
+        return out
+
+    def _map(self, horizon: int) -> _Map:
+        try:
+            return self.maps[int(horizon)]
+        except KeyError:
+            raise KeyError(
+                f"no calibration for horizon {horizon}; have {list(self.horizons)}"
+            ) from None
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (stored in the checkpoint)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "horizons": list(self.horizons),
+            "maps": {
+                str(h): {"tau": m.tau.tolist(), "u": m.u.tolist()} for h, m in self.maps.items()
+            },
+            "fitted_on": self.fitted_on,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> QuantileRecalibrator:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"calibration format {version!r} is not supported (expected {FORMAT_VERSION})"
+            )
+        maps = {
+            int(h): _Map(
+                np.asarray(m["tau"], dtype=np.float64), np.asarray(m["u"], dtype=np.float64)
+            )
+            for h, m in data["maps"].items()
+        }
+        for h, m in maps.items():
+            if m.tau.shape != m.u.shape or np.any(np.diff(m.tau) <= 0) or np.any(np.diff(m.u) < 0):
+                raise ValueError(f"calibration map for horizon {h} is not monotone")
+        return cls(tuple(int(h) for h in data["horizons"]), maps, dict(data.get("fitted_on", {})))
