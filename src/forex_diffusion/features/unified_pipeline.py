@@ -204,10 +204,6 @@ class TimeframeFeatures:
     raw: dict[str, pd.DataFrame]
     span: str
 
-    @property
-    def names(self) -> dict[str, list[str]]:
-        return {tf: [str(c) for c in frame.columns] for tf, frame in self.raw.items()}
-
     def bar_close_ns(self, timeframe: str) -> np.ndarray:
         """(bars,) int64 close times (open + timeframe) of every complete bar of ``timeframe``."""
         open_ns = self.bars[timeframe].index.asi8
