@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from forex_diffusion.cli.main import app
 from forex_diffusion.config.sssd_config import SSSDConfig
-from forex_diffusion.data.sssd_dataset import SSSDDataModule
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
 from forex_diffusion.inference.prediction import SSSDPrediction
@@ -24,6 +23,7 @@ from forex_diffusion.inference.sssd_inference import (
 )
 from forex_diffusion.models.checkpoint import load_checkpoint, save_checkpoint
 from forex_diffusion.registry import open_registry
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 from training_utils import tiny_config, two_month_store
 

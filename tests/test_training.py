@@ -14,10 +14,10 @@ import torch
 from typer.testing import CliRunner
 
 from forex_diffusion.cli.main import app
-from forex_diffusion.data.sssd_dataset import SSSDDataModule
 from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
 from forex_diffusion.models.checkpoint import load_checkpoint
 from forex_diffusion.registry import open_registry
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 from forex_diffusion.training.schedule import warmup_cosine_factor
 from forex_diffusion.training.train_sssd import SSSDTrainer

@@ -13,7 +13,6 @@ import torch
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
-    TimeRange,
     check_unseen,
     choose_tuning_range,
     evaluation_range,
@@ -21,6 +20,7 @@ from forex_diffusion.evaluation.ranges import (
 from forex_diffusion.evaluation.walk_forward import EvaluationResult, evaluate, summary_text
 from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.timeframes import UtcRange
 from walk_forward_utils import (
     EVAL_END,
     EVAL_START,
@@ -119,7 +119,7 @@ def test_unseen_check_names_both_ranges(root: Path) -> None:
 
 
 def test_tuning_range_choice() -> None:
-    train = TimeRange(
+    train = UtcRange(
         "training range", pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2019-01-21", tz=UTC)
     )
     after = choose_tuning_range(

@@ -12,11 +12,12 @@ import torch
 
 from forex_diffusion.config.sssd_config import SSSDConfig, load_sssd_config
 from forex_diffusion.data.candles import validate_candles
-from forex_diffusion.data.sssd_dataset import SSSDDataModule, build_feature_source
 from forex_diffusion.data.store import CandleStore
+from forex_diffusion.dataset.source import build_feature_source
 from forex_diffusion.models.checkpoint import save_checkpoint
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sssd" / "default_config.yaml"

@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forex_diffusion.errors import ConfigError
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_utc
 
 # configs/ of the source tree (the package is installed editable from it); relative paths in a
 # config (data_dir, artifacts_dir, ...) are relative to the working directory, not to this file.
@@ -68,10 +68,10 @@ class DateRange(_Section):
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
 
-    def utc_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+    def utc_range(self, name: str) -> UtcRange:
         """The inclusive dates as a half-open UTC interval [start 00:00, day after end 00:00)."""
-        return to_utc(pd.Timestamp(self.start)), to_utc(pd.Timestamp(self.end)) + pd.Timedelta(
-            days=1
+        return UtcRange(
+            name, to_utc(pd.Timestamp(self.start)), to_utc(pd.Timestamp(self.end)) + ONE_DAY
         )
 
 

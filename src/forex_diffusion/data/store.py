@@ -47,7 +47,7 @@ from forex_diffusion.data.candles import (
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import DataError, NotFoundError
 from forex_diffusion.fileio import atomic_write_text
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import NS_PER_DAY, NS_PER_MIN, timeframe_minutes, to_utc
 
 if TYPE_CHECKING:
     from forex_diffusion.config.sssd_config import SSSDConfig
@@ -58,8 +58,6 @@ LOCK_FILE = ".lock"
 ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
-_NS_PER_MIN = 60_000_000_000
-_NS_PER_DAY = 86_400_000_000_000
 _ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
 _SCHEMA = pa.schema(
@@ -233,8 +231,8 @@ def _as_list(value: object) -> list[object]:
 
 def _touches_saturday(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
     """Whether each interval [start, end) overlaps a UTC Saturday (1970-01-01 was a Thursday)."""
-    d1 = start_ns // _NS_PER_DAY
-    d2 = (end_ns - 1) // _NS_PER_DAY
+    d1 = start_ns // NS_PER_DAY
+    d2 = (end_ns - 1) // NS_PER_DAY
     to_saturday = (2 - d1) % 7  # days from d1 to the next Saturday (weekday index 5)
     return to_saturday <= (d2 - d1)
 
@@ -406,7 +404,7 @@ class CandleStore:
         else:
             base = base_timeframe or infer_base_timeframe(ts)
             meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
-        base_ns = timeframe_minutes(base) * _NS_PER_MIN
+        base_ns = timeframe_minutes(base) * NS_PER_MIN
         misaligned = np.flatnonzero(ts % base_ns != 0)
         if len(misaligned):
             first = pd.Timestamp(int(ts[misaligned[0]]), tz="UTC")
@@ -583,7 +581,7 @@ class CandleStore:
             raise DataError(
                 f"asset {name} has no stored bars (an import was interrupted?); re-import it"
             )
-        gap_start = ts[:-1] + timeframe_minutes(base) * _NS_PER_MIN
+        gap_start = ts[:-1] + timeframe_minutes(base) * NS_PER_MIN
         gap_end = ts[1:]
         long = (gap_end - gap_start) > GAP_THRESHOLD.value
         closure = _touches_saturday(gap_start, gap_end) | (

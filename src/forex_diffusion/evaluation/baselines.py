@@ -36,9 +36,9 @@ from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.errors import DataError
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.metrics import crps_gaussian
+from forex_diffusion.timeframes import NS_PER_MIN
 
-_BAR_NS = 5 * 60 * 1_000_000_000
-_MIN_NS = 60 * 1_000_000_000
+_BAR_NS = 5 * NS_PER_MIN
 _VAR_FLOOR_RATIO = 1e-4  # variances are floored at this share of the training variance
 _TUNE_BURN_IN = 288  # one-step forecasts skipped at the start of λ tuning (1 day of 5m bars)
 _MIN_GARCH_FIT = 250  # fewer known returns than this: use the training-range GARCH fit
@@ -308,7 +308,7 @@ class SeasonalFactors:
 
 def _weekday_slot(label_ns: np.ndarray, slot_minutes: int) -> tuple[np.ndarray, np.ndarray]:
     """(weekday, Monday = 0; intraday slot) of bars opening at ``label_ns``, same shape."""
-    minutes = label_ns // _MIN_NS
+    minutes = label_ns // NS_PER_MIN
     weekday = (minutes // 1440 + 3) % 7  # 1970-01-01 was a Thursday
     return weekday, (minutes % 1440) // slot_minutes
 

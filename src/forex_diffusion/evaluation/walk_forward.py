@@ -36,14 +36,11 @@ from forex_diffusion.evaluation.baselines import Baseline, build_baselines
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
-    TimeRange,
     TuningChoice,
     check_unseen,
     choose_tuning_range,
     evaluation_range,
-    fmt_time,
     seen_ranges,
-    split_range,
 )
 from forex_diffusion.evaluation.report import ReportFiles, first_table_text, write_report
 from forex_diffusion.evaluation.summary import (
@@ -59,7 +56,7 @@ from forex_diffusion.inference.sssd_inference import (
     load_sssd_inference_service,
 )
 from forex_diffusion.registry.repository import Registry, open_registry
-from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeframes import UtcRange, fmt_time, timeframe_minutes
 
 MODEL_METHOD = "sssd"  # the ``method`` of the model's rows in sssd_performance_metrics
 
@@ -113,7 +110,7 @@ class EvaluationResult:
     summary: EvaluationSummary
     files: ReportFiles
     out_dir: Path
-    evaluated: TimeRange
+    evaluated: UtcRange
     tuning: TuningChoice
     exclusions: Exclusions
     forecasts: dict[str, ForecastDistribution]
@@ -176,7 +173,7 @@ def _pip_size(config: SSSDConfig, asset: str) -> float:
     return default_pip_size(asset)
 
 
-def _load(store: CandleStore, asset: str, rng: TimeRange, what: str, timeframe: str | None) -> Any:
+def _load(store: CandleStore, asset: str, rng: UtcRange, what: str, timeframe: str | None) -> Any:
     try:
         return store.load(asset, start=rng.start, end=rng.end, timeframe=timeframe)
     except DataError as exc:
@@ -200,7 +197,7 @@ def _metric_payload(
 def record_evaluation(
     registry: Registry,
     summary: EvaluationSummary,
-    evaluated: TimeRange,
+    evaluated: UtcRange,
     model_id: int | None,
     extra: dict[str, Any],
 ) -> int:
@@ -243,9 +240,9 @@ class _Subject:
 
 
 def _baselines_subject(
-    config: SSSDConfig, ecfg: EvaluationConfig, evaluated: TimeRange, asset: str
+    config: SSSDConfig, ecfg: EvaluationConfig, evaluated: UtcRange, asset: str
 ) -> _Subject:
-    train = split_range("training range", config.data.splits.train)
+    train = config.data.splits.train.utc_range("training range")
     tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the config's")
     horizons = tuple(int(h) for h in config.data.horizons)
     return _Subject(horizons, _pip_size(config, asset), tuning, (tuning.reason,))
@@ -255,7 +252,7 @@ def _model_subject(
     service: SSSDInferenceService,
     base_timeframe: str,
     ecfg: EvaluationConfig,
-    evaluated: TimeRange,
+    evaluated: UtcRange,
     samples: int,
 ) -> _Subject:
     """The model's own horizons and splits; refuses ranges it has seen."""
@@ -415,7 +412,7 @@ def evaluate(
         baselines = _tuned_baselines(store, asset, ecfg, subject.tuning)
 
         # candles of the evaluated range, with the history the forecasters need before it
-        span = TimeRange(
+        span = UtcRange(
             "evaluated range with history",
             evaluated.start - _history_span(ecfg, subject.model_config),
             evaluated.end + pd.Timedelta(minutes=max(horizons)),
@@ -511,7 +508,7 @@ def evaluate(
 
 
 def _default_out_dir(
-    config: SSSDConfig, asset: str, evaluated: TimeRange, model: str | None
+    config: SSSDConfig, asset: str, evaluated: UtcRange, model: str | None
 ) -> Path:
     tag = model or "baselines"
     start = fmt_time(evaluated.start).replace(" ", "T").replace(":", "")

@@ -34,7 +34,7 @@ from forex_diffusion.config.sssd_config import (
 )
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
 from forex_diffusion.data.resample import resample_ohlc
-from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotFoundError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change

@@ -27,7 +27,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from loguru import logger
 
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
-from forex_diffusion.data.sssd_dataset import SSSDDataModule
 from forex_diffusion.errors import CheckpointError, ForexDiffusionError
 from forex_diffusion.registry.repository import Registry, open_registry
 from forex_diffusion.training.callbacks import (
@@ -36,6 +35,7 @@ from forex_diffusion.training.callbacks import (
     SSSDCheckpoint,
     float_metrics,
 )
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 
 

@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.errors import DataError
+from forex_diffusion.timeframes import NS_PER_HOUR, NS_PER_MIN
 
-_NS_PER_HOUR = 3_600_000_000_000
-_NS_PER_MIN = 60_000_000_000
 _FIXED = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 _UTC_NAMES = {"utc", "gmt", "z", "etc/utc", "etc/gmt", "utc+0", "utc-0"}
 _NY_RULES = {"histdata", "ny-us", "ny-eu"}
@@ -81,7 +80,7 @@ class Converted:
 
 
 def _ny_style(local_ns: np.ndarray, rule: str) -> np.ndarray:
-    standard = local_ns + 5 * _NS_PER_HOUR  # the instant if no DST were in effect
+    standard = local_ns + 5 * NS_PER_HOUR  # the instant if no DST were in effect
     years = standard.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
     dst = np.zeros(len(local_ns), dtype=bool)
     for year in np.unique(years):
@@ -91,7 +90,7 @@ def _ny_style(local_ns: np.ndarray, rule: str) -> np.ndarray:
         e_ns = int(pd.Timestamp(end).value)
         sel = years == year
         dst[sel] = (standard[sel] >= s_ns) & (standard[sel] < e_ns)
-    return standard - dst.astype(np.int64) * _NS_PER_HOUR
+    return standard - dst.astype(np.int64) * NS_PER_HOUR
 
 
 def check_tz(tz: str) -> str:
@@ -123,7 +122,7 @@ def wall_clock_to_utc(local_ns: np.ndarray, tz: str) -> Converted:
     if fixed:
         sign = 1 if fixed.group(1) == "+" else -1
         minutes = int(fixed.group(2)) * 60 + int(fixed.group(3) or 0)
-        return Converted(local_ns - sign * minutes * _NS_PER_MIN, ok)
+        return Converted(local_ns - sign * minutes * NS_PER_MIN, ok)
     idx = pd.DatetimeIndex(local_ns.astype("datetime64[ns]"))
     localized = idx.tz_localize(spec, ambiguous="NaT", nonexistent="NaT")
     valid = ~np.asarray(localized.isna())
