@@ -383,3 +383,14 @@ def test_show_gathers_everything(reg: Registry, tmp_path: Path) -> None:
         "m",
         "n",
     ]
+
+
+def test_report_of_an_asset_evaluated_only_by_baselines(reg: Registry) -> None:
+    reg.record_metrics(None, "ewma", "GBPUSD", 15, "2023-01-01", "2023-02-01", {"crps": 1}, 5)
+    reg.record_metrics(None, "ewma", "GBPUSD", 15, "2023-02-01", "2023-03-01", {"crps": 2}, 6)
+    shown = registry_report(reg, "gbpusd")
+    assert shown["asset"] == "GBPUSD" and shown["models"] == []
+    assert [(m["method"], m["n_forecasts"]) for m in shown["baseline_metrics"]] == [("ewma", 6)]
+    assert [m.asset for m in reg.latest_baseline_metrics()] == ["GBPUSD"]
+    with pytest.raises(NotFoundError, match="no model registered for asset 'USDJPY'"):
+        registry_report(reg, "USDJPY")

@@ -80,7 +80,7 @@ def record(
 
 def _query(
     session: Session, asset: str | None, model_name: str | None, model_id: int | None
-) -> Select[tuple[CheckpointRow]]:
+) -> Select[CheckpointRow]:
     query = select(CheckpointRow).join(ModelRow).options(contains_eager(CheckpointRow.model))
     if model_id is not None:
         query = query.where(CheckpointRow.model_id == model_id)
