@@ -38,6 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from forex_diffusion.assets import normalize_asset
 from forex_diffusion.data.candles import (
     CANDLE_COLUMNS,
     candle_frame,
@@ -58,7 +59,6 @@ LOCK_FILE = ".lock"
 ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
-_ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
 _SCHEMA = pa.schema(
     [("timestamp", pa.timestamp("us", tz="UTC"))] + [(c, pa.float64()) for c in CANDLE_COLUMNS]
@@ -132,17 +132,6 @@ class WriteReport:
     conflicts: int
     total_bars: int
     files_written: tuple[Path, ...] = field(default_factory=tuple)
-
-
-def asset_name(asset: str) -> str:
-    """Normalised asset name (upper case); raises DataError for names unsafe as folder names."""
-    name = str(asset).strip()
-    if not _ASSET.match(name):
-        raise DataError(
-            f"invalid asset name {asset!r}: use letters, digits, '_', '-' or '.' "
-            "(at most 64 characters), e.g. EURUSD"
-        )
-    return name.upper()
 
 
 def _timestamps(table: pa.Table) -> np.ndarray:
@@ -277,7 +266,7 @@ class CandleStore:
 
     # -- catalogue ------------------------------------------------------------------------
     def _dir(self, asset: str) -> Path:
-        return self.data_dir / asset_name(asset)
+        return self.data_dir / normalize_asset(asset)
 
     def assets(self) -> list[str]:
         """Names of the stored assets, sorted."""
@@ -289,7 +278,7 @@ class CandleStore:
         return (self._dir(asset) / META_FILE).is_file()
 
     def _require(self, asset: str) -> str:
-        name = asset_name(asset)
+        name = normalize_asset(asset)
         if not self.has(name):
             known = ", ".join(self.assets()) or "none"
             raise NotFoundError(
@@ -345,7 +334,7 @@ class CandleStore:
         Raises:
             DataError: invalid candles, misaligned bars, or a synthetic/market mix.
         """
-        name = asset_name(asset)
+        name = normalize_asset(asset)
         frame = validate_candles(df, where=f"candles for {name}")
         synthetic = bool(df.attrs.get("synthetic", False))
         ts = frame.index.as_unit("ns").asi8
