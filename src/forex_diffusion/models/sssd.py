@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.forecast import SampleForecast, summarize
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler, randn
 from forex_diffusion.models.s4_layer import S4D
@@ -62,45 +65,65 @@ class HorizonForecast:
 
 @dataclass(frozen=True)
 class ForecastOutput:
-    """Predictive distributions in the scaled target space.
+    """Predictive samples in the scaled target space, a tensor view of a ``SampleForecast``.
 
     Attributes:
         horizons: horizon minutes of the H columns.
         samples: (B, H, S).
-        mean, std, q05, q50, q95: (B, H) (std with Bessel's correction; quantiles interpolated).
+
+    ``mean``, ``std``, ``q05``, ``q50``, ``q95`` are the (B, H) summaries of
+    ``forex_diffusion.forecast`` (computed on first use, on the samples' device and dtype).
     """
 
     horizons: tuple[int, ...]
     samples: Tensor
-    mean: Tensor
-    std: Tensor
-    q05: Tensor
-    q50: Tensor
-    q95: Tensor
+
+    def forecast(self) -> SampleForecast:
+        """The samples (B, H, S) as the shared forecast type (numpy)."""
+        return SampleForecast.of(self.samples)
+
+    @cached_property
+    def _summary(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        return summarize_samples(self.samples)
+
+    @property
+    def mean(self) -> Tensor:
+        return self._summary[0]
+
+    @property
+    def std(self) -> Tensor:
+        return self._summary[1]
+
+    @property
+    def q05(self) -> Tensor:
+        return self._summary[2]
+
+    @property
+    def q50(self) -> Tensor:
+        return self._summary[3]
+
+    @property
+    def q95(self) -> Tensor:
+        return self._summary[4]
 
     def for_horizon(self, minutes: int) -> HorizonForecast:
         if minutes not in self.horizons:
             raise KeyError(f"horizon {minutes} min not in this forecast {list(self.horizons)}")
         j = self.horizons.index(minutes)
-        return HorizonForecast(
-            minutes,
-            self.samples[:, j],
-            self.mean[:, j],
-            self.std[:, j],
-            self.q05[:, j],
-            self.q50[:, j],
-            self.q95[:, j],
-        )
+        return HorizonForecast(minutes, self.samples[:, j], *(part[:, j] for part in self._summary))
 
     def by_horizon(self) -> dict[int, HorizonForecast]:
         return {h: self.for_horizon(h) for h in self.horizons}
 
 
 def summarize_samples(samples: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """mean, std, q05, q50, q95 over the last axis of (..., S) samples."""
-    x = samples.float()
-    qs = torch.quantile(x, torch.tensor([0.05, 0.5, 0.95], dtype=x.dtype, device=x.device), dim=-1)
-    return x.mean(-1), x.std(-1), qs[0], qs[1], qs[2]
+    """mean, std, q05, q50, q95 over the last axis of (..., S) samples, by
+    ``forex_diffusion.forecast.summarize``, as float32 tensors on the samples' device."""
+    s = summarize(SampleForecast.of(samples.float()))
+    parts = (s.mean, s.std, s.q05, s.q50, s.q95)
+    return tuple(  # type: ignore[return-value]
+        torch.as_tensor(np.asarray(p, dtype=np.float32), device=samples.device) for p in parts
+    )
 
 
 class SSSDModel(nn.Module):
@@ -385,16 +408,7 @@ class SSSDModel(nn.Module):
 
             x0 = self.scheduler.sample(model_fn, x_T, smp, n_steps, eta_v, generator)
             samples = x0.reshape(batch, len(hsel), n_s).float()
-            mean, std, q05, q50, q95 = summarize_samples(samples)
-        return ForecastOutput(
-            horizons=tuple(self.horizons[i] for i in hsel),
-            samples=samples,
-            mean=mean,
-            std=std,
-            q05=q05,
-            q50=q50,
-            q95=q95,
-        )
+        return ForecastOutput(horizons=tuple(self.horizons[i] for i in hsel), samples=samples)
 
     # ------------------------------------------------------------------ persistence
 

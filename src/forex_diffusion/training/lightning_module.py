@@ -11,6 +11,7 @@ from torch import Tensor
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.evaluation.metrics import crps_ensemble_fair
+from forex_diffusion.forecast import summarize
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.training.schedule import warmup_cosine_factor
 
@@ -127,11 +128,11 @@ class SSSDLightningModule(L.LightningModule):
             eta=icfg.eta,
             generator=gen,
         )
-        samples = forecast.samples.float().cpu().numpy()  # (B, H, S)
+        fc = forecast.forecast()  # (B, H, S)
         y = targets[..., 0].float().cpu().numpy()  # (B, H)
-        lo, hi = np.quantile(samples, [0.05, 0.95], axis=-1)
-        coverage = float(np.mean((y >= lo) & (y <= hi)))
-        crps = float(np.mean(crps_ensemble_fair(samples, y)))
+        summary = summarize(fc)
+        coverage = float(np.mean((y >= summary.q05) & (y <= summary.q95)))
+        crps = float(np.mean(crps_ensemble_fair(fc.samples, y)))
         return {"val_coverage90": coverage, "val_crps": crps}
 
 
