@@ -14,7 +14,7 @@ a blank URL) count as not given.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,12 +54,12 @@ class Settings(BaseSettings):
         cls, *, data_dir: str | Path | None = None, db_url: str | None = None
     ) -> Settings:
         """The settings with the given flags over the environment (None or "" = not given)."""
-        flags: dict[str, object] = {}
+        flags: dict[str, Any] = {}
         if data_dir is not None and str(data_dir) != "":
             flags["data_dir"] = Path(data_dir)
         if db_url:
             flags["db_url"] = db_url
-        return cls(**flags)  # type: ignore[arg-type]
+        return cls(**flags)
 
     def data_dir_for(self, config: SSSDConfig | None = None) -> Path:
         """The candle store root: this object's ``data_dir`` > ``config.paths.data_dir`` >
