@@ -12,7 +12,8 @@ temporary name in the same folder and moved into place with ``os.replace``, so r
 the old or the new file, never a partial one. Writes merge with what is stored: the union of
 bars, where a bar already stored wins over an incoming bar with the same open time, which
 makes imports idempotent (same input twice = byte-identical files). Writers of one asset
-take an exclusive lock (``<ASSET>/.lock``), so concurrent imports never lose bars.
+take an exclusive file lock (``<ASSET>/.lock``, ``filelock``), so concurrent imports never lose
+bars.
 
 Loading runs one DuckDB query over the year files that overlap the range, with the time
 filter pushed down to the Parquet row groups; coarser timeframes are built by causal
@@ -25,9 +26,6 @@ import itertools
 import json
 import os
 import re
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +35,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 from forex_diffusion.assets import normalize_asset
 from forex_diffusion.data.candles import (
@@ -47,13 +46,13 @@ from forex_diffusion.data.candles import (
 )
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import DataError, NotFoundError
-from forex_diffusion.fileio import atomic_write_text
+from forex_diffusion.fileio import atomic_write_text, stage_write
+from forex_diffusion.settings import Settings
 from forex_diffusion.timeframes import NS_PER_DAY, NS_PER_MIN, timeframe_minutes, to_utc
 
 if TYPE_CHECKING:
     from forex_diffusion.config.sssd_config import SSSDConfig
 
-ENV_DATA_DIR = "FOREX_DIFFUSION_DATA_DIR"
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
 ROW_GROUP_SIZE = 1 << 16
@@ -67,15 +66,8 @@ _SCHEMA = pa.schema(
 
 def resolve_data_dir(config: SSSDConfig | None = None, data_dir: str | Path | None = None) -> Path:
     """The candle store root: ``data_dir`` > env FOREX_DIFFUSION_DATA_DIR > config.paths.data_dir
-    > ``data`` (relative paths are relative to the working directory)."""
-    if data_dir is not None and str(data_dir) != "":
-        return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        return Path(env).expanduser()
-    if config is not None:
-        return Path(config.paths.data_dir).expanduser()
-    return Path("data")
+    > ``data`` (see :mod:`forex_diffusion.settings`)."""
+    return Settings.from_flags(data_dir=data_dir).data_dir_for(config)
 
 
 @dataclass(frozen=True)
@@ -178,10 +170,10 @@ def _merge(
     return ts[order], values[order], int(add.sum()), conflicts
 
 
-def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
-    """Write ``table`` to a temporary file beside ``target``; return the temporary path."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+def _stage_parquet(table: pa.Table, target: Path) -> Path:
+    """Write ``table`` to a temporary file beside ``target`` (fsynced); return its path."""
+
+    def write(tmp: Path) -> None:
         pq.write_table(
             table,
             tmp,
@@ -190,28 +182,8 @@ def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
             row_group_size=ROW_GROUP_SIZE,
             write_statistics=True,
         )
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
 
-
-@contextmanager
-def _asset_lock(folder: Path) -> Iterator[None]:
-    """Exclusive advisory lock on an asset folder (POSIX ``flock``; a no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(folder / LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return stage_write(target, write, fsync=True)
 
 
 def _as_list(value: object) -> list[object]:
@@ -341,7 +313,7 @@ class CandleStore:
         values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
         folder = self._dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        with _asset_lock(folder):  # one writer per asset at a time (read-merge-write)
+        with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
             meta = self._checked_meta(name, ts, synthetic, base_timeframe)
             staged, added, conflicts = self._merge_years(folder, ts, values)
             try:
@@ -433,7 +405,7 @@ class CandleStore:
                 added += n_add
                 conflicts += n_conf
                 if n_add:
-                    staged.append((_write_parquet_atomic(_table(m_ts, m_v), target), target))
+                    staged.append((_stage_parquet(_table(m_ts, m_v), target), target))
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)

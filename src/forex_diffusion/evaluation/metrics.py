@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scoringrules as sr
 from scipy import stats
-from scipy.special import betaln, ndtr
 
-_INV_SQRT_PI = 1.0 / np.sqrt(np.pi)
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+# Named on every call: scoringrules' default backend is process-wide state (numba when
+# installed, which compiles on first use).
+_BACKEND = "numpy"
 
 
 # --------------------------------------------------------------------------- CRPS
@@ -25,12 +26,11 @@ _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 def crps_gaussian(mu: npt.ArrayLike, sigma: npt.ArrayLike, y: npt.ArrayLike) -> np.ndarray:
     """Closed-form CRPS of N(mu, sigma²) at ``y`` (Gneiting et al. 2005), broadcast elementwise.
 
-    CRPS = sigma · [z (2Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − mu) / sigma.
+    CRPS = sigma · [z (2Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − mu) / sigma
+    (``scoringrules.crps_normal``).
     """
     mu, sigma, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, y))
-    z = (y - mu) / sigma
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * z * z)
-    return sigma * (z * (2.0 * ndtr(z) - 1.0) + 2.0 * pdf - _INV_SQRT_PI)
+    return np.asarray(sr.crps_normal(y, mu, sigma, backend=_BACKEND))
 
 
 def crps_student_t(
@@ -38,28 +38,23 @@ def crps_student_t(
 ) -> np.ndarray:
     """Closed-form CRPS of a location-scale Student-t (ν > 1) at ``y``, elementwise.
 
-    With z = (y − mu)/sigma, F_ν and f_ν the standard t CDF and density:
-    CRPS = sigma · [z (2F_ν(z) − 1) + 2 f_ν(z) (ν + z²)/(ν − 1)
-    − 2√ν B(½, ν − ½) / ((ν − 1) B(½, ν/2)²)]  (Jordan, Krüger & Lerch 2019, scoringrules).
+    scoringrules' ``crps_t``: with z = (y − mu)/sigma and F_ν, f_ν the standard t CDF and
+    density, CRPS = sigma · [z (2F_ν(z) − 1) + 2 f_ν(z) (ν + z²)/(ν − 1)
+    − 2√ν B(½, ν − ½) / ((ν − 1) B(½, ν/2)²)].
     """
     mu, sigma, nu, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, nu, y))
     if np.any(nu[np.isfinite(nu)] <= 1):
         raise ValueError("the Student-t CRPS needs ν > 1 (finite mean)")
-    z = (y - mu) / sigma
-    t = stats.t(df=nu)
-    b = np.exp(betaln(0.5, nu - 0.5) - 2.0 * betaln(0.5, nu / 2.0))
-    return sigma * (
-        z * (2.0 * t.cdf(z) - 1.0)
-        + 2.0 * t.pdf(z) * (nu + z * z) / (nu - 1.0)
-        - 2.0 * np.sqrt(nu) * b / (nu - 1.0)
-    )
+    return np.asarray(sr.crps_t(y, nu, mu, sigma, backend=_BACKEND), dtype=np.float64)
 
 
 def crps_ensemble_fair(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Fair (unbiased) CRPS of an ensemble, computed in O(m log m) by sorting.
 
-    CRPS_fair = (1/m) Σ|X_i − y| − 1/(2 m (m−1)) Σ_i Σ_j |X_i − X_j|; with the members
-    sorted, Σ_i Σ_j |X_i − X_j| = 2 Σ_i (2i − m − 1) X_(i) (i = 1..m).
+    CRPS_fair = (1/m) Σ|X_i − y| − 1/(2 m (m−1)) Σ_i Σ_j |X_i − X_j|. This is scoringrules'
+    probability-weighted-moment estimator ("pwm"): with the members sorted,
+    Σ_i Σ_j |X_i − X_j| = 2 Σ_i (2i − m − 1) X_(i) (i = 1..m). Its "fair" estimator computes
+    the same number from all m² pairs.
 
     Args:
         samples: shape B + (m,), m ≥ 2.
@@ -75,11 +70,12 @@ def crps_ensemble_fair(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise ValueError("the fair CRPS needs at least 2 ensemble members")
     if x.shape[:-1] != y.shape:
         raise ValueError(f"samples {x.shape} must be observations {y.shape} + (members,)")
-    xs = np.sort(x, axis=-1)
-    weights = 2.0 * np.arange(1, m + 1) - m - 1.0
-    spread = (xs * weights).sum(axis=-1) / (m * (m - 1.0))
-    accuracy = np.abs(x - y[..., None]).mean(axis=-1)
-    out = accuracy - spread
+    with np.errstate(invalid="ignore"):  # non-finite members: masked to NaN below
+        out = np.asarray(
+            sr.crps_ensemble(
+                y, np.sort(x, axis=-1), estimator="pwm", sorted_ensemble=True, backend=_BACKEND
+            )
+        )
     bad = ~np.isfinite(y) | ~np.isfinite(x).all(axis=-1)
     return np.where(bad, np.nan, out)
 
@@ -109,12 +105,13 @@ def pinball_loss(quantiles: np.ndarray, y: np.ndarray, levels: np.ndarray) -> np
         levels: (Q,) quantile levels in (0, 1).
 
     Returns:
-        (Q,) + B losses ρ_q(y − Q_q) = max(q (y − Q_q), (q − 1)(y − Q_q)).
+        (Q,) + B losses ρ_q(y − Q_q) = max(q (y − Q_q), (q − 1)(y − Q_q))
+        (``scoringrules.quantile_score``).
     """
     qp = np.asarray(quantiles, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64).reshape((-1,) + (1,) * np.ndim(y))
-    diff = np.asarray(y, dtype=np.float64)[None] - qp
-    return np.maximum(lv * diff, (lv - 1.0) * diff)
+    obs = np.asarray(y, dtype=np.float64)[None]
+    return np.asarray(sr.quantile_score(obs, qp, lv, backend=_BACKEND))
 
 
 def weighted_quantile_loss(quantiles: np.ndarray, y: np.ndarray, levels: np.ndarray) -> float:
