@@ -317,7 +317,7 @@ class EvaluationConfig(_Section):
     pit_bins: int = Field(default=10, ge=2)
     significance: float = Field(default=0.05, gt=0, lt=1)
     dm_small_sample_correction: bool = True
-    dm_kernel: Literal["bartlett", "uniform"] = "bartlett"
+    dm_kernel: Literal["bartlett", "uniform"] = "uniform"
     tuning_days: int = Field(default=365, ge=7)
     batch_size: int = Field(default=64, ge=1)
     fan_chart_horizon: int = Field(default=60, ge=5)
