@@ -87,6 +87,29 @@ def test_smoke_training_learns_and_records(fx_dir: Path, tmp_path: Path) -> None
         assert "val_coverage90" in best.val_metrics and "val_crps" in best.val_metrics
 
 
+def test_periodic_checkpoints_are_written_and_every_file_is_registered(
+    fx_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = two_month_store(fx_dir, tmp_path)
+    cfg = tiny_config(tmp_path, "training.checkpoint={every_n_epochs: 1, keep_best_only: false}")
+    result = SSSDTrainer(cfg).train(SSSDDataModule(data_path=data_dir, config=cfg))
+    assert result.status == "completed"
+    ckpt_dir = tmp_path / "checkpoints" / "EURUSD" / cfg.model.name
+    names = {"best.ckpt", "last.ckpt", "final.ckpt", "epoch=000.ckpt", "epoch=001.ckpt"}
+    assert {p.name for p in ckpt_dir.iterdir()} == names
+    with open_registry(cfg) as reg:
+        rows = {Path(r.path).name: r for r in reg.list_checkpoints("EURUSD", cfg.model.name)}
+    assert set(rows) == names
+    assert [n for n, r in rows.items() if r.is_best] == ["best.ckpt"]
+    assert rows["epoch=001.ckpt"].epoch == 1 and rows["final.ckpt"].epoch == 2
+    for name, row in rows.items():
+        assert row.size_bytes == (ckpt_dir / name).stat().st_size, name
+    periodic = load_checkpoint(ckpt_dir / "epoch=001.ckpt")
+    final = load_checkpoint(ckpt_dir / "final.ckpt")
+    for key, tensor in final.model.state_dict().items():
+        assert torch.equal(tensor, periodic.model.state_dict()[key]), key
+
+
 def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
     code = (
         "import sys; sys.path.insert(0, 'tests');"
