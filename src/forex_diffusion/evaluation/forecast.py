@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import ndtr, ndtri
 
-from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast
+from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast, crps_ensemble_fair
 
 Kind = Literal["gaussian", "student_t", "samples"]
 
@@ -280,11 +280,7 @@ class ForecastDistribution:
 
         Gaussian and Student-t: closed forms; samples: the fair (unbiased) ensemble estimator.
         """
-        from forex_diffusion.evaluation.metrics import (
-            crps_ensemble_fair,
-            crps_gaussian,
-            crps_student_t,
-        )
+        from forex_diffusion.evaluation.metrics import crps_gaussian, crps_student_t
 
         y = self._observations(y)
         f = self.forecast

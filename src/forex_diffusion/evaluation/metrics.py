@@ -15,6 +15,9 @@ import numpy.typing as npt
 import scoringrules as sr
 from scipy import stats
 
+# the sample CRPS lives with the forecast type (training metrics use it too); re-exported here
+from forex_diffusion.forecast import crps_ensemble_fair as crps_ensemble_fair
+
 # Named on every call: scoringrules' default backend is process-wide state (numba when
 # installed, which compiles on first use).
 _BACKEND = "numpy"
@@ -46,38 +49,6 @@ def crps_student_t(
     if np.any(nu[np.isfinite(nu)] <= 1):
         raise ValueError("the Student-t CRPS needs ν > 1 (finite mean)")
     return np.asarray(sr.crps_t(y, nu, mu, sigma, backend=_BACKEND), dtype=np.float64)
-
-
-def crps_ensemble_fair(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fair (unbiased) CRPS of an ensemble, computed in O(m log m) by sorting.
-
-    CRPS_fair = (1/m) Σ|X_i − y| − 1/(2 m (m−1)) Σ_i Σ_j |X_i − X_j|. This is scoringrules'
-    probability-weighted-moment estimator ("pwm"): with the members sorted,
-    Σ_i Σ_j |X_i − X_j| = 2 Σ_i (2i − m − 1) X_(i) (i = 1..m). Its "fair" estimator computes
-    the same number from all m² pairs.
-
-    Args:
-        samples: shape B + (m,), m ≥ 2.
-        y: shape B.
-
-    Returns:
-        shape B; NaN where y or any member is NaN.
-    """
-    x = np.asarray(samples, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    m = x.shape[-1]
-    if m < 2:
-        raise ValueError("the fair CRPS needs at least 2 ensemble members")
-    if x.shape[:-1] != y.shape:
-        raise ValueError(f"samples {x.shape} must be observations {y.shape} + (members,)")
-    with np.errstate(invalid="ignore"):  # non-finite members: masked to NaN below
-        out = np.asarray(
-            sr.crps_ensemble(
-                y, np.sort(x, axis=-1), estimator="pwm", sorted_ensemble=True, backend=_BACKEND
-            )
-        )
-    bad = ~np.isfinite(y) | ~np.isfinite(x).all(axis=-1)
-    return np.where(bad, np.nan, out)
 
 
 def crps_skill(crps: np.ndarray, crps_ref: np.ndarray) -> float:
