@@ -1,14 +1,18 @@
 """``StackingForecaster``: a purged out-of-fold stack of point forecasters with SSSD reweighting.
 
 Members (default: Ridge, Lasso and HistGradientBoosting on the flat features, and
-``SSSDWrapper``) are fitted fold by fold on ``PurgedTimeSeriesSplit`` folds; their out-of-fold
-predictions and the uncertainty member's predicted std feed a linear meta-learner (Ridge):
+``SSSDWrapper``) are fitted fold by fold on ``PurgedTimeSeriesSplit`` folds. On their
+out-of-fold predictions a Ridge meta-learner combines the other members into
+B_t = a_0 + Σ_i a_i · p_i,t, and a second Ridge on the inputs [m_t · (p_s,t − B_t), z_t]
+(the uncertainty member's prediction and its relative log std z) gives its share:
 
-    ŷ_t = b + Σ_i w_i · p_i,t + w_s,t · p_s,t + c · z_t,     w_s,t = clip(w0 · exp(−γ z_t), lo, hi)
+    ŷ_t = b + (1 − α_t) · B_t + α_t · p_s,t + c · z_t,   α_t = clip(α_0 · exp(−γ z_t), lo, hi)
 
-where p_s is the uncertainty member's prediction and z_t its relative log std
-(:mod:`forex_diffusion.ensemble.reweighting`). The weights used for each prediction are
-returned (:class:`StackPrediction`) and logged.
+so the uncertainty member's weight α_t rises when its predicted std is low against its own
+recent level and the other members' weights (1 − α_t) · a_i fall by as much
+(:mod:`forex_diffusion.ensemble.reweighting`). γ is chosen among ``gammas`` by out-of-fold
+squared error of this rule, bounds included. The weights used for each prediction are returned
+(:class:`StackPrediction`) and logged.
 
 Where it does not help: when no member beats the zero forecast (short-horizon FX returns are
 close to unpredictable in the mean), the meta-learner shrinks every weight towards zero and
@@ -79,7 +83,7 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
         std_window: previous predicted stds forming the reference level of z.
         gammas: candidate sensitivities γ ≥ 0 (chosen by out-of-fold squared error).
         z_clip: |z| beyond this counts as this.
-        weight_bounds: (lo, hi) bounds of the uncertainty member's weight.
+        weight_bounds: (lo, hi) bounds of the uncertainty member's weight α.
     """
 
     def __init__(
@@ -92,7 +96,7 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
         std_window: int = 48,
         gammas: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
         z_clip: float = 2.0,
-        weight_bounds: tuple[float, float] = (0.0, 1.5),
+        weight_bounds: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         self.members = members
         self.uncertainty_member = uncertainty_member
@@ -121,25 +125,19 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
             return self.cv
         return PurgedTimeSeriesSplit(n_splits=5, horizon_minutes=int(self.horizon))
 
-    def _design(
-        self, P: np.ndarray, z: np.ndarray, gamma: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Meta inputs (N, M + 1): other predictions, p_s · exp(−γz), z; and the multiplier."""
-        mult = weight_multiplier(z, gamma, self.z_clip)
-        D = P.copy()
-        D[:, self.u_index_] = P[:, self.u_index_] * mult
-        return np.column_stack([D, z]), mult
-
     def _combine(
-        self, coef: np.ndarray, intercept: float, P: np.ndarray, z: np.ndarray, gamma: float
+        self, P: np.ndarray, z: np.ndarray, gamma: float, alpha0: float, b: float, c: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) stacked forecast and (N, M) weights actually used (bounded)."""
+        """(N,) stacked forecast and (N, M) weights actually used (α bounded)."""
         lo, hi = self.weight_bounds
-        W = np.tile(coef[:-1], (len(P), 1))
-        W[:, self.u_index_] = np.clip(
-            coef[self.u_index_] * weight_multiplier(z, gamma, self.z_clip), lo, hi
-        )
-        return intercept + (W * P).sum(axis=1) + coef[-1] * z, W
+        alpha = np.clip(alpha0 * weight_multiplier(z, gamma, self.z_clip), lo, hi)
+        others = [j for j in range(P.shape[1]) if j != self.u_index_]
+        W = np.zeros_like(P)
+        W[:, others] = (1.0 - alpha)[:, None] * self.base_coef_[None, :]
+        W[:, self.u_index_] = alpha
+        base = self.base_intercept_ + P[:, others] @ self.base_coef_
+        pred = b + (1.0 - alpha) * base + alpha * P[:, self.u_index_] + c * z
+        return pred, W
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: Any, y: Any) -> StackingForecaster:
@@ -176,19 +174,28 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
             raise ValueError(f"only {int(covered.sum())} out-of-fold rows; need more data")
         Pc, yc = P[covered], yy[covered]
         z = relative_log_std(S[covered], None, self.std_window)
-        best: tuple[float, float, np.ndarray, float] | None = None
+        others = [j for j in range(m) if j != self.u_index_]
+        base_meta = Ridge(alpha=self.meta_alpha).fit(Pc[:, others], yc)
+        self.base_coef_ = np.asarray(base_meta.coef_, dtype=np.float64)
+        self.base_intercept_ = float(base_meta.intercept_)
+        base = self.base_intercept_ + Pc[:, others] @ self.base_coef_
+        best: tuple[float, float, float, float, float] | None = None
         for gamma in self.gammas:
             if gamma < 0:
                 raise ValueError(f"gammas must be >= 0, got {gamma}")
-            D, _ = self._design(Pc, z, gamma)
-            meta = Ridge(alpha=self.meta_alpha).fit(D, yc)
-            pred, _ = self._combine(meta.coef_, float(meta.intercept_), Pc, z, gamma)
+            mult = weight_multiplier(z, gamma, self.z_clip)
+            D = np.column_stack([mult * (Pc[:, self.u_index_] - base), z])
+            meta = Ridge(alpha=self.meta_alpha).fit(D, yc - base)
+            a0, c = (float(v) for v in meta.coef_)
+            pred, _ = self._combine(Pc, z, gamma, a0, float(meta.intercept_), c)
             mse = float(np.mean((pred - yc) ** 2))
             if best is None or mse < best[0]:
-                best = (mse, float(gamma), meta.coef_.copy(), float(meta.intercept_))
+                best = (mse, float(gamma), a0, float(meta.intercept_), c)
         assert best is not None
-        _, self.gamma_, self.coef_, self.intercept_ = best
-        oof_pred, oof_w = self._combine(self.coef_, self.intercept_, Pc, z, self.gamma_)
+        _, self.gamma_, self.alpha0_, self.intercept_, self.std_coef_ = best
+        oof_pred, oof_w = self._combine(
+            Pc, z, self.gamma_, self.alpha0_, self.intercept_, self.std_coef_
+        )
         idx = times[covered]
         self.oof_ = pd.DataFrame(Pc, index=idx, columns=self.names_)
         self.oof_["std"] = S[covered]
@@ -209,14 +216,11 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
         return self
 
     def _log_weights(self, what: str, w_u: np.ndarray) -> None:
-        others = {
-            name: round(float(self.coef_[j]), 4)
-            for j, name in enumerate(self.names_)
-            if j != self.u_index_
-        }
+        names = [n for j, n in enumerate(self.names_) if j != self.u_index_]
+        others = {n: round(float(a), 4) for n, a in zip(names, self.base_coef_, strict=True)}
         logger.info(
-            "stack {}: {} weight mean {:.4f} range [{:.4f}, {:.4f}] (gamma {}), others {}, "
-            "intercept {:.4f}",
+            "stack {}: {} weight mean {:.4f} range [{:.4f}, {:.4f}] (gamma {}), the others "
+            "share 1 - weight of {}, intercept {:.4f}",
             what,
             self.uncertainty_member,
             float(np.mean(w_u)),
@@ -240,10 +244,10 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
         std = self.members_[self.u_index_][1].predict_std(X)
         history = self.std_history_ if times[0] > self.fitted_until_ else None
         z = relative_log_std(std, history, self.std_window)
-        pred, W = self._combine(self.coef_, self.intercept_, P, z, self.gamma_)
+        pred, W = self._combine(P, z, self.gamma_, self.alpha0_, self.intercept_, self.std_coef_)
         weights = pd.DataFrame(W, index=times, columns=self.names_)
-        weights["intercept"] = self.intercept_
-        weights["std_coef"] = float(self.coef_[-1])
+        weights["intercept"] = self.intercept_ + (1.0 - W[:, self.u_index_]) * self.base_intercept_
+        weights["std_coef"] = self.std_coef_
         self._log_weights("predict", W[:, self.u_index_])
         return StackPrediction(
             prediction=pd.Series(pred, index=times, name="stack"),
