@@ -42,7 +42,9 @@ def _pair_sum(sorted_x: np.ndarray) -> np.ndarray:
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """E|A − B| for independent sample sets a (…, m) and b (…, n), exact, O((m + n) log)."""
     pooled = np.sort(np.concatenate([a, b], axis=-1), axis=-1)
-    cross = (_pair_sum(pooled) - _pair_sum(np.sort(a, axis=-1)) - _pair_sum(np.sort(b, axis=-1))) / 2
+    cross = (
+        _pair_sum(pooled) - _pair_sum(np.sort(a, axis=-1)) - _pair_sum(np.sort(b, axis=-1))
+    ) / 2
     return cross / (a.shape[-1] * b.shape[-1])
 
 
@@ -52,9 +54,7 @@ def mean_abs_spread(a: np.ndarray) -> np.ndarray:
     return _pair_sum(np.sort(a, axis=-1)) / (m * (m - 1.0))
 
 
-def crps_terms(
-    samples: Sequence[np.ndarray], y: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def crps_terms(samples: Sequence[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean CRPS pieces over rows: a (K,) = E|X_k − y|, B (K, K) = E|X_k − X_l'|.
 
     Args:

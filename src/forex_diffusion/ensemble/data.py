@@ -41,8 +41,10 @@ def build_xy(
     standardizer: Standardizer | None = None,
     start: Any = None,
     end: Any = None,
+    require_target: bool = True,
 ) -> tuple[pd.DataFrame, pd.Series, Standardizer]:
-    """Flat features and targets for the decision times in [start, end) that have a target.
+    """Flat features and targets for the decision times in [start, end) (those without a
+    target are left out unless ``require_target`` is False; their y is NaN).
 
     Args:
         candles: base candles of the asset (config.asset.base_timeframe).
@@ -64,6 +66,8 @@ def build_xy(
         keep &= times < to_utc(end)
     flat = flat[keep]
     y = realized_bp(five_minute_bars(candles), pd.DatetimeIndex(flat.index), horizon)
-    ok = np.isfinite(y) & np.isfinite(flat.to_numpy()).all(axis=1)
+    ok = np.isfinite(flat.to_numpy()).all(axis=1)
+    if require_target:
+        ok &= np.isfinite(y)
     X = flat[ok].astype(np.float64)
     return X, pd.Series(y[ok], index=X.index, name=f"y_{horizon}m_bp"), fitted

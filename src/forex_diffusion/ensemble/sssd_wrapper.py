@@ -167,6 +167,9 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
                 config=cfg,
             )
             self._warn_if_seen(times)
+            if self.service_.checkpoint_path is None:
+                raise ValueError("the loaded SSSD service has no checkpoint path")
+            self.checkpoint_path_ = self.service_.checkpoint_path
         if int(self.horizon) not in self.service_.horizons:
             raise ValueError(
                 f"horizon {self.horizon} is not one of the model's horizons {self.service_.horizons}"
@@ -258,6 +261,22 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
         )
         return service, pd.Timestamp(val0, tz="UTC")
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the checkpoint path, not the service (model, registry connection, cache)."""
+        state = dict(super().__getstate__())
+        state.pop("service_", None)
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._cache = {}
+        if "checkpoint_path_" in state:
+            self.service_ = SSSDInferenceService.from_checkpoint(
+                self.checkpoint_path_, device=self.device, inference=self._config().inference
+            )
+
     # ------------------------------------------------------------------ sampling
     def _raw_samples(self, times: pd.DatetimeIndex) -> np.ndarray:
         """(N, S) uncalibrated log-return samples in basis points for ``times``."""
@@ -313,4 +332,3 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
         return ForecastDistribution.from_samples(
             name, decision_times_of(X), (int(self.horizon),), s[:, None, :]
         )
-

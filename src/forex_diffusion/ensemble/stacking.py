@@ -159,7 +159,7 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
             if len(train) == 0:
                 raise ValueError(f"fold {k} has no training samples after purging")
             Xtr, Xte = X.iloc[train], X.iloc[test]
-            for j, (name, est) in enumerate(members):
+            for j, (_, est) in enumerate(members):
                 fitted = clone(est).fit(Xtr, yy[train])
                 P[test, j] = fitted.predict(Xte)
                 if j == self.u_index_:
