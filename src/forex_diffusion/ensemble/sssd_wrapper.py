@@ -56,7 +56,8 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
         model_name: the registered model to load (``refit=False``; None = the asset's best),
             or the name stem of the models trained by ``fit`` (``refit=True``; None = the
             config's ``model.name``).
-        num_samples, sampler, steps: Monte-Carlo sampling (steps None = the config's).
+        num_samples, sampler, steps: Monte-Carlo sampling (sampler/steps None = the config's
+            ``inference`` settings).
         calibrated: recalibrate the samples with a quantile map fitted in ``fit`` on the PITs
             of (X, y) (with ``refit=True``: on the validation part of X only, the rows the
             model did not train on).
@@ -81,7 +82,7 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
         horizon: int = 60,
         model_name: str | None = None,
         num_samples: int = 100,
-        sampler: str = "ddim",
+        sampler: str | None = None,
         calibrated: bool = False,
         output: Output = "mean",
         refit: bool = True,
