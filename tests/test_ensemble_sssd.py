@@ -84,7 +84,7 @@ def _xy(trained: Trained, start: str, end: str, data_dir: Path | None = None):
 
 @pytest.mark.realdata
 def test_wrapper_forecasts_are_the_models(trained: Trained) -> None:
-    root, cfg = trained
+    root, _ = trained
     X, y, _ = _xy(trained, "2019-03-26", "2019-03-27")
     w = _wrapper(trained).fit(X, y)
     pred, std = w.predict(X), w.predict_std(X)

@@ -62,4 +62,6 @@ def tiny_overrides(root: Path, *extra: str) -> list[str]:
 
 def tiny_config(root: Path, *extra: str, preset: str | None = "cpu_small") -> SSSDConfig:
     """The cpu preset shrunk further, with every path under ``root``."""
-    return load_sssd_config(DEFAULT_CONFIG_PATH, overrides=tiny_overrides(root, *extra), preset=preset)
+    return load_sssd_config(
+        DEFAULT_CONFIG_PATH, overrides=tiny_overrides(root, *extra), preset=preset
+    )
