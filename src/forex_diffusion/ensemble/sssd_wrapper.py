@@ -63,7 +63,10 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
             model did not train on).
         output: ``"mean"`` or ``"median"`` of the samples as the point prediction.
         refit: ``fit`` trains a new model on the range of X's decision times (True) or loads
-            ``model_name`` (False).
+            ``model_name`` (False). Refitting trains on every decision time of the config's
+            grid (``data.decision_stride``) in X's date range, not only on X's rows, from
+            candles that end at X's last decision time + ``horizon``: samples whose longer
+            horizons reach past that are dropped, so nothing after X's last target is read.
         config_path, preset, overrides: the configuration (``overrides`` are dotted strings).
         data_dir: candle store root (None = the config's ``paths.data_dir``).
         checkpoint_dir: where ``refit=False`` looks for checkpoints (None = the config's).

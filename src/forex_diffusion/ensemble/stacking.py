@@ -15,10 +15,12 @@ squared error of this rule, bounds included. The weights used for each predictio
 (:class:`StackPrediction`) and logged.
 
 Where it does not help: when no member beats the zero forecast (short-horizon FX returns are
-close to unpredictable in the mean), the meta-learner shrinks every weight towards zero and
-the stack is a near-constant forecast; its RMSE is then no better than the best member's, only
-less variable. With walk-forward folds the first block has no out-of-fold prediction and is
-not used by the meta-learner.
+close to unpredictable in the mean), the meta-learner can only shrink towards a constant, and
+the stack may still lose to the zero forecast out of sample (the meta-learner's own fit is
+in-sample on the out-of-fold rows). When the uncertainty member's fitted share α_0 is not
+positive its weight sits at the lower bound everywhere: the reweighting then has nothing to
+scale. With walk-forward folds the first block has no out-of-fold prediction and is not used
+by the meta-learner.
 """
 
 from __future__ import annotations
