@@ -197,6 +197,16 @@ def test_ensemble_cli_fit_and_predict(trained: Trained, tmp_path: Path) -> None:
     table = pd.read_csv(out, index_col=0)
     assert len(table) > 10 and np.isfinite(table[["stack", "w_sssd", "pool_q95"]]).all().all()
     assert (table["pool_q05"] < table["pool_q95"]).all()
+    artifact = Path(record.training_config["artifact"])
+    assert artifact.is_file() and record.training_config["sha256"][:16] in artifact.name
+    with artifact.open("ab") as fh:
+        fh.write(b"tampered")
+    tampered = runner.invoke(
+        app,
+        ["ensemble", "predict", "--asset", "EURUSD", "--name", "stack_h60",
+         "--start", "2019-03-28", "--end", "2019-03-29", *opts],
+    )  # fmt: skip
+    assert tampered.exit_code == 2 and "digest" in tampered.output
     missing = runner.invoke(
         app, ["ensemble", "predict", "--asset", "EURUSD", "--name", cfg.model.name,
               "--start", "2019-03-28", "--end", "2019-03-29", *opts],

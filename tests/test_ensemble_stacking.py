@@ -114,6 +114,13 @@ def test_stack_clones_and_out_of_fold_rows_skip_the_first_block() -> None:
     assert set(stack.oof_["fold"]) == {0, 1, 2, 3}
 
 
+def test_uncertainty_member_must_predict_a_std() -> None:
+    X, y, _ = _market(300, seed=3)
+    stack = StackingForecaster(members=[("ridge", Ridge()), ("sssd", Ridge())], cv=_stack().cv)
+    with pytest.raises(ValueError, match="predict_std"):
+        stack.fit(X, y)
+
+
 def test_relative_log_std_is_causal() -> None:
     s = np.exp(np.random.default_rng(0).normal(size=200))
     z = relative_log_std(s, None, 10)

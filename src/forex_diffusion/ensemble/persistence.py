@@ -1,4 +1,4 @@
-"""Storing a fitted ensemble: a joblib file beside the checkpoints, a registry row of its own kind.
+"""Storing a fitted ensemble: a joblib file under the checkpoint folder, a registry row of its own kind.
 
 The registry's public ``register_model`` takes a ``model_type``; the ensemble is registered
 with ``model_type="stacking_ensemble"`` (the UI's algorithm list reads it from the model
@@ -60,11 +60,14 @@ def _sha256(path: Path) -> str:
 def save_ensemble(
     ensemble: FittedEnsemble, registry: Registry, directory: Path, name: str
 ) -> ModelRecord:
-    """Write ``directory/ASSET/name/ensemble.joblib`` atomically and register it (a new
-    version ``name_vN`` when ``name`` exists with another fit)."""
+    """Write ``directory/ASSET/name/ensemble-<digest>.joblib`` atomically and register it (a
+    new version ``name_vN`` when ``name`` exists with another fit). The file is named by its
+    content, so a refit never overwrites the artifact of an earlier version."""
     folder = Path(directory) / ensemble.asset / name
     folder.mkdir(parents=True, exist_ok=True)
-    path = atomic_write(folder / "ensemble.joblib", lambda tmp: joblib.dump(ensemble, tmp))
+    staged = atomic_write(folder / "ensemble.joblib.staged", lambda t: joblib.dump(ensemble, t))
+    digest = _sha256(staged)
+    path = staged.replace(folder / f"ensemble-{digest[:16]}.joblib")
     stack = ensemble.stack
     return registry.register_model(
         ensemble.asset,
@@ -78,11 +81,7 @@ def save_ensemble(
             "gamma": stack.gamma_,
             "pool_components": list(ensemble.pool.names) if ensemble.pool else [],
         },
-        training_config={
-            "artifact": str(path.resolve()),
-            "sha256": _sha256(path),
-            **ensemble.summary,
-        },
+        training_config={"artifact": str(path.resolve()), "sha256": digest, **ensemble.summary},
         feature_config={"flat_features": True, "overrides": ensemble.config_overrides},
         horizon_config={"horizons": [ensemble.horizon]},
         new_version=True,

@@ -120,6 +120,11 @@ class StackingForecaster(RegressorMixin, BaseEstimator):
             raise ValueError(
                 f"uncertainty_member {self.uncertainty_member!r} is not a member ({names})"
             )
+        if not hasattr(dict(members)[self.uncertainty_member], "predict_std"):
+            raise ValueError(
+                f"uncertainty_member {self.uncertainty_member!r} has no predict_std(X): the "
+                "reweighting needs the member's predicted standard deviation"
+            )
         return members
 
     def _cv(self) -> Any:

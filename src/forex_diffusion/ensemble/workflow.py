@@ -25,6 +25,7 @@ from forex_diffusion.ensemble.persistence import FittedEnsemble, load_ensemble, 
 from forex_diffusion.ensemble.purged_split import PurgedTimeSeriesSplit
 from forex_diffusion.ensemble.sssd_wrapper import SSSDWrapper
 from forex_diffusion.ensemble.stacking import StackingForecaster, default_members
+from forex_diffusion.errors import DataError
 from forex_diffusion.evaluation.baselines import Baseline, build_baselines
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.features.standardizer import Standardizer
@@ -93,7 +94,10 @@ def fit_ensemble(spec: EnsembleSpec, config: SSSDConfig) -> tuple[ModelRecord, F
     candles = _candles(config, spec.asset, spec.data_dir, end + pd.Timedelta(minutes=h))
     X, y, standardizer = build_xy(candles, config, h, start=start, end=end)
     if len(X) < 10 * (spec.n_splits + 1):
-        raise ValueError(f"only {len(X)} decision times with targets in [{start}, {end})")
+        raise DataError(
+            f"{spec.asset}: only {len(X)} decision times with targets in [{start}, {end}); "
+            f"{spec.n_splits} walk-forward folds need at least {10 * (spec.n_splits + 1)}"
+        )
     sssd = SSSDWrapper(
         asset=spec.asset,
         horizon=h,
