@@ -67,6 +67,7 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
             grid (``data.decision_stride``) in X's date range, not only on X's rows, from
             candles that end at X's last decision time + ``horizon``: samples whose longer
             horizons reach past that are dropped, so nothing after X's last target is read.
+            Each refit is registered as its own model ``<stem>_fit<hash of X's times>``.
         config_path, preset, overrides: the configuration (``overrides`` are dotted strings).
         data_dir: candle store root (None = the config's ``paths.data_dir``).
         checkpoint_dir: where ``refit=False`` looks for checkpoints (None = the config's).
