@@ -7,6 +7,7 @@ and their navigation to ``reference/api/SUMMARY.md`` (literate-nav).
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import mkdocs_gen_files
@@ -34,6 +35,13 @@ def public_modules() -> list[tuple[str, Path, bool]]:
     return sorted(found)
 
 
+def defined_here(path: Path) -> list[str]:
+    """Public functions and classes defined in the file itself (not re-exported imports)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    return [n.name for n in tree.body if isinstance(n, kinds) and not n.name.startswith("_")]
+
+
 def main() -> None:
     nav = mkdocs_gen_files.Nav()
     modules = public_modules()
@@ -47,7 +55,10 @@ def main() -> None:
         nav[parts] = doc_path.relative_to(Path("reference", "api")).as_posix()
         with mkdocs_gen_files.open(doc_path, "w") as fh:
             if is_package:
-                fh.write(f"::: {name}\n    options:\n      members: false\n\n")
+                # a package page shows its own definitions; re-exports have their module's page
+                own = defined_here(path)
+                members = "[" + ", ".join(own) + "]" if own else "false"
+                fh.write(f"::: {name}\n    options:\n      members: {members}\n\n")
                 children = [
                     m
                     for m, _, _ in modules

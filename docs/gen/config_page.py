@@ -66,7 +66,13 @@ def type_text(schema: dict[str, Any], node: dict[str, Any]) -> str:
     if "const" in node:
         return f"`{node['const']}`"
     kind = node.get("type", "any")
-    names = {"integer": "int", "number": "float", "string": "str", "boolean": "bool", "null": "null"}
+    names = {
+        "integer": "int",
+        "number": "float",
+        "string": "str",
+        "boolean": "bool",
+        "null": "null",
+    }
     if kind == "array":
         items = node.get("items")
         text = f"list[{type_text(schema, items)}]" if items else "list"
@@ -140,7 +146,10 @@ def render() -> str:
         described = _resolve(schema, schema["properties"].get(section, {})).get("description")
         if described:
             out += [described.strip(), ""]
-        out += ["| Key | Type | Required | In the default config | Notes |", "|---|---|---|---|---|"]
+        out += [
+            "| Key | Type | Required | In the default config | Notes |",
+            "|---|---|---|---|---|",
+        ]
         for dotted, node, required in rows:
             value = json.dumps(lookup(defaults, dotted), ensure_ascii=False)
             note = _resolve(schema, node).get("description") or comments.get(dotted, "")

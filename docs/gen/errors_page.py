@@ -131,8 +131,15 @@ def render() -> str:
     for cls in classes:
         bases = ", ".join(f"`{b.__name__}`" for b in cls.__bases__)
         doc = inspect.getdoc(cls) or ""
-        out += [f"## `{cls.__name__}`", "", f"{doc}", "", f"Subclass of {bases}. "
-                f"[What it means and the fix](../troubleshooting.md#{anchor(cls.__name__)}).", ""]
+        out += [
+            f"## `{cls.__name__}`",
+            "",
+            f"{doc}",
+            "",
+            f"Subclass of {bases}. "
+            f"[What it means and the fix](../troubleshooting.md#{anchor(cls.__name__)}).",
+            "",
+        ]
         rows = [m for m in found if m.error == cls.__name__]
         if not rows:
             continue
