@@ -202,6 +202,17 @@ def _schema_keys(schema: dict[str, Any], node: dict[str, Any], prefix: str = "")
     return keys
 
 
+def test_test_files_named_in_the_docs_exist() -> None:
+    """The pages cite test files as evidence (e.g. for leakage); a renamed file must be cited anew."""
+    cited = {
+        name
+        for page in (ROOT / "docs").rglob("*.md")
+        for name in re.findall(r"tests/(test_\w+\.py)", _text(page))
+    }
+    assert len(cited) > 5, cited
+    assert not [n for n in sorted(cited) if not (ROOT / "tests" / n).is_file()]
+
+
 def test_config_reference_has_every_key(site: Path) -> None:
     page = html.unescape(_text(site / "reference" / "config" / "index.html"))
     schema = config_json_schema()

@@ -53,7 +53,8 @@ def _template(node: ast.expr | None) -> str:
             if isinstance(value, ast.Constant):
                 parts.append(str(value.value))
             elif isinstance(value, ast.FormattedValue):
-                parts.append("{" + ast.unparse(value.value) + "}")
+                conversion = f"!{chr(value.conversion)}" if value.conversion > 0 else ""
+                parts.append("{" + ast.unparse(value.value) + conversion + "}")
         return "".join(parts)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _template(node.left) + _template(node.right)
