@@ -1,4 +1,4 @@
-"""The documentation site and the example notebooks (slow: they build and execute).
+"""The documentation site and the example notebooks (the building and executing tests are slow).
 
 * every notebook in ``examples/`` executes without error within a time limit;
 * ``mkdocs build --strict`` succeeds, and the generated references cover the code: every public
@@ -36,8 +36,6 @@ NOTEBOOK_TIMEOUT_S = 900
 # Alembic's environment and revisions run inside Alembic (importing env.py outside it fails).
 PRIVATE_PACKAGES = ("forex_diffusion.registry.migrations",)
 
-pytestmark = pytest.mark.slow
-
 
 def _env() -> dict[str, str]:
     """The test's environment, with this checkout's ``src`` first on the path."""
@@ -55,6 +53,7 @@ def test_examples_exist() -> None:
     assert len(NOTEBOOKS) >= 3, NOTEBOOKS
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in _env().items():
@@ -142,12 +141,14 @@ def public_objects(module_name: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_site_builds_strictly(site: Path) -> None:
     assert (site / "index.html").is_file()
     for page in ("getting-started", "troubleshooting", "reference/cli", "reference/config"):
         assert (site / page / "index.html").is_file(), page
 
 
+@pytest.mark.slow
 def test_api_reference_has_every_public_module_function_and_class(site: Path) -> None:
     ids = _anchors(site / "reference" / "api")
     modules = public_modules()
@@ -167,6 +168,7 @@ def _commands(command: Any, path: tuple[str, ...]) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_cli_reference_has_every_command_and_option(site: Path) -> None:
     page = html.unescape(_text(site / "reference" / "cli" / "index.html"))
     root = typer.main.get_command(app)
@@ -213,6 +215,7 @@ def test_test_files_named_in_the_docs_exist() -> None:
     assert not [n for n in sorted(cited) if not (ROOT / "tests" / n).is_file()]
 
 
+@pytest.mark.slow
 def test_config_reference_has_every_key(site: Path) -> None:
     page = html.unescape(_text(site / "reference" / "config" / "index.html"))
     schema = config_json_schema()

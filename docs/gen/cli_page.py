@@ -3,12 +3,16 @@ usage and options, read from the click command tree that Typer builds (mkdocs-ge
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mkdocs_gen_files
 import typer
+
+# Describe this checkout's package, whichever copy the environment has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from forex_diffusion.cli.main import app
 

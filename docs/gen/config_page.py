@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import mkdocs_gen_files
+
+# Describe this checkout's package, whichever copy the environment has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,

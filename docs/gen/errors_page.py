@@ -10,11 +10,15 @@ from __future__ import annotations
 import ast
 import html
 import inspect
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import mkdocs_gen_files
+
+# Describe this checkout's package, whichever copy the environment has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from forex_diffusion import errors
 
