@@ -1,6 +1,6 @@
 """Generate ``reference/config.md``: every configuration key from the JSON schema of
 ``SSSDConfig`` (type, constraints, value in ``default_config.yaml``, the comment beside it in
-that file), then the presets and asset configs shipped in ``configs/sssd`` (mkdocs-gen-files)."""
+that file), then the presets and asset configs shipped beside it (mkdocs-gen-files)."""
 
 from __future__ import annotations
 
@@ -162,7 +162,8 @@ def render() -> str:
                 f"| `{_cell(value)}` | {_cell(note)} |"
             )
         out.append("")
-    out += ["## Files shipped in `configs/sssd`", ""]
+    folder = DEFAULT_CONFIG_PATH.parent.relative_to(ROOT).as_posix()
+    out += [f"## Files shipped in `{folder}` {{ #presets }}", ""]
     for path in sorted(DEFAULT_CONFIG_PATH.parent.glob("*.yaml")):
         rel = path.relative_to(ROOT).as_posix()
         out += [f"### `{rel}`", "", "```yaml", path.read_text(encoding="utf-8").rstrip(), "```", ""]
