@@ -58,6 +58,7 @@ def test_examples_exist() -> None:
 def test_notebook_executes(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in _env().items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebook's mkdtemp work folder goes here
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
