@@ -29,7 +29,7 @@ from forex_diffusion.errors import JobError, NotFoundError
 from forex_diffusion.registry.repository import Registry
 
 JobKind = Literal["train", "evaluate"]
-_EPOCH = re.compile(r"epoch (\d+): (.*)")
+_EPOCH = re.compile(r"epoch (\d+): (\w+=.*)")
 _METRIC = re.compile(r"(\w+)=([-+0-9.eE]+|nan|inf)")
 _BAR = re.compile(r"(\d+)/(\d+) \[")
 _FINAL = {"completed", "failed", "interrupted", "cancelled"}

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from forex_diffusion.config.sssd_config import SSSDConfig, default_pip_size
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
-from forex_diffusion.errors import ConfigError, LimitError
+from forex_diffusion.errors import ConfigError, DataError, LimitError
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService, SSSDPrediction
 from forex_diffusion.service.auth import require_token
 from forex_diffusion.service.forecasts import finite_or_none, prediction_payload
@@ -169,8 +169,6 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
     """A multi-horizon forecast from candles in the body, or from the store (``asset`` with an
     optional ``asof``). Concurrent requests of one model are batched."""
     _check_sampling(state, body.num_samples, body.steps)
-    if any(not 0.0 < q < 1.0 for q in body.quantiles):
-        raise LimitError(f"quantile levels must lie strictly between 0 and 1, got {body.quantiles}")
     loaded = await state.pool.get(body.asset, body.model)
     service = loaded.service
     asof = to_utc(body.asof) if body.asof is not None else None
@@ -185,8 +183,6 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
         )
     frame = _closed_by(frame, asof)
     if frame.empty:
-        from forex_diffusion.errors import DataError
-
         raise DataError(f"candles for {body.asset.upper()}: no bar closed by asof {asof}")
     pred: SSSDPrediction
     if body.seed is not None or not state.settings.batching.enabled:

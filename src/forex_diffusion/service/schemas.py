@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -61,7 +61,9 @@ class PredictRequest(_In):
     sampler: Sampler | None = None
     steps: int | None = Field(None, ge=1)
     eta: float | None = Field(None, ge=0.0, le=1.0)
-    quantiles: list[float] = Field(default_factory=list, max_length=32)
+    quantiles: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        default_factory=list, max_length=32
+    )
     include_samples: bool = False
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
