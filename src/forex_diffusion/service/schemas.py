@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from forex_diffusion.models.diffusion_scheduler import Sampler
 
@@ -18,10 +18,31 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """Times the candle store can hold (nanosecond timestamps)."""
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"time {value.isoformat()} is outside 1970-01-01 .. 2200-01-01")
+    return value
+
+
+def _date_in_range(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"date {value.isoformat()} is outside 1970-01-01 .. 2200-01-01")
+    return value
+
+
+Time = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Day = Annotated[date, AfterValidator(_date_in_range)]
+
+
 class Candle(_In):
     """One bar labelled by its open time (UTC offset required), like a row of the Python API."""
 
-    timestamp: AwareDatetime
+    timestamp: Time
     open: float
     high: float
     low: float
@@ -56,7 +77,7 @@ class PredictRequest(_In):
     asset: str = Field(pattern=NAME)
     model: str | None = Field(None, pattern=NAME)
     candles: list[Candle] | None = None
-    asof: AwareDatetime | None = None
+    asof: Time | None = None
     num_samples: int | None = Field(None, ge=2)
     sampler: Sampler | None = None
     steps: int | None = Field(None, ge=1)
@@ -164,8 +185,8 @@ class EvaluateJobRequest(_In):
     """Walk-forward evaluation of ``asset`` on [start, end] in a worker process."""
 
     asset: str = Field(pattern=NAME)
-    start: date
-    end: date
+    start: Day
+    end: Day
     model: str | None = Field(None, pattern=NAME)
     baselines_only: bool = False
     stride: int | None = Field(None, ge=1)
