@@ -220,6 +220,15 @@ def test_request_bounds(trained: SSSDConfig) -> None:
             "LimitError",
         )
 
+        def chunks() -> Any:  # no Content-Length: counted while read
+            yield from (big[i : i + 4096] for i in range(0, len(big), 4096))
+
+        _assert_error(
+            c.post("/v1/bars", content=chunks(), headers={"content-type": "application/json"}),
+            413,
+            "LimitError",
+        )
+
 
 def test_dynamic_batching_coalesces_and_keeps_requests_apart(trained: SSSDConfig) -> None:
     cfg = settings(trained, batching={"max_batch": 16, "max_wait_ms": 200.0})
@@ -279,12 +288,12 @@ def test_bars_are_validated_atomic_and_idempotent(
         )
         assert "inconsistent OHLC" in body["message"] and "bars for EURUSD" in body["message"]
         assert CandleStore(data_dir).info("EURUSD").bars == stored  # nothing written
-        fives = resample_ohlc(week.iloc[10:30], "5m", base_timeframe="1m")
-        _assert_error(
-            c.post("/v1/bars", json={"asset": "EURUSD", "candles": _rows(fives.iloc[1:3])}),
-            422,
-            "DataError",
+        odd = _rows(week.iloc[10:12])
+        odd[1]["timestamp"] = (week.index[11] + pd.Timedelta(seconds=30)).isoformat()
+        body = _assert_error(
+            c.post("/v1/bars", json={"asset": "EURUSD", "candles": odd}), 422, "DataError"
         )
+        assert CandleStore(data_dir).info("EURUSD").bars == stored
         _assert_error(
             c.post("/v1/bars", json={"asset": "EURUSD", "candles": []}),
             422,
@@ -293,6 +302,19 @@ def test_bars_are_validated_atomic_and_idempotent(
         # an asset without a model is stored, with no live forecast
         other = c.post("/v1/bars", json={"asset": "GBPUSD", "candles": _rows(week.iloc[:10])})
         assert other.status_code == 200 and other.json()["forecasts"] == []
+
+
+def test_bars_without_enough_history_are_stored_and_say_why(
+    fx_dir: Path, trained: SSSDConfig, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    day = load_fx(fx_dir, "2019-03-14", "2019-03-15")
+    with TestClient(create_app(settings(trained, data_dir=data_dir))) as c:
+        r = c.post("/v1/bars", json={"asset": "EURUSD", "candles": _rows(day.iloc[:600])})
+        body = r.json()
+        assert r.status_code == 200 and body["rows_added"] == 600 and body["forecasts"] == []
+        assert body["live_error"].startswith("DataError: too little history")
+        assert CandleStore(data_dir).info("EURUSD").bars == 600
 
 
 def test_stream_pushes_the_forecast_of_each_new_bar(

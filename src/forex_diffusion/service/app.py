@@ -19,6 +19,7 @@ from forex_diffusion.errors import (
     AuthError,
     BusyError,
     CheckpointError,
+    ConfigError,
     ForexDiffusionError,
     JobError,
     LimitError,
@@ -83,7 +84,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {404: "NotFoundError", 405: "MethodNotAllowed"}
+        names = {404: "NotFoundError", 405: "MethodNotAllowed", 413: "LimitError"}
         return _error(exc.status_code, names.get(exc.status_code, "HTTPError"), str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -109,7 +110,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 state.jobs.refresh()
 
         for asset in settings.assets:  # live from the start: model loaded, stream primed
-            await state.hub.on_new_bars(asset, state.last_bar(asset))
+            _, error = await state.hub.on_new_bars(asset, state.last_bar(asset))
+            if error is not None:
+                raise ConfigError(f"cannot serve {asset} live: {error}")
         task = asyncio.create_task(refresh_jobs())
         try:
             yield

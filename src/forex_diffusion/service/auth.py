@@ -7,6 +7,7 @@ import json
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from forex_diffusion.errors import AuthError
@@ -61,7 +62,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -72,16 +73,13 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, counted_receive, tracking_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            {
-                "error": "LimitError",
-                "message": f"request body exceeds the limit of {self.max_bytes} bytes",
-            }
+            {"error": "LimitError", "message": BodyTooLarge(self.max_bytes).detail}
         ).encode()
         await send(
             {
@@ -96,5 +94,9 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while an undeclared-length body is read past the limit; an HTTPException so that
+    the body parser passes it on (answered 413 ``LimitError``)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body exceeds the limit of {max_bytes} bytes")

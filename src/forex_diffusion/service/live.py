@@ -36,10 +36,11 @@ import anyio.to_thread
 import numpy as np
 import pandas as pd
 import torch
+from loguru import logger
 
 from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
 from forex_diffusion.data.store import CandleStore
-from forex_diffusion.errors import DataError, NotFoundError
+from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
 from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.models.sssd_encoder import EncoderStream
 from forex_diffusion.service.pool import Loaded
@@ -230,22 +231,30 @@ class LiveHub:
             self.assets.setdefault(name, LiveAsset(name, loaded, self.store, self.settings))
         return self.assets[name]
 
-    async def on_new_bars(self, asset: str, last_bar: pd.Timestamp) -> list[dict[str, Any]]:
-        """Advance ``asset`` through every 5m close not yet forecast; the payloads published.
-        An asset without a model has no live state (no forecasts, no error)."""
+    async def on_new_bars(
+        self, asset: str, last_bar: pd.Timestamp
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Advance ``asset`` through every 5m close not yet forecast: the payloads published,
+        and why the live state stopped early (e.g. too little history), if it did. An asset
+        without a model has no live state (no forecasts, no error)."""
         try:
             live = await self.asset(asset)
         except NotFoundError:
-            return []
+            return [], None
         out: list[dict[str, Any]] = []
         async with live.lock:
             decisions = await anyio.to_thread.run_sync(
                 live.pending_decisions, last_bar, self.max_catchup
             )
             for t in decisions:
-                async with live.loaded.lock:
-                    update = await anyio.to_thread.run_sync(live.advance, t)
+                try:
+                    async with live.loaded.lock:
+                        update = await anyio.to_thread.run_sync(live.advance, t)
+                except ForexDiffusionError as exc:
+                    live.stream = None  # start afresh with the next bar
+                    logger.warning(f"live {asset} at {t}: {exc}")
+                    return out, f"{type(exc).__name__}: {exc}"
                 payload = self.to_payload(update, live.loaded)
                 live.publish(payload)
                 out.append(payload)
-        return out
+        return out, None

@@ -216,7 +216,8 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
 @router.post("/bars", response_model=BarsResponse)
 async def bars(body: BarsRequest, state: StateDep) -> dict[str, Any]:
     """Append newly closed bars to the store (validated, atomic, idempotent: a bar already
-    stored is kept) and advance the asset's live state; returns the live forecasts made."""
+    stored is kept) and advance the asset's live state; returns the live forecasts made (and
+    ``live_error`` when the live state could not forecast, e.g. too little history)."""
     _check_candles(state, len(body.candles))
     asset = body.asset.upper()
     frame = validate_candles(candles_frame(body.candles), where=f"bars for {asset}")
@@ -224,7 +225,7 @@ async def bars(body: BarsRequest, state: StateDep) -> dict[str, Any]:
         lambda: state.store.write(asset, frame, source="api /v1/bars")
     )
     last = state.saw_bars(asset, frame.index[-1])
-    forecasts = await state.hub.on_new_bars(asset, last)
+    forecasts, live_error = await state.hub.on_new_bars(asset, last)
     return {
         "asset": report.asset,
         "rows_in": report.rows_in,
@@ -234,6 +235,7 @@ async def bars(body: BarsRequest, state: StateDep) -> dict[str, Any]:
         "total_bars": report.total_bars,
         "last_bar": last.isoformat(),
         "forecasts": forecasts,
+        "live_error": live_error,
     }
 
 

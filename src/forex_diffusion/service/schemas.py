@@ -130,6 +130,7 @@ class BarsResponse(BaseModel):
     total_bars: int
     last_bar: str
     forecasts: list[Prediction]
+    live_error: str | None = None
 
 
 class ErrorResponse(BaseModel):
