@@ -293,6 +293,13 @@ class SSSDInferenceService:
             )
         return want and self.calibration is not None
 
+    def recalibrate(self, samples: np.ndarray) -> np.ndarray:
+        """The checkpoint's map applied to (N, H, S) samples of scaled targets or log returns
+        (the map is equivariant to each forecast's positive scale)."""
+        if self.calibration is None:
+            raise ConfigError(f"model {self.model_name} has no calibration")
+        return self._recalibrate(samples, True)
+
     def _recalibrate(self, scaled: np.ndarray, calibrated: bool) -> np.ndarray:
         """Apply the per-horizon quantile map to (B, H, S) samples (a monotone map of each
         forecast's samples, so scaling by the positive target scale later commutes with it)."""
