@@ -535,7 +535,6 @@ class CandleStore:
     ) -> dict[str, object]:
         """The asset's metadata (new if absent), after checking the incoming bars (of bar
         interval ``interval``, None for a single bar) fit it."""
-        where = f"candles for {name}"
         if self.has(name):
             meta = self._meta(name)
             base = str(meta["base_timeframe"])
