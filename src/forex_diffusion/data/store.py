@@ -186,7 +186,9 @@ class BarConflictError(DataError):
 class FileHealth:
     """One file of an asset's folder: a year file (``year`` set) or a stale temporary.
 
-    ``problem`` is None for a healthy year file; ``rows`` is None when the file is unreadable.
+    ``problem`` is None for a healthy year file; ``rows`` is None when the file is unreadable;
+    ``note`` describes a harmless file (a stale temporary: never read, removed by the next
+    write).
     """
 
     asset: str
@@ -194,6 +196,7 @@ class FileHealth:
     year: int | None
     rows: int | None
     problem: str | None
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -630,6 +633,20 @@ class CandleStore:
         table = _read_table(list(files.values())[-1], name, columns=["timestamp"])
         return pd.Timestamp(table.column("timestamp")[-1].as_py()) if table.num_rows else None
 
+    def last_bar(self, asset: str) -> pd.Timestamp:
+        """Open time of the latest stored bar of ``asset`` (UTC).
+
+        Raises:
+            NotFoundError: unknown asset. DataError: no bar stored, or a damaged year file.
+        """
+        name = self._require(asset)
+        last = self._last_open(name)
+        if last is None:
+            raise DataError(
+                f"asset {name} has no stored bars (an import was interrupted?); re-import it"
+            )
+        return to_utc(last).as_unit("ns")
+
     def load(
         self,
         asset: str,
@@ -776,7 +793,7 @@ class CandleStore:
     def check(self, asset: str) -> list[FileHealth]:
         """Verify every file of ``asset``: each year file is readable Parquet with the candle
         columns, holds bars of that year, strictly increasing, on the base grid, valid OHLC;
-        stale temporary files are listed as problems (the next write removes them)."""
+        stale temporary files are listed with a note (the next write removes them)."""
         name = self._require(asset)
         base_ns = timeframe_minutes(self.base_timeframe(name)) * NS_PER_MIN
         out = [
@@ -789,6 +806,7 @@ class CandleStore:
                     FileHealth(
                         name,
                         p,
+                        None,
                         None,
                         None,
                         "stale temporary file of an interrupted write (never read; removed by "
