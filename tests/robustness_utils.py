@@ -17,7 +17,10 @@ from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.models.checkpoint import load_checkpoint, save_checkpoint
 from walk_forward_utils import config_overrides, eval_config, write_untrained_checkpoint
 
-START, END = "2019-01-01", "2019-02-09"  # synthetic market; the last bar closes Fri 2019-02-08 22:00
+START, END = (
+    "2019-01-01",
+    "2019-02-09",
+)  # synthetic market; the last bar closes Fri 2019-02-08 22:00
 TIDY_HEADER = "timestamp,open,high,low,close,volume"
 
 

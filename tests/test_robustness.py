@@ -80,7 +80,9 @@ def test_01_cache_sees_altered_history(service: SSSDInferenceService, window) ->
 
 def test_02_cache_keeps_the_history_check(service: SSSDInferenceService, window) -> None:
     seeded(service, window)
-    with pytest.raises(DataError, match=r"too little history for the lookbacks: 1h needs 30 complete bars"):
+    with pytest.raises(
+        DataError, match=r"too little history for the lookbacks: 1h needs 30 complete bars"
+    ):
         seeded(service, window.iloc[-600:])  # same decision time, last bar and close
 
 
@@ -107,7 +109,9 @@ def test_04_reimport_with_other_values_is_named(store_dir: Path, tmp_path: Path)
     code, out = data_import(store_dir, str(path))
     assert code == 2 and "180 bar(s) differ from the bars EURUSD already stores" in out
     text = out.replace("\n", " ")
-    assert "b.csv:2: the bar at 2019-01-02 00:00:00 UTC is 1.15/1.1501/1.1499/1.15/2.0 in the " in text
+    assert (
+        "b.csv:2: the bar at 2019-01-02 00:00:00 UTC is 1.15/1.1501/1.1499/1.15/2.0 in the " in text
+    )
     assert "file but EURUSD already stores 1.15/1.1501/1.1499/1.15/1.0" in text
     assert "--on-conflict" in out and snapshot(store_dir) == before
 
@@ -168,9 +172,21 @@ def test_09_mixing_intervals_in_one_asset(store_dir: Path, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("case", "row", "message"),
     [
-        ("future", "2200-01-02T00:00:00Z,1.1,1.2,1.0,1.15,0", r"x\.csv:3: time 2200-01-02 .* future"),
-        ("absurd", "2019-01-02T00:03:00Z,1.15,1e300,1.1,1.15,0", r"x\.csv:3: price 1e\+300 outside"),
-        ("jump", "2019-01-02T00:03:00Z,1.75,1.8,1.7,1.75,0", r"x\.csv:3: close 1\.75 .* jump of 52%"),
+        (
+            "future",
+            "2200-01-02T00:00:00Z,1.1,1.2,1.0,1.15,0",
+            r"x\.csv:3: time 2200-01-02 .* future",
+        ),
+        (
+            "absurd",
+            "2019-01-02T00:03:00Z,1.15,1e300,1.1,1.15,0",
+            r"x\.csv:3: price 1e\+300 outside",
+        ),
+        (
+            "jump",
+            "2019-01-02T00:03:00Z,1.75,1.8,1.7,1.75,0",
+            r"x\.csv:3: close 1\.75 .* jump of 52%",
+        ),
     ],
 )
 def test_10_to_12_implausible_bars(tmp_path: Path, case: str, row: str, message: str) -> None:
@@ -254,11 +270,11 @@ def test_17_asof_yesterday(root: Path) -> None:
 
 
 def test_18_steps_bound_in_the_schema(root: Path) -> None:
-    code, out = cli(
-        "predict", "--asset", "EURUSD", "-o", "inference.steps=1000000", root=root
-    )
+    code, out = cli("predict", "--asset", "EURUSD", "-o", "inference.steps=1000000", root=root)
     assert code == 2 and "inference.steps: Input should be less than or equal to 1000" in out
-    code, out = cli("config", "show", "-o", "inference.steps=500", "-o", "model.diffusion.train_steps=100")
+    code, out = cli(
+        "config", "show", "-o", "inference.steps=500", "-o", "model.diffusion.train_steps=100"
+    )
     assert code == 2 and "inference.steps=500 exceeds model.diffusion.train_steps=100" in out
 
 

@@ -322,7 +322,10 @@ def test_sssd_forecast_is_the_model_output_in_log_returns(
     for lo in range(0, len(ds), 4):  # the same batches from the same generator
         idx = np.arange(lo, min(lo + 4, len(ds)))
         feats, _, _ = ds.get_batch(idx)
-        out = service.model.inference_forward(feats, num_samples=6, generator=gen)
+        icfg = service.config.inference
+        out = service.model.inference_forward(
+            feats, 6, icfg.sampler, icfg.steps, icfg.eta, generator=gen
+        )
         expected.append(out.samples.double().numpy() * ds.scales[idx][:, :, None])
     np.testing.assert_allclose(fc.samples, np.concatenate(expected), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(ds.log_returns, model_run.targets[:10], rtol=1e-12)

@@ -3,7 +3,6 @@ line."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +24,11 @@ from forex_diffusion.data.store import (
     CandleStore,
     FileHealth,
     OnConflict,
-    resolve_data_dir,
 )
 from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.errors import DataError
 from forex_diffusion.fileio import atomic_write
+from forex_diffusion.settings import Settings
 from forex_diffusion.timeframes import timeframe_minutes
 from forex_diffusion.timeinput import parse_utc
 
@@ -50,19 +49,18 @@ StoreConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="Config YAML whose paths.data_dir locates the store "
-        f"(default: {DEFAULT_CONFIG_PATH} when it exists, else ./data).",
+        help="Config YAML whose paths.data_dir locates the store (default: the packaged "
+        "default config).",
     ),
 ]
 
 
 def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
-    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data."""
-    if data_dir is not None or os.environ.get("FOREX_DIFFUSION_DATA_DIR"):
-        return CandleStore(resolve_data_dir(None, data_dir))
-    if config is None and not DEFAULT_CONFIG_PATH.is_file():
-        return CandleStore(resolve_data_dir(None, None))  # run outside the repository
-    return CandleStore(resolve_data_dir(load_cli_config(config or DEFAULT_CONFIG_PATH), None))
+    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the config
+    is read only when neither of the first two is given."""
+    settings = Settings.from_flags(data_dir=data_dir)
+    cfg = None if settings.data_dir else load_cli_config(config or DEFAULT_CONFIG_PATH)
+    return CandleStore(settings.data_dir_for(cfg))
 
 
 def _sanity(config: Path | None) -> SanityBounds | None:

@@ -8,7 +8,6 @@ is given.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -29,17 +28,16 @@ from forex_diffusion.cli.common import (
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
 from forex_diffusion.errors import NotFoundError
 from forex_diffusion.registry.db import (
-    ENV_DB_URL,
     create_registry_engine,
     current_revision,
     downgrade,
     head_revision,
     mask_url,
-    resolve_db_url,
     upgrade,
 )
 from forex_diffusion.registry.records import CheckpointRecord, MetricRecord, RunRecord
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.settings import ENV_DB_URL, Settings
 
 registry_app = typer.Typer(
     help="Inspect the model registry (models, runs, checkpoints, metrics).", no_args_is_help=True
@@ -60,9 +58,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 def _url(
     db_url: str | None, config: Path, asset_config: Path | None, override: list[str] | None
 ) -> str:
-    if db_url or os.environ.get(ENV_DB_URL, "").strip():
-        return resolve_db_url(db_url)
-    return resolve_db_url(None, load_cli_config(config, asset_config, override))
+    settings = Settings.from_flags(db_url=db_url)
+    cfg = None if settings.db_url else load_cli_config(config, asset_config, override)
+    return settings.db_url_for(cfg)
 
 
 def _fmt(value: float | None, digits: int = 5) -> str:

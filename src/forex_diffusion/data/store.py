@@ -15,9 +15,9 @@ makes imports idempotent (same input twice = byte-identical files). An incoming 
 *differs* from the stored one is a conflict: an error (:class:`BarConflictError`, nothing
 written) unless the caller chooses ``on_conflict="keep"`` (the stored bar stays) or
 ``"replace"`` (the incoming bar wins; the year files are rewritten atomically). Writers of one
-asset take an exclusive lock (``<ASSET>/.lock``), so concurrent imports never lose bars; under
-it, temporary files left by an interrupted writer (``.<YYYY>.parquet.<pid>.<hex>.tmp``) are
-removed, and readers never look at them.
+asset take an exclusive file lock (``<ASSET>/.lock``, ``filelock``), so concurrent imports
+never lose bars; under it, temporary files left by an interrupted writer
+(``.<YYYY>.parquet.<pid>.<hex>.tmp``) are removed, and readers never look at them.
 
 Every incoming batch is checked against the asset: one bar interval (the stored base, 1m or
 5m; see :func:`forex_diffusion.data.candles.infer_base_timeframe`) and the sanity bounds
@@ -35,9 +35,6 @@ import itertools
 import json
 import os
 import re
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -47,6 +44,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 from forex_diffusion.assets import normalize_asset
 from forex_diffusion.config.sssd_config import SanityBounds
@@ -59,13 +57,13 @@ from forex_diffusion.data.candles import (
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.sanity import sanity_problems
 from forex_diffusion.errors import DataError, NotFoundError
-from forex_diffusion.fileio import atomic_write_text
+from forex_diffusion.fileio import atomic_write_text, stage_write
+from forex_diffusion.settings import Settings
 from forex_diffusion.timeframes import NS_PER_DAY, NS_PER_MIN, timeframe_minutes, to_utc
 
 if TYPE_CHECKING:
     from forex_diffusion.config.sssd_config import SSSDConfig
 
-ENV_DATA_DIR = "FOREX_DIFFUSION_DATA_DIR"
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
 ROW_GROUP_SIZE = 1 << 16
@@ -82,15 +80,8 @@ _SCHEMA = pa.schema(
 
 def resolve_data_dir(config: SSSDConfig | None = None, data_dir: str | Path | None = None) -> Path:
     """The candle store root: ``data_dir`` > env FOREX_DIFFUSION_DATA_DIR > config.paths.data_dir
-    > ``data`` (relative paths are relative to the working directory)."""
-    if data_dir is not None and str(data_dir) != "":
-        return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        return Path(env).expanduser()
-    if config is not None:
-        return Path(config.paths.data_dir).expanduser()
-    return Path("data")
+    > ``data`` (see :mod:`forex_diffusion.settings`)."""
+    return Settings.from_flags(data_dir=data_dir).data_dir_for(config)
 
 
 @dataclass(frozen=True)
@@ -310,10 +301,10 @@ def remove_stale_temporaries(folder: Path) -> int:
     return removed
 
 
-def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
-    """Write ``table`` to a temporary file beside ``target``; return the temporary path."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+def _stage_parquet(table: pa.Table, target: Path) -> Path:
+    """Write ``table`` to a temporary file beside ``target`` (fsynced); return its path."""
+
+    def write(tmp: Path) -> None:
         pq.write_table(
             table,
             tmp,
@@ -322,28 +313,8 @@ def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
             row_group_size=ROW_GROUP_SIZE,
             write_statistics=True,
         )
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
 
-
-@contextmanager
-def _asset_lock(folder: Path) -> Iterator[None]:
-    """Exclusive advisory lock on an asset folder (POSIX ``flock``; a no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(folder / LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return stage_write(target, write, fsync=True)
 
 
 def _as_list(value: object) -> list[object]:
@@ -490,7 +461,7 @@ class CandleStore:
         interval = infer_base_timeframe(ts, where=where) if not self.has(name) else None
         folder = self._dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        with _asset_lock(folder):  # one writer per asset at a time (read-merge-write)
+        with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
             cleaned = remove_stale_temporaries(folder)
             meta = self._checked_meta(name, ts, synthetic, base_timeframe, interval)
             staged, added, found = self._merge_years(folder, ts, values, on_conflict)
@@ -611,7 +582,7 @@ class CandleStore:
         try:
             for target, m in merged:
                 if m.added or m.replaced:
-                    staged.append((_write_parquet_atomic(_table(m.ts, m.values), target), target))
+                    staged.append((_stage_parquet(_table(m.ts, m.values), target), target))
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)

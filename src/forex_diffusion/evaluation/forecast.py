@@ -18,11 +18,12 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.special import ndtr, ndtri
 
-from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast
+from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast, crps_ensemble_fair
 
-Kind = Literal["gaussian", "samples"]
+Kind = Literal["gaussian", "student_t", "samples"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +59,42 @@ class GaussianForecast:
 
     def select(self, rows: Rows) -> GaussianForecast:
         return GaussianForecast(self.loc[rows], self.scale[rows])
+
+
+@dataclass(frozen=True, eq=False)
+class StudentTForecast:
+    """loc + scale·T_ν per cell (...): the GARCH-t baseline's own predictive law.
+
+    ``scale`` is the t's scale parameter, so the standard deviation is scale·√(ν/(ν − 2)).
+    Same protocol as the Gaussian and sample forms.
+    """
+
+    loc: np.ndarray
+    scale: np.ndarray
+    df: np.ndarray
+
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.loc) & np.isfinite(self.scale) & np.isfinite(self.df)
+
+    def mean(self) -> np.ndarray:
+        return self.loc.copy()
+
+    def std(self) -> np.ndarray:
+        return self.scale * np.sqrt(self.df / (self.df - 2.0))
+
+    def quantile(self, q: Levels) -> np.ndarray:
+        levels = np.asarray(q, dtype=np.float64)
+        if not levels.ndim:
+            return self.loc + self.scale * stats.t.ppf(float(levels), self.df)
+        lv = levels.reshape(levels.shape + (1,) * self.loc.ndim)
+        return self.loc + self.scale * stats.t.ppf(lv, self.df)
+
+    def cdf(self, y: np.ndarray) -> np.ndarray:
+        out = stats.t.cdf((y - self.loc) / self.scale, self.df)
+        return np.where(np.isfinite(y) & self.valid(), out, np.nan)
+
+    def select(self, rows: Rows) -> StudentTForecast:
+        return StudentTForecast(self.loc[rows], self.scale[rows], self.df[rows])
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,6 +148,34 @@ class ForecastDistribution:
         )
 
     @classmethod
+    def student_t(
+        cls,
+        name: str,
+        times: pd.DatetimeIndex,
+        horizons: tuple[int, ...] | list[int],
+        loc: np.ndarray,
+        std: np.ndarray,
+        df: np.ndarray,
+    ) -> ForecastDistribution:
+        """Student-t forecasts with standard deviation ``std`` and ``df`` > 2, each (N, H)."""
+        loc, std, df = (np.asarray(a, dtype=np.float64) for a in (loc, std, df))
+        shape = (len(times), len(horizons))
+        if not loc.shape == std.shape == df.shape == shape:
+            raise ValueError(
+                f"forecast {name!r}: loc {loc.shape}, std {std.shape} and df {df.shape} must "
+                f"have shape (decision times, horizons) = {shape}"
+            )
+        if (std[np.isfinite(std)] <= 0).any() or (df[np.isfinite(df)] <= 2).any():
+            raise ValueError(f"forecast {name!r}: std must be positive and df > 2")
+        scale = std * np.sqrt((df - 2.0) / df)
+        return cls(
+            name,
+            _as_utc_index(times),
+            tuple(int(h) for h in horizons),
+            StudentTForecast(loc, scale, df),
+        )
+
+    @classmethod
     def from_samples(
         cls,
         name: str,
@@ -143,8 +208,10 @@ class ForecastDistribution:
 
     @property
     def kind(self) -> Kind:
-        """``"samples"`` or ``"gaussian"``."""
-        return "samples" if isinstance(self.forecast, SampleForecast) else "gaussian"
+        """``"samples"``, ``"gaussian"`` or ``"student_t"``."""
+        if isinstance(self.forecast, SampleForecast):
+            return "samples"
+        return "student_t" if isinstance(self.forecast, StudentTForecast) else "gaussian"
 
     @property
     def samples(self) -> np.ndarray | None:
@@ -211,14 +278,16 @@ class ForecastDistribution:
     def crps(self, y: np.ndarray) -> np.ndarray:
         """(N, H) CRPS of each forecast against the realised log return ``y`` (NaN if missing).
 
-        Gaussian: closed form; samples: the fair (unbiased) ensemble estimator.
+        Gaussian and Student-t: closed forms; samples: the fair (unbiased) ensemble estimator.
         """
-        from forex_diffusion.evaluation.metrics import crps_ensemble_fair, crps_gaussian
+        from forex_diffusion.evaluation.metrics import crps_gaussian, crps_student_t
 
         y = self._observations(y)
         f = self.forecast
         if isinstance(f, GaussianForecast):
             return crps_gaussian(f.loc, f.scale, y)
+        if isinstance(f, StudentTForecast):
+            return crps_student_t(f.loc, f.scale, f.df, y)
         if isinstance(f, SampleForecast):
             return crps_ensemble_fair(f.samples, y)
         raise TypeError(f"no CRPS for a {type(f).__name__}")

@@ -38,6 +38,7 @@ from torch import Tensor
 from forex_diffusion import __version__
 from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict
 from forex_diffusion.errors import CheckpointError, ConfigError, NotFoundError
+from forex_diffusion.models.build import build_sssd_model, built_from
 from forex_diffusion.models.sssd import SSSDModel
 
 FORMAT = "forex_diffusion.sssd"
@@ -94,10 +95,11 @@ def checkpoint_payload(
         CheckpointError: config differing from the model's, feature names not matching the model's
             feature dims, or a standardizer that is not JSON-serialisable.
     """
-    if config.model != model.config.model or tuple(config.data.timeframes) != model.timeframes:
+    if not built_from(model, config):
         raise CheckpointError(
-            f"cannot save {where}: the config's model section/timeframes differ from the ones the "
-            "model was built with; pass the model's own config (model.config)"
+            f"cannot save {where}: the config's model section/timeframes/horizons differ from the "
+            "ones the model was built with (model.config, model.timeframes, model.horizons); pass "
+            "the application config the model was built from"
         )
     names = {tf: [str(n) for n in feature_names.get(tf, [])] for tf in model.timeframes}
     wrong = {
@@ -149,7 +151,7 @@ def save_checkpoint(
     Args:
         path: destination file (parent directories are created).
         model: the model; its architecture must match ``config``.
-        config: the configuration the model was built with.
+        config: the application config the model was built from (stored whole).
         feature_names: {timeframe: names}; lengths must equal the model's feature dims.
         standardizer: JSON-serialisable dict (the fitted feature standardizer).
         extra: tensors/primitives only (e.g. ``optimizer_state``, epoch, metrics).
@@ -258,7 +260,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(feature_names, dict):
         raise _fail(path, "has malformed feature_names")
     try:
-        model = SSSDModel(config, {tf: len(names) for tf, names in feature_names.items()})
+        model = build_sssd_model(config, {tf: len(names) for tf, names in feature_names.items()})
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise _fail(path, f"weights do not fit the stored configuration ({exc})") from exc

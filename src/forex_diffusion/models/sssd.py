@@ -18,14 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.config.sssd_config import ModelConfig
 from forex_diffusion.forecast import SampleForecast, summarize
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler, randn
@@ -129,20 +127,31 @@ def summarize_samples(samples: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, 
 class SSSDModel(nn.Module):
     """The SSSD forecaster.
 
+    Sampling settings (number of samples, sampler, steps, eta) are not part of the network: its
+    caller (the inference service, the training metrics) passes them to ``inference_forward``.
+    ``forex_diffusion.models.build.build_sssd_model`` builds one from the application config.
+
     Args:
-        config: the whole configuration (uses ``data.timeframes``, ``data.horizons``, ``model``
-            and, as sampling defaults, ``inference.num_samples/sampler/steps/eta``).
+        config: the network's own configuration (encoder, head, diffusion, loss).
+        timeframes: the input timeframes, in the order their encoders are stacked.
         feature_dims: number of features per timeframe, e.g. {"5m": 40, "15m": 40, ...}.
+        horizons: forecast horizons in minutes, one per horizon embedding (and loss weight).
     """
 
     horizon_weights: Tensor  # (n_horizons,) loss weights (non-persistent buffer)
 
-    def __init__(self, config: SSSDConfig, feature_dims: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        timeframes: Sequence[str],
+        feature_dims: Mapping[str, int],
+        horizons: Sequence[int],
+    ) -> None:
         super().__init__()
         self.config = config
-        mcfg, ecfg = config.model, config.model.encoder
-        self.timeframes = tuple(config.data.timeframes)
-        self.horizons = tuple(config.data.horizons)
+        mcfg, ecfg = config, config.encoder
+        self.timeframes = tuple(timeframes)
+        self.horizons = tuple(int(h) for h in horizons)
         self.feature_dims = {tf: int(feature_dims[tf]) for tf in feature_dims}
         self.encoder = MultiTimeframeEncoder(
             timeframes=self.timeframes,
@@ -262,7 +271,7 @@ class SSSDModel(nn.Module):
         Args:
             features: {tf: (B, L_tf, F_tf)}.
             targets: (B, H, 1) or (B, H) scaled targets.
-            horizon_indices: (B, H) or (H,) indices into ``config.data.horizons``; default 0..H-1.
+            horizon_indices: (B, H) or (H,) indices into ``horizons``; default 0..H-1.
             generator: RNG for timesteps/noise when they are not given.
             timesteps: (B, D, H) or (B, H) integers in [0, T) (fixed ones make the loss
                 deterministic, e.g. for validation).
@@ -340,10 +349,10 @@ class SSSDModel(nn.Module):
     def inference_forward(
         self,
         features: Mapping[str, Tensor],
-        num_samples: int | None = None,
-        sampler: Sampler | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
+        num_samples: int,
+        sampler: Sampler,
+        steps: int,
+        eta: float,
         generator: torch.Generator | None = None,
         horizon_indices: Sequence[int] | None = None,
     ) -> ForecastOutput:
@@ -351,12 +360,14 @@ class SSSDModel(nn.Module):
 
         Args:
             features: {tf: (B, L_tf, F_tf)}.
-            num_samples, sampler, steps, eta: default to ``config.inference``; ``steps`` is the
-                number of denoising steps for either sampler (ddpm with steps = T is the full
+            num_samples: samples per forecast (>= 2).
+            sampler: ``ddim``, ``ddpm`` or ``dpmpp_2m``.
+            steps: number of denoising steps for any sampler (ddpm with steps = T is the full
                 ancestral chain).
+            eta: DDIM stochasticity in [0, 1] (0 for ``dpmpp_2m``).
             generator: RNG for the starting noise and injected noise (same generator state →
                 same samples).
-            horizon_indices: which horizons (indices into ``config.data.horizons``); default all.
+            horizon_indices: which horizons (indices into ``horizons``); default all.
 
         Returns:
             ForecastOutput with samples (B, H, S) and summaries (B, H).
@@ -377,19 +388,16 @@ class SSSDModel(nn.Module):
     def sample_from_context(
         self,
         context: Tensor,
-        num_samples: int | None = None,
-        sampler: Sampler | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
+        num_samples: int,
+        sampler: Sampler,
+        steps: int,
+        eta: float,
         generator: torch.Generator | None = None,
         horizon_indices: Sequence[int] | None = None,
     ) -> ForecastOutput:
-        """Sample from a precomputed context (B, C) (e.g. ``EncoderStream.context()``)."""
-        icfg = self.config.inference
-        n_s = icfg.num_samples if num_samples is None else int(num_samples)
-        smp: Sampler = icfg.sampler if sampler is None else sampler
-        n_steps = icfg.steps if steps is None else int(steps)
-        eta_v = icfg.eta if eta is None else float(eta)
+        """Sample from a precomputed context (B, C) (e.g. ``EncoderStream.context()``); the
+        sampling arguments are those of ``inference_forward``."""
+        n_s, smp, n_steps, eta_v = int(num_samples), sampler, int(steps), float(eta)
         if n_s < 2:
             raise ValueError(f"num_samples must be >= 2, got {n_s}")
         hsel = list(range(len(self.horizons))) if horizon_indices is None else list(horizon_indices)
@@ -409,24 +417,3 @@ class SSSDModel(nn.Module):
             x0 = self.scheduler.sample(model_fn, x_T, smp, n_steps, eta_v, generator)
             samples = x0.reshape(batch, len(hsel), n_s).float()
         return ForecastOutput(horizons=tuple(self.horizons[i] for i in hsel), samples=samples)
-
-    # ------------------------------------------------------------------ persistence
-
-    def save_checkpoint(
-        self,
-        path: str | Path,
-        feature_names: Mapping[str, list[str]],
-        standardizer: Mapping[str, Any],
-        extra: Mapping[str, Any] | None = None,
-    ) -> Path:
-        """``forex_diffusion.models.checkpoint.save_checkpoint`` with this model's config."""
-        from forex_diffusion.models.checkpoint import save_checkpoint
-
-        return save_checkpoint(path, self, self.config, feature_names, standardizer, extra)
-
-    @staticmethod
-    def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-        """``forex_diffusion.models.checkpoint.load_checkpoint`` → LoadedCheckpoint."""
-        from forex_diffusion.models.checkpoint import load_checkpoint
-
-        return load_checkpoint(path, map_location)
