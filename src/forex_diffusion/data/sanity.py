@@ -3,6 +3,8 @@ absurd jumps. The bounds are per asset (``asset.sanity`` in the config, :class:`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -10,7 +12,7 @@ from forex_diffusion.config.sssd_config import SanityBounds
 from forex_diffusion.timeframes import NS_PER_DAY
 
 
-def _ts(ns: int) -> str:
+def _ts(ns: int | np.integer) -> str:
     return pd.Timestamp(int(ns), tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -31,16 +33,17 @@ def sanity_problems(
     """
     reasons: dict[int, str] = {}
 
-    def flag(mask: np.ndarray, describe: object) -> None:
+    def flag(mask: np.ndarray, describe: Callable[[int], str]) -> None:
         for i in np.flatnonzero(mask):
-            reasons.setdefault(int(i), describe(int(i)))  # type: ignore[operator]
+            if int(i) not in reasons:
+                reasons[int(i)] = describe(int(i))
 
     clock = pd.Timestamp.now(tz="UTC") if now is None else now
     latest = clock.value + int(bounds.max_future_days * NS_PER_DAY)
     flag(
         ts > latest,
         lambda i: (
-            f"time {_ts(ts[i])} is in the future (after now + {bounds.max_future_days:g} day(s), "
+            f"time {_ts(int(ts[i]))} is in the future (after now + {bounds.max_future_days:g} day(s), "
             "asset.sanity.max_future_days)"
         ),
     )
@@ -69,7 +72,7 @@ def sanity_problems(
             flag(
                 jump,
                 lambda i: (
-                    f"close {c[i]:g} after close {c[i - 1]:g} of the bar at {_ts(ts[i - 1])} is a "
+                    f"close {c[i]:g} after close {c[i - 1]:g} of the bar at {_ts(int(ts[i - 1]))} is a "
                     f"jump of {max(abs(o[i] / c[i - 1] - 1), abs(c[i] / c[i - 1] - 1)):.0%} "
                     f"(limit {bounds.max_jump:.0%}, asset.sanity.max_jump)"
                 ),

@@ -571,7 +571,7 @@ class CandleStore:
             else:
                 old_ts, old_v = np.zeros(0, np.int64), np.zeros((0, 5))
             m = _merge(old_ts, old_v, ts[a:b], values[a:b], on_conflict)
-            merged.append((target, _shifted(m, a)))
+            merged.append((target, _shifted(m, int(a))))
         pos = np.concatenate([m.conflict_pos for _, m in merged])
         found = BarConflicts(
             ts[pos], np.concatenate([m.conflict_stored for _, m in merged]), values[pos]

@@ -132,8 +132,8 @@ def check_bars(
     keep = np.zeros(n, dtype=bool)
     keep[pos[~dup & ~back]] = True
     kept = np.flatnonzero(keep)
-    for k, reason in sanity_problems(ts[kept], prices[kept], bounds or SanityBounds(), now):
-        reasons[int(kept[k])] = reason
-        keep[kept[k]] = False
+    for j, reason in sanity_problems(ts[kept], prices[kept], bounds or SanityBounds(), now):
+        reasons[int(kept[j])] = reason
+        keep[kept[j]] = False
     bad = sorted(reasons.items())
     return CheckResult(bad, keep, int(dup.sum()), len(pairs), earlier, pairs)
