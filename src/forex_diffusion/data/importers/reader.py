@@ -122,7 +122,11 @@ def parse_source(
     times = parse_times(raw.time_text, layout.time_format, layout.time_cleanup)
     valid = times.valid.copy()
     for i in np.flatnonzero(~valid):
-        text = raw.time_text[int(i)].as_py()
+        try:
+            text = raw.time_text[int(i)].as_py()
+        except (OverflowError, ValueError):  # parsed by the reader, outside Python's dates
+            bad.append((int(raw.ordinals[i]), "time out of range (before 1677 or after 2262)"))
+            continue
         bad.append(
             (int(raw.ordinals[i]), _time_reason(None if text is None else str(text), layout))
         )
