@@ -335,6 +335,11 @@ def test_25_directory_instead_of_a_file(tmp_path: Path) -> None:
     assert code == 2 and "candles is a directory, not a candle file" in out and "a.csv" in out
 
 
+def test_25b_config_directory_instead_of_a_file(tmp_path: Path) -> None:
+    code, out = cli("config", "show", "--config", str(tmp_path))
+    assert code == 2 and f"{tmp_path} is a directory, not a config file" in out
+
+
 def test_26_best_ckpt_is_a_directory(root: Path, tmp_path: Path) -> None:
     (tmp_path / "ck" / "EURUSD" / "tiny_eval" / "best.ckpt").mkdir(parents=True)
     code, out = cli(

@@ -400,6 +400,8 @@ class SSSDConfig(_Section):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file (pass a YAML file)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
     try:

@@ -111,10 +111,13 @@ def _when(ns: int) -> str:
     return pd.Timestamp(int(ns), tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _listing(lines: list[str], limit: int = 10) -> str:
-    shown = [f"  {line}" for line in lines[:limit]]
-    if len(lines) > limit:
-        shown.append(f"  ... and {len(lines) - limit} more")
+_SHOWN = 10  # conflicts listed in a message
+
+
+def _listing(lines: list[str], total: int) -> str:
+    shown = [f"  {line}" for line in lines[:_SHOWN]]
+    if total > _SHOWN:
+        shown.append(f"  ... and {total - _SHOWN} more")
     return "\n".join(shown)
 
 
@@ -122,11 +125,11 @@ def _file_conflicts_message(conflicts: list[DuplicateConflict]) -> str:
     lines = [
         f"{c.file}:{c.line}: time {_when(c.ts)} repeats line {c.first_line} with different "
         f"values: {format_bar(c.values)} here, {format_bar(c.first)} on line {c.first_line}"
-        for c in conflicts
+        for c in conflicts[:_SHOWN]
     ]
     return (
         f"{len(conflicts)} duplicated time(s) with different values (o/h/l/c/v); nothing was "
-        f"imported.\n{_listing(lines)}\n{_HINT}"
+        f"imported.\n{_listing(lines, len(conflicts))}\n{_HINT}"
     )
 
 
@@ -192,7 +195,7 @@ def _where(parsed: list[ParsedFile], file: int, row: int) -> str:
 
 def _cross_conflicts_message(parsed: list[ParsedFile], c: _Combined) -> str:
     lines = []
-    for later, first in c.conflicts:
+    for later, first in c.conflicts[:_SHOWN]:
         a = _where(parsed, int(c.sorted_file[first]), int(c.sorted_row[first]))
         b = _where(parsed, int(c.sorted_file[later]), int(c.sorted_row[later]))
         lines.append(
@@ -201,8 +204,8 @@ def _cross_conflicts_message(parsed: list[ParsedFile], c: _Combined) -> str:
             "there"
         )
     return (
-        f"{len(lines)} time(s) appear in two files with different values (o/h/l/c/v); nothing "
-        f"was imported.\n{_listing(lines)}\n{_HINT}"
+        f"{len(c.conflicts)} time(s) appear in two files with different values (o/h/l/c/v); "
+        f"nothing was imported.\n{_listing(lines, len(c.conflicts))}\n{_HINT}"
     )
 
 
@@ -211,7 +214,9 @@ def _store_conflicts_message(
 ) -> str:
     found = exc.conflicts
     lines = []
-    for t, stored, incoming in zip(found.ts, found.stored, found.incoming, strict=True):
+    for t, stored, incoming in zip(
+        found.ts[:_SHOWN], found.stored[:_SHOWN], found.incoming[:_SHOWN], strict=True
+    ):
         k = int(np.searchsorted(c.ts, t))
         lines.append(
             f"{_where(parsed, int(c.file[k]), int(c.row[k]))}: the bar at {_when(t)} is "
@@ -219,7 +224,7 @@ def _store_conflicts_message(
         )
     return (
         f"{len(found)} bar(s) differ from the bars {asset} already stores (o/h/l/c/v); nothing "
-        f"was imported.\n{_listing(lines)}\n{_HINT}"
+        f"was imported.\n{_listing(lines, len(found))}\n{_HINT}"
     )
 
 
