@@ -162,11 +162,22 @@ def test_09_mixing_intervals_in_one_asset(store_dir: Path, tmp_path: Path) -> No
     before = snapshot(store_dir)
     path = write_tidy(tmp_path / "five.csv", tidy_lines("2019-01-03", n=50, freq="5min"))
     code, out = data_import(store_dir, str(path))
-    assert code == 2 and "the incoming bars are 5m bars" in out and "stored at 1m" in out
+    assert code == 2 and "five.csv: the file holds 5m bars" in out and "stored at 1m" in out
     assert snapshot(store_dir) == before
 
 
 # ------------------------------------------------------------------ 4. sanity bounds
+
+
+def test_09b_store_api_refuses_mixing_intervals(store_dir: Path) -> None:
+    before = snapshot(store_dir)
+    five = pd.date_range("2019-01-03", periods=50, freq="5min", tz="UTC", name="timestamp")
+    bars = pd.DataFrame(
+        {"open": 1.1, "high": 1.2, "low": 1.0, "close": 1.1, "volume": 0.0}, index=five
+    )
+    with pytest.raises(DataError, match=r"incoming bars are 5m bars .* stored at 1m"):
+        CandleStore(store_dir).write("EURUSD", bars)
+    assert snapshot(store_dir) == before
 
 
 @pytest.mark.parametrize(

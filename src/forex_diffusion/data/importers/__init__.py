@@ -269,8 +269,15 @@ def import_files(
     bad = [b for p in parsed for b in p.bad]
     if bad and not skip_bad:
         raise DataError(bad_rows_message(bad))
+    stored_base = store.base_timeframe(name) if store.has(name) else None
     for p in parsed:
-        infer_base_timeframe(p.ts, where=p.report.file)  # 1m or 5m, else a named error
+        interval = infer_base_timeframe(p.ts, where=p.report.file)  # 1m or 5m, else named
+        if stored_base is not None and len(p.ts) > 1 and interval != stored_base:
+            raise DataError(
+                f"{p.report.file}: the file holds {interval} bars (modal spacing) but {name} is "
+                f"stored at {stored_base}; one asset holds one bar interval. Import the "
+                f"{stored_base} file, or import this one under another asset name."
+            )
     in_file = [c for p in parsed for c in p.conflicts]
     if in_file and on_conflict == "error":
         raise DataError(_file_conflicts_message(in_file))
