@@ -3,7 +3,9 @@ early by ASHA on the validation CRPS; every trial is a model and a run in the re
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,11 @@ METRIC = "val_crps"  # logged by SSSDLightningModule after every validation
 
 class TuneReport(Callback):
     """Reports ``val_crps`` (and val_loss, the epoch, the registry run id) to Tune after every
-    validation, rank 0 only. When Tune stops the trial (ASHA), the fit ends after this epoch."""
+    validation, rank 0 only.
+
+    When the scheduler stops the trial, ``tune.report`` raises ``SystemExit`` in the trial's
+    thread: the run is then closed as ``interrupted`` (stopped by ASHA) before the exit goes on.
+    """
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -33,17 +39,24 @@ class TuneReport(Callback):
         from ray import tune
 
         metrics = float_metrics(trainer.callback_metrics)
-        run_ids = [cb.run_id for cb in trainer.callbacks if isinstance(cb, RegistryRunRecorder)]
+        recorders = [cb for cb in trainer.callbacks if isinstance(cb, RegistryRunRecorder)]
+        epoch = trainer.current_epoch + 1
         report = {
             METRIC: metrics[METRIC],
             "val_loss": metrics.get("val_loss"),
-            "epoch": trainer.current_epoch + 1,
-            "run_id": run_ids[0] if run_ids else None,
+            "epoch": epoch,
+            "run_id": recorders[0].run_id if recorders else None,
         }
         try:
             tune.report(report)
-        except SystemExit:  # Tune's way of stopping a trial in its reporting thread
-            trainer.should_stop = True
+        except SystemExit:
+            for recorder in recorders:
+                recorder.mark_interrupted(pruned_message(epoch))
+            raise
+
+
+def pruned_message(epochs: int) -> str:
+    return f"stopped by the ASHA scheduler after {epochs} epoch(s)"
 
 
 @dataclass(frozen=True)
@@ -134,16 +147,12 @@ def run_tune(request: TuneRequest) -> TuneOutcome:
             "tune optimises val_crps, which needs training.val_forecast_samples > 0"
         )
     study = f"tune{time.strftime('%Y%m%d%H%M%S')}"
-    with ray_session(request.cluster) as cluster:
+    # Tune reports its progress on stdout; stdout is for the summary this returns
+    with ray_session(request.cluster) as cluster, redirect_stdout(sys.stderr):
         check_shared_registry(request.db_url, cluster)
         results = _fit(request, study)
-    trials = [_trial_outcome(r, base, study, request) for r in results]
     with Registry(request.db_url) as registry:
-        for trial in trials:
-            if trial.run_id is not None and trial.status != "failed":
-                close_orphaned_run(
-                    registry, trial.run_id, "interrupted", f"stopped by ASHA after {trial.epochs} epochs"
-                )
+        trials = [_trial_outcome(r, base, study, request, registry) for r in results]
     scored = [t for t in trials if t.val_crps is not None]
     best = min(scored, key=lambda t: float(t.val_crps or 0.0)) if scored else None
     return TuneOutcome(study, trials, best)
@@ -166,7 +175,9 @@ def _fit(request: TuneRequest, study: str) -> Any:
     resources = {"cpu": request.cluster.cpus_per_job, "gpu": request.cluster.gpus_per_job}
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
-        max_t=epochs,
+        # one beyond the last epoch: a trial that survives every rung ends by itself (its run
+        # completed, final checkpoint written) rather than being stopped for reaching max_t
+        max_t=epochs + 1,
         grace_period=min(request.grace_period, epochs),
         reduction_factor=request.reduction_factor,
     )
@@ -193,19 +204,26 @@ def _fit(request: TuneRequest, study: str) -> Any:
 
 
 def _trial_outcome(
-    result: Any, base: SSSDConfig, study: str, request: TuneRequest
+    result: Any, base: SSSDConfig, study: str, request: TuneRequest, registry: Registry
 ) -> TrialOutcome:
+    """One trial's outcome; its registry run says how it ended. A run still ``running`` lost
+    its worker when Tune stopped the trial before the run could be closed: it is closed here."""
     metrics = dict(result.metrics or {})
-    trial_id = str(metrics.get("trial_id") or result.path.rsplit("_", 2)[-2])
+    trial_id = str(metrics.get("trial_id") or Path(result.path).name.split("_")[2])
     epochs = int(metrics.get("training_iteration") or 0)
-    if result.error is not None:
+    raw_run = metrics.get("run_id")
+    run_id = None if raw_run is None else int(raw_run)
+    run_status = None
+    if run_id is not None:
+        close_orphaned_run(registry, run_id, "interrupted", pruned_message(epochs))
+        run_status = registry.get_run(run_id).status
+    if result.error is not None or run_status in (None, "failed"):
         status = "failed"
-    elif epochs < base.training.epochs and _stopped_by_scheduler(result):
+    elif run_status == "interrupted":
         status = "pruned"
     else:
         status = "completed"
     crps = metrics.get(METRIC)
-    run_id = metrics.get("run_id")
     return TrialOutcome(
         trial_id=trial_id,
         model_name=trial_model_name(base, study, trial_id),
@@ -213,15 +231,9 @@ def _trial_outcome(
         status=status,
         epochs=epochs,
         val_crps=None if crps is None else float(crps),
-        run_id=None if run_id is None else int(run_id),
+        run_id=run_id,
         error=None if result.error is None else str(result.error).splitlines()[0][:300],
     )
-
-
-def _stopped_by_scheduler(result: Any) -> bool:
-    """Fewer epochs than asked and no early-stopping end of its own: ASHA stopped it."""
-    frame = result.metrics_dataframe
-    return frame is None or "done" not in frame or not bool(frame["done"].iloc[-1])
 
 
 def export_best(outcome: TuneOutcome, base: SSSDConfig, path: Path) -> SSSDConfig:

@@ -83,18 +83,25 @@ class RegistryRunRecorder(Callback):
         )
         self.status = "completed"
 
+    def mark_interrupted(self, reason: str) -> None:
+        """Close the run as ``interrupted`` now (e.g. stopped by a hyperparameter search's
+        scheduler); the exception that ends the fit next is then not recorded as a failure."""
+        if self.run_id is None or self.status != "running":
+            return
+        if self._trainer is None or self._trainer.is_global_zero:
+            self.registry.interrupt_run(self.run_id, reason)
+        self.status = "interrupted"
+
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         if self.run_id is None or self.status != "running":
             return
-        writes = trainer.is_global_zero
         if isinstance(exception, SIGTERMException | KeyboardInterrupt):
             reason = "SIGTERM" if isinstance(exception, SIGTERMException) else "KeyboardInterrupt"
-            if writes:
-                self.registry.interrupt_run(self.run_id, f"interrupted ({reason})")
-            self.status = "interrupted"
+            self.mark_interrupted(f"interrupted ({reason})")
         else:
+            writes = trainer.is_global_zero
             if writes:
                 self.registry.fail_run(self.run_id, f"{type(exception).__name__}: {exception}")
             self.status = "failed"
