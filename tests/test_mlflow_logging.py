@@ -31,6 +31,8 @@ def test_training_logs_metrics_config_and_best_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(ENV_MLFLOW_URI, raising=False)
+    # MLflow 3 keeps the file store behind this switch (it prefers a database backend)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     synthetic_store(tmp_path, ["AAAUSD"])
     store_uri = (tmp_path / "mlruns").as_uri()
     cfg = load_sssd_config(
