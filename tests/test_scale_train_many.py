@@ -71,7 +71,7 @@ def _running_with_checkpoint(registry: Registry, asset: str) -> int | None:
 
 
 def _outcomes(stdout: str) -> dict[str, dict[str, object]]:
-    data = json.loads(stdout[stdout.index("[") :])
+    data = json.loads(stdout)
     return {str(o["key"]).split("/")[0]: o for o in data}
 
 

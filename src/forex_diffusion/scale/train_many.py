@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import redirect_stdout
 from typing import Any
 
 import ray
@@ -76,7 +78,8 @@ def train_many(
     outcomes = {o.key: o for o in skipped}
     sized = ClusterRequest(request.address, request.cpus_per_job, request.gpus_per_job, len(todo))
     if todo:
-        with ray_session(sized) as cluster:
+        # Ray prints worker-death notices on stdout; stdout is for the outcomes this returns
+        with ray_session(sized) as cluster, redirect_stdout(sys.stderr):
             check_shared_registry(db_url, cluster)
             outcomes.update(_run(todo, sized, db_url, outcomes, console))
     return [outcomes[job.key] for job in jobs]
