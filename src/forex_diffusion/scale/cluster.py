@@ -3,10 +3,11 @@ the registry and files the driver names."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import make_url
 
@@ -25,17 +26,25 @@ class ClusterRequest:
             jobs on one device).
         jobs: how many jobs there are (sizes a local Ray: cpus_per_job × jobs, at most the
             machine's cores).
+        max_parallel: at most this many jobs at once on a local Ray (None: as many as fit).
     """
 
     address: str | None = None
     cpus_per_job: float = 1.0
     gpus_per_job: float = 0.0
     jobs: int = 1
+    max_parallel: int | None = None
 
     def local_cpus(self) -> int:
-        """CPUs of a local Ray: enough for every job at once, bounded by the machine."""
-        wanted = max(1, round(self.cpus_per_job * self.jobs + 0.4999))
+        """CPUs of a local Ray: enough for every job at once (or ``max_parallel`` of them),
+        bounded by the machine."""
+        parallel = self.jobs if self.max_parallel is None else min(self.jobs, self.max_parallel)
+        wanted = max(1, math.ceil(self.cpus_per_job * max(1, parallel)))
         return min(wanted, os.cpu_count() or 1)
+
+    def sized(self, jobs: int) -> ClusterRequest:
+        """The same request for ``jobs`` jobs."""
+        return replace(self, jobs=jobs)
 
 
 def _require_ray() -> None:

@@ -76,7 +76,7 @@ def train_many(
     with Registry(db_url) as registry:
         todo, skipped = plan_jobs(jobs, registry, resume)
     outcomes = {o.key: o for o in skipped}
-    sized = ClusterRequest(request.address, request.cpus_per_job, request.gpus_per_job, len(todo))
+    sized = request.sized(len(todo))
     if todo:
         # Ray prints worker-death notices on stdout; stdout is for the outcomes this returns
         with ray_session(sized) as cluster, redirect_stdout(sys.stderr):
