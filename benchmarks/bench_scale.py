@@ -97,11 +97,18 @@ def main() -> None:
         root = Path(tmp)
         store = CandleStore(root / "data")
         for i, asset in enumerate(assets):
-            store.write(asset, generate_synthetic_market("2021-01-01", "2021-02-20", seed=i), "synthetic")
+            store.write(
+                asset, generate_synthetic_market("2021-01-01", "2021-02-20", seed=i), "synthetic"
+            )
         rows = []
         for workers in (1, 2):
             request = ClusterRequest(cpus_per_job=1, max_parallel=workers)
-            rows.append((f"{workers} worker(s), CPU", _time(root, assets, args.size, f"w{workers}", request)))
+            rows.append(
+                (
+                    f"{workers} worker(s), CPU",
+                    _time(root, assets, args.size, f"w{workers}", request),
+                )
+            )
         if args.gpu:
             import torch
 
@@ -109,7 +116,9 @@ def main() -> None:
                 raise SystemExit("--gpu: no CUDA device")
             for share in (1.0, 0.25):
                 request = ClusterRequest(cpus_per_job=1, gpus_per_job=share)
-                rows.append((f"gpus_per_job={share}", _time(root, assets, args.size, f"g{share}", request)))
+                rows.append(
+                    (f"gpus_per_job={share}", _time(root, assets, args.size, f"g{share}", request))
+                )
     print(f"train-many, {len(assets)} synthetic assets, size={args.size}", file=sys.stderr)
     print(f"{'configuration':<28}{'wall s':>10}")
     for name, seconds in rows:

@@ -26,7 +26,7 @@ from forex_diffusion.training.lightning_module import Batch, SSSDLightningModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale_utils import scale_overrides  # noqa: E402
+from scale_utils import scale_overrides
 
 
 class SameNoiseModule(SSSDLightningModule):

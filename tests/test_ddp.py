@@ -33,7 +33,9 @@ SRC = HERE.parent / "src"
 BATCH = 16  # per process under DDP; the single-process run takes 2 × BATCH
 
 
-def _train(root: Path, data_dir: Path, batch: int, devices: int, strategy: str) -> dict[str, object]:
+def _train(
+    root: Path, data_dir: Path, batch: int, devices: int, strategy: str
+) -> dict[str, object]:
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(HERE), env.get("PYTHONPATH", "")])

@@ -79,8 +79,12 @@ def test_train_many_kill_and_resume(tmp_path: Path, postgres_server: object) -> 
     synthetic_store(tmp_path, ASSETS)
     url = postgres_server.create_database()  # type: ignore[attr-defined]
     first = subprocess.Popen(
-        _command(tmp_path, url), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=tmp_path,
+        _command(tmp_path, url),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     killed = None
     deadline = time.monotonic() + 600
@@ -105,8 +109,12 @@ def test_train_many_kill_and_resume(tmp_path: Path, postgres_server: object) -> 
         a_mtime = a_best.stat().st_mtime_ns
 
     second = subprocess.run(
-        _command(tmp_path, url, "--resume"), env=_env(), capture_output=True, text=True,
-        cwd=tmp_path, timeout=900,
+        _command(tmp_path, url, "--resume"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=900,
     )
     assert second.returncode == 0, second.stderr[-3000:]
     outcomes = _outcomes(second.stdout)

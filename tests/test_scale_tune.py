@@ -62,7 +62,9 @@ def test_tune_four_trials_asha_registry_export(tmp_path: Path) -> None:
         str(best_yaml),
         *cli_overrides(scale_overrides(tmp_path, f"training.epochs={EPOCHS}")),
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=1500)
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=1500
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads(done.stdout)
     trials = summary["trials"]
@@ -90,6 +92,8 @@ def test_tune_four_trials_asha_registry_export(tmp_path: Path) -> None:
     assert best["val_crps"] == min(t["val_crps"] for t in trials)
     exported = load_sssd_config(DEFAULT_CONFIG_PATH, asset_config=best_yaml)
     assert exported.model.name == best["model_name"]
-    assert exported.training.learning_rate == pytest.approx(best["params"]["training.learning_rate"])
+    assert exported.training.learning_rate == pytest.approx(
+        best["params"]["training.learning_rate"]
+    )
     assert exported.model.encoder.dropout == pytest.approx(best["params"]["model.encoder.dropout"])
     assert exported.training.epochs == EPOCHS

@@ -43,9 +43,9 @@ def test_execution_keys_validated_and_not_in_model_identity() -> None:
     cfg = tiny_config(["training.devices=2", "training.strategy=ddp", "training.num_nodes=2"])
     assert (cfg.training.devices, cfg.training.strategy, cfg.training.num_nodes) == (2, "ddp", 2)
     assert model_configs_from_sssd(cfg) == model_configs_from_sssd(tiny_config())
-    with pytest.raises(ConfigError, match="training.strategy"):
+    with pytest.raises(ConfigError, match=r"training\.strategy"):
         tiny_config(["training.strategy=horovod"])
-    with pytest.raises(ConfigError, match="training.devices"):
+    with pytest.raises(ConfigError, match=r"training\.devices"):
         tiny_config(["training.devices=0"])
     assert tiny_config(["training.devices=auto"]).training.devices == "auto"
 

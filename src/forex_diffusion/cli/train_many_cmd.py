@@ -63,9 +63,7 @@ def train_many(
     db_url: DbUrlOpt = None,
     resume: Annotated[
         bool,
-        typer.Option(
-            "--resume", help="Skip jobs whose last run completed; continue the others."
-        ),
+        typer.Option("--resume", help="Skip jobs whose last run completed; continue the others."),
     ] = False,
 ) -> None:
     """Train one model per asset as Ray tasks (the `train` command's function in each), all

@@ -23,9 +23,7 @@ def model_configs_from_sssd(config: SSSDConfig) -> dict[str, dict[str, Any]]:
     full = config.to_dict()
     return {
         "architecture_config": full["model"],
-        "training_config": {
-            k: v for k, v in full["training"].items() if k not in EXECUTION_KEYS
-        },
+        "training_config": {k: v for k, v in full["training"].items() if k not in EXECUTION_KEYS},
         "feature_config": {
             **full["features"],
             "base_timeframe": full["asset"]["base_timeframe"],

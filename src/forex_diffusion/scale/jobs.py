@@ -12,7 +12,6 @@ from forex_diffusion.errors import NotFoundError
 from forex_diffusion.registry import Registry
 
 
-
 @dataclass(frozen=True)
 class TrainJob:
     """One training: the full configuration travels as a plain dict (validated again by the
@@ -82,9 +81,7 @@ def plan_jobs(
         if latest_run_status(registry, job.asset, job.model_name) == "completed":
             skipped.append(JobOutcome(job.key, "skipped"))
         else:
-            todo.append(
-                TrainJob(job.asset, job.model_name, job.config, job.data_dir, resume=True)
-            )
+            todo.append(TrainJob(job.asset, job.model_name, job.config, job.data_dir, resume=True))
     return todo, skipped
 
 

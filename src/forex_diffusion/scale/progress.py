@@ -40,7 +40,7 @@ class ProgressReporter(Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        run_ids = [cb.run_id for cb in trainer.callbacks if isinstance(cb, RegistryRunRecorder)]
+        run_ids = [cb.run_id for cb in run_recorders(trainer)]
         self.board.update.remote(
             self.key,
             {
@@ -63,6 +63,12 @@ class ProgressReporter(Callback):
                 "val_crps": metrics.get("val_crps"),
             },
         )
+
+
+def run_recorders(trainer: L.Trainer) -> list[RegistryRunRecorder]:
+    """The registry recorders among the trainer's callbacks (one per training run)."""
+    callbacks = getattr(trainer, "callbacks", ())
+    return [cb for cb in callbacks if isinstance(cb, RegistryRunRecorder)]
 
 
 def _num(value: Any) -> str:

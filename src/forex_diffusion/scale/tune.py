@@ -18,9 +18,9 @@ from forex_diffusion.errors import ConfigError
 from forex_diffusion.registry import Registry
 from forex_diffusion.scale.cluster import ClusterRequest, check_shared_registry, ray_session
 from forex_diffusion.scale.jobs import close_orphaned_run
+from forex_diffusion.scale.progress import run_recorders
 from forex_diffusion.scale.search_space import SearchSpace, apply_params
 from forex_diffusion.training.callbacks import float_metrics
-from forex_diffusion.training.run_recorder import RegistryRunRecorder
 
 METRIC = "val_crps"  # logged by SSSDLightningModule after every validation
 
@@ -39,7 +39,7 @@ class TuneReport(Callback):
         from ray import tune
 
         metrics = float_metrics(trainer.callback_metrics)
-        recorders = [cb for cb in trainer.callbacks if isinstance(cb, RegistryRunRecorder)]
+        recorders = run_recorders(trainer)
         epoch = trainer.current_epoch + 1
         report = {
             METRIC: metrics[METRIC],
@@ -143,9 +143,7 @@ def run_tune(request: TuneRequest) -> TuneOutcome:
     """
     base = request.base
     if base.training.val_forecast_samples == 0:
-        raise ConfigError(
-            "tune optimises val_crps, which needs training.val_forecast_samples > 0"
-        )
+        raise ConfigError("tune optimises val_crps, which needs training.val_forecast_samples > 0")
     study = f"tune{time.strftime('%Y%m%d%H%M%S')}"
     # Tune reports its progress on stdout; stdout is for the summary this returns
     with ray_session(request.cluster) as cluster, redirect_stdout(sys.stderr):

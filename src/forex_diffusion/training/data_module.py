@@ -148,7 +148,9 @@ class SSSDDataModule(L.LightningDataModule):
         test are whole on every rank (deterministic, so every rank logs the same metrics)."""
         workers = self.config.data.num_workers
         replicas, rank = self._shard()
-        sampler = EpochShuffleSampler(len(ds), self.config.seed, replicas, rank) if shuffle else None
+        sampler = (
+            EpochShuffleSampler(len(ds), self.config.seed, replicas, rank) if shuffle else None
+        )
         return DataLoader(
             ds,
             batch_size=self.config.training.batch_size,

@@ -65,7 +65,8 @@ class RegistryRunRecorder(Callback):
                 device=self.info.device,
                 log_path=str(self.info.log_path),
             ).id
-        self.run_id, self.status = int(trainer.strategy.broadcast(run_id, src=0)), "running"
+        self.run_id = trainer.strategy.broadcast(run_id, src=0)  # rank 0's id on every rank
+        self.status = "running"
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.run_id is None or self.status != "running":

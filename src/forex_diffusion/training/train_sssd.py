@@ -19,8 +19,8 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
 from lightning.fabric.utilities.rank_zero import _get_rank
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from loguru import logger
 
