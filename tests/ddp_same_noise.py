@@ -1,8 +1,10 @@
 """Script run by test_ddp.py: train one epoch with a diffusion noise stream that does not
 depend on how the batch is split over processes.
 
-``python tests/ddp_same_noise.py ROOT DATA_DIR BATCH DEVICES STRATEGY``. Lightning's DDP
-launcher starts this same command again for rank 1.
+``python tests/ddp_same_noise.py ROOT DATA_DIR BATCH DEVICES STRATEGY EPOCHS STOP_AFTER RESUME``
+(STOP_AFTER > 0 ends the fit after that many epochs, as an interruption at an epoch boundary
+would; RESUME 1 continues from last.ckpt). Lightning's DDP launcher starts this same command
+again for rank 1.
 
 The real module draws each process's timesteps and noise from that process's generator, so two
 ranks with half-batches draw different noise from one process with the whole batch. Here every
@@ -16,8 +18,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import lightning as L
 import torch
 from lightning.fabric.utilities.rank_zero import _get_rank
+from lightning.pytorch.callbacks import Callback
 
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, load_sssd_config
 from forex_diffusion.registry import Registry
@@ -42,6 +46,17 @@ class SameNoiseModule(SSSDLightningModule):
         return out.loss
 
 
+class StopAfter(Callback):
+    """Ends the fit after ``epochs`` epochs (every rank agrees through Lightning)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.epochs and trainer.current_epoch + 1 >= self.epochs:
+            trainer.should_stop = True
+
+
 class SameNoiseTrainer(SSSDTrainer):
     def _lightning_module(self, data_module: SSSDDataModule) -> SSSDLightningModule:
         data_module.setup("fit")
@@ -54,7 +69,7 @@ class SameNoiseTrainer(SSSDTrainer):
 
 
 def main() -> None:
-    root, data_dir, batch, devices, strategy = sys.argv[1:6]
+    root, data_dir, batch, devices, strategy, epochs, stop_after, resume = sys.argv[1:9]
     torch.set_num_threads(1)
     config = load_sssd_config(
         DEFAULT_CONFIG_PATH,
@@ -63,7 +78,7 @@ def main() -> None:
             f"paths.data_dir={data_dir}",
             "asset.symbol=AAAUSD",
             "asset.pip_size=0.0001",
-            "training.epochs=1",
+            f"training.epochs={epochs}",
             "training.warmup_steps=0",
             "training.max_train_batches_per_epoch=3",  # whole batches only
             "model.encoder.dropout=0.0",
@@ -74,8 +89,11 @@ def main() -> None:
         preset="cpu_small",
     )
     with Registry(f"sqlite:///{Path(root) / 'registry.db'}") as registry:
-        result = SameNoiseTrainer(config, registry=registry, accelerator="cpu").train(
-            SSSDDataModule(data_path=data_dir, config=config)
+        trainer = SameNoiseTrainer(
+            config, registry=registry, accelerator="cpu", callbacks=[StopAfter(int(stop_after))]
+        )
+        result = trainer.train(
+            SSSDDataModule(data_path=data_dir, config=config), resume=resume == "1"
         )
     if not _get_rank():  # rank 1 shares this stdout
         print(result.to_json())

@@ -34,7 +34,14 @@ BATCH = 16  # per process under DDP; the single-process run takes 2 × BATCH
 
 
 def _train(
-    root: Path, data_dir: Path, batch: int, devices: int, strategy: str
+    root: Path,
+    data_dir: Path,
+    batch: int,
+    devices: int,
+    strategy: str,
+    epochs: int = 1,
+    stop_after: int = 0,
+    resume: bool = False,
 ) -> dict[str, object]:
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -49,6 +56,9 @@ def _train(
         str(batch),
         str(devices),
         strategy,
+        str(epochs),
+        str(stop_after),
+        "1" if resume else "0",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=root, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -83,3 +93,18 @@ def test_ddp_two_cpu_processes_equal_one(tmp_path: Path) -> None:
     print(f"largest weight difference DDP vs one process: {worst:.2e}")
     for key in w_ddp:
         torch.testing.assert_close(w_ddp[key], w_one[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_ddp_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    """Two epochs under DDP in one go, and one epoch, an end, then --resume for the second."""
+    data_dir = synthetic_store(tmp_path, ["AAAUSD"])
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert _train(whole, data_dir, BATCH, 2, "ddp", epochs=2)["status"] == "completed"
+    first = _train(parts, data_dir, BATCH, 2, "ddp", epochs=2, stop_after=1)
+    assert first["epochs_completed"] == 1
+    second = _train(parts, data_dir, BATCH, 2, "ddp", epochs=2, resume=True)
+    assert second["status"] == "completed" and second["epochs_completed"] == 2
+    assert str(second["resumed_from"]).endswith("last.ckpt")
+    w_whole, w_parts = _weights(whole), _weights(parts)
+    for key in w_whole:
+        torch.testing.assert_close(w_parts[key], w_whole[key], rtol=1e-5, atol=1e-6, msg=key)
