@@ -90,7 +90,14 @@ def ray_session(request: ClusterRequest) -> Iterator[ClusterInfo]:
             object_store_memory=200 * 1024**2,
         )
     else:
-        ray.init(address=request.address, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=request.address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ConfigError(
+                f"cannot join the Ray cluster at {request.address!r}: {exc}. Start one with "
+                "`ray start --head` on the head node (and `ray start --address=HEAD:6379` on the "
+                "others), or leave --address out to run on this machine."
+            ) from None
     try:
         hosts = sorted({str(n["NodeManagerAddress"]) for n in ray.nodes() if n.get("Alive")})
         yield ClusterInfo(hosts, str(ray.util.get_node_ip_address()))
