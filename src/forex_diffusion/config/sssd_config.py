@@ -54,10 +54,31 @@ def default_pip_size(symbol: str) -> float:
     return 0.0001
 
 
+class SanityBounds(_Section):
+    """Plausibility bounds of an asset's bars; an imported bar outside them is a bad row.
+
+    ``max_future_days``: latest open time accepted, in days after now; ``min_price`` /
+    ``max_price``: accepted price range; ``max_jump``: largest relative change accepted between
+    consecutive closes, and between a bar's low and high (0.5 = 50 %).
+    """
+
+    max_future_days: float = Field(default=1.0, ge=0)
+    min_price: float = Field(default=1e-6, gt=0)
+    max_price: float = Field(default=1e6, gt=0)
+    max_jump: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SanityBounds:
+        if self.min_price >= self.max_price:
+            raise ValueError("min_price must be smaller than max_price")
+        return self
+
+
 class AssetConfig(_Section):
     symbol: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
     pip_size: float = Field(gt=0)
     base_timeframe: Literal["1m", "5m"] = "1m"
+    sanity: SanityBounds = SanityBounds()
 
 
 class PathsConfig(_Section):
@@ -298,13 +319,17 @@ class TrainingConfig(_Section):
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
     sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
-    steps: int = Field(default=20, ge=1)
+    steps: int = Field(default=20, ge=1, le=1000)  # and at most model.diffusion.train_steps
     eta: float = Field(default=0.0, ge=0, le=1)
     direction_threshold: float = Field(default=0.7, ge=0.5, le=1)
     cache_ttl_seconds: float = Field(default=300, ge=0)
     compile: bool = False
     log_predictions: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
+    calibration_samples: int = Field(default=200, ge=10, le=10_000)
+    calibration_forecasts: int = Field(default=1500, ge=50)
+    max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
 
 
 class EvaluationConfig(_Section):
@@ -368,6 +393,11 @@ class SSSDConfig(_Section):
                 f"model.loss.horizon_weights has {len(self.model.loss.horizon_weights)} entries "
                 f"but data.horizons has {len(self.data.horizons)}"
             )
+        if self.inference.steps > self.model.diffusion.train_steps:
+            raise ValueError(
+                f"inference.steps={self.inference.steps} exceeds "
+                f"model.diffusion.train_steps={self.model.diffusion.train_steps}"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -386,6 +416,8 @@ class SSSDConfig(_Section):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file (pass a YAML file)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
     try:
