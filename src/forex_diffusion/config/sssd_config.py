@@ -296,6 +296,19 @@ class TrainingConfig(_Section):
     cuda_empty_cache_every: int = Field(default=10, ge=1)
     val_forecast_samples: int = Field(default=32, ge=0)
     max_train_batches_per_epoch: int | None = Field(default=None, ge=1)
+    # one model on several devices/nodes (Lightning's Trainer arguments of the same names)
+    devices: int | Literal["auto"] = Field(default=1)
+    num_nodes: int = Field(default=1, ge=1)
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = "auto"
+    # optional MLflow tracking (also switched on by the MLFLOW_TRACKING_URI environment variable)
+    mlflow_uri: str | None = None
+
+    @field_validator("devices")
+    @classmethod
+    def _positive_devices(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("devices must be a positive count or 'auto'")
+        return value
 
     @field_validator("precision", mode="before")
     @classmethod
