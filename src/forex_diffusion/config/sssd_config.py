@@ -359,6 +359,8 @@ class EvaluationConfig(_Section):
     tuning_days: int = Field(default=365, ge=7)
     batch_size: int = Field(default=64, ge=1)
     fan_chart_horizon: int = Field(default=60, ge=5)
+    learned_peer: bool = True  # LightGBM quantile regression as a forecaster row
+    peer_samples: int = Field(default=200, ge=10)
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:

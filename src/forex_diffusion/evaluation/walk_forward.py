@@ -40,6 +40,7 @@ from forex_diffusion.evaluation.direction_rules import (
 )
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
+from forex_diffusion.evaluation.peers import LightGBMQuantilePeer, peer_features
 from forex_diffusion.evaluation.ranges import (
     TuningChoice,
     check_unseen,
@@ -313,6 +314,61 @@ def _tuned_baselines(
     return baselines, sentence
 
 
+def _peer_forecast(
+    store: CandleStore,
+    asset: str,
+    ecfg: EvaluationConfig,
+    tuning: TuningChoice,
+    baselines: Sequence[Baseline],
+    candles: pd.DataFrame,
+    bars5: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: tuple[int, ...],
+) -> tuple[ForecastDistribution | None, list[str]]:
+    """The LightGBM quantile peer, fitted on the baselines' tuning range (targets inside it)
+    and scaled by the best-informed baseline's σ forecast; None and a note when it cannot be."""
+    scaler = next((b for b in baselines if b.name == "ewma_seasonal"), baselines[0])
+    base = _load(store, asset, tuning.range, "learned-peer training", None)
+    train5 = resample_ohlc(base, "5m")
+    last = tuning.range.end - pd.Timedelta(minutes=max(horizons))
+    train_times = select_decision_times(train5, tuning.range.start, last, ecfg.stride)
+    y = realized_log_returns(train5, train_times, horizons)
+    x = peer_features(base, train5, train_times)
+    scale = scaler.forecast(train5, train_times, horizons).std()
+    ok = np.isfinite(x.to_numpy()).all(axis=1) & np.isfinite(scale).all(axis=1)
+    peer = LightGBMQuantilePeer(seed=0)
+    try:
+        peer.fit(
+            x[ok],
+            {h: y[ok, j] for j, h in enumerate(horizons)},
+            {h: scale[ok, j] for j, h in enumerate(horizons)},
+        )
+    except ValueError as exc:
+        return None, [f"Learned peer (LightGBM) skipped: {exc}."]
+    x_eval = peer_features(candles, bars5, times)
+    s_eval = forecasts_std(scaler, bars5, times, horizons)
+    valid = np.isfinite(x_eval.to_numpy()).all(axis=1) & np.isfinite(s_eval).all(axis=1)
+    samples = np.full((len(times), len(horizons), ecfg.peer_samples), np.nan)
+    if valid.any():
+        for j, h in enumerate(horizons):
+            samples[valid, j] = peer.predict_samples(
+                x_eval[valid], h, s_eval[valid, j], ecfg.peer_samples
+            )
+    note = (
+        f"Learned peer: LightGBM quantile regression ({len(peer.levels)} levels per horizon) on "
+        f"{int(ok.sum())} decision times of {tuning.range.label()}, targets scaled by "
+        f"{scaler.label}'s σ forecast."
+    )
+    return ForecastDistribution.from_samples("lightgbm", times, horizons, samples), [note]
+
+
+def forecasts_std(
+    baseline: Baseline, bars5: pd.DataFrame, times: pd.DatetimeIndex, horizons: tuple[int, ...]
+) -> np.ndarray:
+    """(N, H) predictive standard deviation of a fitted baseline at ``times``."""
+    return baseline.forecast(bars5, times, horizons).std()
+
+
 def _baseline_diagnostics(baselines: Sequence[Baseline]) -> tuple[dict[str, Any], list[str]]:
     """Counts of GARCH refits that failed or did not converge, for metrics.json and the notes."""
     data: dict[str, Any] = {}
@@ -472,11 +528,20 @@ def evaluate(
 
         forecasts = {b.name: b.forecast(bars5, times, horizons) for b in baselines}
         labels = {b.name: b.label for b in baselines}
+        variants: list[str] = []  # rows scored like the model, never the best baseline
+        peer_notes: list[str] = []
+        if ecfg.learned_peer:
+            peer_fc, peer_notes = _peer_forecast(
+                store, asset, ecfg, subject.tuning, baselines, candles, bars5, times, horizons
+            )
+            if peer_fc is not None:
+                forecasts[peer_fc.name] = peer_fc
+                labels[peer_fc.name] = "LightGBM quantile peer"
+                variants.append(peer_fc.name)
         baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
         keep = has_targets & baseline_ok
         model_ok = np.ones(len(times), dtype=bool)
         model_key: str | None = None
-        variants: list[str] = []
         rules = direction_rule_signals(bars5, times)
         if subject.service is not None:
             model_key = subject.service.model_name
@@ -530,7 +595,7 @@ def evaluate(
             labels=labels,
             start=fmt_time(evaluated.start),
             end=fmt_time(evaluated.end, end=True),
-            notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes],
+            notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes, *peer_notes],
             diagnostics=diagnostics,
             others=variants,
         )
