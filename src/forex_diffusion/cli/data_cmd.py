@@ -6,23 +6,25 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from forex_diffusion.cli.common import DataDirOpt, friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
-from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_files
-from forex_diffusion.data.importers.reader import format_bad_rows
-from forex_diffusion.data.store import AssetInfo, CandleStore
-from forex_diffusion.data.synthetic import generate_synthetic_market
-from forex_diffusion.errors import DataError
-from forex_diffusion.fileio import atomic_write
-from forex_diffusion.settings import Settings
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.cli.common import DataDirOpt, Locations, friendly_errors, load_cli_config
+from forex_diffusion.cli.progress import stage
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from forex_diffusion.data.importers import ImportReport
+    from forex_diffusion.data.store import AssetInfo, CandleStore
+
+# the formats of forex_diffusion.data.importers.FORMAT_NAMES (a test checks they agree),
+# written out so that --help does not import the importers
+IMPORT_FORMATS = ("tidy", "histdata", "mt4", "mt5", "dukascopy", "generic")
 
 data_app = typer.Typer(
     help="Import, inspect, synthesise and resample candles in the store.", no_args_is_help=True
@@ -50,12 +52,17 @@ StoreConfigOpt = Annotated[
 def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
     """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the config
     is read only when neither of the first two is given."""
-    settings = Settings.from_flags(data_dir=data_dir)
+    from forex_diffusion.data.store import CandleStore
+
+    settings = Locations(data_dir=data_dir).settings()
     cfg = None if settings.data_dir else load_cli_config(config or DEFAULT_CONFIG_PATH)
     return CandleStore(settings.data_dir_for(cfg))
 
 
 def _time(value: str | None, option: str) -> pd.Timestamp | None:
+    from forex_diffusion.errors import DataError
+    from forex_diffusion.timeframes import to_utc
+
     if value is None:
         return None
     try:
@@ -70,6 +77,8 @@ def _time(value: str | None, option: str) -> pd.Timestamp | None:
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """File-system failures (permissions, full disk) as one clear message, not a traceback."""
+    from forex_diffusion.errors import DataError
+
     try:
         yield
     except OSError as exc:
@@ -82,11 +91,15 @@ def _store_errors() -> Iterator[None]:
 
 def _console() -> Console:
     """A console that does not truncate tables when the output is a pipe or a file."""
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=160)
 
 
 def _required_time(value: str, option: str) -> pd.Timestamp:
+    from forex_diffusion.errors import DataError
+
     stamp = _time(value, option)
     if stamp is None:  # pragma: no cover - typer always passes a value
         raise DataError(f"{option} is required")
@@ -98,6 +111,10 @@ def _fmt(ts: pd.Timestamp | None) -> str:
 
 
 def _print_import(report: ImportReport, store: CandleStore, console: Console) -> None:
+    from rich.table import Table
+
+    from forex_diffusion.data.importers.reader import format_bad_rows
+
     table = Table(title=f"Import into {report.asset}")
     for col in (
         "file",
@@ -144,7 +161,7 @@ def import_cmd(
     asset: AssetReq,
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help=f"auto or one of: {', '.join(FORMAT_NAMES)}."),
+        typer.Option("--format", "-f", help=f"auto or one of: {', '.join(IMPORT_FORMATS)}."),
     ] = "auto",
     tz: Annotated[
         str | None,
@@ -171,22 +188,27 @@ def import_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
+    from forex_diffusion.data.importers import import_files
+
     with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
-        report = import_files(
-            paths,
-            asset,
-            store,
-            fmt=fmt,
-            tz=tz,
-            skip_bad=skip_bad,
-            columns=columns,
-            time_format=time_format,
-        )
+        with stage(f"importing {len(paths)} file(s) into {asset.upper()}"):
+            report = import_files(
+                paths,
+                asset,
+                store,
+                fmt=fmt,
+                tz=tz,
+                skip_bad=skip_bad,
+                columns=columns,
+                time_format=time_format,
+            )
         _print_import(report, store, _console())
 
 
 def _info_table(infos: list[AssetInfo]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Candle store")
     for col in (
         "asset",
@@ -246,6 +268,8 @@ def info_cmd(
             style="dim",
         )
         if asset and infos[0].gaps and show_gaps > 0:
+            from rich.table import Table
+
             gaps = Table(title=f"{infos[0].asset}: gaps > 30 min (first {show_gaps})")
             for col in ("from (UTC)", "to (UTC)", "length"):
                 gaps.add_column(col)
@@ -266,6 +290,9 @@ def synth_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Write a seeded SYNTHETIC 1-minute market (not real prices) into the store."""
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         t0, t1 = _required_time(start, "--start"), _required_time(end, "--end")
         if t1 <= t0:
@@ -301,6 +328,10 @@ def resample_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Causally resampled bars (label = open time, closed bars only) as CSV."""
+    from forex_diffusion.errors import DataError
+    from forex_diffusion.fileio import atomic_write
+    from forex_diffusion.timeframes import timeframe_minutes
+
     with friendly_errors(), _store_errors():
         try:
             timeframe_minutes(timeframe)

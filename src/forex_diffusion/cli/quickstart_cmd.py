@@ -11,20 +11,26 @@ Everything is written under ``--workdir`` (default ``artifacts/quickstart``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
 
-from forex_diffusion.cli.common import friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig
+from forex_diffusion.cli.common import Locations, friendly_errors, load_cli_config
+from forex_diffusion.cli.progress import stage
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forex_diffusion.config.sssd_config import SSSDConfig
 
 _SYNTH_START, _SYNTH_END = "2023-01-02", "2023-05-01"
 
 
 def split_overrides(first: pd.Timestamp, last: pd.Timestamp) -> list[str]:
     """Date splits over [first, last]: ~70 % train, ~12 % val, the rest test (whole days)."""
+    import pandas as pd
+
     days = (last.normalize() - first.normalize()).days
     if days < 30:
         raise typer.BadParameter(f"need at least 30 days of candles for the quickstart, got {days}")
@@ -57,6 +63,8 @@ def quickstart(
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
 ) -> None:
     """Run data → train → predict → evaluate end to end and print what each step did."""
+    from rich.console import Console
+
     from forex_diffusion.cli.predict_cmd import forecast_table, run_prediction, write_fan_chart
     from forex_diffusion.data.importers import import_files
     from forex_diffusion.data.store import CandleStore
@@ -76,7 +84,8 @@ def quickstart(
         store = CandleStore(workdir / "data")
         console.rule("1/4 data")
         if data:
-            report = import_files(data, symbol, store)
+            with stage(f"importing {len(data)} file(s)"):
+                report = import_files(data, symbol, store)
             console.print(
                 f"imported {report.rows_written:,} new bars of {symbol} from {len(data)} file(s)"
             )
@@ -109,8 +118,9 @@ def quickstart(
         )
 
         console.rule("3/4 predict (latest bar)")
-        pred, service, candles = run_prediction(cfg, symbol, cfg.model.name, None, None, None, None)
-        console.print(forecast_table(service, pred))
+        where = Locations(artifacts_dir=workdir)
+        pred, _, candles = run_prediction(cfg, symbol, cfg.model.name, None, None, None, where)
+        console.print(forecast_table(pred.to_dict()))
         fan = write_fan_chart(candles, pred, workdir / "reports" / "fan.png")
         console.print(f"fan chart written to {fan}")
 
@@ -123,12 +133,13 @@ def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
     from forex_diffusion.evaluation.walk_forward import evaluate
 
     test = cfg.data.splits.test
-    result = evaluate(
-        cfg,
-        symbol,
-        str(test.start),
-        str(test.end),
-        model_name=cfg.model.name,
-        out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
-    )
+    with stage("evaluating (baselines tuned, then walk-forward)"):
+        result = evaluate(
+            cfg,
+            symbol,
+            str(test.start),
+            str(test.end),
+            model_name=cfg.model.name,
+            out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
+        )
     echo_result(result)

@@ -8,9 +8,9 @@ nearest valid key as a suggestion.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,24 +20,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH, PRESETS_DIR
 from forex_diffusion.errors import ConfigError
 from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_utc
-
-
-def _presets_dir() -> Path:
-    """The YAML presets shipped inside the package (``forex_diffusion/configs/sssd``).
-
-    ``configs/`` at the repository root links here. A package installed from a wheel or in
-    editable mode lives on the file system, so the resource is a real directory.
-    """
-    folder = files("forex_diffusion").joinpath("configs", "sssd")
-    return folder if isinstance(folder, Path) else Path(str(folder))
-
-
-# Relative paths inside a config (data_dir, artifacts_dir, ...) are relative to the working
-# directory, not to this file.
-PRESETS_DIR = _presets_dir()
-DEFAULT_CONFIG_PATH = PRESETS_DIR / "default_config.yaml"
 
 
 class _Section(BaseModel):
@@ -284,6 +269,8 @@ class TrainingConfig(_Section):
 
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
+    forecast_samples: int = Field(default=640, ge=2, le=10_000)
+    seed: int | None = Field(default=None, ge=0)
     sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
     steps: int = Field(default=20, ge=1)
     eta: float = Field(default=0.0, ge=0, le=1)
@@ -529,3 +516,92 @@ def load_sssd_config(
 def config_json_schema() -> dict[str, Any]:
     """JSON schema of the configuration."""
     return SSSDConfig.model_json_schema()
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """One layer of an effective configuration: a YAML file or dotted ``key=value`` strings,
+    named by where it came from (``default``, ``preset``, ``asset file``, ``env``, ...)."""
+
+    source: str
+    data: dict[str, Any]
+    overrides: tuple[str, ...] = ()
+    origin: str = ""
+
+    @classmethod
+    def file(cls, source: str, path: str | Path, preset: bool = False) -> ConfigLayer:
+        """The YAML at ``path`` (``preset``: a preset name or path, see :func:`resolve_preset`)."""
+        resolved = resolve_preset(path) if preset else Path(path)
+        return cls(source, _read_yaml(resolved), origin=str(resolved))
+
+    @classmethod
+    def dotted(cls, source: str, overrides: Sequence[str]) -> ConfigLayer:
+        """Dotted ``section.key=value`` overrides (values parsed as YAML)."""
+        return cls(source, {}, tuple(overrides), origin=source)
+
+
+def _leaf_paths(data: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted paths of the leaves of a nested mapping (lists are leaves)."""
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from _leaf_paths(value, f"{prefix}{key}.")
+    elif prefix:
+        yield prefix[:-1]
+
+
+def _layer_keys(layer: ConfigLayer) -> list[str]:
+    return [*_leaf_paths(layer.data), *(o.split("=", 1)[0].strip() for o in layer.overrides)]
+
+
+def load_traced_config(
+    layers: Sequence[ConfigLayer], moves_with_artifacts: Sequence[str] = ()
+) -> tuple[SSSDConfig, dict[str, str]]:
+    """The configuration of ``layers`` (later wins) and, per dotted leaf key, the source of
+    the layer that set it (``default`` for the models' built-in defaults).
+
+    ``moves_with_artifacts``: ``paths`` keys that follow a new ``paths.artifacts_dir`` when
+    their value lay under the old one and no layer after the first set them.
+
+    Raises:
+        ConfigError: as :func:`load_sssd_config`.
+    """
+    if not layers:
+        raise ConfigError("no configuration layers given")
+    origin = " + ".join(layer.origin for layer in layers if layer.data or layer.overrides)
+    overrides = [o for layer in layers for o in layer.overrides]
+    merged = _merge([layer.data for layer in layers], overrides, origin)
+    set_by: dict[str, str] = {}
+    for layer in layers:
+        for key in _layer_keys(layer):
+            set_by[key] = layer.source
+    moved = [
+        k
+        for k in moves_with_artifacts
+        if set_by.get(f"paths.{k}", layers[0].source) == layers[0].source
+    ]
+    first = config_from_dict(_merge([layers[0].data], [], layers[0].origin), layers[0].origin)
+    paths = merged.get("paths", {})
+    old_root, new_root = Path(first.paths.artifacts_dir), paths.get("artifacts_dir")
+    extra = []
+    if new_root is not None and Path(new_root) != old_root:
+        for key in moved:
+            value = Path(paths.get(key, getattr(first.paths, key)))
+            if value.is_relative_to(old_root):
+                extra.append(f"paths.{key}={Path(new_root) / value.relative_to(old_root)}")
+                set_by[f"paths.{key}"] = set_by["paths.artifacts_dir"]
+    cfg = config_from_dict(_merge([merged], extra, origin) if extra else merged, origin)
+    sources = {key: _source_of(key, set_by) for key in _leaf_paths(cfg.to_dict())}
+    return cfg, sources
+
+
+def _source_of(key: str, set_by: dict[str, str]) -> str:
+    """The source of ``key`` or of the nearest enclosing key a layer set as a whole."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        found = set_by.get(".".join(parts[:n]))
+        if found is not None:
+            return found
+    return "default"

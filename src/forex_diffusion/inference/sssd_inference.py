@@ -262,6 +262,7 @@ class SSSDInferenceService:
         last_close: np.ndarray,
         times: Sequence[pd.Timestamp],
         elapsed_ms: float,
+        seed: int | None = None,
     ) -> list[SSSDPrediction]:
         """Scaled samples (B, H, S) → price-change samples per forecast."""
         log_ret = scaled * scales[:, :, None]
@@ -278,6 +279,8 @@ class SSSDInferenceService:
                     inference_time_ms=elapsed_ms / len(times),
                     model_name=self.model_name,
                     pip_size=self.pip_size,
+                    seed=seed,
+                    direction_threshold=self.direction_threshold,
                 )
             )
         return preds
@@ -331,14 +334,25 @@ class SSSDInferenceService:
         eta: float | None = None,
         asof: Any = None,
         generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
 
+        ``num_samples`` None = ``inference.forecast_samples``. ``seed`` (None =
+        ``inference.seed``; None there too = fresh noise) makes the forecast bit-identical
+        across calls and processes on the same device; it is recorded in the prediction.
+
         Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
-        time, the last bar and the sampling parameters; an explicit ``generator`` bypasses the cache.
+        time, the last bar and the sampling parameters; an explicit ``generator`` or a seed
+        bypasses the cache.
         """
         started = time.perf_counter()
+        if num_samples is None:
+            num_samples = self.config.inference.forecast_samples
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        seed = self.config.inference.seed if seed is None else seed
+        if seed is not None and generator is None:
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
         win = self._window(df, asof)
         key = (
             self.model_name,
@@ -360,7 +374,7 @@ class SSSDInferenceService:
         scaled = self._sample(features, n, s, k, e, generator)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, seed
         )[0]
         if generator is None:
             self._cache[key] = pred
@@ -441,7 +455,8 @@ class SSSDInferenceService:
         (each must be a 5m close with full history), or one forecast per frame of a list."""
         if isinstance(df, pd.DataFrame):
             if decision_times is None:
-                return [self.predict(df, num_samples, sampler, steps, eta, generator=generator)]
+                n = self.config.inference.num_samples if num_samples is None else num_samples
+                return [self.predict(df, n, sampler, steps, eta, generator=generator)]
             candles = validate_candles(df, where=f"candles for {self.asset}")
             times = [to_utc(t) for t in decision_times]
             dataset = self._dataset(
