@@ -19,6 +19,8 @@ import typer
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from forex_diffusion.config.sssd_config import SSSDConfig
     from forex_diffusion.registry.repository import Registry
     from forex_diffusion.settings import Settings
@@ -88,6 +90,15 @@ class Locations:
         from forex_diffusion.registry.repository import Registry
 
         return Registry(self.settings().db_url_for(config), config)
+
+
+def wide_console() -> Console:
+    """A rich console for stdout that does not wrap or truncate tables when stdout is a pipe
+    or a file."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 @contextmanager

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from forex_diffusion.cli.common import DataDirOpt, Locations, friendly_errors, load_cli_config
+from forex_diffusion.cli.common import (
+    DataDirOpt,
+    Locations,
+    friendly_errors,
+    load_cli_config,
+    wide_console,
+)
 from forex_diffusion.cli.progress import stage
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
@@ -87,14 +93,6 @@ def _store_errors() -> Iterator[None]:
             f"file-system error{where}: {exc.strerror or exc}; check the path, its permissions "
             "and the free space"
         ) from exc
-
-
-def _console() -> Console:
-    """A console that does not truncate tables when the output is a pipe or a file."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
 
 
 def _required_time(value: str, option: str) -> pd.Timestamp:
@@ -203,7 +201,7 @@ def import_cmd(
                 columns=columns,
                 time_format=time_format,
             )
-        _print_import(report, store, _console())
+        _print_import(report, store, wide_console())
 
 
 def _info_table(infos: list[AssetInfo]) -> Table:
@@ -250,7 +248,7 @@ def info_cmd(
     with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         names = [asset] if asset else store.assets()
-        console = _console()
+        console = wide_console()
         if not names:
             console.print(
                 f"The candle store at {store.data_dir} is empty. Import data with "

@@ -23,6 +23,7 @@ from forex_diffusion.cli.common import (
     OverrideOpt,
     friendly_errors,
     load_cli_config,
+    wide_console,
 )
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
@@ -152,9 +153,7 @@ def predict(
     elif fmt == "csv":
         typer.echo(forecast_csv(data), nl=False)
     else:
-        from rich.console import Console
-
-        Console().print(forecast_table(data))
+        wide_console().print(forecast_table(data))
     if plot is not None:
         typer.echo(f"fan chart written to {plot}", err=True)
 

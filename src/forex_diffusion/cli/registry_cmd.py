@@ -25,6 +25,7 @@ from forex_diffusion.cli.common import (
     OverrideOpt,
     friendly_errors,
     load_cli_config,
+    wide_console,
 )
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
@@ -239,14 +240,6 @@ def registry_report(
     }
 
 
-def _console() -> Any:
-    """A console that does not truncate tables when the output is a pipe or a file."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
 def _pct(value: Any, digits: int = 1) -> str:
     return "-" if not isinstance(value, int | float) else f"{value * 100:.{digits}f} %"
 
@@ -290,7 +283,7 @@ def _metrics_table(title: str, metrics: list[dict[str, Any]]) -> Table:
 def _print_show(data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    console = _console()
+    console = wide_console()
     console.print(
         f"[bold]{data['asset']}[/bold]  registry {data['database']}, artifacts "
         f"{data['artifacts_root']}",
