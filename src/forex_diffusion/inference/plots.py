@@ -34,6 +34,30 @@ def _trading_axis(times: pd.DatetimeIndex) -> tuple[np.ndarray, list[int]]:
     return np.cumsum(steps), cut
 
 
+def _ticks(
+    times: pd.DatetimeIndex,
+    pos: np.ndarray,
+    t: pd.Timestamp,
+    t_pos: float,
+    horizons: list[int],
+    min_gap: float,
+) -> tuple[list[float], list[str]]:
+    """Tick positions and labels on the trading axis: the decision time, every forecast target
+    and about seven history times, none closer than ``min_gap`` to a kept one (the decision
+    time and the targets win)."""
+    kept: list[tuple[float, str]] = [(t_pos, f"{t:%a %H:%M}")]
+    for h in horizons:
+        x = t_pos + h
+        if all(abs(x - k) >= min_gap for k, _ in kept):
+            kept.append((x, f"{t + pd.Timedelta(minutes=h):%a %H:%M}"))
+    if len(pos):
+        for i in np.linspace(0, len(pos) - 1, num=min(8, len(pos)), dtype=int):
+            if all(abs(pos[i] - k) >= min_gap for k, _ in kept):
+                kept.append((float(pos[i]), f"{times[i]:%a %H:%M}"))
+    kept.sort()
+    return [k for k, _ in kept], [label for _, label in kept]
+
+
 def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Path) -> Path:
     """Recent 5m closes and the forecast's 50 % (q25–q75) and 90 % (q05–q95) bands and median
     at t + h, on a trading-time axis; horizons and the last close labelled; price on the left
@@ -80,7 +104,7 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
         gap = closes.index[i] - closes.index[i - 1]
         ax.annotate(
             f"closed {gap.total_seconds() / 3600:.0f} h",
-            (pos[i] - 2.5, 1.0),
+            (pos[i] - 2.5, 0.97),
             xycoords=("data", "axes fraction"),
             ha="center",
             va="top",
@@ -110,26 +134,26 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
     ax.annotate(
         f"last close {pred.last_close:.5f}",
         (t_pos, pred.last_close),
-        xytext=(-6, 6),
+        xytext=(-6, -12),
         textcoords="offset points",
         ha="right",
         fontsize=8,
     )
-    for h, x, y in zip(horizons, x_fc[1:], path_of(levels["q95"])[1:], strict=True):
+    for k, (h, x, y) in enumerate(zip(horizons, x_fc[1:], path_of(levels["q95"])[1:], strict=True)):
         ax.annotate(
-            f"+{h} min", (x, y), xytext=(0, 4), textcoords="offset points", ha="center", fontsize=8
+            f"+{h} min",
+            (x, y),
+            xytext=(0, 4 + 11 * (k % 2)),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
         )
-    # ticks: times on the trading axis, at most ~8 of the history plus the forecast targets
-    hist_ticks = np.linspace(0, len(pos) - 1, num=min(7, len(pos)), dtype=int) if len(pos) else []
-    ticks = [pos[i] for i in hist_ticks] + list(x_fc[1:])
-    labels = [f"{closes.index[i]:%a %H:%M}" for i in hist_ticks] + [
-        f"{t + pd.Timedelta(minutes=h):%a %H:%M}" for h in horizons
-    ]
-    ax.set_xticks(ticks, labels, rotation=30, ha="right", fontsize=8)
-    ax.set_xlim(
-        pos[0] if len(pos) else t_pos - 5,
-        x_fc[-1] + 0.04 * (x_fc[-1] - (pos[0] if len(pos) else t_pos)),
-    )
+    start = pos[0] if len(pos) else t_pos - 5
+    span = x_fc[-1] - start
+    ax.set_xlim(start, x_fc[-1] + 0.04 * span)
+    ax.set_xticks(*_ticks(closes.index, pos, t, t_pos, horizons, min_gap=0.07 * span))
+    for label in ax.get_xticklabels():
+        label.set(rotation=30, ha="right", fontsize=8)
     ax.set_xlabel("time (UTC; market closures cut out)")
     ax.set_ylabel(f"{pred.asset} price")
     pips = ax.secondary_yaxis(
