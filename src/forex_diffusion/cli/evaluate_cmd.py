@@ -86,8 +86,14 @@ def evaluate(
 
     Exit code 2: a bad range (one that overlaps the model's training or validation range), an unknown model, or missing candles.
     """
+    from forex_diffusion.evaluation.export import EXPORT_SUFFIXES
     from forex_diffusion.evaluation.walk_forward import evaluate as run_evaluation
 
+    if export is not None and export.suffix.lower() not in EXPORT_SUFFIXES:
+        typer.secho(
+            f"error: --export {export}: use a .parquet or .csv file name", fg="red", err=True
+        )
+        raise typer.Exit(code=2)
     where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
         cfg = load_cli_config(
