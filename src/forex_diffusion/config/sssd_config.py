@@ -732,13 +732,16 @@ def load_traced_config(
         for k in moves_with_artifacts
         if set_by.get(f"paths.{k}", layers[0].source) == layers[0].source
     ]
-    first = config_from_dict(_merge([layers[0].data], [], layers[0].origin), layers[0].origin)
+    try:
+        first = PathsConfig.model_validate(layers[0].data.get("paths") or {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, layers[0].origin)) from None
     paths = merged.get("paths", {})
-    old_root, new_root = Path(first.paths.artifacts_dir), paths.get("artifacts_dir")
+    old_root, new_root = Path(first.artifacts_dir), paths.get("artifacts_dir")
     extra = []
     if new_root is not None and Path(new_root) != old_root:
         for key in moved:
-            value = Path(paths.get(key, getattr(first.paths, key)))
+            value = Path(paths.get(key, getattr(first, key)))
             if value.is_relative_to(old_root):
                 extra.append(f"paths.{key}={Path(new_root) / value.relative_to(old_root)}")
                 set_by[f"paths.{key}"] = set_by["paths.artifacts_dir"]

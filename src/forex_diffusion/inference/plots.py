@@ -159,8 +159,8 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
     pips = ax.secondary_yaxis(
         "right",
         functions=(
-            lambda p: (p - pred.last_close) / pred.pip_size,
-            lambda d: pred.last_close + d * pred.pip_size,
+            lambda p: (np.asarray(p) - pred.last_close) / pred.pip_size,
+            lambda d: pred.last_close + np.asarray(d) * pred.pip_size,
         ),
     )
     pips.set_ylabel("change from last close (pips)")
