@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,7 @@ from forex_diffusion.cli.common import (
     friendly_errors,
     load_cli_config,
 )
+from forex_diffusion.cli.progress import stage
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:  # the evaluation stack is imported when the command runs
@@ -95,28 +97,29 @@ def evaluate(
         )
         raise typer.Exit(code=2)
     where = Locations(data_dir, artifacts_dir, db_url)
-    with friendly_errors():
+    with friendly_errors(), ExitStack() as stack:
         cfg = load_cli_config(
             config, asset_config, override, asset=asset, preset=preset, where=where
         )
-        registry = where.registry(cfg) if not no_record or not baselines_only else None
-        result = run_evaluation(
-            cfg,
-            asset,
-            start,
-            end,
-            model_name=model,
-            baselines_only=baselines_only,
-            stride=stride,
-            num_samples=samples,
-            out_dir=out,
-            data_dir=where.settings().data_dir_for(cfg),
-            device=device,
-            registry=registry,
-            record=not no_record,
-        )
-        if registry is not None:
-            registry.close()
+        needs_registry = not no_record or not baselines_only
+        registry = stack.enter_context(where.registry(cfg)) if needs_registry else None
+        # a summary line only: the walk-forward draws its own progress bar on a terminal
+        with stage(f"walk-forward evaluation of {asset.upper()}", enabled=False):
+            result = run_evaluation(
+                cfg,
+                asset,
+                start,
+                end,
+                model_name=model,
+                baselines_only=baselines_only,
+                stride=stride,
+                num_samples=samples,
+                out_dir=out,
+                data_dir=where.settings().data_dir_for(cfg),
+                device=device,
+                registry=registry,
+                record=not no_record,
+            )
         exported = write_forecasts(result, export, cfg) if export is not None else None
     echo_result(result, exported)
 

@@ -133,7 +133,8 @@ def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
     from forex_diffusion.evaluation.walk_forward import evaluate
 
     test = cfg.data.splits.test
-    with stage("evaluating (baselines tuned, then walk-forward)"):
+    # a summary line only: the walk-forward draws its own progress bar on a terminal
+    with stage("evaluating (baselines tuned, then walk-forward)", enabled=False):
         result = evaluate(
             cfg,
             symbol,

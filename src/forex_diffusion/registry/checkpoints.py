@@ -67,11 +67,23 @@ def _record_of(session: Session, row: CheckpointRow) -> CheckpointRecord:
 
 
 def _row_at(session: Session, path: str | Path) -> CheckpointRow | None:
-    """The row of ``path``, stored relative or (older rows) absolute."""
-    forms = {stored_path(path, _root(session)), absolute(path)}
-    return session.scalars(
+    """The row of ``path``: stored relative, absolute, or (an older row of a copied or moved
+    folder) absolute elsewhere but resolving to ``path`` under the root."""
+    root = _root(session)
+    abs_path = absolute(path)
+    forms = {stored_path(abs_path, root), abs_path}
+    found = session.scalars(
         select(CheckpointRow).where(CheckpointRow.path.in_(forms)).order_by(CheckpointRow.id)
     ).first()
+    if found is not None or root is None:
+        return found
+    same_name = select(CheckpointRow).where(
+        CheckpointRow.path.like(f"%{os.sep}{Path(abs_path).name}")
+    )
+    for row in session.scalars(same_name.order_by(CheckpointRow.id)):
+        if Path(row.path).is_absolute() and resolve_stored(row.path, root) == abs_path:
+            return row
+    return None
 
 
 def record(
