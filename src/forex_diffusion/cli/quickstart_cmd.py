@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from forex_diffusion.cli.common import Locations, friendly_errors, load_cli_config
+from forex_diffusion.cli.common import Locations, friendly_errors, load_cli_config, wide_console
 from forex_diffusion.cli.progress import stage
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
@@ -63,15 +63,13 @@ def quickstart(
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 3,
 ) -> None:
     """Run data → train → predict → evaluate end to end and print what each step did."""
-    from rich.console import Console
-
     from forex_diffusion.cli.predict_cmd import forecast_table, run_prediction, write_fan_chart
     from forex_diffusion.data.importers import import_files
     from forex_diffusion.data.store import CandleStore
     from forex_diffusion.data.synthetic import generate_synthetic_market
     from forex_diffusion.training.train_sssd import train_from_config
 
-    console = Console()
+    console = wide_console()
     symbol = (asset or ("EURUSD" if data else "SYNTH")).upper()
     paths = [
         f"paths.data_dir={workdir / 'data'}",

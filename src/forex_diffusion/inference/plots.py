@@ -143,7 +143,7 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
         ax.annotate(
             f"+{h} min",
             (x, y),
-            xytext=(0, 4 + 11 * (k % 2)),
+            xytext=(0, 4 + 11 * (k % 3)),
             textcoords="offset points",
             ha="center",
             fontsize=8,
@@ -169,7 +169,7 @@ def plot_fan_chart(recent_5m: pd.DataFrame, pred: SSSDPrediction, path: str | Pa
         f"{pred.asset} forecast at {t:%a %Y-%m-%d %H:%M} UTC "
         f"({pred.model_name}, {pred.num_samples} samples{seed})"
     )
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
