@@ -102,6 +102,48 @@ def test_asof_on_full_frame_equals_truncated_frame(trained, candles) -> None:
     np.testing.assert_array_equal(again.samples[60], full.samples[60])
 
 
+def _leakage_times(candles: pd.DataFrame) -> list[pd.Timestamp]:
+    """Random 5m closes, plus the first bar after and the last bar before each weekend."""
+    idx = candles.index
+    gaps = np.flatnonzero(np.diff(idx.asi8) > 24 * 3600 * 10**9)
+    gaps = gaps[idx[gaps] > idx[0] + pd.Timedelta(days=25)]  # enough history before them
+    five = pd.Timedelta(minutes=5)
+    edges = []
+    for g in gaps[:2]:  # two weekends
+        edges.append((idx[g] + pd.Timedelta(minutes=1)).ceil("5min"))  # Friday's last close
+        edges.append(idx[g + 1].floor("5min") + five)  # Sunday's first close
+    rng = np.random.default_rng(0)
+    pool = idx[(idx > idx[0] + pd.Timedelta(days=25)) & (idx < idx[-1] - pd.Timedelta(days=1))]
+    random = [(t + pd.Timedelta(minutes=1)).ceil("5min") for t in rng.choice(pool, 10)]
+    return sorted(set(edges + random))
+
+
+def test_model_forecast_never_sees_the_future_at_many_times(trained, candles) -> None:
+    """Every horizon, many decision times (weekend edges included): candles after t change
+    nothing; a candle before t does change the forecast (so the check can see a change)."""
+    svc = _service(trained)
+    times = _leakage_times(candles)
+    assert len(times) >= 12
+    for t in times:
+        base = svc.predict(candles, asof=t, generator=torch.Generator().manual_seed(1))
+        assert base.timestamp == t
+        future = candles.copy()
+        after = future.index >= t
+        future.loc[after, ["open", "high", "low", "close"]] *= 1.07
+        future = future.drop(future.index[after][::3])  # and some future bars vanish
+        seen = svc.predict(future, asof=t, generator=torch.Generator().manual_seed(1))
+        for h in svc.horizons:
+            np.testing.assert_array_equal(seen.samples[h], base.samples[h], err_msg=f"{t} {h}")
+        past = candles.copy()
+        before = np.flatnonzero(past.index < t)[-3]  # a bar inside the 5m window before t
+        past.iloc[before, past.columns.get_loc("high")] *= 1.003
+        past.iloc[before, past.columns.get_loc("close")] *= 1.002
+        moved = svc.predict(past, asof=t, generator=torch.Generator().manual_seed(1))
+        assert any(not np.array_equal(moved.samples[h], base.samples[h]) for h in svc.horizons), (
+            f"changing a candle before {t} did not change its forecast"
+        )
+
+
 def test_five_minute_candles_give_the_same_forecast(trained, candles) -> None:
     svc = _service(trained)
     t = pd.Timestamp("2019-03-20 14:35", tz="UTC")

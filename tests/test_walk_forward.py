@@ -274,8 +274,21 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
     for h in HORIZONS:
         m = s.get(MODEL_NAME, h)
         assert m.crps == pytest.approx(f.crps(r.targets)[:, HORIZONS.index(h)].mean())
-        assert m.dm is not None and m.dm.against == s.verdict(h).best_baseline
-        assert s.verdict(h).outcome in ("beats", "loses", "not significantly different")
+        v = s.verdict(h)
+        assert m.dm is not None and m.dm.against == v.best_baseline
+        # the verdict follows from the numbers: best baseline by CRPS, skill, DM p, the level
+        assert v.best_baseline == min(BASELINES, key=lambda b, h=h: s.get(b, h).crps)
+        best = s.get(v.best_baseline, h)
+        assert v.model_skill == pytest.approx(1 - m.crps / best.crps)
+        assert v.dm_pvalue == pytest.approx(m.dm.p_value)
+        significant = v.dm_pvalue < s.significance
+        expected = (
+            ("beats" if v.model_skill > 0 else "loses")
+            if significant
+            else "not significantly different"
+        )
+        assert v.outcome == expected, v.sentence
+        assert expected.split()[0].upper() in v.sentence.upper()
     md = r.files.report.read_text()
     assert f"**{MODEL_NAME}** (model)" in md
     assert "validated on 2019-01-21 → 2019-01-25; 16 samples per forecast" in md

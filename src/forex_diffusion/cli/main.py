@@ -16,6 +16,7 @@ from forex_diffusion.cli.evaluate_cmd import evaluate
 from forex_diffusion.cli.predict_cmd import predict
 from forex_diffusion.cli.quickstart_cmd import quickstart
 from forex_diffusion.cli.registry_cmd import db_app, registry_app
+from forex_diffusion.cli.serve_cmd import serve
 from forex_diffusion.cli.train_cmd import train
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command("train")(train)
 app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -185,61 +185,6 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
-def registry_report(
-    reg: Registry, asset: str, model_name: str | None = None, max_runs: int = 20
-) -> dict[str, Any]:
-    """Everything about an asset (or one model): models with their runs, checkpoints,
-    latest metrics and inference activity, plus the latest baseline metrics (JSON-ready).
-
-    An asset evaluated only by baselines (no model) reports its baselines and no models.
-
-    Raises:
-        NotFoundError: unknown asset or model, listing what exists.
-    """
-    from forex_diffusion.assets import normalize_asset
-    from forex_diffusion.errors import NotFoundError
-
-    asset = normalize_asset(asset)
-    try:
-        models = reg.find_models(asset, model_name)
-    except NotFoundError:
-        if model_name is not None or not reg.has_metrics(asset):
-            raise
-        models = []
-    entries = []
-    for model in models:
-        runs = reg.list_runs(model_id=model.id)
-        inference = reg.list_inference_logs(model_id=model.id, limit=1)
-        checkpoints = reg.list_checkpoints(model_id=model.id)
-        best = [c for c in checkpoints if c.is_best]
-        entries.append(
-            {
-                "model": model.to_dict(),
-                "best_checkpoint": best[0].to_dict() if best else None,
-                "checkpoints": [c.to_dict() for c in checkpoints],
-                "runs": [r.to_dict() for r in runs[:max_runs]],
-                "n_runs": len(runs),
-                "latest_metrics": [
-                    m.to_dict()
-                    for m in reg.latest_metrics(asset, model.model_name)
-                    if m.model_id == model.id
-                ],
-                "inference": {
-                    "count": reg.count_inference_logs(model.id),
-                    "latest": inference[0].to_dict() if inference else None,
-                },
-            }
-        )
-    baselines = [m.to_dict() for m in reg.latest_baseline_metrics(asset)]
-    return {
-        "asset": asset,
-        "database": reg.masked_url,
-        "artifacts_root": str(reg.artifacts_root),
-        "models": entries,
-        "baseline_metrics": baselines,
-    }
-
-
 def _pct(value: Any, digits: int = 1) -> str:
     return "-" if not isinstance(value, int | float) else f"{value * 100:.{digits}f} %"
 
@@ -280,13 +225,13 @@ def _metrics_table(title: str, metrics: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _print_show(data: dict[str, Any]) -> None:
+def _print_show(data: dict[str, Any], artifacts_root: Path) -> None:
     from rich.table import Table
 
     console = wide_console()
     console.print(
-        f"[bold]{data['asset']}[/bold]  registry {data['database']}, artifacts "
-        f"{data['artifacts_root']}",
+        f"[bold]{data['asset']}[/bold]  registry {data['database']}, artifacts root "
+        f"{artifacts_root}",
         highlight=False,
     )
     if not data["models"]:
@@ -366,12 +311,14 @@ def show(
 ) -> None:
     """Models of an asset with their runs, checkpoints, latest metrics and inference activity,
     and the latest baseline evaluations."""
+    from forex_diffusion.registry.report import registry_report
+
     with friendly_errors(), _open(db_url, config, asset_config, override, artifacts_dir) as reg:
         data = registry_report(reg, asset, model)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
-        _print_show(data)
+        _print_show(data, reg.artifacts_root)
 
 
 @registry_app.command("mark-stale")

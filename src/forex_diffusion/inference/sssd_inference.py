@@ -539,6 +539,34 @@ class SSSDInferenceService:
             )
         return preds
 
+    def predict_from_context(
+        self,
+        context: torch.Tensor,
+        dataset: SSSDTimeSeriesDataset,
+        num_samples: int | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[SSSDPrediction]:
+        """Forecasts from an already computed encoder context (B, C) (e.g. the context of a
+        live ``EncoderStream``) for the B decision times of ``dataset``, whose scales and last
+        closes turn the samples into price changes. Same sampling as ``predict`` (one noise
+        stream per decision time): with equal contexts and generator states the samples are
+        equal."""
+        started = time.perf_counter()
+        n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        gens = row_generators(noise_base(generator), dataset.decision_ns)
+        with torch.inference_mode():
+            out = self.model.sample_from_context(
+                context.to(self.device), n, cast(Sampler, s), k, e, gens
+            )
+        scaled = out.samples.double().cpu().numpy()
+        elapsed = (time.perf_counter() - started) * 1000
+        return self._to_predictions(
+            scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed
+        )
+
     # ------------------------------------------------------------------ direction
     def get_direction(self, pred: SSSDPrediction, horizon: int) -> str:
         """ "up"/"down" when P(direction) from the samples ≥ ``inference.direction_threshold``,
