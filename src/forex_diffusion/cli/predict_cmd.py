@@ -189,7 +189,8 @@ def run_prediction(
     end = to_utc(asof) if asof else None
     last = end if end is not None else store.info(asset.upper()).last + pd.Timedelta(minutes=1)
     candles = store.load(asset.upper(), start=last - service.history_span, end=end)
-    pred = service.predict(candles, num_samples=samples, asof=end, seed=seed)
+    n = service.config.inference.forecast_samples if samples is None else samples
+    pred = service.predict(candles, num_samples=n, asof=end, seed=seed)
     return pred, service, candles
 
 

@@ -363,7 +363,7 @@ class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
     """Samples per forecast in batches and evaluations."""
     forecast_samples: int = Field(default=640, ge=2, le=10_000)
-    """Samples of one forecast (predict; SSSDInferenceService.predict): 640 keeps the Monte-Carlo
+    """Samples of one forecast of the predict command: 640 keeps the Monte-Carlo
     standard error of prob_up, sqrt(p(1-p)/S), at most 2 points.
     """
     seed: int | None = Field(default=None, ge=0)

@@ -363,17 +363,16 @@ class SSSDInferenceService:
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
 
-        ``num_samples`` None = ``inference.forecast_samples``. ``seed`` (None =
-        ``inference.seed``; None there too = fresh noise) makes the forecast bit-identical
-        across calls and processes on the same device; it is recorded in the prediction.
+        ``num_samples`` None = ``inference.num_samples`` (the ``predict`` command uses
+        ``inference.forecast_samples``). ``seed`` (None = ``inference.seed``; None there too =
+        fresh noise) makes the forecast bit-identical across calls and processes on the same
+        device; it is recorded in the prediction.
 
         Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
         time, the last bar and the sampling parameters; an explicit ``generator`` or a seed
         bypasses the cache.
         """
         started = time.perf_counter()
-        if num_samples is None:
-            num_samples = self.config.inference.forecast_samples
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
         seed = self.config.inference.seed if seed is None else seed
         if seed is not None and generator is None:
@@ -485,8 +484,7 @@ class SSSDInferenceService:
         (each must be a 5m close with full history), or one forecast per frame of a list."""
         if isinstance(df, pd.DataFrame):
             if decision_times is None:
-                n = self.config.inference.num_samples if num_samples is None else num_samples
-                return [self.predict(df, n, sampler, steps, eta, generator=generator)]
+                return [self.predict(df, num_samples, sampler, steps, eta, generator=generator)]
             candles = validate_candles(df, where=f"candles for {self.asset}")
             times = [to_utc(t) for t in decision_times]
             dataset = self._dataset(
