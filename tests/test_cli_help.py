@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from forex_diffusion.cli import common, data_cmd
+from forex_diffusion.cli import common, data_cmd, serve_cmd
 from forex_diffusion.data.importers import FORMAT_NAMES
+from forex_diffusion.service.settings import TOKEN_ENV
 from forex_diffusion.settings import ENV_ARTIFACTS_DIR, ENV_DATA_DIR, ENV_DB_URL
 
 _PROBE = """
@@ -40,7 +41,9 @@ def _modules_after(*args: str, cwd: Path | None = None) -> tuple[set[str], str]:
     return set(json.loads(tail)), head
 
 
-@pytest.mark.parametrize("args", [["--help"], ["predict", "--help"], ["evaluate", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["predict", "--help"], ["evaluate", "--help"], ["serve", "--help"]]
+)
 def test_help_imports_nothing_heavy(args: list[str]) -> None:
     modules, out = _modules_after(*args)
     assert "Usage" in out
@@ -63,3 +66,4 @@ def test_help_names_agree_with_the_modules_they_avoid() -> None:
         ENV_DB_URL,
     )
     assert data_cmd.IMPORT_FORMATS == FORMAT_NAMES
+    assert serve_cmd.TOKEN_ENV == TOKEN_ENV
