@@ -1,4 +1,5 @@
-"""``forex-diffusion data import|info|synth|resample``: the candle store from the command line."""
+"""``forex-diffusion data import|info|check|synth|resample``: the candle store from the command
+line."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from forex_diffusion.config.sssd_config import SanityBounds
     from forex_diffusion.data.importers import ImportReport
-    from forex_diffusion.data.store import AssetInfo, CandleStore
+    from forex_diffusion.data.store import AssetInfo, CandleStore, FileHealth
 
 # the formats of forex_diffusion.data.importers.FORMAT_NAMES (a test checks they agree),
 # written out so that --help does not import the importers
@@ -65,19 +67,17 @@ def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
     return CandleStore(settings.data_dir_for(cfg))
 
 
-def _time(value: str | None, option: str) -> pd.Timestamp | None:
-    from forex_diffusion.errors import DataError
-    from forex_diffusion.timeframes import to_utc
-
-    if value is None:
+def _sanity(config: Path | None) -> SanityBounds | None:
+    """The config's asset.sanity bounds (None = the defaults when no config is at hand)."""
+    if config is None and not DEFAULT_CONFIG_PATH.is_file():
         return None
-    try:
-        return to_utc(value)
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"invalid {option} {value!r}: use an ISO date or time such as 2019-01-01 or "
-            "2019-01-01T12:00 (UTC)"
-        ) from exc
+    return load_cli_config(config or DEFAULT_CONFIG_PATH).asset.sanity
+
+
+def _time(value: str | None, option: str) -> pd.Timestamp | None:
+    from forex_diffusion.timeinput import parse_utc
+
+    return None if value is None else parse_utc(value, option)
 
 
 @contextmanager
@@ -151,6 +151,24 @@ def _print_import(report: ImportReport, store: CandleStore, console: Console) ->
         markup=False,
         highlight=False,
     )
+    if report.conflicts:
+        outcome = (
+            f"{report.replaced:,} stored bar(s) replaced (changed)"
+            if report.replaced
+            else "kept as stored / first copy"
+        )
+        console.print(
+            f"{report.conflicts:,} conflicting bar(s) (same time, different values): {outcome}",
+            markup=False,
+            highlight=False,
+        )
+    if report.write.temporaries_removed:
+        console.print(
+            f"removed {report.write.temporaries_removed} stale temporary file(s) of an "
+            "interrupted write",
+            markup=False,
+            highlight=False,
+        )
 
 
 @data_app.command("import")
@@ -182,14 +200,30 @@ def import_cmd(
         str | None,
         typer.Option("--time-format", help="strptime format of the times, e.g. %d/%m/%Y %H:%M."),
     ] = None,
+    on_conflict: Annotated[
+        str,
+        typer.Option(
+            "--on-conflict",
+            help="Bars with a stored (or repeated) time but different values: error (default), "
+            "keep (the stored / first copy stays) or replace (the new values win; rewritten "
+            "atomically).",
+        ),
+    ] = "error",
     data_dir: DataDirOpt = None,
     config: StoreConfigOpt = None,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
     from forex_diffusion.data.importers import import_files
+    from forex_diffusion.data.store import ON_CONFLICT_CHOICES, OnConflict
+    from forex_diffusion.errors import DataError
 
     with friendly_errors(), _store_errors():
+        if on_conflict not in ON_CONFLICT_CHOICES:
+            raise DataError(
+                f"--on-conflict {on_conflict!r}: use one of {', '.join(ON_CONFLICT_CHOICES)}"
+            )
         store = _store(config, data_dir)
+        sanity = _sanity(config)
         with stage(f"importing {len(paths)} file(s) into {asset.upper()}"):
             report = import_files(
                 paths,
@@ -200,6 +234,8 @@ def import_cmd(
                 skip_bad=skip_bad,
                 columns=columns,
                 time_format=time_format,
+                on_conflict=cast(OnConflict, on_conflict),
+                sanity=sanity,
             )
         _print_import(report, store, wide_console())
 
@@ -245,6 +281,10 @@ def info_cmd(
     ] = 20,
 ) -> None:
     """Bars, first/last bar and weekday gaps over 30 minutes per asset."""
+    from rich.table import Table
+
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         names = [asset] if asset else store.assets()
@@ -257,8 +297,21 @@ def info_cmd(
                 markup=False,
             )
             return
-        infos = [store.info(n) for n in names]
-        console.print(_info_table(infos))
+        infos: list[AssetInfo] = []
+        damaged: dict[str, list[FileHealth]] = {}
+        for n in names:
+            try:
+                infos.append(store.info(n))
+            except DataError:
+                damaged[n] = store.check(n)
+        if infos:
+            console.print(_info_table(infos))
+        if damaged:
+            _print_health([h for hs in damaged.values() for h in hs], console)
+            raise DataError(
+                "damaged candle files:\n"
+                + "\n".join(f"  {h.problem}" for hs in damaged.values() for h in hs if not h.ok)
+            )
         console.print(
             "gaps: weekday stretches without bars longer than 30 min; closures: weekend and "
             "whole-day holiday closes.",
@@ -266,14 +319,57 @@ def info_cmd(
             style="dim",
         )
         if asset and infos[0].gaps and show_gaps > 0:
-            from rich.table import Table
-
             gaps = Table(title=f"{infos[0].asset}: gaps > 30 min (first {show_gaps})")
             for col in ("from (UTC)", "to (UTC)", "length"):
                 gaps.add_column(col)
             for g in infos[0].gaps[:show_gaps]:
                 gaps.add_row(_fmt(g.start), _fmt(g.end), str(g.duration))
             console.print(gaps)
+
+
+def _print_health(health: list[FileHealth], console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="Stored files")
+    for col in ("asset", "file", "bars", "status"):
+        table.add_column(col, justify="right" if col == "bars" else "left", overflow="fold")
+    for h in health:
+        table.add_row(
+            h.asset,
+            h.path.name,
+            "-" if h.rows is None else f"{h.rows:,}",
+            f"DAMAGED: {h.problem}" if not h.ok else (h.note or "ok"),
+        )
+    console.print(table)
+
+
+@data_app.command("check")
+def check_cmd(
+    asset: AssetMaybe = None,
+    data_dir: DataDirOpt = None,
+    config: StoreConfigOpt = None,
+) -> None:
+    """Verify every stored file (readable Parquet, ordered bars of its year, valid OHLC).
+
+    Exit code 2 when a file is damaged (each is named, with what to do)."""
+    from forex_diffusion.errors import DataError
+
+    with friendly_errors(), _store_errors():
+        store = _store(config, data_dir)
+        names = [asset] if asset else store.assets()
+        health = [h for n in names for h in store.check(n)]
+        console = wide_console()
+        if not health:
+            console.print(f"No stored files to check in {store.data_dir}.", markup=False)
+            return
+        _print_health(health, console)
+        bad = [h for h in health if not h.ok]
+        if bad:
+            raise DataError(
+                f"{len(bad)} of {len(health)} file(s) damaged:\n"
+                + "\n".join(f"  {h.problem}" for h in bad)
+            )
+        console.print(f"all {len(health)} file(s) ok", markup=False)
 
 
 @data_app.command("synth")

@@ -98,6 +98,7 @@ def evaluate(
         raise typer.Exit(code=2)
     where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors(), ExitStack() as stack:
+        check_out_dir(out)
         cfg = load_cli_config(
             config, asset_config, override, asset=asset, preset=preset, where=where
         )
@@ -122,6 +123,23 @@ def evaluate(
             )
         exported = write_forecasts(result, export, cfg) if export is not None else None
     echo_result(result, exported)
+
+
+def check_out_dir(out: Path | None) -> None:
+    """Refuse, before any work, a ``--out`` that is an existing file or lies under one."""
+    from forex_diffusion.errors import DataError
+
+    if out is None:
+        return
+    for part in (out, *out.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is an existing file" if part == out else f"lies under the file {part}"
+                raise DataError(
+                    f"--out {out} {what}; the report needs a folder (give a new or existing "
+                    "folder path)"
+                )
+            return
 
 
 def write_forecasts(result: EvaluationResult, path: Path, cfg: SSSDConfig) -> Path:

@@ -128,7 +128,18 @@ def predict(
         ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a fan-chart PNG here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write a fan-chart PNG here (a .png file or a folder)."),
+    ] = None,
+    allow_stale: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale",
+            help="Forecast even when the latest bar is older at --asof than "
+            "inference.max_staleness_minutes.",
+        ),
+    ] = False,
     checkpoint_dir: Annotated[Path | None, typer.Option("--checkpoint-dir")] = None,
     data_dir: DataDirOpt = None,
     artifacts_dir: ArtifactsDirOpt = None,
@@ -141,12 +152,15 @@ def predict(
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
+        from forex_diffusion.timeinput import parse_utc
+
+        when = parse_utc(asof, "--asof") if asof is not None else None
+        check_plot_path(plot)
         cfg = load_cli_config(config, None, override, where=where)
         pred, _, candles = run_prediction(
-            cfg, asset, model, asof, samples, checkpoint_dir, where, seed=seed
+            cfg, asset, model, when, samples, checkpoint_dir, where, seed, allow_stale
         )
-        if plot is not None:
-            write_fan_chart(candles, pred, plot)
+        written = write_fan_chart(candles, pred, plot) if plot is not None else None
     data = pred.to_dict()
     if fmt == "json":
         typer.echo(json.dumps(data, indent=2))
@@ -154,30 +168,51 @@ def predict(
         typer.echo(forecast_csv(data), nl=False)
     else:
         wide_console().print(forecast_table(data))
-    if plot is not None:
-        typer.echo(f"fan chart written to {plot}", err=True)
+    if written is not None:
+        typer.echo(f"fan chart written to {written}", err=True)
+
+
+def check_plot_path(plot: Path | None) -> None:
+    """Refuse a ``--plot`` that is neither an existing folder nor a ``.png`` file path, before
+    any work."""
+    from forex_diffusion.errors import DataError
+
+    if plot is None or plot.is_dir():
+        return
+    if plot.suffix.lower() != ".png":
+        raise DataError(
+            f"--plot {plot}: give a .png file name or an existing folder (the chart is a PNG)"
+        )
+    if plot.parent.exists() and not plot.parent.is_dir():
+        raise DataError(f"--plot {plot}: {plot.parent} is a file, not a folder")
 
 
 def run_prediction(
     cfg: SSSDConfig,
     asset: str,
     model: str | None,
-    asof: str | None,
+    asof: str | pd.Timestamp | None,
     samples: int | None,
     checkpoint_dir: Path | None,
     where: Locations | None = None,
     seed: int | None = None,
+    allow_stale: bool = False,
 ) -> tuple[SSSDPrediction, SSSDInferenceService, pd.DataFrame]:
     """Load the service and the candles it needs from the store, and forecast (``samples``
     None = ``inference.forecast_samples``; ``seed`` None = ``inference.seed``; the device is
-    ``inference.device``; the registry and the store are those ``where`` names)."""
+    ``inference.device``; the registry and the store are those ``where`` names).
+
+    With ``asof`` after the store's latest bar by more than ``inference.max_staleness_minutes``
+    the forecast is refused (DataError saying how old the bar is) unless ``allow_stale``."""
     import pandas as pd
 
     from forex_diffusion.data.store import CandleStore
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
-    from forex_diffusion.timeframes import to_utc
+    from forex_diffusion.timeframes import timeframe_minutes
+    from forex_diffusion.timeinput import parse_utc
 
     where = where or Locations()
+    end = parse_utc(asof, "--asof") if asof is not None else None
     service = load_sssd_inference_service(
         asset,
         checkpoint_dir=checkpoint_dir,
@@ -186,16 +221,24 @@ def run_prediction(
         registry=where.registry(cfg),
     )
     store = CandleStore(where.settings().data_dir_for(cfg))
-    end = to_utc(asof) if asof else None
-    last = end if end is not None else store.info(asset.upper()).last + pd.Timedelta(minutes=1)
+    latest = store.last_bar(asset.upper())
+    latest_close = latest + pd.Timedelta(minutes=timeframe_minutes(store.base_timeframe(asset)))
+    if end is not None and end > latest_close:
+        if not allow_stale:
+            service.check_staleness(end, latest_close)
+        end = latest_close  # the store ends before asof: its latest bars are all there is
+    last = end if end is not None else latest_close
     candles = store.load(asset.upper(), start=last - service.history_span, end=end)
     n = service.config.inference.forecast_samples if samples is None else samples
-    pred = service.predict(candles, num_samples=n, asof=end, seed=seed)
+    pred = service.predict(candles, num_samples=n, asof=end, allow_stale=allow_stale, seed=seed)
     return pred, service, candles
 
 
 def write_fan_chart(candles: pd.DataFrame, pred: SSSDPrediction, path: Path) -> Path:
-    """The fan chart PNG of ``pred`` over the last day of 5m bars of ``candles``."""
+    """The fan chart PNG of ``pred`` over the last day of 5m bars of ``candles``; ``path`` may
+    be a folder (the file is ``<ASSET>_<decision time>_fan.png`` in it). Returns the file."""
+    if path.is_dir():
+        path = path / f"{pred.asset}_{pred.timestamp:%Y%m%dT%H%M}_fan.png"
     from forex_diffusion.data.resample import resample_ohlc
     from forex_diffusion.inference.plots import plot_fan_chart
 

@@ -42,6 +42,31 @@ def default_pip_size(symbol: str) -> float:
     return 0.0001
 
 
+class SanityBounds(_Section):
+    """Plausibility bounds of an asset's bars; an imported bar outside them is a bad row.
+
+    ``max_future_days``: latest open time accepted, in days after now; ``min_price`` /
+    ``max_price``: accepted price range; ``max_jump``: largest relative change accepted between
+    consecutive closes, and between a bar's low and high (0.5 = 50 %).
+    """
+
+    max_future_days: float = Field(default=1.0, ge=0)
+    """Latest bar open time accepted, in days after now."""
+    min_price: float = Field(default=1e-6, gt=0)
+    """Lowest accepted price."""
+    max_price: float = Field(default=1e6, gt=0)
+    """Highest accepted price."""
+    max_jump: float = Field(default=0.5, gt=0)
+    """Largest relative change accepted between consecutive closes, and between a bar's low
+    and high (0.5 = 50 %)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SanityBounds:
+        if self.min_price >= self.max_price:
+            raise ValueError("min_price must be smaller than max_price")
+        return self
+
+
 class AssetConfig(_Section):
     symbol: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
     """Asset whose candles are read from the store, e.g. EURUSD."""
@@ -49,6 +74,8 @@ class AssetConfig(_Section):
     """Price units per pip (0.0001 for most pairs, 0.01 for JPY pairs, 0.1 for XAUUSD)."""
     base_timeframe: Literal["1m", "5m"] = "1m"
     """Timeframe of the stored candles: 1m or 5m."""
+    sanity: SanityBounds = SanityBounds()
+    """Plausibility bounds a candle must meet to be imported or used."""
 
 
 class PathsConfig(_Section):
@@ -372,8 +399,8 @@ class InferenceConfig(_Section):
     """
     sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
     """Reverse-diffusion sampler: dpmpp_2m, ddim or ddpm."""
-    steps: int = Field(default=20, ge=1)
-    """Sampler steps (head calls) per forecast."""
+    steps: int = Field(default=20, ge=1, le=1000)  # and at most model.diffusion.train_steps
+    """Sampler steps (head calls) per forecast; at most model.diffusion.train_steps."""
     eta: float = Field(default=0.0, ge=0, le=1)
     """DDIM stochasticity (0 = deterministic given the initial noise)."""
     direction_threshold: float = Field(default=0.7, ge=0.5, le=1)
@@ -388,6 +415,15 @@ class InferenceConfig(_Section):
     """Record every forecast in the registry's inference log."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto (CUDA when present), cpu or cuda."""
+    calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
+    """Apply the checkpoint's quantile recalibration map to the samples when it has one."""
+    calibration_samples: int = Field(default=200, ge=10, le=10_000)
+    """Samples per forecast when fitting the recalibration map."""
+    calibration_forecasts: int = Field(default=1500, ge=50)
+    """Validation forecasts the recalibration map is fitted on (at most)."""
+    max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
+    """Largest age (minutes) of the latest bar at the decision time before a forecast is
+    refused (predict --allow-stale overrides)."""
 
 
 class EvaluationConfig(_Section):
@@ -479,6 +515,11 @@ class SSSDConfig(_Section):
                 f"model.loss.horizon_weights has {len(self.model.loss.horizon_weights)} entries "
                 f"but data.horizons has {len(self.data.horizons)}"
             )
+        if self.inference.steps > self.model.diffusion.train_steps:
+            raise ValueError(
+                f"inference.steps={self.inference.steps} exceeds "
+                f"model.diffusion.train_steps={self.model.diffusion.train_steps}"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -497,6 +538,8 @@ class SSSDConfig(_Section):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file (pass a YAML file)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
     try:

@@ -34,6 +34,10 @@ from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.baselines import Baseline, GarchBaseline, build_baselines
+from forex_diffusion.evaluation.direction_rules import (
+    direction_rule_signals,
+    with_direction_rules,
+)
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
@@ -211,11 +215,14 @@ def record_evaluation(
     """
     rows = 0
     for name in summary.forecasters:
-        is_model = name == summary.model_name
+        is_model = name == summary.model_name or name in summary.others
+        method = MODEL_METHOD if name == summary.model_name else name
+        if summary.model_name and name in summary.others:
+            method = name.replace(summary.model_name, MODEL_METHOD)
         for h in summary.horizons:
             registry.record_metrics(
                 model_id if is_model else None,
-                MODEL_METHOD if is_model else name,
+                method,
                 summary.asset,
                 h,
                 evaluated.start.to_pydatetime(),
@@ -471,6 +478,8 @@ def evaluate(
         keep = has_targets & baseline_ok
         model_ok = np.ones(len(times), dtype=bool)
         model_key: str | None = None
+        variants: list[str] = []
+        rules = direction_rule_signals(bars5, times)
         if subject.service is not None:
             model_key = subject.service.model_name
             labels[model_key] = model_key
@@ -479,6 +488,18 @@ def evaluate(
             )
             if model_fc is not None:
                 forecasts[model_key] = model_fc
+                if subject.service.uses_calibration(None):
+                    raw_key = f"{model_key} (raw)"
+                    forecasts[raw_key] = model_fc.renamed(raw_key)
+                    forecasts[model_key] = ForecastDistribution.from_samples(
+                        model_key,
+                        model_fc.times,
+                        model_fc.horizons,
+                        subject.service.recalibrate(_samples_of(model_fc)),
+                    )
+                    labels[model_key] = f"{model_key} (calibrated)"
+                    labels[raw_key] = raw_key
+                    variants.append(raw_key)
         del candles, bars5
         exclusions = Exclusions(
             candidates=len(times),
@@ -497,6 +518,7 @@ def evaluate(
         targets, last_close, scored_times = targets[keep], last_close[keep], times[keep]
         diagnostics, diag_notes = _baseline_diagnostics(baselines)
         diagnostics["baseline_tuning"] = tuning_used
+        rules = {k: v[keep] for k, v in rules.items()}
 
         summary = summarize_forecasts(
             asset=asset,
@@ -512,7 +534,9 @@ def evaluate(
             end=fmt_time(evaluated.end, end=True),
             notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes],
             diagnostics=diagnostics,
+            others=variants,
         )
+        summary = with_direction_rules(summary, rules, targets)
         out = Path(out_dir) if out_dir else _default_out_dir(config, asset, evaluated, model_key)
         files = write_report(
             out, summary, _fan_chart(summary, forecasts, targets, last_close, ecfg)
@@ -545,6 +569,12 @@ def evaluate(
             metric_rows=rows,
             decision_times=scored_times,
         )
+
+
+def _samples_of(fc: ForecastDistribution) -> np.ndarray:
+    if fc.samples is None:
+        raise TypeError(f"forecast {fc.name!r} is not sample-based")
+    return fc.samples
 
 
 def _default_out_dir(

@@ -53,6 +53,7 @@ class SSSDPrediction:
     num_samples: int
     pip_size: float = 0.0001
     samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    calibrated: bool = False  # the samples went through the model's recalibration map
     seed: int | None = None
     direction_threshold: float = 0.7
 
@@ -218,6 +219,7 @@ class SSSDPrediction:
             "inference_time_ms": self.inference_time_ms,
             "model_name": self.model_name,
             "num_samples": self.num_samples,
+            "calibrated": self.calibrated,
             "seed": self.seed,
             "direction_threshold": self.direction_threshold,
             "units": dict(UNITS),

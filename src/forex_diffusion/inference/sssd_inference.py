@@ -14,6 +14,8 @@ latest one closing at or before ``asof``).
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import torch
 from cachetools import TTLCache
 from loguru import logger
 
+from forex_diffusion.calibration import QuantileRecalibrator
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     InferenceConfig,
@@ -45,11 +48,12 @@ from forex_diffusion.inference.prediction import (
     direction_from_prediction,
     directional_confidence,
 )
-from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint, weights_digest
 from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeinput import parse_utc
 
 __all__ = [
     "SSSDEnsembleInferenceService",
@@ -59,14 +63,21 @@ __all__ = [
 ]
 
 _FIVE_MIN = pd.Timedelta(minutes=5)
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` → CUDA when present, else CPU.
 
     Raises:
-        ConfigError: a CUDA device on a machine without CUDA.
+        ConfigError: a device other than auto, cpu, cuda or cuda:N, or a CUDA device on a
+            machine without CUDA.
     """
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise ConfigError(
+            f"unknown device {device!r} (--device or inference.device): use 'auto', 'cpu', "
+            "'cuda' or 'cuda:N'"
+        )
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -79,13 +90,26 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass(frozen=True)
 class _Window:
-    """The candles a forecast at ``decision_time`` needs, and their identity for the cache."""
+    """The candles a forecast at ``decision_time`` needs."""
 
     candles: pd.DataFrame
     decision_time: pd.Timestamp
     base_timeframe: str
-    last_bar: pd.Timestamp
-    last_close: float
+
+
+def features_digest(features: dict[str, torch.Tensor], *arrays: np.ndarray) -> str:
+    """Digest of the model input: every timeframe's window tensor (name, shape, dtype, bytes)
+    and ``arrays`` (the targets' scales and last close, which turn samples into prices)."""
+    h = hashlib.blake2b(digest_size=20)
+    for tf in sorted(features):
+        x = features[tf].detach().cpu().contiguous()
+        h.update(f"{tf}|{tuple(x.shape)}|{x.dtype}|".encode())
+        h.update(x.numpy().tobytes())
+    for a in arrays:
+        arr = np.ascontiguousarray(a)
+        h.update(f"{arr.shape}|{arr.dtype}|".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 def noise_base(generator: torch.Generator | None) -> int | None:
@@ -130,8 +154,10 @@ class SSSDInferenceService:
         model_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_path: Path | None = None,
+        calibration: QuantileRecalibrator | None = None,
     ) -> None:
         self.config = config
+        self.calibration = calibration
         self.device = resolve_device(device or config.inference.device)
         self.model = model.to(self.device).eval()
         self.standardizer = standardizer
@@ -148,6 +174,8 @@ class SSSDInferenceService:
         )
         self.cache_hits = 0
         self.cache_misses = 0
+        # identity of the weights in the cache key: the service's model is fixed at construction
+        self.model_digest = weights_digest(self.model.state_dict())
         history = required_history(config)
         # calendar span that surely holds the needed bars: trading time x 7/5 for weekends + slack
         need_min = max(n * timeframe_minutes(tf) for tf, n in history.items())
@@ -205,15 +233,24 @@ class SSSDInferenceService:
             model_id=model_id,
             clock=clock,
             checkpoint_path=Path(path),
+            calibration=(
+                QuantileRecalibrator.from_dict(loaded.calibration)
+                if loaded.calibration is not None
+                else None
+            ),
         )
 
     # ------------------------------------------------------------------ windows
-    def _window(self, df: pd.DataFrame, asof: Any = None) -> _Window:
-        candles = validate_candles(df, where=f"candles for {self.asset}")
-        base = infer_base_timeframe(candles.index.asi8)
+    def _window(self, df: pd.DataFrame, asof: Any = None, allow_stale: bool = False) -> _Window:
+        where = f"candles for {self.asset}"
+        when = None if asof is None else parse_utc(asof, "asof")
+        candles = validate_candles(df, where=where)
+        base = infer_base_timeframe(candles.index.asi8, where=where)
         base_delta = pd.Timedelta(minutes=timeframe_minutes(base))
         known_until = candles.index[-1] + base_delta
-        cutoff = known_until if asof is None else min(to_utc(asof), known_until)
+        if when is not None and not allow_stale:
+            self.check_staleness(when, known_until)
+        cutoff = known_until if when is None else min(when, known_until)
         candles = candles[candles.index + base_delta <= cutoff]  # only closed base bars
         candles = candles[candles.index >= cutoff - self.history_span]
         if candles.empty:
@@ -222,8 +259,24 @@ class SSSDInferenceService:
         if bars5.empty:
             raise DataError(f"candles for {self.asset}: no complete 5m bar closes by {cutoff}")
         decision = bars5.index[-1] + _FIVE_MIN
-        candles = candles[candles.index < decision]
-        return _Window(candles, decision, base, candles.index[-1], float(candles["close"].iloc[-1]))
+        return _Window(candles[candles.index < decision], decision, base)
+
+    def check_staleness(self, asof: pd.Timestamp, latest_close: pd.Timestamp) -> None:
+        """Refuse a forecast as of ``asof`` from candles whose latest bar closed at
+        ``latest_close`` more than ``inference.max_staleness_minutes`` earlier.
+
+        Raises:
+            DataError: saying how old the latest bar is and how to override.
+        """
+        age = asof - latest_close
+        limit = pd.Timedelta(minutes=self.config.inference.max_staleness_minutes)
+        if age > limit:
+            raise DataError(
+                f"candles for {self.asset}: the latest bar closed at {latest_close} UTC, "
+                f"{_age(age)} before asof {asof}; the limit is inference.max_staleness_minutes="
+                f"{self.config.inference.max_staleness_minutes:g}. Import newer candles, choose "
+                "an earlier asof, or allow a stale forecast (--allow-stale, allow_stale=True)."
+            )
 
     def config_for_base(self, base_timeframe: str) -> SSSDConfig:
         """The model's config with candles of ``base_timeframe`` (features depend on it)."""
@@ -259,8 +312,9 @@ class SSSDInferenceService:
         steps: int,
         eta: float,
         generator: Generators,
+        calibrated: bool = False,
     ) -> np.ndarray:
-        """Scaled-target samples (B, H, S) as float64."""
+        """Scaled-target samples (B, H, S) as float64 (recalibrated when ``calibrated``)."""
         feats = {tf: x.to(self.device) for tf, x in features.items()}
         with torch.inference_mode():
             out = self.model.inference_forward(
@@ -271,7 +325,35 @@ class SSSDInferenceService:
                 eta=eta,
                 generator=generator,
             )
-        return out.samples.double().cpu().numpy()
+        return self._recalibrate(out.samples.double().cpu().numpy(), calibrated)
+
+    def uses_calibration(self, calibrated: bool | None) -> bool:
+        """Whether a forecast asked with ``calibrated`` (None: ``inference.calibrated``) is
+        recalibrated: only when the checkpoint carries a map."""
+        want = self.config.inference.calibrated if calibrated is None else bool(calibrated)
+        if want and calibrated and self.calibration is None:
+            raise ConfigError(
+                f"model {self.model_name} has no calibration; fit one with "
+                "`forex-diffusion calibrate` or ask for calibrated=False"
+            )
+        return want and self.calibration is not None
+
+    def recalibrate(self, samples: np.ndarray) -> np.ndarray:
+        """The checkpoint's map applied to (N, H, S) samples of scaled targets or log returns
+        (the map is equivariant to each forecast's positive scale)."""
+        if self.calibration is None:
+            raise ConfigError(f"model {self.model_name} has no calibration")
+        return self._recalibrate(samples, True)
+
+    def _recalibrate(self, scaled: np.ndarray, calibrated: bool) -> np.ndarray:
+        """Apply the per-horizon quantile map to (B, H, S) samples (a monotone map of each
+        forecast's samples, so scaling by the positive target scale later commutes with it)."""
+        if not calibrated or self.calibration is None:
+            return scaled
+        out = np.empty_like(scaled)
+        for j, h in enumerate(self.horizons):
+            out[:, j, :] = self.calibration.transform_samples(h, scaled[:, j, :])
+        return out
 
     def _to_predictions(
         self,
@@ -280,6 +362,7 @@ class SSSDInferenceService:
         last_close: np.ndarray,
         times: Sequence[pd.Timestamp],
         elapsed_ms: float,
+        calibrated: bool = False,
         seed: int | None = None,
     ) -> list[SSSDPrediction]:
         """Scaled samples (B, H, S) → price-change samples per forecast."""
@@ -301,6 +384,7 @@ class SSSDInferenceService:
                     direction_threshold=self.direction_threshold,
                 )
             )
+            preds[-1].calibrated = calibrated
         return preds
 
     def _params(
@@ -320,10 +404,19 @@ class SSSDInferenceService:
             raise ConfigError(
                 f"sampler must be one of {', '.join(SAMPLERS)}, got {s!r} {where.format('sampler')}"
             )
-        if k < 1:
-            raise ConfigError(f"steps must be >= 1, got {k} {where.format('steps')}")
+        train_steps = self.config.model.diffusion.train_steps
+        if not 1 <= k <= train_steps:
+            raise ConfigError(
+                f"steps must be in [1, {train_steps}] (the model's model.diffusion.train_steps), "
+                f"got {k} {where.format('steps')}"
+            )
         if not 0.0 <= e <= 1.0:
             raise ConfigError(f"eta must be in [0, 1], got {e} {where.format('eta')}")
+        if s == "dpmpp_2m" and e != 0.0:
+            raise ConfigError(
+                f"eta applies to the ddim sampler only; dpmpp_2m is deterministic (got eta={e} "
+                f"{where.format('eta')})"
+            )
         return n, s, k, e
 
     def _sample_chunks(
@@ -333,6 +426,7 @@ class SSSDInferenceService:
         params: tuple[int, str, int, float],
         generator: torch.Generator | None,
         batch_size: int,
+        calibrated: bool = False,
     ) -> Iterator[tuple[int, int, np.ndarray, float]]:
         """Sample items [lo, hi) ``batch_size`` at a time: yields (lo, hi, scaled-target samples
         (hi - lo, H, S), milliseconds spent building the features and sampling).
@@ -347,7 +441,7 @@ class SSSDInferenceService:
             hi = min(lo + batch_size, len(decision_ns))
             started = time.perf_counter()
             gens = row_generators(base, decision_ns[lo:hi])
-            scaled = self._sample(features_of(lo, hi), n, s, k, e, gens)
+            scaled = self._sample(features_of(lo, hi), n, s, k, e, gens, calibrated)
             yield lo, hi, scaled, (time.perf_counter() - started) * 1000
 
     def predict(
@@ -359,6 +453,8 @@ class SSSDInferenceService:
         eta: float | None = None,
         asof: Any = None,
         generator: torch.Generator | None = None,
+        calibrated: bool | None = None,
+        allow_stale: bool = False,
         seed: int | None = None,
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
@@ -368,38 +464,45 @@ class SSSDInferenceService:
         fresh noise) makes the forecast bit-identical across calls and processes on the same
         device; it is recorded in the prediction.
 
-        Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
-        time, the last bar and the sampling parameters; an explicit ``generator`` or a seed
-        bypasses the cache.
+        ``calibrated`` (default ``inference.calibrated``) applies the checkpoint's quantile
+        recalibration to the samples, so every summary comes from the calibrated distribution.
+        ``asof`` later than the latest bar's close by more than
+        ``inference.max_staleness_minutes`` is refused unless ``allow_stale``.
+
+        Results are cached for ``inference.cache_ttl_seconds`` keyed on what the forecast
+        depends on: a digest of the model's input windows (and the scales and last close that
+        turn samples into prices), the decision time, the model's weights and the sampling
+        parameters. The windows are built (and checked) on every call; an explicit
+        ``generator`` or a seed bypasses the cache.
         """
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
         seed = self.config.inference.seed if seed is None else seed
         if seed is not None and generator is None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
-        win = self._window(df, asof)
+        cal = self.uses_calibration(calibrated)
+        win = self._window(df, asof, allow_stale)
+        dataset = self._window_dataset(win)
+        features, _, _ = dataset.get_batch([0])
         key = (
-            self.model_name,
-            str(self.checkpoint_path),
+            self.model_digest,
+            features_digest(features, dataset.scales, dataset.last_close),
             win.decision_time,
-            win.last_bar,
-            win.last_close,
             n,
             s,
             k,
             e,
+            cal,
         )
         if generator is None and key in self._cache:
             self.cache_hits += 1
             return self._cache[key]
         self.cache_misses += 1
-        dataset = self._window_dataset(win)
-        features, _, _ = dataset.get_batch([0])
         gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
-        scaled = self._sample(features, n, s, k, e, gens)
+        scaled = self._sample(features, n, s, k, e, gens, cal)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, seed
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal, seed
         )[0]
         if generator is None:
             self._cache[key] = pred
@@ -416,9 +519,11 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Forecasts for samples of an already built dataset, ``batch_size`` per model call."""
         params = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
         times = dataset.decision_times
         preds: list[SSSDPrediction] = []
@@ -428,6 +533,7 @@ class SSSDInferenceService:
             params,
             generator,
             batch_size,
+            cal,
         ):
             chunk = idx[lo:hi]
             preds.extend(
@@ -437,6 +543,7 @@ class SSSDInferenceService:
                     dataset.last_close[chunk],
                     [times[i] for i in chunk],
                     ms,
+                    cal,
                 )
             )
         return preds
@@ -448,23 +555,29 @@ class SSSDInferenceService:
         generator: torch.Generator | None = None,
         batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        calibrated: bool | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """Log-return samples (N, H, S) float64 for every decision time of ``dataset``.
+        """Log-return samples (N, H, S) float64 for the decision times of ``dataset``.
 
-        The model's raw output times the targets' scales, without price conversion or
-        summary statistics (what an evaluation needs); sampler, steps and eta come from
-        ``inference``. ``on_batch`` is called with the number of decision times of each batch.
+        The model's output (recalibrated per ``calibrated``, default ``inference.calibrated``)
+        times the targets' scales, without price conversion or summary statistics (what an
+        evaluation needs); sampler, steps and eta come from ``inference``. ``indices`` picks
+        decision times (default all); ``on_batch`` is called with the size of each batch.
         """
         params = self._params(num_samples, None, None, None)
-        out = np.empty((len(dataset), len(self.horizons), params[0]), dtype=np.float64)
+        cal = self.uses_calibration(calibrated)
+        idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(idx), len(self.horizons), params[0]), dtype=np.float64)
         for lo, hi, scaled, _ in self._sample_chunks(
-            dataset.decision_ns,
-            lambda a, b: dataset.get_batch(np.arange(a, b))[0],
+            dataset.decision_ns[idx],
+            lambda a, b: dataset.get_batch(idx[a:b])[0],
             params,
             generator,
             batch_size,
+            cal,
         ):
-            out[lo:hi] = scaled * dataset.scales[lo:hi, :, None]
+            out[lo:hi] = scaled * dataset.scales[idx[lo:hi], :, None]
             if on_batch is not None:
                 on_batch(hi - lo)
         return out
@@ -479,26 +592,35 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Many forecasts in batched model calls: either many ``decision_times`` in one frame
         (each must be a 5m close with full history), or one forecast per frame of a list."""
         if isinstance(df, pd.DataFrame):
             if decision_times is None:
-                return [self.predict(df, num_samples, sampler, steps, eta, generator=generator)]
-            candles = validate_candles(df, where=f"candles for {self.asset}")
-            times = [to_utc(t) for t in decision_times]
+                return [
+                    self.predict(
+                        df, num_samples, sampler, steps, eta, generator=generator,
+                        calibrated=calibrated,
+                    )
+                ]  # fmt: skip
+            where = f"candles for {self.asset}"
+            candles = validate_candles(df, where=where)
+            times = [parse_utc(t, "decision_times") for t in decision_times]
             dataset = self._dataset(
-                candles[candles.index < max(times)], infer_base_timeframe(candles.index.asi8), times
+                candles[candles.index < max(times)],
+                infer_base_timeframe(candles.index.asi8, where=where),
+                times,
             )
             preds = self.predict_features(
-                dataset, None, num_samples, sampler, steps, eta, generator, batch_size
+                dataset, None, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         else:
             datasets = [self._window_dataset(self._window(f)) for f in df]
             if not datasets:
                 return []
             preds = self._predict_many(
-                datasets, num_samples, sampler, steps, eta, generator, batch_size
+                datasets, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         self._log(preds, batch_size=len(preds))
         return preds
@@ -512,6 +634,7 @@ class SSSDInferenceService:
         eta: float | None,
         generator: torch.Generator | None,
         batch_size: int,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """One forecast per one-sample dataset, their features stacked ``batch_size`` at a time."""
 
@@ -520,10 +643,11 @@ class SSSDInferenceService:
             return {tf: torch.cat([b[tf] for b in batches]) for tf in batches[0]}
 
         params = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         preds: list[SSSDPrediction] = []
         decision_ns = np.concatenate([d.decision_ns[:1] for d in datasets])
         for lo, hi, scaled, ms in self._sample_chunks(
-            decision_ns, features_of, params, generator, batch_size
+            decision_ns, features_of, params, generator, batch_size, cal
         ):
             chunk = datasets[lo:hi]
             preds.extend(
@@ -533,6 +657,7 @@ class SSSDInferenceService:
                     np.concatenate([d.last_close for d in chunk]),
                     [d.decision_times[0] for d in chunk],
                     ms,
+                    cal,
                 )
             )
         return preds
@@ -546,6 +671,7 @@ class SSSDInferenceService:
         steps: int | None = None,
         eta: float | None = None,
         generator: torch.Generator | None = None,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Forecasts from an already computed encoder context (B, C) (e.g. the context of a
         live ``EncoderStream``) for the B decision times of ``dataset``, whose scales and last
@@ -554,15 +680,16 @@ class SSSDInferenceService:
         equal."""
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         gens = row_generators(noise_base(generator), dataset.decision_ns)
         with torch.inference_mode():
             out = self.model.sample_from_context(
                 context.to(self.device), n, cast(Sampler, s), k, e, gens
             )
-        scaled = out.samples.double().cpu().numpy()
+        scaled = self._recalibrate(out.samples.double().cpu().numpy(), cal)
         elapsed = (time.perf_counter() - started) * 1000
         return self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed
+            scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed, cal
         )
 
     # ------------------------------------------------------------------ direction
@@ -595,6 +722,14 @@ class SSSDInferenceService:
                 batch_size=batch_size,
                 num_samples=p.num_samples,
             )
+
+
+def _age(delta: pd.Timedelta) -> str:
+    """``3 days 4 h 5 min`` (days only when non-zero)."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 1440)
+    text = f"{rest // 60} h {rest % 60} min"
+    return f"{days:,} day(s) {text}" if days else text
 
 
 def load_sssd_inference_service(
