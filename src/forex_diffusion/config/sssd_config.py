@@ -379,6 +379,23 @@ class TrainingConfig(_Section):
     """Fixed validation forecasts per epoch for the coverage and CRPS metrics (0 = off)."""
     max_train_batches_per_epoch: int | None = Field(default=None, ge=1)
     """Cap on training batches per epoch, for quick runs (null = all)."""
+    # one model on several devices/nodes (Lightning's Trainer arguments of the same names)
+    devices: int | Literal["auto"] = Field(default=1)
+    """Devices one model trains on (a count or auto), as Lightning's Trainer(devices=...)."""
+    num_nodes: int = Field(default=1, ge=1)
+    """Nodes one model trains on, as Lightning's Trainer(num_nodes=...)."""
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = "auto"
+    """Distributed strategy: auto, ddp, ddp_spawn or fsdp."""
+    # optional MLflow tracking (also switched on by the MLFLOW_TRACKING_URI environment variable)
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (null = off unless MLFLOW_TRACKING_URI is set)."""
+
+    @field_validator("devices")
+    @classmethod
+    def _positive_devices(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("devices must be a positive count or 'auto'")
+        return value
 
     @field_validator("precision", mode="before")
     @classmethod
