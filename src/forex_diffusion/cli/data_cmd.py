@@ -7,30 +7,32 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from forex_diffusion.cli.common import DataDirOpt, friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SanityBounds
-from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_files
-from forex_diffusion.data.importers.reader import format_bad_rows
-from forex_diffusion.data.store import (
-    ON_CONFLICT_CHOICES,
-    AssetInfo,
-    CandleStore,
-    FileHealth,
-    OnConflict,
+from forex_diffusion.cli.common import (
+    DataDirOpt,
+    Locations,
+    friendly_errors,
+    load_cli_config,
+    wide_console,
 )
-from forex_diffusion.data.synthetic import generate_synthetic_market
-from forex_diffusion.errors import DataError
-from forex_diffusion.fileio import atomic_write
-from forex_diffusion.settings import Settings
-from forex_diffusion.timeframes import timeframe_minutes
-from forex_diffusion.timeinput import parse_utc
+from forex_diffusion.cli.progress import stage
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from forex_diffusion.config.sssd_config import SanityBounds
+    from forex_diffusion.data.importers import ImportReport
+    from forex_diffusion.data.store import AssetInfo, CandleStore, FileHealth
+
+# the formats of forex_diffusion.data.importers.FORMAT_NAMES (a test checks they agree),
+# written out so that --help does not import the importers
+IMPORT_FORMATS = ("tidy", "histdata", "mt4", "mt5", "dukascopy", "generic")
 
 data_app = typer.Typer(
     help="Import, inspect, synthesise and resample candles in the store.", no_args_is_help=True
@@ -58,7 +60,9 @@ StoreConfigOpt = Annotated[
 def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
     """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the config
     is read only when neither of the first two is given."""
-    settings = Settings.from_flags(data_dir=data_dir)
+    from forex_diffusion.data.store import CandleStore
+
+    settings = Locations(data_dir=data_dir).settings()
     cfg = None if settings.data_dir else load_cli_config(config or DEFAULT_CONFIG_PATH)
     return CandleStore(settings.data_dir_for(cfg))
 
@@ -71,12 +75,16 @@ def _sanity(config: Path | None) -> SanityBounds | None:
 
 
 def _time(value: str | None, option: str) -> pd.Timestamp | None:
+    from forex_diffusion.timeinput import parse_utc
+
     return None if value is None else parse_utc(value, option)
 
 
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """File-system failures (permissions, full disk) as one clear message, not a traceback."""
+    from forex_diffusion.errors import DataError
+
     try:
         yield
     except OSError as exc:
@@ -87,13 +95,9 @@ def _store_errors() -> Iterator[None]:
         ) from exc
 
 
-def _console() -> Console:
-    """A console that does not truncate tables when the output is a pipe or a file."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
-
-
 def _required_time(value: str, option: str) -> pd.Timestamp:
+    from forex_diffusion.errors import DataError
+
     stamp = _time(value, option)
     if stamp is None:  # pragma: no cover - typer always passes a value
         raise DataError(f"{option} is required")
@@ -105,6 +109,10 @@ def _fmt(ts: pd.Timestamp | None) -> str:
 
 
 def _print_import(report: ImportReport, store: CandleStore, console: Console) -> None:
+    from rich.table import Table
+
+    from forex_diffusion.data.importers.reader import format_bad_rows
+
     table = Table(title=f"Import into {report.asset}")
     for col in (
         "file",
@@ -169,7 +177,7 @@ def import_cmd(
     asset: AssetReq,
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help=f"auto or one of: {', '.join(FORMAT_NAMES)}."),
+        typer.Option("--format", "-f", help=f"auto or one of: {', '.join(IMPORT_FORMATS)}."),
     ] = "auto",
     tz: Annotated[
         str | None,
@@ -205,28 +213,36 @@ def import_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
+    from forex_diffusion.data.importers import import_files
+    from forex_diffusion.data.store import ON_CONFLICT_CHOICES, OnConflict
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         if on_conflict not in ON_CONFLICT_CHOICES:
             raise DataError(
                 f"--on-conflict {on_conflict!r}: use one of {', '.join(ON_CONFLICT_CHOICES)}"
             )
         store = _store(config, data_dir)
-        report = import_files(
-            paths,
-            asset,
-            store,
-            fmt=fmt,
-            tz=tz,
-            skip_bad=skip_bad,
-            columns=columns,
-            time_format=time_format,
-            on_conflict=cast(OnConflict, on_conflict),
-            sanity=_sanity(config),
-        )
-        _print_import(report, store, _console())
+        sanity = _sanity(config)
+        with stage(f"importing {len(paths)} file(s) into {asset.upper()}"):
+            report = import_files(
+                paths,
+                asset,
+                store,
+                fmt=fmt,
+                tz=tz,
+                skip_bad=skip_bad,
+                columns=columns,
+                time_format=time_format,
+                on_conflict=cast(OnConflict, on_conflict),
+                sanity=sanity,
+            )
+        _print_import(report, store, wide_console())
 
 
 def _info_table(infos: list[AssetInfo]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Candle store")
     for col in (
         "asset",
@@ -265,10 +281,14 @@ def info_cmd(
     ] = 20,
 ) -> None:
     """Bars, first/last bar and weekday gaps over 30 minutes per asset."""
+    from rich.table import Table
+
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         names = [asset] if asset else store.assets()
-        console = _console()
+        console = wide_console()
         if not names:
             console.print(
                 f"The candle store at {store.data_dir} is empty. Import data with "
@@ -308,6 +328,8 @@ def info_cmd(
 
 
 def _print_health(health: list[FileHealth], console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title="Stored files")
     for col in ("asset", "file", "bars", "status"):
         table.add_column(col, justify="right" if col == "bars" else "left", overflow="fold")
@@ -330,11 +352,13 @@ def check_cmd(
     """Verify every stored file (readable Parquet, ordered bars of its year, valid OHLC).
 
     Exit code 2 when a file is damaged (each is named, with what to do)."""
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         names = [asset] if asset else store.assets()
         health = [h for n in names for h in store.check(n)]
-        console = _console()
+        console = wide_console()
         if not health:
             console.print(f"No stored files to check in {store.data_dir}.", markup=False)
             return
@@ -360,6 +384,9 @@ def synth_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Write a seeded SYNTHETIC 1-minute market (not real prices) into the store."""
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         t0, t1 = _required_time(start, "--start"), _required_time(end, "--end")
         if t1 <= t0:
@@ -395,6 +422,10 @@ def resample_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Causally resampled bars (label = open time, closed bars only) as CSV."""
+    from forex_diffusion.errors import DataError
+    from forex_diffusion.fileio import atomic_write
+    from forex_diffusion.timeframes import timeframe_minutes
+
     with friendly_errors(), _store_errors():
         try:
             timeframe_minutes(timeframe)

@@ -1,4 +1,9 @@
-"""The ``forex-diffusion`` console command: one typer app, one sub-app per module."""
+"""The ``forex-diffusion`` console command: one typer app, one sub-app per module.
+
+The command modules keep their tops light (typer and ``config.presets`` only) and import
+pandas, SQLAlchemy, torch and lightning inside the commands that need them, so that
+``--help`` and the light commands start at once.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from forex_diffusion.cli.common import (
     friendly_errors,
     load_cli_config,
 )
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 AddressOpt = Annotated[
     str | None,

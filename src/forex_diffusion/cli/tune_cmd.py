@@ -18,7 +18,7 @@ from forex_diffusion.cli.common import (
     load_cli_config,
 )
 from forex_diffusion.cli.train_many_cmd import AddressOpt, CpusOpt, DbUrlOpt, GpusOpt
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 
 def tune(

@@ -108,7 +108,8 @@ class EvaluationResult:
         tuning: where the baselines were tuned and why.
         exclusions: decision-time accounting.
         forecasts: name → (N, H) forecasts on the N scored decision times.
-        targets: (N, H) realised log returns; ``last_close`` (N,) closes at t.
+        targets: (N, H) realised log returns; ``last_close`` (N,) closes at t;
+            ``decision_times`` (N,) the scored decision times (UTC).
         model_name, model_id, checkpoint: the evaluated model (None for baselines only).
         metric_rows: rows written to ``sssd_performance_metrics``.
     """
@@ -126,6 +127,7 @@ class EvaluationResult:
     model_id: int | None
     checkpoint: Path | None
     metric_rows: int
+    decision_times: pd.DatetimeIndex | None = None
 
     def text(self) -> str:
         """The first table and the verdicts (what the CLI prints)."""
@@ -578,7 +580,7 @@ def evaluate(
             raise DataError(f"{asset}: nothing to score in {evaluated}: {exclusions.sentence()}")
         keep &= model_ok
         forecasts = {k: f.select(keep) for k, f in forecasts.items()}
-        targets, last_close = targets[keep], last_close[keep]
+        targets, last_close, scored_times = targets[keep], last_close[keep], times[keep]
         diagnostics, diag_notes = _baseline_diagnostics(baselines)
         diagnostics["baseline_tuning"] = tuning_used
         rules = {k: v[keep] for k, v in rules.items()}
@@ -630,6 +632,7 @@ def evaluate(
             model_id=model_id,
             checkpoint=service.checkpoint_path if service is not None else None,
             metric_rows=rows,
+            decision_times=scored_times,
         )
 
 

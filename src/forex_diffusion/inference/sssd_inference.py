@@ -363,6 +363,7 @@ class SSSDInferenceService:
         times: Sequence[pd.Timestamp],
         elapsed_ms: float,
         calibrated: bool = False,
+        seed: int | None = None,
     ) -> list[SSSDPrediction]:
         """Scaled samples (B, H, S) → price-change samples per forecast."""
         log_ret = scaled * scales[:, :, None]
@@ -379,6 +380,8 @@ class SSSDInferenceService:
                     inference_time_ms=elapsed_ms / len(times),
                     model_name=self.model_name,
                     pip_size=self.pip_size,
+                    seed=seed,
+                    direction_threshold=self.direction_threshold,
                 )
             )
             preds[-1].calibrated = calibrated
@@ -452,8 +455,14 @@ class SSSDInferenceService:
         generator: torch.Generator | None = None,
         calibrated: bool | None = None,
         allow_stale: bool = False,
+        seed: int | None = None,
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
+
+        ``num_samples`` None = ``inference.num_samples`` (the ``predict`` command uses
+        ``inference.forecast_samples``). ``seed`` (None = ``inference.seed``; None there too =
+        fresh noise) makes the forecast bit-identical across calls and processes on the same
+        device; it is recorded in the prediction.
 
         ``calibrated`` (default ``inference.calibrated``) applies the checkpoint's quantile
         recalibration to the samples, so every summary comes from the calibrated distribution.
@@ -464,10 +473,13 @@ class SSSDInferenceService:
         depends on: a digest of the model's input windows (and the scales and last close that
         turn samples into prices), the decision time, the model's weights and the sampling
         parameters. The windows are built (and checked) on every call; an explicit
-        ``generator`` bypasses the cache.
+        ``generator`` or a seed bypasses the cache.
         """
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        seed = self.config.inference.seed if seed is None else seed
+        if seed is not None and generator is None:
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
         cal = self.uses_calibration(calibrated)
         win = self._window(df, asof, allow_stale)
         dataset = self._window_dataset(win)
@@ -490,7 +502,7 @@ class SSSDInferenceService:
         scaled = self._sample(features, n, s, k, e, gens, cal)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal, seed
         )[0]
         if generator is None:
             self._cache[key] = pred
