@@ -87,6 +87,43 @@ def causal_fft_conv(u: Tensor, kernel_f: Tensor, n_fft: int) -> Tensor:
     return torch.fft.irfft(u_f * kernel_f, n=n_fft)[..., :length]
 
 
+class CausalFFTConv(torch.autograd.Function):
+    """``causal_fft_conv`` of u with a time-domain kernel, with a hand-written backward.
+
+    Forward: y = irfft(U·K)[:L] with U = rfft(u), K = rfft(k) at n_fft = fast_fft_len(2L). Both
+    gradients are correlations computed from the saved spectra with one real FFT of the output
+    gradient G = rfft(∂y) and one inverse real FFT each (autograd's generic backward of rfft goes
+    through full complex transforms):
+
+        ∂u = irfft(G·conj(K))[:L],        ∂k = irfft(Σ_b G·conj(U))[:L].
+
+    Shapes: u (B, H, L) float32, k (H, L) float32 → (B, H, L).
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, k: Tensor) -> Tensor:  # type: ignore[override]
+        length = u.shape[-1]
+        n_fft = fast_fft_len(2 * length)
+        u_f = torch.fft.rfft(u, n=n_fft)
+        k_f = torch.fft.rfft(k, n=n_fft)
+        ctx.save_for_backward(u_f, k_f)
+        ctx.n_fft, ctx.length = n_fft, length
+        return torch.fft.irfft(u_f * k_f, n=n_fft)[..., :length]
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        u_f, k_f = ctx.saved_tensors
+        n_fft, length = ctx.n_fft, ctx.length
+        g_f = torch.fft.rfft(grad_y, n=n_fft)
+        grad_u = grad_k = None
+        if ctx.needs_input_grad[1]:
+            cross = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())
+            grad_k = torch.fft.irfft(cross, n=n_fft)[..., :length]
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.fft.irfft(g_f.mul_(k_f.conj()), n=n_fft)[..., :length]
+        return grad_u, grad_k
+
+
 class S4D(nn.Module):
     """Diagonal state-space layer (S4D) over (B, L, H) sequences.
 
@@ -246,6 +283,9 @@ class S4D(nn.Module):
             raise ValueError(f"S4D expects (B, L, {self.d_model}), got {tuple(u.shape)}")
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.float().transpose(1, 2)  # (B, H, L)
+            if self._cache_key() is None:  # autograd or training: the kernel is recomputed
+                y = CausalFFTConv.apply(x, self.skip_kernel(x.shape[-1]))
+                return y.transpose(1, 2)
             k_f, n_fft = self.kernel_spectrum(x.shape[-1])
             return causal_fft_conv(x, k_f, n_fft).transpose(1, 2)
 
