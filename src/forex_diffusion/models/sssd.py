@@ -346,6 +346,12 @@ class SSSDModel(nn.Module):
 
     # ------------------------------------------------------------------ inference
 
+    def compile_sampling(self) -> None:
+        """Replace the head's per-step ``denoise`` by its ``torch.compile`` version (fused
+        kernels: fewer per-op overheads per denoising step). The first forecast of each new
+        shape compiles; results equal the eager path within float tolerance."""
+        self.head.denoise = torch.compile(self.head.denoise, dynamic=False)  # type: ignore[method-assign]
+
     def inference_forward(
         self,
         features: Mapping[str, Tensor],
@@ -409,10 +415,12 @@ class SSSDModel(nn.Module):
             plan = self.scheduler.sampling_steps(n_steps)
             t_all = torch.tensor([st.t for st in plan], device=context.device)
             time_film = self.head.time_film_of(t_all)  # (K, nb, 2, hidden)
+            # every step's FiLM in one op: (K, B·H, 1, nb, 2, hidden)
+            films = cond_film[None] + time_film[:, None, None]
             x_T = randn((batch * len(hsel), n_s, 1), generator, context.device, cond_film.dtype)
 
             def model_fn(x: Tensor, i: int, t: int) -> Tensor:
-                return self.head.denoise(x, cond_film + time_film[i])
+                return self.head.denoise(x, films[i])
 
             x0 = self.scheduler.sample(model_fn, x_T, smp, n_steps, eta_v, generator)
             samples = x0.reshape(batch, len(hsel), n_s).float()
