@@ -19,8 +19,6 @@ import pytest
 
 from forex_diffusion.data.importers import read_candles_file
 
-pytestmark = pytest.mark.realdata
-
 
 def _dst_flag(utc: pd.DatetimeIndex, year: int) -> np.ndarray:
     zone = ZoneInfo("America/New_York" if year <= 2018 else "Europe/London")

@@ -27,8 +27,6 @@ from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 from training_utils import tiny_config, two_month_store
 
-pytestmark = pytest.mark.realdata
-
 
 class Clock:
     def __init__(self) -> None:

@@ -317,7 +317,6 @@ def test_bf16_autocast_training_step_is_finite() -> None:
 # ---------------------------------------------------------------------------- real data
 
 
-@pytest.mark.realdata
 def test_short_training_run_on_real_eurusd_has_no_nan(fx_dir: Path) -> None:
     """Default-size model, real features (the project's pipeline), 12 AdamW steps incl. bf16."""
     from forex_diffusion.dataset.source import build_feature_source

@@ -23,8 +23,6 @@ from forex_diffusion.training.schedule import warmup_cosine_factor
 from forex_diffusion.training.train_sssd import SSSDTrainer, repeat_override_flags
 from training_utils import tiny_config, two_month_store
 
-pytestmark = pytest.mark.realdata
-
 
 def _val_loss(module: SSSDLightningModule, dm: SSSDDataModule) -> float:
     """Deterministic validation loss (the module's own fixed-noise validation_step)."""
