@@ -181,6 +181,23 @@ def test_training_forward_and_gradients_equal_the_autograd_convolution() -> None
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), name
 
 
+def test_step_inference_equals_step_and_its_coefficients_are_cached() -> None:
+    layer = _layer().eval()
+    u = torch.randn(3, 12, 6)
+    with torch.inference_mode():
+        s_ref = s_fast = layer.initial_state(3)
+        for i in range(12):
+            y_ref, s_ref = layer.step(u[:, i], s_ref)
+            y_fast, s_fast = layer.step_inference(u[:, i], s_fast)
+            assert torch.allclose(y_fast, y_ref, atol=1e-5)
+            assert torch.allclose(s_fast, s_ref, atol=1e-6)
+    with torch.no_grad():
+        first = layer.stream_coefficients()
+        assert layer.stream_coefficients() is first
+        layer.C.add_(0.1)
+        assert layer.stream_coefficients() is not first
+
+
 def test_ssm_parameters_are_exactly_dt_and_a() -> None:
     layer = _layer()
     assert {id(p) for p in layer.ssm_parameters()} == {

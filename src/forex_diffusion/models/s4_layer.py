@@ -161,6 +161,7 @@ class S4D(nn.Module):
         self.D = nn.Parameter(torch.randn(d_model))  # (H,)
         self._kernel_cache: dict[tuple[object, ...], dict[str, Tensor]] = {}
         self._step_cache: dict[tuple[object, ...], tuple[Tensor, Tensor]] = {}
+        self._stream_cache: dict[tuple[object, ...], tuple[Tensor, Tensor, Tensor]] = {}
 
     # ------------------------------------------------------------------ parameters
 
@@ -171,6 +172,7 @@ class S4D(nn.Module):
     def train(self, mode: bool = True) -> S4D:
         self._kernel_cache.clear()
         self._step_cache.clear()
+        self._stream_cache.clear()
         return super().train(mode)
 
     def _cache_key(self, *extra: object) -> tuple[object, ...] | None:
@@ -312,6 +314,38 @@ class S4D(nn.Module):
             self._step_cache.clear()
             self._step_cache[key] = (a_bar, c_tilde)
         return a_bar, c_tilde
+
+    def stream_coefficients(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Ā (H, N/2) complex, the output weights W (H, N) with 2 Re(Σ C̃ s) = Σ view_as_real(s)·W
+        (W interleaves 2 Re C̃ and -2 Im C̃), and D (H,), float32, without autograd. Cached in
+        eval mode like ``step_parameters``."""
+        key = self._cache_key("stream")
+        if key is not None and key in self._stream_cache:
+            return self._stream_cache[key]
+        with torch.no_grad():
+            a_bar, c_tilde = self.step_parameters()
+            w = torch.stack([2 * c_tilde.real, -2 * c_tilde.imag], dim=-1).flatten(-2)
+            coefs = (a_bar, w.contiguous(), self.D.detach().float())
+        if key is not None:
+            self._stream_cache.clear()
+            self._stream_cache[key] = coefs
+        return coefs
+
+    def step_inference(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """``step`` for streaming without autograd: the same update with the coefficients of
+        ``stream_coefficients`` and fewer tensor operations.
+
+        Args:
+            u_t: (B, H) float32.
+            state: (B, H, N/2) complex64.
+
+        Returns:
+            y_t (B, H) float32 and the new state.
+        """
+        a_bar, w, d = self.stream_coefficients()
+        state = a_bar * state + u_t[..., None]
+        y = torch.addcmul((torch.view_as_real(state).flatten(-2) * w).sum(-1), d, u_t)
+        return y, state
 
     def initial_state(self, batch_size: int, device: torch.device | None = None) -> Tensor:
         """A zero state, (B, H, N/2) complex64."""
