@@ -103,3 +103,28 @@ def test_live_windows_equal_batch_on_a_real_eurusd_week_replayed_bar_by_bar(
         got = np.stack(rows)
         assert got.shape[0] == len(want) > 0, tf
         assert np.allclose(got, want.to_numpy(), rtol=1e-5, atol=1e-5), tf
+
+
+def test_service_live_windows_equal_the_features_of_a_forecast_from_candles() -> None:
+    """The service hook: windows kept up to date from pushed candles = the service's own
+    prepared features for the same candles (here the whole frame is the history tail)."""
+    import torch
+
+    from forex_diffusion.features.unified_pipeline import unified_feature_pipeline
+    from forex_diffusion.inference.sssd_inference import SSSDInferenceService
+    from forex_diffusion.models.build import build_sssd_model
+    from sssd_test_utils import tiny_config
+
+    config = tiny_config()
+    candles = generate_synthetic_market("2020-01-01", "2020-01-25", seed=5)
+    _, standardizer, names = unified_feature_pipeline(candles, config, "multi_timeframe")
+    model = build_sssd_model(config, {tf: len(n) for tf, n in names.items()})
+    service = SSSDInferenceService(model, config, standardizer, device="cpu")
+    assert candles.index[-1] - candles.index[0] < service.history_span
+    live = service.live_windows()
+    live.push(candles.iloc[:-7])
+    live.push(candles.iloc[-7:])
+    want, _, _ = service.build_features(candles).get_batch([0])
+    got = live.tensors()
+    for tf in config.data.timeframes:
+        assert torch.allclose(got[tf], want[tf], rtol=1e-5, atol=1e-5), tf
