@@ -16,6 +16,7 @@ Each table line: the baseline figure, the new figure, their ratio and the target
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from _baseline import REPO, baseline_commit, ensure_worktree, run_case
 
-NEW_SAMPLER = os.environ.get("FD_BENCH_SAMPLER", "dpmpp_2m")
+NEW_SAMPLER = os.environ.get("FD_BENCH_SAMPLER", "dpmpp_2m_logsnr")
 NEW_STEPS = int(os.environ.get("FD_BENCH_STEPS", "10"))
 OLD = ["--sampler", "dpmpp_2m", "--steps", "20"]
 NEW = ["--sampler", NEW_SAMPLER, "--steps", str(NEW_STEPS)]
@@ -85,6 +86,35 @@ TABLES = {
                 "ms",
                 "<= 0.50",
             )
+        ],
+    ),
+    "raw": Table(
+        "From raw 1m candles, default size (real EURUSD 2019-Q1), one forecast",
+        [
+            Line(
+                "base: service.predict (features each call) vs new: live windows",
+                ["--case", "raw", *OLD],
+                ["--case", "raw", *NEW],
+                lambda r: r.get("live_ms", r["raw_ms"]),
+                "ms",
+                "< 1",
+            ),
+            Line(
+                "from candles / prepared features (within each code base)",
+                ["--case", "raw", *OLD],
+                ["--case", "raw", *NEW],
+                lambda r: r.get("live_ms", r["raw_ms"]) / r["prepared_model_ms"],
+                "x",
+                "new <= 1.5",
+            ),
+            Line(
+                "new 5m bar -> forecast, streaming encoder / prepared (new only)",
+                ["--case", "raw", *OLD],
+                ["--case", "raw", *NEW],
+                lambda r: r.get("stream_ms", math.nan) / r["prepared_model_ms"],
+                "x",
+                "new <= 1.0",
+            ),
         ],
     ),
     "stream": Table(
@@ -171,20 +201,12 @@ def main() -> None:
         print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
         cache: dict[tuple[str, ...], list[dict[str, float]]] = {}
         for line in table.lines:
-            figures: dict[str, list[float]] = {"base": [], "new": []}
-            for side, root, case in (
-                ("base", base_root, line.base_args),
-                ("new", REPO, line.new_args),
-            ):
-                k = (side, *case)
-                if k not in cache:
-                    cache[k] = []
-                figures[side] = [line.figure(r) for r in cache[k]]
+            sides = (("base", base_root, line.base_args), ("new", REPO, line.new_args))
+            figures: dict[str, list[float]] = {}
+            for side, _, case in sides:
+                figures[side] = [line.figure(r) for r in cache.setdefault((side, *case), [])]
             while len(figures["base"]) < args.runs:
-                for side, root, case in (
-                    ("base", base_root, line.base_args),
-                    ("new", REPO, line.new_args),
-                ):
+                for side, root, case in sides:
                     result = measure(root, case, args.threads, args.repeats)
                     cache[(side, *case)].append(result)
                     figures[side].append(line.figure(result))

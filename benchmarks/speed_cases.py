@@ -122,10 +122,70 @@ def case_train(args: argparse.Namespace) -> dict[str, float]:
     return {"ms": ms, "samples_per_s": batch / ms * 1e3}
 
 
+def case_raw(args: argparse.Namespace) -> dict[str, float]:
+    """One forecast from raw 1m candles at the default size (real EURUSD 2019-Q1 when present).
+
+    Both code bases: ``raw_ms`` = the service's ``predict`` on the history tail (features built
+    from the candles on every call), ``prepared_model_ms`` = the model on prepared features.
+    Where the code has live windows: ``live_ms`` = push one new 5m bar of 1m candles into them
+    (incremental features) and forecast from their windows; ``stream_ms`` = the same with the
+    streaming encoder updated by the closed bars instead of a re-encode.
+    """
+    from bench_inference import candles, service_for
+
+    df, _ = candles()
+    svc = service_for(load_sssd_config(DEFAULT_CONFIG_PATH), df)
+    t = df.index[df.index >= "2019-03-20 14:35"][0]
+    window = df[df.index < t]
+    tail = window[window.index >= t - svc.history_span]
+    future = df[df.index >= t]
+    seeds = iter(range(10**6))
+    model, smp, steps = svc.model, args.sampler, args.steps
+
+    def raw() -> object:  # a generator bypasses the cache: features + model every time
+        gen = torch.Generator().manual_seed(next(seeds))
+        return svc.predict(tail, sampler=smp, steps=steps, generator=gen)
+
+    out = {"raw_ms": median_ms(raw, args.repeats)}
+    prepared, _, _ = svc.build_features(tail).get_batch([0])
+    gen = torch.Generator().manual_seed(0)
+
+    def prepared_forecast() -> object:
+        return model.inference_forward(prepared, 100, smp, steps, 0.0, gen)
+
+    out["prepared_model_ms"] = median_ms(prepared_forecast, args.repeats)
+    if not hasattr(svc, "live_windows"):
+        return out
+    live = svc.live_windows()
+    live.push(tail)
+    cursor = [0]
+
+    def next_bar() -> list:
+        lo = cursor[0]
+        cursor[0] += 5
+        return live.push(future.iloc[lo : lo + 5])
+
+    def live_forecast() -> object:
+        next_bar()
+        return model.inference_forward(live.tensors(), 100, smp, steps, 0.0, gen)
+
+    out["live_ms"] = median_ms(live_forecast, args.repeats)
+    with torch.inference_mode():
+        stream = model.start_stream(live.tensors())
+
+        def stream_forecast() -> object:
+            for tf, row in next_bar():
+                stream.update(tf, torch.from_numpy(row)[None])
+            return model.sample_from_context(stream.context(), 100, smp, steps, 0.0, gen)
+
+        out["stream_ms"] = median_ms(stream_forecast, args.repeats)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--case", required=True, choices=["forecast", "batch64", "stream", "s4d", "train"]
+        "--case", required=True, choices=["forecast", "batch64", "stream", "s4d", "train", "raw"]
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
@@ -140,6 +200,7 @@ def main() -> None:
         "stream": lambda: case_stream(args),
         "s4d": lambda: case_s4d(args),
         "train": lambda: case_train(args),
+        "raw": lambda: case_raw(args),
     }
     print(json.dumps(cases[args.case]()))
 

@@ -13,14 +13,13 @@ from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.features.incremental import IncrementalTimeframeFeatures, bars_of
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import (
-    compute_timeframe_features,
     multi_timeframe_features,
 )
 from forex_diffusion.inference.live_features import LiveFeatureWindows
 from sssd_test_utils import default_config
 
 ALL_FAMILIES = (
-    'features.names=[returns, range_body, realized_vol, atr, rsi, bollinger, macd, '
+    "features.names=[returns, range_body, realized_vol, atr, rsi, bollinger, macd, "
     "ema_distance, donchian, calendar, sessions, gap, volume]"
 )
 
@@ -67,7 +66,9 @@ def test_bars_must_arrive_in_order() -> None:
 
 def _eurusd(fx_dir: Path, start: str, end: str) -> pd.DataFrame:
     df = pd.read_csv(fx_dir / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col=0)
-    return df[(df.index >= pd.Timestamp(start, tz="UTC")) & (df.index < pd.Timestamp(end, tz="UTC"))]
+    return df[
+        (df.index >= pd.Timestamp(start, tz="UTC")) & (df.index < pd.Timestamp(end, tz="UTC"))
+    ]
 
 
 def test_live_windows_equal_batch_on_a_real_eurusd_week_replayed_bar_by_bar(
@@ -91,7 +92,9 @@ def test_live_windows_equal_batch_on_a_real_eurusd_week_replayed_bar_by_bar(
             closed[tf].append(row)
         now = week.index[i] + pd.Timedelta(minutes=1)
         if now.minute == 0 and now.hour % 4 == 0 and live.ready():
-            batch = standardizer.transform(multi_timeframe_features(candles[candles.index < now], config).raw)
+            batch = standardizer.transform(
+                multi_timeframe_features(candles[candles.index < now], config).raw
+            )
             for tf, window in live.windows().items():
                 want = batch[tf].to_numpy()[-len(window) :]
                 assert np.allclose(window, want, rtol=1e-5, atol=1e-5), (tf, now)

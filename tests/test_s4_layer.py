@@ -177,7 +177,9 @@ def test_training_forward_and_gradients_equal_the_autograd_convolution() -> None
     params = [u, layer.log_dt, layer.log_A_real, layer.A_imag, layer.C, layer.D]
     got = torch.autograd.grad((y * w).sum(), params)
     want = torch.autograd.grad((ref * w).sum(), params)
-    for name, a, b in zip(["u", "log_dt", "log_A_real", "A_imag", "C", "D"], got, want, strict=True):
+    for name, a, b in zip(
+        ["u", "log_dt", "log_A_real", "A_imag", "C", "D"], got, want, strict=True
+    ):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), name
 
 

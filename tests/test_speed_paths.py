@@ -80,18 +80,47 @@ def _expected_crps_and_coverage(sigma: float, s: float) -> tuple[float, float]:
     return crps, coverage
 
 
-@pytest.mark.parametrize("s", [0.7, 1.0, 1.3])
-def test_dpmpp_2m_at_10_steps_keeps_crps_and_coverage_of_20_steps(s: float) -> None:
-    """With the exact denoiser the deterministic sampler is x0 = c·x_T, so the forecast is
-    N(0, c²): CRPS within 1 % and 90 % coverage within 1 point of the 20-step sampler."""
-    sch = DiffusionScheduler(1000, prediction="v")
+def _sigma(sch: DiffusionScheduler, sampler: str, steps: int, s: float) -> float:
+    """The deterministic samplers with the exact denoiser are x0 = c·x_T: the forecast is
+    N(0, c²); returns |c|."""
     x_T = torch.randn(4000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x0 = sch.sample(_exact_gaussian_v(sch, s), x_T, sampler, steps)  # type: ignore[arg-type]
+    return abs(float((x0 * x_T).sum() / (x_T * x_T).sum()))
 
-    def sigma(steps: int) -> float:
-        x0 = sch.sample(_exact_gaussian_v(sch, s), x_T, "dpmpp_2m", steps)
-        return abs(float((x0 * x_T).sum() / (x_T * x_T).sum()))
 
-    crps20, cov20 = _expected_crps_and_coverage(sigma(20), s)
-    crps10, cov10 = _expected_crps_and_coverage(sigma(10), s)
+@pytest.mark.parametrize("s", [0.3, 0.7, 1.0, 1.3])
+def test_logsnr_sampler_at_10_steps_keeps_crps_and_coverage_of_the_20_step_sampler(
+    s: float,
+) -> None:
+    """CRPS within 1 % and 90 % coverage within 1 point of the shipped dpmpp_2m-20."""
+    sch = DiffusionScheduler(1000, prediction="v")
+    crps20, cov20 = _expected_crps_and_coverage(_sigma(sch, "dpmpp_2m", 20, s), s)
+    crps10, cov10 = _expected_crps_and_coverage(_sigma(sch, "dpmpp_2m_logsnr", 10, s), s)
     assert crps10 <= crps20 * 1.01
     assert abs(cov10 - cov20) <= 0.01
+
+
+def test_logsnr_sampler_keeps_the_spread_of_narrow_targets_that_trailing_steps_lose() -> None:
+    """Trailing steps jump to the clean estimate from step T/steps - 1 and drop Var(x0 | x_t):
+    a narrow target comes out far too narrow; the log-SNR levels end near the clean end."""
+    sch = DiffusionScheduler(1000, prediction="v")
+    s = 0.15
+    trailing = _sigma(sch, "dpmpp_2m", 10, s) / s
+    logsnr = _sigma(sch, "dpmpp_2m_logsnr", 10, s) / s
+    assert trailing < 0.75
+    assert abs(logsnr - 1) < abs(_sigma(sch, "dpmpp_2m", 20, s) / s - 1)
+    assert 0.9 < logsnr < 1.05
+
+
+@pytest.mark.parametrize("train_steps", [30, 1000])
+@pytest.mark.parametrize("steps", [1, 2, 3, 8, 10, 25])
+def test_logsnr_plan_starts_at_pure_noise_and_is_strictly_decreasing(
+    train_steps: int, steps: int
+) -> None:
+    sch = DiffusionScheduler(train_steps, prediction="v")
+    plan = sch.plan("dpmpp_2m_logsnr", steps)
+    ts = [st.t for st in plan]
+    assert len(ts) == steps and ts[0] == train_steps - 1
+    assert all(a > b >= 0 for a, b in zip(ts, ts[1:], strict=False))
+    assert plan[-1].t_prev == -1 and [st.index for st in plan] == list(range(steps))
+    assert all(st.t_prev == nxt.t for st, nxt in zip(plan, plan[1:], strict=False))

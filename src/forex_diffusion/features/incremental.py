@@ -148,7 +148,9 @@ class IncrementalTimeframeFeatures:
                 f"{self.timeframe} bars must arrive in time order: {bar.open_ns} after "
                 f"{self.prev_open_ns}"
             )
-        tr = max(bar.high - bar.low, abs(bar.high - self.prev_close), abs(bar.low - self.prev_close))
+        tr = max(
+            bar.high - bar.low, abs(bar.high - self.prev_close), abs(bar.low - self.prev_close)
+        )
         if math.isnan(self.prev_close):
             tr = math.nan  # np.maximum propagates the NaN of the missing previous close
         values: list[float] = []
@@ -175,7 +177,9 @@ class IncrementalTimeframeFeatures:
         if name == "rsi":
             delta = bar.close - prev
             gain = self._rsi_gain.update(delta if delta > 0 else (0.0 if delta == delta else delta))
-            loss = self._rsi_loss.update(-delta if delta < 0 else (0.0 if delta == delta else delta))
+            loss = self._rsi_loss.update(
+                -delta if delta < 0 else (0.0 if delta == delta else delta)
+            )
             return [100.0 * _ratio(gain, gain + loss, 0.5)]
         if name == "bollinger":
             values = self._boll.push(bar.close)
@@ -183,8 +187,10 @@ class IncrementalTimeframeFeatures:
                 return [math.nan, math.nan]
             mean, std = float(values.mean()), float(values.std())
             std = 0.0 if std <= 1e-12 * mean else std
-            return [0.5 + _ratio(bar.close - mean, 2.0 * c.bollinger_k * std, 0.0),
-                    2.0 * c.bollinger_k * std / mean]
+            return [
+                0.5 + _ratio(bar.close - mean, 2.0 * c.bollinger_k * std, 0.0),
+                2.0 * c.bollinger_k * std / mean,
+            ]
         if name == "macd":
             line = self._macd_fast.update(bar.close) - self._macd_slow.update(bar.close)
             sig = self._macd_signal.update(line)

@@ -115,8 +115,15 @@ class LiveFeatureWindows:
     def _close(self, tf: str, bar: _OpenBar, closed: list[tuple[str, np.ndarray]]) -> None:
         feats = self.features[tf]
         row = feats.update(
-            Bar(bar.key * self.tf_ns[tf], bar.open, bar.high, bar.low, bar.close, bar.volume,
-                bar.n_base)
+            Bar(
+                bar.key * self.tf_ns[tf],
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.n_base,
+            )
         )
         if row is None:
             return

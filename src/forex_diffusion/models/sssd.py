@@ -367,10 +367,10 @@ class SSSDModel(nn.Module):
         Args:
             features: {tf: (B, L_tf, F_tf)}.
             num_samples: samples per forecast (>= 2).
-            sampler: ``ddim``, ``ddpm`` or ``dpmpp_2m``.
+            sampler: ``ddim``, ``ddpm``, ``dpmpp_2m`` or ``dpmpp_2m_logsnr``.
             steps: number of denoising steps for any sampler (ddpm with steps = T is the full
                 ancestral chain).
-            eta: DDIM stochasticity in [0, 1] (0 for ``dpmpp_2m``).
+            eta: DDIM stochasticity in [0, 1] (0 for the dpmpp samplers).
             generator: RNG for the starting noise and injected noise (same generator state →
                 same samples).
             horizon_indices: which horizons (indices into ``horizons``); default all.
@@ -412,7 +412,7 @@ class SSSDModel(nn.Module):
             hidx = self._horizon_index(hsel, batch, len(hsel))
             cond_film = self.head.condition_film(self.conditioning(context, hidx))
             cond_film = cond_film.reshape(batch * len(hsel), 1, *cond_film.shape[-3:])
-            plan = self.scheduler.sampling_steps(n_steps)
+            plan = self.scheduler.plan(smp, n_steps)
             t_all = torch.tensor([st.t for st in plan], device=context.device)
             time_film = self.head.time_film_of(t_all)  # (K, nb, 2, hidden)
             # every step's FiLM in one op: (K, B·H, 1, nb, 2, hidden)
