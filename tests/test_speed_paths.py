@@ -3,6 +3,7 @@ compiled = eager sampling, and the few-step sampler's quality against the 20-ste
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -121,6 +122,6 @@ def test_logsnr_plan_starts_at_pure_noise_and_is_strictly_decreasing(
     plan = sch.plan("dpmpp_2m_logsnr", steps)
     ts = [st.t for st in plan]
     assert len(ts) == steps and ts[0] == train_steps - 1
-    assert all(a > b >= 0 for a, b in zip(ts, ts[1:], strict=False))
+    assert all(a > b >= 0 for a, b in itertools.pairwise(ts))
     assert plan[-1].t_prev == -1 and [st.index for st in plan] == list(range(steps))
-    assert all(st.t_prev == nxt.t for st, nxt in zip(plan, plan[1:], strict=False))
+    assert all(st.t_prev == nxt.t for st, nxt in itertools.pairwise(plan))
