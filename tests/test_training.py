@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,6 +109,11 @@ def test_periodic_checkpoints_are_written_and_every_file_is_registered(
         assert torch.equal(tensor, periodic.model.state_dict()[key]), key
 
 
+def _start_of(stdout: str) -> dict:
+    line = next(x for x in stdout.splitlines() if x.startswith("START "))
+    return json.loads(line[len("START ") :])
+
+
 def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
     code = (
         "import sys; sys.path.insert(0, 'tests');"
@@ -115,7 +121,8 @@ def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
         "from forex_diffusion.training.train_sssd import train_from_config;"
         f"cfg = tiny_config(__import__('pathlib').Path({str(root)!r}), *{extra!r});"
         f"r = train_from_config(cfg, resume={resume});"
-        "print('STATUS', r.status)"
+        "print('STATUS', r.status);"
+        "import json; print('START', json.dumps({**r.start, 'resumed_from': str(r.resumed_from)}))"
     )
     return [sys.executable, "-c", code]
 
@@ -148,6 +155,8 @@ def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) 
     time.sleep(0.3)  # into the next epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # what the resumed run must start from (it overwrites last.ckpt as it goes)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     cfg_b = tiny_config(tmp_path / "b", *extra)
     with open_registry(cfg_b) as reg:
         assert [r.status for r in reg.list_runs(asset="EURUSD")] == ["running"]
@@ -160,10 +169,22 @@ def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) 
     )
     assert "STATUS completed" in resumed.stdout, resumed.stderr[-2000:]
     with open_registry(cfg_b) as reg:
-        assert sorted(r.status for r in reg.list_runs(asset="EURUSD")) == [
-            "completed",
-            "interrupted",
-        ]
+        runs = reg.list_runs(asset="EURUSD")
+    assert sorted(r.status for r in runs) == ["completed", "interrupted"]
+    assert [r.epochs for r in runs if r.status == "completed"] == [3]
+
+    # the resumed run started where last.ckpt left off, with its optimizer and LR schedule ...
+    start = _start_of(resumed.stdout)
+    full = _start_of(done.stdout)
+    assert start["resumed_from"] == str(last)
+    assert saved["global_step"] > 0 and start["global_step"] == saved["global_step"]
+    assert start["epoch"] == saved["epoch"] + 1
+    adam_steps = [int(st["step"]) for st in saved["optimizer_states"][0]["state"].values()]
+    assert start["optimizer_step"] == max(adam_steps) > 0
+    assert start["scheduler_last_epoch"] == saved["lr_schedulers"][0]["last_epoch"] > 0
+    # ... and did less work than the uninterrupted run, which started from nothing
+    assert full["epoch"] == 0 and full["global_step"] == 0 and full["resumed_from"] == "None"
+    assert 0 < start["batches_run"] < full["batches_run"]
 
     final_a = load_checkpoint(
         tmp_path / "a" / "checkpoints" / "EURUSD" / "sssd_cpu_small" / "final.ckpt"

@@ -47,7 +47,7 @@ from forex_diffusion.inference.prediction import (
     directional_confidence,
 )
 from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Sampler
+from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
@@ -87,6 +87,24 @@ class _Window:
     base_timeframe: str
     last_bar: pd.Timestamp
     last_close: float
+
+
+def noise_base(generator: torch.Generator | None) -> int | None:
+    """One draw from the caller's generator that seeds every decision time's noise stream."""
+    if generator is None:
+        return None
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+
+
+def row_generators(base: int | None, decision_ns: np.ndarray) -> list[torch.Generator] | None:
+    """One generator per decision time, seeded from (``base``, the time in ns); None: global RNG."""
+    if base is None:
+        return None
+    out = []
+    for t in np.asarray(decision_ns, dtype=np.int64):
+        seed = np.random.SeedSequence([base, int(t) & 0xFFFFFFFF, int(t) >> 32])
+        out.append(torch.Generator().manual_seed(int(seed.generate_state(1, np.uint64)[0] >> 1)))
+    return out
 
 
 class SSSDInferenceService:
@@ -247,7 +265,7 @@ class SSSDInferenceService:
         sampler: str,
         steps: int,
         eta: float,
-        generator: torch.Generator | None,
+        generator: Generators,
     ) -> np.ndarray:
         """Scaled-target samples (B, H, S) as float64."""
         feats = {tf: x.to(self.device) for tf, x in features.items()}
@@ -314,19 +332,26 @@ class SSSDInferenceService:
 
     def _sample_chunks(
         self,
-        n_items: int,
+        decision_ns: np.ndarray,
         features_of: Callable[[int, int], dict[str, torch.Tensor]],
         params: tuple[int, str, int, float],
         generator: torch.Generator | None,
         batch_size: int,
     ) -> Iterator[tuple[int, int, np.ndarray, float]]:
         """Sample items [lo, hi) ``batch_size`` at a time: yields (lo, hi, scaled-target samples
-        (hi - lo, H, S), milliseconds spent building the features and sampling)."""
+        (hi - lo, H, S), milliseconds spent building the features and sampling).
+
+        With a ``generator``, each decision time gets its own noise stream seeded from one draw
+        of ``generator`` and the time itself (:func:`row_generators`), so a forecast is the same
+        alone or in any batch.
+        """
         n, s, k, e = params
-        for lo in range(0, n_items, batch_size):
-            hi = min(lo + batch_size, n_items)
+        base = noise_base(generator)
+        for lo in range(0, len(decision_ns), batch_size):
+            hi = min(lo + batch_size, len(decision_ns))
             started = time.perf_counter()
-            scaled = self._sample(features_of(lo, hi), n, s, k, e, generator)
+            gens = row_generators(base, decision_ns[lo:hi])
+            scaled = self._sample(features_of(lo, hi), n, s, k, e, gens)
             yield lo, hi, scaled, (time.perf_counter() - started) * 1000
 
     def predict(
@@ -364,7 +389,8 @@ class SSSDInferenceService:
         self.cache_misses += 1
         dataset = self._window_dataset(win)
         features, _, _ = dataset.get_batch([0])
-        scaled = self._sample(features, n, s, k, e, generator)
+        gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
+        scaled = self._sample(features, n, s, k, e, gens)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
             scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed
@@ -391,7 +417,11 @@ class SSSDInferenceService:
         times = dataset.decision_times
         preds: list[SSSDPrediction] = []
         for lo, hi, scaled, ms in self._sample_chunks(
-            len(idx), lambda a, b: dataset.get_batch(idx[a:b])[0], params, generator, batch_size
+            dataset.decision_ns[idx],
+            lambda a, b: dataset.get_batch(idx[a:b])[0],
+            params,
+            generator,
+            batch_size,
         ):
             chunk = idx[lo:hi]
             preds.extend(
@@ -422,7 +452,7 @@ class SSSDInferenceService:
         params = self._params(num_samples, None, None, None)
         out = np.empty((len(dataset), len(self.horizons), params[0]), dtype=np.float64)
         for lo, hi, scaled, _ in self._sample_chunks(
-            len(dataset),
+            dataset.decision_ns,
             lambda a, b: dataset.get_batch(np.arange(a, b))[0],
             params,
             generator,
@@ -485,8 +515,9 @@ class SSSDInferenceService:
 
         params = self._params(num_samples, sampler, steps, eta)
         preds: list[SSSDPrediction] = []
+        decision_ns = np.concatenate([d.decision_ns[:1] for d in datasets])
         for lo, hi, scaled, ms in self._sample_chunks(
-            len(datasets), features_of, params, generator, batch_size
+            decision_ns, features_of, params, generator, batch_size
         ):
             chunk = datasets[lo:hi]
             preds.extend(

@@ -26,7 +26,12 @@ from torch import Tensor, nn
 from forex_diffusion.config.sssd_config import ModelConfig
 from forex_diffusion.forecast import SampleForecast, summarize
 from forex_diffusion.models.diffusion_head import DiffusionHead
-from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler, randn
+from forex_diffusion.models.diffusion_scheduler import (
+    DiffusionScheduler,
+    Generators,
+    Sampler,
+    randn,
+)
 from forex_diffusion.models.s4_layer import S4D
 from forex_diffusion.models.sssd_encoder import EncoderStream, MultiTimeframeEncoder
 
@@ -359,7 +364,7 @@ class SSSDModel(nn.Module):
         sampler: Sampler,
         steps: int,
         eta: float,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         horizon_indices: Sequence[int] | None = None,
     ) -> ForecastOutput:
         """Forecast distributions for a batch of windows.
@@ -372,7 +377,8 @@ class SSSDModel(nn.Module):
                 ancestral chain).
             eta: DDIM stochasticity in [0, 1] (0 for the dpmpp samplers).
             generator: RNG for the starting noise and injected noise (same generator state →
-                same samples).
+                same samples); a sequence of B generators gives forecast b its own noise
+                stream, so its samples do not depend on the other rows of the batch.
             horizon_indices: which horizons (indices into ``horizons``); default all.
 
         Returns:
@@ -398,7 +404,7 @@ class SSSDModel(nn.Module):
         sampler: Sampler,
         steps: int,
         eta: float,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         horizon_indices: Sequence[int] | None = None,
     ) -> ForecastOutput:
         """Sample from a precomputed context (B, C) (e.g. ``EncoderStream.context()``); the

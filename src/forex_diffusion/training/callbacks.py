@@ -24,6 +24,43 @@ class EpochSeed(Callback):
         torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
 
 
+class StartPoint(Callback):
+    """Where this process's fit started and how much it did: proof that a resume continued.
+
+    Recorded at train start (after Lightning restored a checkpoint): epoch, global step, the
+    optimizer's own step count and the LR scheduler's position; then the batches trained here.
+    """
+
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+        self.global_step: int | None = None
+        self.optimizer_step: int | None = None
+        self.scheduler_last_epoch: int | None = None
+        self.batches_run = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch, self.global_step = int(trainer.current_epoch), int(trainer.global_step)
+        steps = [
+            int(state["step"]) for opt in trainer.optimizers for state in opt.state.values()
+            if "step" in state
+        ]  # fmt: skip
+        self.optimizer_step = max(steps) if steps else 0
+        configs = trainer.lr_scheduler_configs
+        self.scheduler_last_epoch = int(configs[0].scheduler.last_epoch) if configs else None
+
+    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        self.batches_run += 1
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "optimizer_step": self.optimizer_step,
+            "scheduler_last_epoch": self.scheduler_last_epoch,
+            "batches_run": self.batches_run,
+        }
+
+
 class CudaCacheClear(Callback):
     """``torch.cuda.empty_cache()`` every ``every`` epochs (no-op on CPU)."""
 

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import lightning as L
@@ -30,6 +30,7 @@ from forex_diffusion.training.callbacks import (
     CudaCacheClear,
     EpochMetricsLog,
     EpochSeed,
+    StartPoint,
     float_metrics,
 )
 from forex_diffusion.training.checkpointing import AtomicCheckpointIO, RunCheckpoints
@@ -52,6 +53,8 @@ class TrainingResult:
     epochs_completed: int
     duration_s: float
     metrics: dict[str, float] = field(default_factory=dict)
+    resumed_from: Path | None = None
+    start: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Indented JSON of every field (paths as strings): what the train commands print."""
@@ -119,7 +122,8 @@ class SSSDTrainer:
             recorder = RegistryRunRecorder(
                 self.registry, model_id, self._run_info(run_name, log_path), checkpoints.best_path
             )
-            trainer = self._lightning_trainer(run_name, checkpoints, recorder)
+            start = StartPoint()
+            trainer = self._lightning_trainer(run_name, checkpoints, recorder, start)
             ckpt_path = self._resume_path(resume, checkpoints.last_path)
             self._log_start(data_module)
             started = time.monotonic()
@@ -128,7 +132,12 @@ class SSSDTrainer:
             self._log_end(recorder, checkpoints, duration)
         finally:
             logger.remove(sink)
-        return self._result(trainer, recorder, checkpoints, model_id, duration)
+        result = self._result(trainer, recorder, checkpoints, model_id, duration)
+        return replace(
+            result,
+            resumed_from=Path(ckpt_path) if ckpt_path else None,
+            start=start.as_dict(),
+        )
 
     # ------------------------------------------------------------------ steps of ``train``
     def _lightning_module(self, data_module: SSSDDataModule) -> SSSDLightningModule:
@@ -160,7 +169,7 @@ class SSSDTrainer:
         )
 
     def _callbacks(
-        self, checkpoints: RunCheckpoints, recorder: RegistryRunRecorder
+        self, checkpoints: RunCheckpoints, recorder: RegistryRunRecorder, start: StartPoint
     ) -> list[Callback]:
         tcfg = self.config.training
         early = EarlyStopping(
@@ -176,11 +185,16 @@ class SSSDTrainer:
             CudaCacheClear(tcfg.cuda_empty_cache_every),
             LearningRateMonitor(logging_interval="step"),
             recorder,
+            start,
             *checkpoints.callbacks(),
         ]
 
     def _lightning_trainer(
-        self, run_name: str, checkpoints: RunCheckpoints, recorder: RegistryRunRecorder
+        self,
+        run_name: str,
+        checkpoints: RunCheckpoints,
+        recorder: RegistryRunRecorder,
+        start: StartPoint,
     ) -> L.Trainer:
         tcfg = self.config.training
         return L.Trainer(
@@ -191,7 +205,7 @@ class SSSDTrainer:
             gradient_clip_val=tcfg.gradient_clip,
             accumulate_grad_batches=tcfg.accumulate_grad_batches,
             limit_train_batches=tcfg.max_train_batches_per_epoch or 1.0,
-            callbacks=self._callbacks(checkpoints, recorder),
+            callbacks=self._callbacks(checkpoints, recorder, start),
             plugins=[AtomicCheckpointIO(listener=recorder)],
             logger=TensorBoardLogger(
                 save_dir=str(self.log_dir), name="tensorboard", version=run_name
