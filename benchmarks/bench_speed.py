@@ -183,9 +183,9 @@ TABLES = {
 }
 
 
-def measure(src: Path, args: list[str], threads: int, repeats: int) -> dict[str, float]:
+def measure(src: Path, args: list[str], threads: int, repeats: int, clock: str) -> dict[str, float]:
     extra = [] if "--repeats" in args else ["--repeats", str(repeats)]
-    return run_case(src, [*args, *extra], threads)
+    return run_case(src, [*args, *extra, "--clock", clock], threads)
 
 
 def main() -> None:
@@ -194,12 +194,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", nargs="*", choices=list(TABLES), default=list(TABLES))
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: process CPU time (indicative figures on a busy machine, use --threads 1)",
+    )
     args = parser.parse_args()
     commit = baseline_commit()
     base_root = ensure_worktree(commit)
     print(
         f"bench_speed: baseline {commit[:12]} ({base_root}) vs {REPO} · threads {args.threads} · "
-        f"median of {args.runs} alternating runs"
+        f"{args.clock} clock · median of {args.runs} alternating runs"
     )
     for key in args.only:
         table = TABLES[key]
@@ -219,7 +225,7 @@ def main() -> None:
             while min(len(f) for f in figures.values()) < args.runs:
                 for side, root, case in sides:  # alternating; sides already measured skip
                     if len(figures[side]) < args.runs:
-                        result = measure(root, case, args.threads, args.repeats)
+                        result = measure(root, case, args.threads, args.repeats, args.clock)
                         cache[(side, *case)].append(result)
                         figures[side].append(line.figure(result))
             base = statistics.median(figures["base"])
