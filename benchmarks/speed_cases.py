@@ -94,11 +94,12 @@ def case_s4d(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(0)
     ours = S4D(128, 64).train()
     ref = ReferenceS4D(ours)
-    u = torch.randn(64, 500, 128)
+    u = torch.randn(64, 500, 128, requires_grad=True)  # as inside a network
 
     def fwd_bwd(layer: torch.nn.Module) -> Callable[[], None]:
         def run() -> None:
             layer.zero_grad(set_to_none=True)
+            u.grad = None
             layer(u).square().mean().backward()
 
         return run
