@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from forex_diffusion.calibration import AdaptiveConformal, QuantileRecalibrator, pit_values
-from forex_diffusion.calibration.quantile_map import sample_quantile
+from forex_diffusion.forecast import sample_quantile
 
 COVERAGES = (0.5, 0.8, 0.9, 0.95)
 

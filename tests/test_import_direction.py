@@ -1,7 +1,7 @@
 """The data flows one way: no module imports a layer that comes after its own.
 
 store (data) → features → dataset → model → registry → training / inference → evaluation
-→ ensemble → service / cli. Leaf modules (errors, time helpers, file I/O, settings, config, the
+→ ensemble → scale → ui → service → cli (the command line starts the service). Leaf modules (errors, time helpers, file I/O, settings, config, the
 forecast type) may be imported from anywhere and import no layer themselves.
 """
 
@@ -26,9 +26,9 @@ LAYERS: dict[str, int] = {
     "evaluation": 7,
     "ensemble": 8,
     "scale": 9,
-    "service": 10,
-    "cli": 10,
     "ui": 10,
+    "service": 11,
+    "cli": 12,
 }
 LEAF = 0
 # packages that import no layer (pure functions and types any layer may use)

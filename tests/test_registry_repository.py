@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from forex_diffusion.cli.registry_cmd import registry_report
 from forex_diffusion.config.sssd_config import load_sssd_config
 from forex_diffusion.errors import NotFoundError, RegistryError
 from forex_diffusion.registry import Registry, model_configs_from_sssd
+from forex_diffusion.registry.report import registry_report
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "architecture_config": {"encoder": {"d_model": 128, "n_layers": 4}, "context_dim": 512},

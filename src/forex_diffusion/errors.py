@@ -25,3 +25,19 @@ class CheckpointError(ForexDiffusionError, ValueError):
 
 class RegistryError(ForexDiffusionError, RuntimeError):
     """The model registry database cannot be used."""
+
+
+class AuthError(ForexDiffusionError, PermissionError):
+    """A request to the HTTP service lacks the configured bearer token (or has a wrong one)."""
+
+
+class LimitError(ForexDiffusionError, ValueError):
+    """A request exceeds one of the service's bounds (body size, candles, samples, steps)."""
+
+
+class BusyError(ForexDiffusionError, RuntimeError):
+    """The service is at capacity (full request queue, or the job limit reached)."""
+
+
+class JobError(ForexDiffusionError, RuntimeError):
+    """A background job cannot be started, found in that state, or cancelled."""

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import scoringrules as sr
+from scipy.special import ndtr, ndtri
 
 SUMMARY_LEVELS = (0.05, 0.5, 0.95)
 """Quantile levels of the summaries every forecast reports (q05, q50, q95)."""
@@ -130,21 +131,14 @@ class SampleForecast:
         return self.samples.std(axis=-1, ddof=1)
 
     def quantile(self, q: Levels) -> np.ndarray:
-        """(...) for a scalar ``q``, else (Q, ...); linear interpolation of order statistics."""
-        return np.quantile(self.samples, q, axis=-1)
+        """(...) for a scalar ``q``, else (Q, ...): :func:`sample_quantile`."""
+        levels = np.asarray(q, dtype=np.float64)
+        out = sample_quantile(self.samples, np.atleast_1d(levels))  # (..., Q)
+        return out[..., 0] if not levels.ndim else np.moveaxis(out, -1, 0)
 
     def cdf(self, y: np.ndarray) -> np.ndarray:
-        """(...) mid-rank PIT ``(#{X < y} + #{X = y}/2 + 1/2) / (S + 1)`` of observations y (...).
-
-        Uniform on a grid of S + 1 points (flat in a histogram) when y is exchangeable with the
-        samples; NaN where y or a sample is not finite.
-        """
-        x = self.samples
-        yy = np.asarray(y)[..., None]
-        below = (x < yy).sum(axis=-1)
-        equal = (x == yy).sum(axis=-1)
-        out = (below + 0.5 * equal + 0.5) / (x.shape[-1] + 1)
-        return np.where(np.isfinite(y) & self.valid(), out, np.nan)
+        """(...) PIT F(y) of observations y (...): :func:`sample_cdf`."""
+        return sample_cdf(self.samples, y)
 
     def prob_up(self) -> np.ndarray:
         """(...) share of samples above zero (a NaN sample counts as not up)."""
@@ -296,3 +290,76 @@ def crps_ensemble_fair(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
         )
     bad = ~np.isfinite(y) | ~np.isfinite(x).all(axis=-1)
     return np.where(bad, np.nan, out)
+
+
+# --------------------------------------------------------------------------- the estimators
+
+
+def _tail_positions(s: int) -> tuple[float, float]:
+    """Levels of the lowest and highest of S samples: 1/(S+1) and S/(S+1)."""
+    return 1.0 / (s + 1), s / (s + 1.0)
+
+
+def _tail_sd(xs: np.ndarray) -> np.ndarray:
+    """(..., 1) sample standard deviation (ddof=1) of sorted samples, floored above 0."""
+    if xs.shape[-1] < 2:
+        return np.full((*xs.shape[:-1], 1), np.finfo(np.float64).tiny)
+    sd = xs.std(axis=-1, ddof=1, keepdims=True)
+    return np.where(sd > 0, sd, np.finfo(np.float64).tiny)
+
+
+def sample_quantile(samples: Any, levels: Levels) -> np.ndarray:
+    """Quantiles of the continuous distribution a sample set stands for. (..., S) → (..., L)
+
+    Sorted sample k (k = 0 … S−1) sits at level (k + 1)/(S + 1), the expected level of the
+    k-th of S draws (numpy's ``weibull`` method), and levels between samples interpolate
+    linearly; beyond the outermost samples the tails are Gaussian with the samples' standard
+    deviation. An outcome drawn from the sampled distribution falls in each of the S + 1 cells
+    with probability 1/(S + 1), which is each cell's width here, so central intervals are not
+    biased narrow (interpolating between positions k/(S − 1), numpy's default, is: its 90 %
+    interval of 100 draws covers about 88 %), and :func:`sample_cdf` is exactly uniform.
+    """
+    xs = np.sort(as_numpy(samples).astype(np.float64, copy=False), axis=-1)
+    s = xs.shape[-1]
+    lv = np.clip(np.atleast_1d(np.asarray(levels, dtype=np.float64)), 1e-12, 1 - 1e-12)
+    pos = lv * (s + 1) - 1.0
+    lo = np.clip(np.floor(pos).astype(int), 0, s - 1)
+    hi = np.clip(lo + 1, 0, s - 1)
+    w = np.clip(pos - lo, 0.0, 1.0)
+    inner = xs[..., lo] * (1 - w) + xs[..., hi] * w
+    sd = _tail_sd(xs)
+    p_lo, p_hi = _tail_positions(s)
+    z = ndtri(lv)
+    below = xs[..., :1] + sd * (z - ndtri(p_lo))
+    above = xs[..., -1:] + sd * (z - ndtri(p_hi))
+    out = np.where(lv < p_lo, below, np.where(lv > p_hi, above, inner))
+    bad = ~np.isfinite(xs).all(axis=-1, keepdims=True)
+    return np.where(bad, np.nan, out)
+
+
+def sample_cdf(samples: Any, y: Any) -> np.ndarray:
+    """PIT F(y) under the distribution of :func:`sample_quantile` (its inverse). (..., S), (...)
+
+    Between samples k and k + 1 (sorted) the level runs linearly from (k + 1)/(S + 1) to
+    (k + 2)/(S + 1); beyond the outermost samples it follows the Gaussian tails, so an outcome
+    far outside a too-narrow sample set still gets a graded value instead of piling up at the
+    edge. NaN where y or a sample is not finite.
+    """
+    xs = np.sort(as_numpy(samples).astype(np.float64, copy=False), axis=-1)
+    yy = np.asarray(y, dtype=np.float64)
+    s = xs.shape[-1]
+    p_lo, p_hi = _tail_positions(s)
+    sd = _tail_sd(xs)[..., 0]
+    with np.errstate(invalid="ignore"):
+        n_le = (xs <= yy[..., None]).sum(axis=-1)
+        k = np.clip(n_le - 1, 0, max(s - 2, 0))
+        left = np.take_along_axis(xs, k[..., None], axis=-1)[..., 0]
+        right = np.take_along_axis(xs, np.minimum(k + 1, s - 1)[..., None], axis=-1)[..., 0]
+        gap = right - left
+        frac = np.where(gap > 0, (yy - left) / np.where(gap > 0, gap, 1.0), 0.0)
+        inner = (k + 1.0 + np.clip(frac, 0.0, 1.0)) / (s + 1)
+        below = ndtr(ndtri(p_lo) + (yy - xs[..., 0]) / sd)
+        above = ndtr(ndtri(p_hi) + (yy - xs[..., -1]) / sd)
+    out = np.where(yy < xs[..., 0], below, np.where(yy > xs[..., -1], above, inner))
+    ok = np.isfinite(yy) & np.isfinite(xs).all(axis=-1)
+    return np.where(ok, out, np.nan)

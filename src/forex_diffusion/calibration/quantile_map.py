@@ -21,81 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+
+from forex_diffusion.forecast import sample_cdf, sample_quantile
 
 FORMAT_VERSION = 1
 
 
-def _positions(s: int) -> tuple[float, float]:
-    """Levels of the lowest and highest of S samples: 1/(S+1) and S/(S+1)."""
-    return 1.0 / (s + 1), s / (s + 1.0)
-
-
-def sample_quantile(samples: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Quantiles of the continuous distribution a sample set stands for.
-
-    Sorted sample k (k = 0 … S−1) sits at level (k + 1)/(S + 1), the expected level of the k-th
-    of S draws, and levels between samples interpolate linearly; beyond the outermost samples the
-    tails are Gaussian with the samples' standard deviation. An outcome drawn from the sampled
-    distribution falls in each of the S + 1 cells with probability 1/(S + 1), which is each
-    cell's width here, so intervals are not biased narrow (linear interpolation between (k)/(S−1)
-    positions is) and the PIT of :func:`pit_values` is uniform.
-
-    Args:
-        samples: (..., S) samples.
-        levels: (L,) levels in (0, 1).
-
-    Returns:
-        (..., L) quantiles.
-    """
-    x = np.sort(np.asarray(samples, dtype=np.float64), axis=-1)
-    s = x.shape[-1]
-    lv = np.clip(np.asarray(levels, dtype=np.float64), 1e-12, 1 - 1e-12)
-    pos = lv * (s + 1) - 1.0
-    lo = np.clip(np.floor(pos).astype(int), 0, s - 1)
-    hi = np.clip(lo + 1, 0, s - 1)
-    w = np.clip(pos - lo, 0.0, 1.0)
-    inner = x[..., lo] * (1 - w) + x[..., hi] * w
-    sd = x.std(axis=-1, ddof=1, keepdims=True) if s > 1 else np.zeros((*x.shape[:-1], 1))
-    p_lo, p_hi = _positions(s)
-    z = ndtri(lv)
-    below = x[..., :1] + sd * (z - ndtri(p_lo))
-    above = x[..., -1:] + sd * (z - ndtri(p_hi))
-    return np.where(lv < p_lo, below, np.where(lv > p_hi, above, inner))
-
-
 def pit_values(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """PIT F(y) of each outcome under the distribution of :func:`sample_quantile` (its inverse).
-
-    Args:
-        samples: (N, S) forecast samples.
-        y: (N,) outcomes.
-
-    Returns:
-        (N,) values in (0, 1); an outcome beyond every sample gets a Gaussian-tail value instead
-        of piling up at the edge, so a too-narrow forecaster's miss size is still measured.
-    """
-    x = np.sort(np.asarray(samples, dtype=np.float64), axis=1)
-    yy = np.asarray(y, dtype=np.float64)
-    n, s = x.shape
-    p_lo, p_hi = _positions(s)
-    sd = x.std(axis=1, ddof=1) if s > 1 else np.zeros(n)
-    sd = np.where(sd > 0, sd, np.finfo(np.float64).tiny)
-    out = np.empty(n)
-    below, above = yy < x[:, 0], yy > x[:, -1]
-    out[below] = ndtr(ndtri(p_lo) + (yy[below] - x[below, 0]) / sd[below])
-    out[above] = ndtr(ndtri(p_hi) + (yy[above] - x[above, -1]) / sd[above])
-    mid = ~(below | above)
-    xm, ym = x[mid], yy[mid]
-    k = np.array(
-        [np.searchsorted(row, v, side="right") - 1 for row, v in zip(xm, ym, strict=True)],
-        dtype=int,
-    )
-    k = np.clip(k, 0, s - 2)
-    left, right = xm[np.arange(len(k)), k], xm[np.arange(len(k)), k + 1]
-    frac = np.where(right > left, (ym - left) / np.where(right > left, right - left, 1.0), 0.5)
-    out[mid] = (k + 1.0 + frac) / (s + 1)
-    return out
+    """(N,) PIT of outcomes y (N,) under forecasts of samples (N, S): ``forecast.sample_cdf``."""
+    return sample_cdf(samples, y)
 
 
 @dataclass(frozen=True)

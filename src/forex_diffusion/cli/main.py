@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from forex_diffusion.cli.calibrate_cmd import calibrate
 from forex_diffusion.cli.config_cmd import config_app
 from forex_diffusion.cli.data_cmd import data_app
 from forex_diffusion.cli.ensemble_cmd import ensemble_app
@@ -11,6 +12,7 @@ from forex_diffusion.cli.evaluate_cmd import evaluate
 from forex_diffusion.cli.predict_cmd import predict
 from forex_diffusion.cli.quickstart_cmd import quickstart
 from forex_diffusion.cli.registry_cmd import db_app, registry_app
+from forex_diffusion.cli.serve_cmd import serve
 from forex_diffusion.cli.train_cmd import train
 
 app = typer.Typer(
@@ -25,9 +27,11 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(db_app, name="db")
 app.add_typer(ensemble_app, name="ensemble")
 app.command("train")(train)
+app.command("calibrate")(calibrate)
 app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
+app.command("serve")(serve)
 
 
 def main() -> None:

@@ -292,6 +292,9 @@ class InferenceConfig(_Section):
     compile: bool = False
     log_predictions: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
+    calibration_samples: int = Field(default=200, ge=10, le=10_000)
+    calibration_forecasts: int = Field(default=1500, ge=50)
 
 
 class EvaluationConfig(_Section):

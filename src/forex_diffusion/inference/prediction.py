@@ -39,6 +39,7 @@ class SSSDPrediction:
     num_samples: int
     pip_size: float = 0.0001
     samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    calibrated: bool = False  # the samples went through the model's recalibration map
 
     @classmethod
     def from_samples(
@@ -157,6 +158,7 @@ class SSSDPrediction:
             "inference_time_ms": self.inference_time_ms,
             "model_name": self.model_name,
             "num_samples": self.num_samples,
+            "calibrated": self.calibrated,
         }
         for name in ("mean", "std", "q05", "q50", "q95"):
             out[name] = {str(h): v for h, v in getattr(self, name).items()}

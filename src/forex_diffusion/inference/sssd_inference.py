@@ -26,6 +26,7 @@ import torch
 from cachetools import TTLCache
 from loguru import logger
 
+from forex_diffusion.calibration import QuantileRecalibrator
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     InferenceConfig,
@@ -131,8 +132,10 @@ class SSSDInferenceService:
         model_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_path: Path | None = None,
+        calibration: QuantileRecalibrator | None = None,
     ) -> None:
         self.config = config
+        self.calibration = calibration
         self.device = resolve_device(device or config.inference.device)
         self.model = model.to(self.device).eval()
         self.standardizer = standardizer
@@ -206,6 +209,11 @@ class SSSDInferenceService:
             model_id=model_id,
             clock=clock,
             checkpoint_path=Path(path),
+            calibration=(
+                QuantileRecalibrator.from_dict(loaded.calibration)
+                if loaded.calibration is not None
+                else None
+            ),
         )
 
     # ------------------------------------------------------------------ windows
@@ -266,8 +274,9 @@ class SSSDInferenceService:
         steps: int,
         eta: float,
         generator: Generators,
+        calibrated: bool = False,
     ) -> np.ndarray:
-        """Scaled-target samples (B, H, S) as float64."""
+        """Scaled-target samples (B, H, S) as float64 (recalibrated when ``calibrated``)."""
         feats = {tf: x.to(self.device) for tf, x in features.items()}
         with torch.inference_mode():
             out = self.model.inference_forward(
@@ -278,7 +287,28 @@ class SSSDInferenceService:
                 eta=eta,
                 generator=generator,
             )
-        return out.samples.double().cpu().numpy()
+        return self._recalibrate(out.samples.double().cpu().numpy(), calibrated)
+
+    def uses_calibration(self, calibrated: bool | None) -> bool:
+        """Whether a forecast asked with ``calibrated`` (None: ``inference.calibrated``) is
+        recalibrated: only when the checkpoint carries a map."""
+        want = self.config.inference.calibrated if calibrated is None else bool(calibrated)
+        if want and calibrated and self.calibration is None:
+            raise ConfigError(
+                f"model {self.model_name} has no calibration; fit one with "
+                "`forex-diffusion calibrate` or ask for calibrated=False"
+            )
+        return want and self.calibration is not None
+
+    def _recalibrate(self, scaled: np.ndarray, calibrated: bool) -> np.ndarray:
+        """Apply the per-horizon quantile map to (B, H, S) samples (a monotone map of each
+        forecast's samples, so scaling by the positive target scale later commutes with it)."""
+        if not calibrated or self.calibration is None:
+            return scaled
+        out = np.empty_like(scaled)
+        for j, h in enumerate(self.horizons):
+            out[:, j, :] = self.calibration.transform_samples(h, scaled[:, j, :])
+        return out
 
     def _to_predictions(
         self,
@@ -287,6 +317,7 @@ class SSSDInferenceService:
         last_close: np.ndarray,
         times: Sequence[pd.Timestamp],
         elapsed_ms: float,
+        calibrated: bool = False,
     ) -> list[SSSDPrediction]:
         """Scaled samples (B, H, S) → price-change samples per forecast."""
         log_ret = scaled * scales[:, :, None]
@@ -305,6 +336,7 @@ class SSSDInferenceService:
                     pip_size=self.pip_size,
                 )
             )
+            preds[-1].calibrated = calibrated
         return preds
 
     def _params(
@@ -337,6 +369,7 @@ class SSSDInferenceService:
         params: tuple[int, str, int, float],
         generator: torch.Generator | None,
         batch_size: int,
+        calibrated: bool = False,
     ) -> Iterator[tuple[int, int, np.ndarray, float]]:
         """Sample items [lo, hi) ``batch_size`` at a time: yields (lo, hi, scaled-target samples
         (hi - lo, H, S), milliseconds spent building the features and sampling).
@@ -351,7 +384,7 @@ class SSSDInferenceService:
             hi = min(lo + batch_size, len(decision_ns))
             started = time.perf_counter()
             gens = row_generators(base, decision_ns[lo:hi])
-            scaled = self._sample(features_of(lo, hi), n, s, k, e, gens)
+            scaled = self._sample(features_of(lo, hi), n, s, k, e, gens, calibrated)
             yield lo, hi, scaled, (time.perf_counter() - started) * 1000
 
     def predict(
@@ -363,14 +396,19 @@ class SSSDInferenceService:
         eta: float | None = None,
         asof: Any = None,
         generator: torch.Generator | None = None,
+        calibrated: bool | None = None,
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
+
+        ``calibrated`` (default ``inference.calibrated``) applies the checkpoint's quantile
+        recalibration to the samples, so every summary comes from the calibrated distribution.
 
         Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
         time, the last bar and the sampling parameters; an explicit ``generator`` bypasses the cache.
         """
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         win = self._window(df, asof)
         key = (
             self.model_name,
@@ -382,6 +420,7 @@ class SSSDInferenceService:
             s,
             k,
             e,
+            cal,
         )
         if generator is None and key in self._cache:
             self.cache_hits += 1
@@ -390,10 +429,10 @@ class SSSDInferenceService:
         dataset = self._window_dataset(win)
         features, _, _ = dataset.get_batch([0])
         gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
-        scaled = self._sample(features, n, s, k, e, gens)
+        scaled = self._sample(features, n, s, k, e, gens, cal)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal
         )[0]
         if generator is None:
             self._cache[key] = pred
@@ -410,9 +449,11 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Forecasts for samples of an already built dataset, ``batch_size`` per model call."""
         params = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
         times = dataset.decision_times
         preds: list[SSSDPrediction] = []
@@ -422,6 +463,7 @@ class SSSDInferenceService:
             params,
             generator,
             batch_size,
+            cal,
         ):
             chunk = idx[lo:hi]
             preds.extend(
@@ -431,6 +473,7 @@ class SSSDInferenceService:
                     dataset.last_close[chunk],
                     [times[i] for i in chunk],
                     ms,
+                    cal,
                 )
             )
         return preds
@@ -442,23 +485,29 @@ class SSSDInferenceService:
         generator: torch.Generator | None = None,
         batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        calibrated: bool | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """Log-return samples (N, H, S) float64 for every decision time of ``dataset``.
+        """Log-return samples (N, H, S) float64 for the decision times of ``dataset``.
 
-        The model's raw output times the targets' scales, without price conversion or
-        summary statistics (what an evaluation needs); sampler, steps and eta come from
-        ``inference``. ``on_batch`` is called with the number of decision times of each batch.
+        The model's output (recalibrated per ``calibrated``, default ``inference.calibrated``)
+        times the targets' scales, without price conversion or summary statistics (what an
+        evaluation needs); sampler, steps and eta come from ``inference``. ``indices`` picks
+        decision times (default all); ``on_batch`` is called with the size of each batch.
         """
         params = self._params(num_samples, None, None, None)
-        out = np.empty((len(dataset), len(self.horizons), params[0]), dtype=np.float64)
+        cal = self.uses_calibration(calibrated)
+        idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(idx), len(self.horizons), params[0]), dtype=np.float64)
         for lo, hi, scaled, _ in self._sample_chunks(
-            dataset.decision_ns,
-            lambda a, b: dataset.get_batch(np.arange(a, b))[0],
+            dataset.decision_ns[idx],
+            lambda a, b: dataset.get_batch(idx[a:b])[0],
             params,
             generator,
             batch_size,
+            cal,
         ):
-            out[lo:hi] = scaled * dataset.scales[lo:hi, :, None]
+            out[lo:hi] = scaled * dataset.scales[idx[lo:hi], :, None]
             if on_batch is not None:
                 on_batch(hi - lo)
         return out
@@ -473,26 +522,32 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Many forecasts in batched model calls: either many ``decision_times`` in one frame
         (each must be a 5m close with full history), or one forecast per frame of a list."""
         if isinstance(df, pd.DataFrame):
             if decision_times is None:
-                return [self.predict(df, num_samples, sampler, steps, eta, generator=generator)]
+                return [
+                    self.predict(
+                        df, num_samples, sampler, steps, eta, generator=generator,
+                        calibrated=calibrated,
+                    )
+                ]  # fmt: skip
             candles = validate_candles(df, where=f"candles for {self.asset}")
             times = [to_utc(t) for t in decision_times]
             dataset = self._dataset(
                 candles[candles.index < max(times)], infer_base_timeframe(candles.index.asi8), times
             )
             preds = self.predict_features(
-                dataset, None, num_samples, sampler, steps, eta, generator, batch_size
+                dataset, None, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         else:
             datasets = [self._window_dataset(self._window(f)) for f in df]
             if not datasets:
                 return []
             preds = self._predict_many(
-                datasets, num_samples, sampler, steps, eta, generator, batch_size
+                datasets, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         self._log(preds, batch_size=len(preds))
         return preds
@@ -506,6 +561,7 @@ class SSSDInferenceService:
         eta: float | None,
         generator: torch.Generator | None,
         batch_size: int,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """One forecast per one-sample dataset, their features stacked ``batch_size`` at a time."""
 
@@ -514,10 +570,11 @@ class SSSDInferenceService:
             return {tf: torch.cat([b[tf] for b in batches]) for tf in batches[0]}
 
         params = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         preds: list[SSSDPrediction] = []
         decision_ns = np.concatenate([d.decision_ns[:1] for d in datasets])
         for lo, hi, scaled, ms in self._sample_chunks(
-            decision_ns, features_of, params, generator, batch_size
+            decision_ns, features_of, params, generator, batch_size, cal
         ):
             chunk = datasets[lo:hi]
             preds.extend(
@@ -527,9 +584,40 @@ class SSSDInferenceService:
                     np.concatenate([d.last_close for d in chunk]),
                     [d.decision_times[0] for d in chunk],
                     ms,
+                    cal,
                 )
             )
         return preds
+
+    def predict_from_context(
+        self,
+        context: torch.Tensor,
+        dataset: SSSDTimeSeriesDataset,
+        num_samples: int | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        generator: torch.Generator | None = None,
+        calibrated: bool | None = None,
+    ) -> list[SSSDPrediction]:
+        """Forecasts from an already computed encoder context (B, C) (e.g. the context of a
+        live ``EncoderStream``) for the B decision times of ``dataset``, whose scales and last
+        closes turn the samples into price changes. Same sampling as ``predict`` (one noise
+        stream per decision time): with equal contexts and generator states the samples are
+        equal."""
+        started = time.perf_counter()
+        n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
+        gens = row_generators(noise_base(generator), dataset.decision_ns)
+        with torch.inference_mode():
+            out = self.model.sample_from_context(
+                context.to(self.device), n, cast(Sampler, s), k, e, gens
+            )
+        scaled = self._recalibrate(out.samples.double().cpu().numpy(), cal)
+        elapsed = (time.perf_counter() - started) * 1000
+        return self._to_predictions(
+            scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed, cal
+        )
 
     # ------------------------------------------------------------------ direction
     def get_direction(self, pred: SSSDPrediction, horizon: int) -> str:

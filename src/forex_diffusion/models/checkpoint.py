@@ -52,7 +52,7 @@ _REQUIRED = (
     "state_dict",
     "weights_sha256",
 )
-_OWN_KEYS = frozenset((*_REQUIRED, "format", "extra"))
+_OWN_KEYS = frozenset((*_REQUIRED, "format", "extra", "calibration_json"))
 
 
 @dataclass
@@ -65,6 +65,7 @@ class LoadedCheckpoint:
     standardizer: dict[str, Any]
     extra: dict[str, Any]
     versions: dict[str, Any]
+    calibration: dict[str, Any] | None = None
 
 
 def weights_digest(state_dict: Mapping[str, Tensor]) -> str:
@@ -162,6 +163,11 @@ def save_checkpoint(
     """
     path = Path(path)
     payload = checkpoint_payload(model, config, feature_names, standardizer, extra, str(path))
+    return _write_payload(payload, path)
+
+
+def _write_payload(payload: dict[str, Any], path: Path) -> Path:
+    """Write atomically (temporary file, fsync, rename) after checking it loads weights-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -189,6 +195,18 @@ def save_checkpoint(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def attach_calibration(path: str | Path, calibration: Mapping[str, Any]) -> Path:
+    """Store a recalibration map (JSON-able dict) in the checkpoint at ``path``, atomically.
+
+    The weights, config and everything else are kept as they are (their digest still holds).
+    """
+    path = Path(path)
+    load_checkpoint(path)  # verified before it is rewritten
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["calibration_json"] = json.dumps(dict(calibration))
+    return _write_payload(payload, path)
 
 
 def _describe_load_error(exc: Exception) -> str:
@@ -272,4 +290,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             **dict(payload.get("extra") or {}),
         },
         versions=dict(payload["versions"]),
+        calibration=json.loads(payload["calibration_json"])
+        if "calibration_json" in payload
+        else None,
     )

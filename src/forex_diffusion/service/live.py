@@ -1,0 +1,260 @@
+"""Live forecasts: on every new 5m bar close, advance the streaming encoder and push a forecast.
+
+Per asset, a ``LiveAsset`` keeps an ``EncoderStream`` (the S4D recurrent state of every
+timeframe stack). Priming at decision time t builds exactly the windows ``predict(asof=t)``
+builds (candles of the ``history_span`` before t) and runs the stacks once. At each later 5m
+close t', the features are rebuilt on the candles from the same anchor (the prime's window
+start) up to t', and only the bars that closed since the previous decision are fed to the
+stream: the 5m bar, plus a 15m/1h/4h bar when one closed. The encoder then costs one
+recurrent step per new bar instead of a pass over every window.
+
+What the stream computes, exactly: the encoder over each window GROWN by the new bars (the
+window that started at the prime, extended to t'), on features whose recursive smoothers
+(EMA, Wilder) are seeded at the fixed anchor. The batch forecast at t' instead encodes a
+window of fixed length ending at t', on features seeded ``history_span`` before t'. The two
+agree at every prime and drift apart in between, for two reasons that no per-bar update can
+remove: (1) the S4D kernel is longer than the window (its slowest modes decay over more bars
+than a window holds), so bars that left the fixed window still contribute to the recurrent
+state; subtracting them would need each layer's inputs over the old window, and after the
+first block those inputs are nonlinear functions of the window start; (2) smoother seeds at a
+different start give slightly different feature values. Re-priming every
+``Live.reprime_every`` bars bounds the drift; ``reprime_every=1`` makes every live forecast
+the batch forecast.
+
+The forecast for decision time t samples with a generator seeded from (``Live.seed``, t), so
+it is reproducible and equals the batch forecast made with the same generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+import pandas as pd
+import torch
+from loguru import logger
+
+from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
+from forex_diffusion.data.store import CandleStore
+from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
+from forex_diffusion.inference.sssd_inference import SSSDPrediction
+from forex_diffusion.models.sssd_encoder import EncoderStream
+from forex_diffusion.service.pool import Loaded
+from forex_diffusion.service.settings import Live
+
+FIVE_MIN = pd.Timedelta(minutes=5)
+
+
+def live_seed(seed: int, decision_time: pd.Timestamp) -> int:
+    """The sampling seed of the live forecast at ``decision_time`` (deterministic)."""
+    minutes = int(decision_time.value // 60_000_000_000)
+    return (seed * 1_000_003 + minutes) % (2**63 - 1)
+
+
+def live_generator(seed: int, decision_time: pd.Timestamp) -> torch.Generator:
+    return torch.Generator().manual_seed(live_seed(seed, decision_time))
+
+
+@dataclass(frozen=True)
+class LiveUpdate:
+    """One live forecast: the prediction, whether the stream was re-primed for it, and the
+    bars each timeframe stream has consumed since its last prime."""
+
+    prediction: SSSDPrediction
+    reprimed: bool
+    bars_seen: dict[str, int]
+
+
+class LiveAsset:
+    """Streaming encoder state of one asset's model over its stored candles.
+
+    Blocking methods (``advance``) run in a worker thread under the model's lock; the
+    subscriber queues belong to the event loop.
+    """
+
+    def __init__(self, asset: str, loaded: Loaded, store: CandleStore, settings: Live) -> None:
+        self.asset = asset
+        self.loaded = loaded
+        self.store = store
+        self.settings = settings
+        self.stream: EncoderStream | None = None
+        self.anchor: pd.Timestamp | None = None
+        self.consumed: dict[str, int] = {}
+        self.since_prime = 0
+        self.decision: pd.Timestamp | None = None
+        self.latest: dict[str, Any] | None = None
+        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.lock = asyncio.Lock()  # one advance of this asset at a time
+
+    # ------------------------------------------------------------------ features
+    def _dataset(self, start: pd.Timestamp, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
+        """The one-sample dataset at decision time ``t`` from the stored candles in [start, t)."""
+        service = self.loaded.service
+        candles = self.store.load(self.asset, start=start, end=t)
+        base = self.store.base_timeframe(self.asset)
+        return SSSDTimeSeriesDataset.from_candles(
+            candles,
+            service.config_for_base(base),
+            service.standardizer,
+            decision_times=[t],
+            require_targets=False,
+        )
+
+    def prime(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
+        """Encode the windows of decision time ``t`` (as ``predict(asof=t)``) and keep the state."""
+        service = self.loaded.service
+        anchor = t - service.history_span
+        dataset = self._dataset(anchor, t)
+        features = dataset.get_batch([0])[0]
+        with torch.inference_mode():
+            self.stream = service.model.start_stream(
+                {tf: x.to(service.device) for tf, x in features.items()}
+            )
+        opens = dataset.window_open_times(0)
+        self.consumed = {tf: int(times.asi8[-1]) for tf, times in opens.items()}
+        self.anchor = anchor
+        self.since_prime = 0
+        return dataset
+
+    def step(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset | None:
+        """Feed the bars that closed since the last decision; None when the stream cannot be
+        continued (a bar would be skipped), so the caller re-primes."""
+        assert self.stream is not None and self.anchor is not None
+        dataset = self._dataset(self.anchor, t)
+        features = dataset.get_batch([0])[0]
+        opens = dataset.window_open_times(0)
+        plan: dict[str, np.ndarray] = {}
+        for tf, times in opens.items():
+            ns = times.asi8
+            new = np.flatnonzero(ns > self.consumed[tf])
+            if len(new) == len(ns) or (len(new) and ns[new[0] - 1] != self.consumed[tf]):
+                return None
+            plan[tf] = new
+        device = self.loaded.service.device
+        stream = self.stream
+        self.stream = None  # not usable if an update fails half-way
+        with torch.inference_mode():
+            for tf, new in plan.items():
+                for j in new.tolist():
+                    stream.update(tf, features[tf][:, j].to(device))
+                if len(new):
+                    self.consumed[tf] = int(opens[tf].asi8[new[-1]])
+        self.stream = stream
+        self.since_prime += 1
+        return dataset
+
+    # ------------------------------------------------------------------ forecasting
+    def advance(self, t: pd.Timestamp) -> LiveUpdate:
+        """The live forecast at the 5m close ``t`` (after the previous decision)."""
+        dataset = None
+        can_step = (
+            self.stream is not None
+            and self.decision is not None
+            and t > self.decision
+            and self.since_prime + 1 < self.settings.reprime_every
+        )
+        if can_step:
+            dataset = self.step(t)
+        reprimed = dataset is None
+        if dataset is None:
+            dataset = self.prime(t)
+        assert self.stream is not None
+        with torch.inference_mode():
+            context = self.stream.context()
+        pred = self.loaded.service.predict_from_context(
+            context,
+            dataset,
+            num_samples=self.settings.num_samples,
+            generator=live_generator(self.settings.seed, t),
+        )[0]
+        self.decision = t
+        return LiveUpdate(pred, reprimed, dict(self.stream.bars_seen))
+
+    def pending_decisions(self, last_bar: pd.Timestamp, max_catchup: int) -> list[pd.Timestamp]:
+        """5m closes after the last decision up to the last complete stored 5m bar (only the
+        latest when no decision was made yet or more than ``max_catchup`` are pending)."""
+        start = self.decision if self.decision is not None else last_bar - pd.Timedelta(days=1)
+        try:
+            bars5 = self.store.load(self.asset, start=start, timeframe="5m")
+        except DataError:
+            return []
+        closes = [t for t in bars5.index + FIVE_MIN if self.decision is None or t > self.decision]
+        if self.decision is None or len(closes) > max_catchup:
+            closes = closes[-1:]
+        return closes
+
+    # ------------------------------------------------------------------ subscribers
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.settings.queue)
+        self.subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.subscribers.discard(queue)
+
+    def publish(self, payload: dict[str, Any]) -> None:
+        """Hand ``payload`` to every subscriber (a full queue loses its oldest event)."""
+        self.latest = payload
+        for queue in list(self.subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(payload)
+
+
+class LiveHub:
+    """The live assets of the service (created on first use: a stream, a bar, or startup)."""
+
+    def __init__(
+        self,
+        get_loaded: Callable[[str], Any],
+        store: CandleStore,
+        settings: Live,
+        to_payload: Callable[[LiveUpdate, Loaded], dict[str, Any]],
+        max_catchup: int = 288,
+    ) -> None:
+        self.get_loaded = get_loaded
+        self.store = store
+        self.settings = settings
+        self.to_payload = to_payload
+        self.max_catchup = max_catchup
+        self.assets: dict[str, LiveAsset] = {}
+
+    async def asset(self, asset: str) -> LiveAsset:
+        """The live state of ``asset`` (loading its model). Raises NotFoundError."""
+        name = asset.upper()
+        if name not in self.assets:
+            loaded = await self.get_loaded(name)
+            self.assets.setdefault(name, LiveAsset(name, loaded, self.store, self.settings))
+        return self.assets[name]
+
+    async def on_new_bars(
+        self, asset: str, last_bar: pd.Timestamp
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Advance ``asset`` through every 5m close not yet forecast: the payloads published,
+        and why the live state stopped early (e.g. too little history), if it did. An asset
+        without a model has no live state (no forecasts, no error)."""
+        try:
+            live = await self.asset(asset)
+        except NotFoundError:
+            return [], None
+        out: list[dict[str, Any]] = []
+        async with live.lock:
+            decisions = await anyio.to_thread.run_sync(
+                live.pending_decisions, last_bar, self.max_catchup
+            )
+            for t in decisions:
+                try:
+                    async with live.loaded.lock:
+                        update = await anyio.to_thread.run_sync(live.advance, t)
+                except ForexDiffusionError as exc:
+                    live.stream = None  # start afresh with the next bar
+                    logger.warning(f"live {asset} at {t}: {exc}")
+                    return out, f"{type(exc).__name__}: {exc}"
+                payload = self.to_payload(update, live.loaded)
+                live.publish(payload)
+                out.append(payload)
+        return out, None

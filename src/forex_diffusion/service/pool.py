@@ -1,0 +1,81 @@
+"""Loaded inference services, one per (asset, model), each with the lock that serialises its
+model calls (the batcher, the live state and direct predictions share a model)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+
+from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.inference.sssd_inference import (
+    SSSDInferenceService,
+    load_sssd_inference_service,
+)
+from forex_diffusion.registry.repository import Registry
+
+
+@dataclass
+class Loaded:
+    """A loaded service; ``lock`` guards its model (one model call at a time)."""
+
+    service: SSSDInferenceService
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ModelPool:
+    """Loads each asset's model once (the registry's best checkpoint, or ``model_name``)."""
+
+    def __init__(
+        self,
+        config: SSSDConfig,
+        registry: Registry,
+        device: str | None = None,
+        default_model: str | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.device = device
+        self.default_model = default_model
+        self._loaded: dict[tuple[str, str | None], Loaded] = {}
+        self._load_lock = threading.Lock()
+
+    def _load(self, asset: str, model_name: str | None) -> SSSDInferenceService:
+        return load_sssd_inference_service(
+            asset,
+            model_name=model_name,
+            device=self.device,
+            config=self.config,
+            registry=self.registry,
+        )
+
+    async def get(self, asset: str, model_name: str | None = None) -> Loaded:
+        """The loaded service of ``asset`` (``model_name`` None: the default model).
+
+        Raises:
+            NotFoundError: no checkpoint for that asset or model (lists what exists).
+        """
+        key = self.key(asset, model_name)
+        if key in self._loaded:
+            return self._loaded[key]
+
+        def load() -> SSSDInferenceService:
+            with self._load_lock:
+                if key in self._loaded:
+                    return self._loaded[key].service
+                return self._load(*key)
+
+        service = await anyio.to_thread.run_sync(load)
+        return self._loaded.setdefault(key, Loaded(service))
+
+    def key(self, asset: str, model_name: str | None) -> tuple[str, str | None]:
+        return asset.upper(), model_name or self.default_model
+
+    def by_key(self, key: tuple[str, str | None]) -> Loaded:
+        """An already loaded service (KeyError when ``get`` has not loaded it)."""
+        return self._loaded[key]
+
+    def loaded(self) -> list[Loaded]:
+        return list(self._loaded.values())

@@ -1,0 +1,199 @@
+"""Live forecasts: real EURUSD replayed bar by bar through POST /v1/bars; the streamed forecast
+for bar t against the batch forecast for t with the same generator.
+
+At a prime (and at every bar with ``reprime_every=1``) the live forecast IS the batch forecast
+``predict(asof=t)``. Between primes the stream advances the S4D states by the new bars only,
+which computes the encoder over the windows grown since the prime on features seeded at the
+prime's anchor (see ``forex_diffusion.service.live``): the live forecast equals the batch
+forecast on exactly those windows, built here from scratch for every bar. The difference to the
+fixed-window batch forecast is measured and printed (``-s``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
+from forex_diffusion.data.store import CandleStore
+from forex_diffusion.inference.sssd_inference import SSSDInferenceService, SSSDPrediction
+from forex_diffusion.service.app import create_app
+from forex_diffusion.service.live import live_generator
+from fx_test_utils import load_fx
+from service_utils import settings, trained_root
+
+pytestmark = pytest.mark.realdata
+SEED = 11
+TOL = 2e-5  # in forecast std: float32 rounding; far below any real difference
+
+
+@pytest.fixture(scope="module")
+def trained(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SSSDConfig:
+    return trained_root(fx_dir, tmp_path_factory.mktemp("live"))
+
+
+def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {"timestamp": t.isoformat(), **{k: float(v) for k, v in row.items()}}
+        for t, row in df[["open", "high", "low", "close", "volume"]].iterrows()
+    ]
+
+
+def _replay(
+    client: TestClient, bars: pd.DataFrame, per_post: int
+) -> tuple[list[dict[str, Any]], int]:
+    """POST ``bars`` ``per_post`` at a time; the live forecasts in order, and posts made."""
+    forecasts: list[dict[str, Any]] = []
+    posts = 0
+    for k in range(0, len(bars), per_post):
+        r = client.post(
+            "/v1/bars", json={"asset": "EURUSD", "candles": _rows(bars.iloc[k : k + per_post])}
+        )
+        assert r.status_code == 200, r.text
+        forecasts += r.json()["forecasts"]
+        posts += 1
+    return forecasts, posts
+
+
+def _gap(live: dict[str, Any], ref: SSSDPrediction) -> float:
+    """Largest |live - ref| over mean/std/quantiles and horizons, relative to ref's std."""
+    return max(
+        abs(live[stat][str(h)] - getattr(ref, stat)[h]) / ref.std[h]
+        for stat in ("mean", "std", "q05", "q50", "q95")
+        for h in ref.horizons
+    )
+
+
+def _assert_same(live: dict[str, Any], ref: SSSDPrediction, what: str) -> float:
+    """Same forecast up to float32 rounding of the two encoder paths (FFT convolution vs
+    recurrence); returns the gap (in units of the forecast std)."""
+    assert live["timestamp"] == ref.timestamp.isoformat(), what
+    assert live["last_close"] == pytest.approx(ref.last_close, rel=1e-12), what
+    gap = _gap(live, ref)
+    assert gap < TOL, f"{what}: live differs from the batch by {gap:.2e} std"
+    return gap
+
+
+def _batch(svc: SSSDInferenceService, store: CandleStore, t: pd.Timestamp) -> SSSDPrediction:
+    """The batch forecast for t: ``predict(asof=t)`` on the stored candles."""
+    candles = store.load("EURUSD", start=t - svc.history_span - pd.Timedelta(days=1), end=t)
+    return svc.predict(candles, asof=t, generator=live_generator(SEED, t))
+
+
+def _grown(
+    svc: SSSDInferenceService,
+    store: CandleStore,
+    t: pd.Timestamp,
+    prime: pd.Timestamp,
+    seen: dict[str, int],
+) -> SSSDPrediction:
+    """The batch forecast for t on the windows grown since ``prime`` (the prime's windows plus
+    the bars seen since), features computed from the prime's anchor on: built from scratch."""
+    lookbacks = {tf: n + seen[tf] for tf, n in svc.config.data.lookbacks.items()}
+    spec = ", ".join(f"{tf}: {n}" for tf, n in lookbacks.items())
+    config = svc.config_for_base("1m").with_overrides([f"data.lookbacks={{{spec}}}"])
+    candles = store.load("EURUSD", start=prime - svc.history_span, end=t)
+    dataset = SSSDTimeSeriesDataset.from_candles(
+        candles, config, svc.standardizer, decision_times=[t], require_targets=False
+    )
+    return svc.predict_features(dataset, generator=live_generator(SEED, t))[0]
+
+
+def _check_replay(
+    trained: SSSDConfig,
+    fx_dir: Path,
+    data_dir: Path,
+    store_end: str,
+    replay_end: str,
+    reprime_every: int,
+    per_post: int,
+    check_every: int = 1,
+) -> list[dict[str, Any]]:
+    CandleStore(data_dir).write(
+        "EURUSD", load_fx(fx_dir, "2019-02-01", store_end), source="history"
+    )
+    bars = load_fx(fx_dir, store_end, replay_end)
+    cfg = settings(trained, data_dir=data_dir, live={"reprime_every": reprime_every, "seed": SEED})
+    with TestClient(create_app(cfg)) as client:
+        forecasts, _ = _replay(client, bars, per_post)
+        svc = client.app.state.service.pool.loaded()[0].service  # type: ignore[attr-defined]
+    store = CandleStore(data_dir)
+    five = pd.Timedelta(minutes=5)
+    expected = store.load("EURUSD", start=pd.Timestamp(store_end, tz="UTC") - five, timeframe="5m")
+    # one live forecast per 5m close, in order, from the last close of the history on (the
+    # first post primes the stream at the latest close it completes)
+    closes = [(t + five).isoformat() for t in expected.index]
+    assert [f["timestamp"] for f in forecasts] == closes[-len(forecasts) :]
+    assert len(forecasts) >= len(closes) - (per_post > 1)
+    exact, drift = [], []
+    prime = None
+    for k, live in enumerate(forecasts):
+        t = pd.Timestamp(live["timestamp"])
+        if live["reprimed"]:
+            prime = t
+        assert prime is not None
+        if k % check_every and not live["reprimed"]:
+            continue
+        batch = _batch(svc, store, t)
+        if live["reprimed"]:
+            assert all(v == 0 for v in live["bars_since_prime"].values())
+            exact.append(_assert_same(live, batch, f"prime at {t}"))
+        else:
+            grown = _grown(svc, store, t, prime, live["bars_since_prime"])
+            exact.append(_assert_same(live, grown, f"{t}"))
+            drift.append(_gap(live, batch))
+    primes = sum(f["reprimed"] for f in forecasts)
+    print(f"\nlive vs batch on the same windows: max gap {max(exact):.1e} std ({len(exact)} bars)")
+    if reprime_every == 1:
+        assert primes == len(forecasts)
+    else:
+        assert len(forecasts) // reprime_every <= primes < len(forecasts)
+        print(
+            f"live vs fixed-window batch between primes (reprime_every={reprime_every}, "
+            f"{len(drift)} bars): gap median {np.median(drift):.1e}, max {np.max(drift):.1e} std"
+        )
+        # the comparison tells the two apart: the grown windows are not the fixed ones
+        assert np.median(drift) > 10 * max(exact)
+    return forecasts
+
+
+def test_live_across_the_weekend_equals_batch(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path
+) -> None:
+    """Friday afternoon to Monday 01:00, one 1m bar per POST: the weekend gap, 15m/1h/4h closes
+    (the 4h bar of Friday 20:00 closes at the Sunday open) between primes every 10 bars."""
+    forecasts = _check_replay(
+        trained, fx_dir, tmp_path / "a", "2019-03-15 18:00", "2019-03-18 01:00", 10, per_post=1
+    )
+    seen = [f["bars_since_prime"] for f in forecasts]
+    assert any(s["4h"] > 0 for s in seen) and any(s["1h"] > 0 for s in seen)
+
+
+def test_live_reprime_every_bar_is_the_batch_forecast(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path
+) -> None:
+    _check_replay(
+        trained, fx_dir, tmp_path / "b", "2019-03-15 19:00", "2019-03-15 21:00", 1, per_post=5
+    )
+
+
+@pytest.mark.slow
+def test_live_week_equals_batch(trained: SSSDConfig, fx_dir: Path, tmp_path: Path) -> None:
+    """A whole real EURUSD week (2019-03-18 .. 22), one 5m bar per POST; every prime and every
+    7th bar between primes compared (7 is coprime with 12: every phase is covered)."""
+    _check_replay(
+        trained,
+        fx_dir,
+        tmp_path / "w",
+        "2019-03-18",
+        "2019-03-23",
+        12,
+        per_post=5,
+        check_every=7,
+    )
