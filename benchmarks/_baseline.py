@@ -36,7 +36,14 @@ def ensure_worktree(commit: str) -> Path:
     """A detached worktree at ``commit`` (created, or moved there when it exists); its root."""
     where = Path(os.environ.get("FD_BENCH_BASELINE_DIR", DEFAULT_DIR))
     if (where / ".git").exists():
-        if _git("rev-parse", "HEAD", cwd=where).strip() != commit:
+        try:
+            head = _git("rev-parse", "HEAD", cwd=where).strip()
+        except subprocess.CalledProcessError as error:
+            raise RuntimeError(
+                f"{where} exists but is not a usable git worktree ({error.stderr.strip()}); "
+                "remove it or set FD_BENCH_BASELINE_DIR"
+            ) from error
+        if head != commit:
             _git("checkout", "--detach", "--force", commit, cwd=where)
         return where
     _git("worktree", "prune")
