@@ -11,7 +11,7 @@ export TORCH_NUM_THREADS ?= 1
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,docs]'
+	$(BIN)/pip install -q -e '.[dev,docs,scale]'
 	touch $(STAMP)
 
 install: $(STAMP)

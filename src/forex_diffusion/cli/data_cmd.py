@@ -1,4 +1,5 @@
-"""``forex-diffusion data import|info|synth|resample``: the candle store from the command line."""
+"""``forex-diffusion data import|info|check|synth|resample``: the candle store from the command
+line."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import pandas as pd
 import typer
@@ -14,15 +15,22 @@ from rich.console import Console
 from rich.table import Table
 
 from forex_diffusion.cli.common import DataDirOpt, friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SanityBounds
 from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_files
 from forex_diffusion.data.importers.reader import format_bad_rows
-from forex_diffusion.data.store import AssetInfo, CandleStore
+from forex_diffusion.data.store import (
+    ON_CONFLICT_CHOICES,
+    AssetInfo,
+    CandleStore,
+    FileHealth,
+    OnConflict,
+)
 from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.errors import DataError
 from forex_diffusion.fileio import atomic_write
 from forex_diffusion.settings import Settings
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeinput import parse_utc
 
 data_app = typer.Typer(
     help="Import, inspect, synthesise and resample candles in the store.", no_args_is_help=True
@@ -55,16 +63,15 @@ def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
     return CandleStore(settings.data_dir_for(cfg))
 
 
-def _time(value: str | None, option: str) -> pd.Timestamp | None:
-    if value is None:
+def _sanity(config: Path | None) -> SanityBounds | None:
+    """The config's asset.sanity bounds (None = the defaults when no config is at hand)."""
+    if config is None and not DEFAULT_CONFIG_PATH.is_file():
         return None
-    try:
-        return to_utc(value)
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"invalid {option} {value!r}: use an ISO date or time such as 2019-01-01 or "
-            "2019-01-01T12:00 (UTC)"
-        ) from exc
+    return load_cli_config(config or DEFAULT_CONFIG_PATH).asset.sanity
+
+
+def _time(value: str | None, option: str) -> pd.Timestamp | None:
+    return None if value is None else parse_utc(value, option)
 
 
 @contextmanager
@@ -136,6 +143,24 @@ def _print_import(report: ImportReport, store: CandleStore, console: Console) ->
         markup=False,
         highlight=False,
     )
+    if report.conflicts:
+        outcome = (
+            f"{report.replaced:,} stored bar(s) replaced (changed)"
+            if report.replaced
+            else "kept as stored / first copy"
+        )
+        console.print(
+            f"{report.conflicts:,} conflicting bar(s) (same time, different values): {outcome}",
+            markup=False,
+            highlight=False,
+        )
+    if report.write.temporaries_removed:
+        console.print(
+            f"removed {report.write.temporaries_removed} stale temporary file(s) of an "
+            "interrupted write",
+            markup=False,
+            highlight=False,
+        )
 
 
 @data_app.command("import")
@@ -167,11 +192,24 @@ def import_cmd(
         str | None,
         typer.Option("--time-format", help="strptime format of the times, e.g. %d/%m/%Y %H:%M."),
     ] = None,
+    on_conflict: Annotated[
+        str,
+        typer.Option(
+            "--on-conflict",
+            help="Bars with a stored (or repeated) time but different values: error (default), "
+            "keep (the stored / first copy stays) or replace (the new values win; rewritten "
+            "atomically).",
+        ),
+    ] = "error",
     data_dir: DataDirOpt = None,
     config: StoreConfigOpt = None,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
     with friendly_errors(), _store_errors():
+        if on_conflict not in ON_CONFLICT_CHOICES:
+            raise DataError(
+                f"--on-conflict {on_conflict!r}: use one of {', '.join(ON_CONFLICT_CHOICES)}"
+            )
         store = _store(config, data_dir)
         report = import_files(
             paths,
@@ -182,6 +220,8 @@ def import_cmd(
             skip_bad=skip_bad,
             columns=columns,
             time_format=time_format,
+            on_conflict=cast(OnConflict, on_conflict),
+            sanity=_sanity(config),
         )
         _print_import(report, store, _console())
 
@@ -237,8 +277,21 @@ def info_cmd(
                 markup=False,
             )
             return
-        infos = [store.info(n) for n in names]
-        console.print(_info_table(infos))
+        infos: list[AssetInfo] = []
+        damaged: dict[str, list[FileHealth]] = {}
+        for n in names:
+            try:
+                infos.append(store.info(n))
+            except DataError:
+                damaged[n] = store.check(n)
+        if infos:
+            console.print(_info_table(infos))
+        if damaged:
+            _print_health([h for hs in damaged.values() for h in hs], console)
+            raise DataError(
+                "damaged candle files:\n"
+                + "\n".join(f"  {h.problem}" for hs in damaged.values() for h in hs if not h.ok)
+            )
         console.print(
             "gaps: weekday stretches without bars longer than 30 min; closures: weekend and "
             "whole-day holiday closes.",
@@ -252,6 +305,47 @@ def info_cmd(
             for g in infos[0].gaps[:show_gaps]:
                 gaps.add_row(_fmt(g.start), _fmt(g.end), str(g.duration))
             console.print(gaps)
+
+
+def _print_health(health: list[FileHealth], console: Console) -> None:
+    table = Table(title="Stored files")
+    for col in ("asset", "file", "bars", "status"):
+        table.add_column(col, justify="right" if col == "bars" else "left", overflow="fold")
+    for h in health:
+        table.add_row(
+            h.asset,
+            h.path.name,
+            "-" if h.rows is None else f"{h.rows:,}",
+            f"DAMAGED: {h.problem}" if not h.ok else (h.note or "ok"),
+        )
+    console.print(table)
+
+
+@data_app.command("check")
+def check_cmd(
+    asset: AssetMaybe = None,
+    data_dir: DataDirOpt = None,
+    config: StoreConfigOpt = None,
+) -> None:
+    """Verify every stored file (readable Parquet, ordered bars of its year, valid OHLC).
+
+    Exit code 2 when a file is damaged (each is named, with what to do)."""
+    with friendly_errors(), _store_errors():
+        store = _store(config, data_dir)
+        names = [asset] if asset else store.assets()
+        health = [h for n in names for h in store.check(n)]
+        console = _console()
+        if not health:
+            console.print(f"No stored files to check in {store.data_dir}.", markup=False)
+            return
+        _print_health(health, console)
+        bad = [h for h in health if not h.ok]
+        if bad:
+            raise DataError(
+                f"{len(bad)} of {len(health)} file(s) damaged:\n"
+                + "\n".join(f"  {h.problem}" for h in bad)
+            )
+        console.print(f"all {len(health)} file(s) ok", markup=False)
 
 
 @data_app.command("synth")

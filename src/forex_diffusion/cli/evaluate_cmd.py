@@ -17,6 +17,7 @@ from forex_diffusion.cli.common import (
     load_cli_config,
 )
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.errors import DataError
 
 if TYPE_CHECKING:  # the evaluation stack is imported when the command runs
     from forex_diffusion.evaluation.walk_forward import EvaluationResult
@@ -75,6 +76,7 @@ def evaluate(
     from forex_diffusion.evaluation.walk_forward import evaluate as run_evaluation
 
     with friendly_errors():
+        check_out_dir(out)
         cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
         result = run_evaluation(
             cfg,
@@ -91,6 +93,21 @@ def evaluate(
             record=not no_record,
         )
     echo_result(result)
+
+
+def check_out_dir(out: Path | None) -> None:
+    """Refuse, before any work, a ``--out`` that is an existing file or lies under one."""
+    if out is None:
+        return
+    for part in (out, *out.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "is an existing file" if part == out else f"lies under the file {part}"
+                raise DataError(
+                    f"--out {out} {what}; the report needs a folder (give a new or existing "
+                    "folder path)"
+                )
+            return
 
 
 def echo_result(result: EvaluationResult) -> None:

@@ -14,6 +14,8 @@ from forex_diffusion.cli.quickstart_cmd import quickstart
 from forex_diffusion.cli.registry_cmd import db_app, registry_app
 from forex_diffusion.cli.serve_cmd import serve
 from forex_diffusion.cli.train_cmd import train
+from forex_diffusion.cli.train_many_cmd import train_many
+from forex_diffusion.cli.tune_cmd import tune
 
 app = typer.Typer(
     name="forex-diffusion",
@@ -31,6 +33,8 @@ app.command("calibrate")(calibrate)
 app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
+app.command("train-many")(train_many)
+app.command("tune")(tune)
 app.command("serve")(serve)
 
 

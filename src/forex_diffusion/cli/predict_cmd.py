@@ -19,8 +19,10 @@ from forex_diffusion.cli.common import (
     load_cli_config,
 )
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig
+from forex_diffusion.errors import DataError
 from forex_diffusion.inference.prediction import SSSDPrediction
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
+from forex_diffusion.timeinput import parse_utc
 
 
 def forecast_table(service: SSSDInferenceService, pred: SSSDPrediction) -> Table:
@@ -65,7 +67,18 @@ def predict(
         ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a fan-chart PNG here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write a fan-chart PNG here (a .png file or a folder)."),
+    ] = None,
+    allow_stale: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale",
+            help="Forecast even when the latest bar is older at --asof than "
+            "inference.max_staleness_minutes.",
+        ),
+    ] = False,
     checkpoint_dir: Annotated[Path | None, typer.Option("--checkpoint-dir")] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
@@ -75,48 +88,75 @@ def predict(
     if fmt not in ("table", "json"):
         raise typer.BadParameter("--format must be 'table' or 'json'")
     with friendly_errors():
+        when = parse_utc(asof, "--asof") if asof is not None else None
+        check_plot_path(plot)
         cfg = load_cli_config(config, None, override)
         pred, service, candles = run_prediction(
-            cfg, asset, model, asof, samples, checkpoint_dir, data_dir
+            cfg, asset, model, when, samples, checkpoint_dir, data_dir, allow_stale
         )
-        if plot is not None:
-            write_fan_chart(candles, pred, plot)
+        written = write_fan_chart(candles, pred, plot) if plot is not None else None
     if fmt == "json":
         typer.echo(json.dumps(pred.to_dict(), indent=2))
     else:
         Console().print(forecast_table(service, pred))
-    if plot is not None:
-        typer.echo(f"fan chart written to {plot}")
+    if written is not None:
+        typer.echo(f"fan chart written to {written}")
+
+
+def check_plot_path(plot: Path | None) -> None:
+    """Refuse a ``--plot`` that is neither an existing folder nor a ``.png`` file path, before
+    any work."""
+    if plot is None or plot.is_dir():
+        return
+    if plot.suffix.lower() != ".png":
+        raise DataError(
+            f"--plot {plot}: give a .png file name or an existing folder (the chart is a PNG)"
+        )
+    if plot.parent.exists() and not plot.parent.is_dir():
+        raise DataError(f"--plot {plot}: {plot.parent} is a file, not a folder")
 
 
 def run_prediction(
     cfg: SSSDConfig,
     asset: str,
     model: str | None,
-    asof: str | None,
+    asof: str | pd.Timestamp | None,
     samples: int | None,
     checkpoint_dir: Path | None,
     data_dir: Path | None,
+    allow_stale: bool = False,
 ) -> tuple[SSSDPrediction, SSSDInferenceService, pd.DataFrame]:
     """Load the service and the candles it needs from the store, and forecast (``samples``
-    None = ``inference.num_samples``; the device is ``inference.device``)."""
+    None = ``inference.num_samples``; the device is ``inference.device``).
+
+    With ``asof`` after the store's latest bar by more than ``inference.max_staleness_minutes``
+    the forecast is refused (DataError saying how old the bar is) unless ``allow_stale``."""
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
-    from forex_diffusion.timeframes import to_utc
+    from forex_diffusion.timeframes import timeframe_minutes
 
+    end = parse_utc(asof, "--asof") if asof is not None else None
     service = load_sssd_inference_service(
         asset, checkpoint_dir=checkpoint_dir, model_name=model, config=cfg
     )
     store = CandleStore(resolve_data_dir(cfg, data_dir))
-    end = to_utc(asof) if asof else None
-    last = end if end is not None else store.info(asset.upper()).last + pd.Timedelta(minutes=1)
+    latest = store.last_bar(asset.upper())
+    latest_close = latest + pd.Timedelta(minutes=timeframe_minutes(store.base_timeframe(asset)))
+    if end is not None and end > latest_close:
+        if not allow_stale:
+            service.check_staleness(end, latest_close)
+        end = latest_close  # the store ends before asof: its latest bars are all there is
+    last = end if end is not None else latest_close
     candles = store.load(asset.upper(), start=last - service.history_span, end=end)
-    pred = service.predict(candles, num_samples=samples, asof=end)
+    pred = service.predict(candles, num_samples=samples, asof=end, allow_stale=allow_stale)
     return pred, service, candles
 
 
 def write_fan_chart(candles: pd.DataFrame, pred: SSSDPrediction, path: Path) -> Path:
-    """The fan chart PNG of ``pred`` over the last day of 5m bars of ``candles``."""
+    """The fan chart PNG of ``pred`` over the last day of 5m bars of ``candles``; ``path`` may
+    be a folder (the file is ``<ASSET>_<decision time>_fan.png`` in it). Returns the file."""
+    if path.is_dir():
+        path = path / f"{pred.asset}_{pred.timestamp:%Y%m%dT%H%M}_fan.png"
     from forex_diffusion.data.resample import resample_ohlc
     from forex_diffusion.inference.plots import plot_fan_chart
 

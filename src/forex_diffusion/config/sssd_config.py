@@ -54,10 +54,31 @@ def default_pip_size(symbol: str) -> float:
     return 0.0001
 
 
+class SanityBounds(_Section):
+    """Plausibility bounds of an asset's bars; an imported bar outside them is a bad row.
+
+    ``max_future_days``: latest open time accepted, in days after now; ``min_price`` /
+    ``max_price``: accepted price range; ``max_jump``: largest relative change accepted between
+    consecutive closes, and between a bar's low and high (0.5 = 50 %).
+    """
+
+    max_future_days: float = Field(default=1.0, ge=0)
+    min_price: float = Field(default=1e-6, gt=0)
+    max_price: float = Field(default=1e6, gt=0)
+    max_jump: float = Field(default=0.5, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SanityBounds:
+        if self.min_price >= self.max_price:
+            raise ValueError("min_price must be smaller than max_price")
+        return self
+
+
 class AssetConfig(_Section):
     symbol: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
     pip_size: float = Field(gt=0)
     base_timeframe: Literal["1m", "5m"] = "1m"
+    sanity: SanityBounds = SanityBounds()
 
 
 class PathsConfig(_Section):
@@ -275,6 +296,19 @@ class TrainingConfig(_Section):
     cuda_empty_cache_every: int = Field(default=10, ge=1)
     val_forecast_samples: int = Field(default=32, ge=0)
     max_train_batches_per_epoch: int | None = Field(default=None, ge=1)
+    # one model on several devices/nodes (Lightning's Trainer arguments of the same names)
+    devices: int | Literal["auto"] = Field(default=1)
+    num_nodes: int = Field(default=1, ge=1)
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = "auto"
+    # optional MLflow tracking (also switched on by the MLFLOW_TRACKING_URI environment variable)
+    mlflow_uri: str | None = None
+
+    @field_validator("devices")
+    @classmethod
+    def _positive_devices(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("devices must be a positive count or 'auto'")
+        return value
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -285,7 +319,7 @@ class TrainingConfig(_Section):
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
     sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
-    steps: int = Field(default=20, ge=1)
+    steps: int = Field(default=20, ge=1, le=1000)  # and at most model.diffusion.train_steps
     eta: float = Field(default=0.0, ge=0, le=1)
     direction_threshold: float = Field(default=0.7, ge=0.5, le=1)
     cache_ttl_seconds: float = Field(default=300, ge=0)
@@ -295,6 +329,7 @@ class InferenceConfig(_Section):
     calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
     calibration_samples: int = Field(default=200, ge=10, le=10_000)
     calibration_forecasts: int = Field(default=1500, ge=50)
+    max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
 
 
 class EvaluationConfig(_Section):
@@ -324,6 +359,8 @@ class EvaluationConfig(_Section):
     tuning_days: int = Field(default=365, ge=7)
     batch_size: int = Field(default=64, ge=1)
     fan_chart_horizon: int = Field(default=60, ge=5)
+    learned_peer: bool = True  # LightGBM quantile regression as a forecaster row
+    peer_samples: int = Field(default=200, ge=10)
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:
@@ -358,6 +395,11 @@ class SSSDConfig(_Section):
                 f"model.loss.horizon_weights has {len(self.model.loss.horizon_weights)} entries "
                 f"but data.horizons has {len(self.data.horizons)}"
             )
+        if self.inference.steps > self.model.diffusion.train_steps:
+            raise ValueError(
+                f"inference.steps={self.inference.steps} exceeds "
+                f"model.diffusion.train_steps={self.model.diffusion.train_steps}"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -376,6 +418,8 @@ class SSSDConfig(_Section):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file (pass a YAML file)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
     try:
