@@ -43,6 +43,7 @@ from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
 from forex_diffusion.features.unified_pipeline import feature_names, required_history
 from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
+from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.prediction import (
     SSSDPrediction,
     direction_from_prediction,
@@ -297,6 +298,12 @@ class SSSDInferenceService:
 
     def _window_dataset(self, win: _Window) -> SSSDTimeSeriesDataset:
         return self._dataset(win.candles, win.base_timeframe, [win.decision_time])
+
+    def live_windows(self, base_timeframe: str | None = None) -> LiveFeatureWindows:
+        """Incremental feature windows for this model: push new candles, read model inputs
+        without recomputing the history's features (see ``inference.live_features``)."""
+        base = base_timeframe or self.config.asset.base_timeframe
+        return LiveFeatureWindows(self.config_for_base(base), self.standardizer)
 
     def build_features(self, df: pd.DataFrame, asof: Any = None) -> SSSDTimeSeriesDataset:
         """The one-sample dataset (standardized windows, scale, last close) for the decision
