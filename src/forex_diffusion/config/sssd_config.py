@@ -414,7 +414,7 @@ class InferenceConfig(_Section):
     """Seed of the sampling noise for predict: the same seed gives a bit-identical forecast (null
     = fresh noise).
     """
-    sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
+    sampler: Literal["ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_logsnr"] = "dpmpp_2m"
     """Reverse-diffusion sampler: dpmpp_2m, ddim or ddpm."""
     steps: int = Field(default=20, ge=1, le=1000)  # and at most model.diffusion.train_steps
     """Sampler steps (head calls) per forecast; at most model.diffusion.train_steps."""
