@@ -114,6 +114,12 @@ def quickstart(
             f"trained {symbol}/{cfg.model.name} for {result.epochs_completed} epoch(s) in {result.duration_s:.0f}s; "
             f"best val_loss {result.best_val_loss}; checkpoint {result.best_checkpoint}"
         )
+        if result.best_checkpoint is not None:
+            from forex_diffusion.cli.calibrate_cmd import calibrate_model, describe
+
+            console.print(
+                describe(calibrate_model(cfg, result.best_checkpoint), result.best_checkpoint)
+            )
 
         console.rule("3/4 predict (latest bar)")
         where = Locations(artifacts_dir=workdir)
