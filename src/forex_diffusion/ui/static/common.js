@@ -110,7 +110,8 @@ const FXD = {
   },
 
   num(x, digits) { return x === null || x === undefined || Number.isNaN(x) ? "—" : Number(x).toFixed(digits); },
-  time(iso) { return iso ? iso.replace("T", " ").replace(/:00(\+00:00|Z)$/, "").replace(/\+00:00$/, "") + " UTC" : "—"; },
+  // an ISO time (UTC) as "YYYY-MM-DD HH:MM UTC"
+  time(iso) { return iso ? new Date(iso).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "—"; },
   duration(s) {
     if (s === null || s === undefined) return "—";
     s = Math.round(s);
@@ -139,7 +140,7 @@ const FXD = {
     sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
   });
-  input.placeholder = FXD.token() ? "token stored for this session" : "API token";
+  input.placeholder = FXD.token() ? "token stored (session)" : "API token";
   const pill = FXD.$("service-status");
   fetch("/health").then((r) => {
     pill.textContent = r.ok ? "service ok" : "service down";

@@ -34,6 +34,13 @@ function makeChart() {
   state.chart = chart;
 }
 
+// price axis and labels at the asset's pip resolution (a tenth of a pip)
+function priceFormat(pip) {
+  const minMove = pip / 10;
+  const precision = Math.max(0, Math.round(-Math.log10(minMove)));
+  for (const s of Object.values(state.series)) s.applyOptions({ priceFormat: { type: "price", precision, minMove } });
+}
+
 const iso = (sec) => new Date(sec * 1000).toISOString();
 const secs = (isoText) => Math.floor(Date.parse(isoText) / 1000);
 
@@ -81,6 +88,7 @@ async function refresh() {
       realised = [{ time: t0, value: pred.last_close }, ...after.candles.map((c) => ({ time: c.time + 300, value: c.close }))]
         .filter((p) => p.time <= t0 + hmax * 60);
     }
+    priceFormat(pred.pip_size);
     draw(pred, candles.candles, realised);
     table(pred, realised);
     FXD.$("decision").textContent = `decision time ${FXD.time(pred.timestamp)} · model ${pred.model_name} · ${pred.num_samples} samples`;

@@ -9,30 +9,40 @@ const S = { schema: null, base: null, presets: {}, fixed: [], stores: {}, job: n
 const deref = (node) => (node && node.$ref ? S.schema.$defs[node.$ref.split("/").pop()] : node);
 const getPath = (obj, path) => path.reduce((o, k) => (o === undefined || o === null ? undefined : o[k]), obj);
 
-// one input per leaf of the schema; objects become fieldsets (top level) or sub-headings
-function buildForm(container, node, path, depth) {
-  const props = deref(node).properties || {};
+// one input per leaf of the schema: a collapsible group per top-level section, its leaves
+// first, then each nested object under its dotted name
+function buildForm(container) {
+  const props = deref(S.schema).properties;
+  const general = Object.entries(props).filter(([k, v]) => !deref(v).properties);
+  if (general.length) container.append(group("general", general.map(([k, v]) => field([k], deref(v), v)), true));
   for (const [key, raw] of Object.entries(props)) {
     const child = deref(raw);
-    const here = [...path, key];
-    if (depth === 0 && (S.fixed.includes(key) || key === "asset")) continue;
-    if (child.properties) {
-      if (depth === 0) {
-        const fs = FXD.el("fieldset", { class: key === "training" || key === "data" ? "" : "closed", "data-section": key });
-        const legend = FXD.el("legend", {}, key);
-        legend.addEventListener("click", () => fs.classList.toggle("closed"));
-        const fields = FXD.el("div", { class: "fields" });
-        fs.append(legend, fields);
-        buildForm(fields, child, here, depth + 1);
-        container.append(fs);
-      } else {
-        container.append(FXD.el("div", { class: "sub" }, here.slice(1).join(".")));
-        buildForm(container, child, here, depth + 1);
-      }
-      continue;
-    }
-    container.append(field(here, child, raw));
+    if (!child.properties || S.fixed.includes(key) || key === "asset") continue;
+    container.append(group(key, leaves(child, [key]), key === "training" || key === "data"));
   }
+}
+
+function leaves(node, path) {
+  const out = [];
+  const nested = [];
+  for (const [key, raw] of Object.entries(node.properties || {})) {
+    const child = deref(raw);
+    if (child.properties) nested.push([key, child]);
+    else out.push(field([...path, key], child, raw));
+  }
+  for (const [key, child] of nested) {
+    const here = [...path, key];
+    const inner = leaves(child, here);
+    const direct = Object.values(child.properties).some((v) => !deref(v).properties);
+    if (direct) out.push(FXD.el("div", { class: "sub" }, here.slice(1).join(".")));
+    out.push(...inner);
+  }
+  return out;
+}
+
+function group(name, fields, open) {
+  return FXD.el("details", { class: "group", open, "data-section": name },
+    FXD.el("summary", {}, name), FXD.el("div", { class: "fields" }, ...fields));
 }
 
 function kindOf(node) {
@@ -124,7 +134,7 @@ function showProblems(message) {
     const input = document.querySelector(`#params [data-path="${m[1]}"]`);
     if (input) {
       input.closest("label").classList.add("invalid");
-      input.closest("fieldset").classList.remove("closed");
+      input.closest("details").open = true;
     }
   }
 }
@@ -264,6 +274,7 @@ function storeRange() {
 
 async function main() {
   FXD.fill(FXD.$("algorithm"), ALGORITHMS);
+  lossChart([]);
   let meta, data, jobs;
   try {
     [meta, data, jobs] = await Promise.all([FXD.api("/v1/config/schema"), FXD.api("/v1/data"), FXD.api("/v1/jobs")]);
@@ -275,7 +286,7 @@ async function main() {
   S.stores = Object.fromEntries(data.assets.map((a) => [a.asset, a]));
   FXD.fill(FXD.$("asset"), data.assets.map((a) => [a.asset, a.asset]), meta.config.asset.symbol);
   FXD.fill(FXD.$("preset"), Object.keys(S.presets).map((p) => [p, p === "service" ? "service config" : p]));
-  buildForm(FXD.$("params"), S.schema, [], 0);
+  buildForm(FXD.$("params"));
   setValues(S.base);
   storeRange();
   FXD.$("preset").addEventListener("change", () => setValues(S.presets[FXD.$("preset").value]));
