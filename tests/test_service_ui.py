@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,7 +122,7 @@ def test_data_summary_and_candles(client: TestClient) -> None:
     candles = r.json()["candles"]
     assert len(candles) == 30
     times = [c["time"] for c in candles]
-    assert times == sorted(times) and all(b - a == 300 for a, b in zip(times, times[1:], strict=False))
+    assert times == sorted(times) and all(b - a == 300 for a, b in itertools.pairwise(times))
     assert times[-1] + 300 <= 1615377600  # closed by the end (2021-03-10 12:00 UTC)
     assert all(c["low"] <= min(c["open"], c["close"]) <= c["high"] for c in candles)
     span = client.get(
@@ -143,7 +144,10 @@ def test_import_upload_reports_files_and_bad_rows(client: TestClient, tmp_path: 
     )
     bad = _csv(
         tmp_path / "b.csv",
-        ["2021-03-01 11:00:00,1.39,1.3905,1.3895,1.3901,1", "2021-03-01 11:01:00,1.39,1.38,1.3895,1.39,1"],
+        [
+            "2021-03-01 11:00:00,1.39,1.3905,1.3895,1.3901,1",
+            "2021-03-01 11:01:00,1.39,1.38,1.3895,1.39,1",
+        ],
     )
 
     def upload(skip: bool) -> Any:
@@ -155,13 +159,13 @@ def test_import_upload_reports_files_and_bad_rows(client: TestClient, tmp_path: 
         )
 
     refused = _error(upload(False), 422, "DataError")
-    assert "b.csv:3" in refused
+    assert "b.csv:3" in refused and "fxd-import" not in refused
     assert "GBPUSD" not in [a["asset"] for a in client.get("/v1/data").json()["assets"]]
     report = upload(True).json()
     assert report["asset"] == "GBPUSD" and report["rows_written"] == 31
     assert [f["file"] for f in report["files"]] == ["a.csv", "b.csv"]
     assert [f["bad_rows"] for f in report["files"]] == [0, 1]
-    assert len(report["bad_rows"]) == 1 and report["bad_rows"][0].startswith("b.csv:3:")
+    assert len(report["bad_rows"]) == 1 and report["bad_rows"][0].startswith("b.csv:3: ")
     again = upload(True).json()
     assert again["rows_written"] == 0 and again["already_stored"] == 31
     assert "GBPUSD" in [a["asset"] for a in client.get("/v1/data").json()["assets"]]

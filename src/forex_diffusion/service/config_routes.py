@@ -50,7 +50,9 @@ def flatten(data: dict[str, Any], prefix: str = "") -> list[str]:
 
 def preset_names() -> list[str]:
     """Preset files beside the default config (``cpu_small``, ...)."""
-    return sorted(p.stem for p in DEFAULT_CONFIG_PATH.parent.glob("*.yaml") if p != DEFAULT_CONFIG_PATH)
+    return sorted(
+        p.stem for p in DEFAULT_CONFIG_PATH.parent.glob("*.yaml") if p != DEFAULT_CONFIG_PATH
+    )
 
 
 def preset_config(base: SSSDConfig, name: str) -> SSSDConfig:

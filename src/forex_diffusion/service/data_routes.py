@@ -63,8 +63,13 @@ def data(state: StateDep) -> dict[str, Any]:
     }
 
 
-def report_payload(report: ImportReport) -> dict[str, Any]:
-    """The importer's summary: totals, one row per file, bad rows (``file:line: reason``)."""
+def report_payload(report: ImportReport, folder: str = "") -> dict[str, Any]:
+    """The importer's summary: totals, one row per file, bad rows (``file:line: reason``),
+    file names without ``folder`` (where the uploads were kept)."""
+
+    def bare(text: str) -> str:
+        return text.replace(folder.rstrip("/") + "/", "") if folder else text
+
     return {
         "asset": report.asset,
         "rows_read": report.rows_read,
@@ -76,7 +81,7 @@ def report_payload(report: ImportReport) -> dict[str, Any]:
         "total_bars": report.write.total_bars,
         "files": [
             {
-                "file": f.file,
+                "file": bare(f.file),
                 "format": f.format,
                 "tz": f.tz,
                 "rows_read": f.rows_read,
@@ -89,7 +94,7 @@ def report_payload(report: ImportReport) -> dict[str, Any]:
             }
             for f in report.files
         ],
-        "bad_rows": [str(b) for b in report.bad_rows],
+        "bad_rows": [bare(str(b)) for b in report.bad_rows],
     }
 
 
@@ -118,13 +123,17 @@ async def import_upload(
                 raise DataError(f"file {name} was given twice")
             path.write_bytes(await upload.read())
             paths.append(path)
-        report = await anyio.to_thread.run_sync(
-            lambda: import_files(
-                paths, asset, state.store, fmt=format, tz=tz or None, skip_bad=skip_bad
+        try:
+            report = await anyio.to_thread.run_sync(
+                lambda: import_files(
+                    paths, asset, state.store, fmt=format, tz=tz or None, skip_bad=skip_bad
+                )
             )
-        )
+        except DataError as exc:  # name the uploaded files, not where they were kept
+            raise DataError(str(exc).replace(tmp + "/", "")) from None
+        payload = report_payload(report, tmp)
     state.last_bars.pop(report.asset, None)  # read again from the store
-    return report_payload(report)
+    return payload
 
 
 @router.get("/candles/{asset}")
@@ -133,7 +142,9 @@ def candles(
     state: StateDep,
     timeframe: Annotated[str, Query(pattern=r"^\d+[mh]$")] = "5m",
     end: Annotated[str | None, Query(description="Exclusive end (UTC); default: latest.")] = None,
-    start: Annotated[str | None, Query(description="Start (UTC); default: `bars` before end.")] = None,
+    start: Annotated[
+        str | None, Query(description="Start (UTC); default: `bars` before end.")
+    ] = None,
     bars: Annotated[int, Query(ge=1, le=5000)] = 300,
 ) -> dict[str, Any]:
     """Stored candles (resampled causally to ``timeframe``) for the chart: the ``bars`` bars

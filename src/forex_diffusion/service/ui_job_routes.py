@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from forex_diffusion.config.sssd_config import config_from_dict
@@ -49,7 +50,11 @@ def run_log(
     run = state.registry.get_run(run_id)
     if not run.log_path or not Path(run.log_path).is_file():
         raise NotFoundError(f"run {run_id} has no log file (log_path {run.log_path!r})")
-    return {"run_id": run_id, "path": run.log_path, "text": _read_tail(Path(run.log_path), max_bytes)}
+    return {
+        "run_id": run_id,
+        "path": run.log_path,
+        "text": _read_tail(Path(run.log_path), max_bytes),
+    }
 
 
 @router.post("/runs/mark-stale")

@@ -82,6 +82,8 @@ function markdown(md) {
         FXD.el("thead", {}, FXD.el("tr", {}, ...cells(rows[0]).map((c) => FXD.el("th", {}, inline(c))))),
         FXD.el("tbody", {}, ...rows.slice(2).map((r) => FXD.el("tr", {}, ...cells(r).map((c) => FXD.el("td", {}, inline(c)))))));
       out.push(table);
+    } else if (/^#+\s*Plots\s*$/.test(line)) {
+      continue; // the figures are shown below the report
     } else if (line.startsWith("#")) {
       const level = Math.min(line.match(/^#+/)[0].length + 1, 4);
       out.push(FXD.el("h" + level, {}, line.replace(/^#+\s*/, "")));
