@@ -18,7 +18,7 @@ from forex_diffusion.cli.main import app as cli_app
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore
-from forex_diffusion.errors import ConfigError, DataError
+from forex_diffusion.errors import ConfigError, DataError, NotFoundError
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
 from forex_diffusion.service.app import create_app
 from forex_diffusion.service.settings import Limits
@@ -429,3 +429,13 @@ def test_exposed_host_needs_a_token(trained: SSSDConfig) -> None:
         cli_app, ["serve", "--host", "192.168.1.10", "--token-env", "FD_TEST_NO_SUCH_VAR"]
     )
     assert result.exit_code == 2 and "without a token" in result.output
+
+
+def test_assets_given_at_startup_are_live_from_the_start(trained: SSSDConfig) -> None:
+    with TestClient(create_app(settings(trained, assets=("EURUSD",)))) as c:
+        (asset,) = c.get("/v1/status").json()["assets"]
+        assert asset["asset"] == "EURUSD" and asset["last_decision"] == "2019-03-18T00:00:00+00:00"
+        assert asset["last_bar"] == "2019-03-17T23:59:00+00:00"
+    gbp = create_app(settings(trained, assets=("GBPUSD",)))
+    with pytest.raises(NotFoundError, match=r"no checkpoint for asset 'GBPUSD'"), TestClient(gbp):
+        pass

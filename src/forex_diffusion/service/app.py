@@ -114,6 +114,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 state.jobs.refresh()
 
         for asset in settings.assets:  # live from the start: model loaded, stream primed
+            await state.hub.asset(asset)  # NotFoundError: no model for it
             _, error = await state.hub.on_new_bars(asset, state.last_bar(asset))
             if error is not None:
                 raise ConfigError(f"cannot serve {asset} live: {error}")
