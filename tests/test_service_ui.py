@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.service.app import create_app
-from forex_diffusion.service.ui_job_routes import epoch_history
+from forex_diffusion.service.ui_job_routes import epoch_history, latest_step
 from forex_diffusion.ui import PAGES
 from forex_diffusion.ui.pages import HERE
 from service_utils import settings
@@ -200,3 +200,13 @@ def test_epoch_history_parses_every_epoch_line() -> None:
     assert [r["epoch"] for r in rows] == [0.0, 1.0]
     assert rows[0]["train_loss"] == 0.9 and rows[0]["val_coverage90"] == 0.9375
     assert rows[1]["val_crps"] == 0.31
+
+
+def test_latest_step_is_the_last_step_line() -> None:
+    text = (
+        "INFO | step 3: batch 3/12 of epoch 0\n"
+        "INFO | epoch 0: train_loss=0.9\n"
+        "INFO | step 17: batch 5/12 of epoch 1\n"
+    )
+    assert latest_step(text) == {"step": 17, "batch": 5, "batches": 12, "epoch": 1}
+    assert latest_step("INFO | epoch 0: train_loss=0.9\n") is None

@@ -4,6 +4,7 @@ job's per-epoch history, an evaluation job's report and its figures."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from forex_diffusion.service.state import ServiceState
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["ui"])
 REPORT_FIGURES = ("fan_chart.png", "reliability.png", "pit_histogram.png", "crps_by_hour.png")
+_STEP = re.compile(r"step (\d+): batch (\d+)/(\d+) of epoch (\d+)")
 JobId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{1,32}$")]
 
 
@@ -116,10 +118,20 @@ def epoch_history(text: str) -> list[dict[str, float]]:
 
 @router.get("/jobs/{job_id}/history")
 def job_history(job_id: JobId, state: StateDep) -> dict[str, Any]:
-    """A training job's per-epoch metrics (train/val loss, val coverage, val CRPS)."""
+    """A training job's per-epoch metrics (train/val loss, val coverage, val CRPS) and its
+    latest step (global step, batch of the current epoch)."""
     job = state.jobs.get(job_id)
     text = _read_tail(job.log_path, 4_000_000) if job.log_path.is_file() else ""
-    return {"id": job.id, "epochs": epoch_history(text)}
+    return {"id": job.id, "epochs": epoch_history(text), "step": latest_step(text)}
+
+
+def latest_step(text: str) -> dict[str, int] | None:
+    """The last ``step N: batch i/n of epoch e`` line of a training log."""
+    matches = _STEP.findall(text)
+    if not matches:
+        return None
+    step, batch, batches, epoch = (int(g) for g in matches[-1])
+    return {"step": step, "batch": batch, "batches": batches, "epoch": epoch}
 
 
 def _report_dir(state: ServiceState, job_id: str) -> Path:

@@ -34,6 +34,7 @@ from forex_diffusion.training.callbacks import (
     CudaCacheClear,
     EpochSeed,
     SSSDCheckpoint,
+    StepProgress,
     float_metrics,
 )
 from forex_diffusion.training.lightning_module import SSSDLightningModule
@@ -184,6 +185,7 @@ class SSSDTrainer:
                 early,
                 CudaCacheClear(cfg.training.cuda_empty_cache_every),
                 LearningRateMonitor(logging_interval="step"),
+                StepProgress(),
             ],
             logger=TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version=run_name),
             enable_checkpointing=False,

@@ -185,7 +185,7 @@ async function poll() {
   try {
     const [job, hist] = await Promise.all([
       FXD.api(`/v1/jobs/${S.job}`), FXD.api(`/v1/jobs/${S.job}/history`)]);
-    render(job, hist.epochs);
+    render(job, hist.epochs, hist.step);
     if (!["queued", "running"].includes(job.status)) clearInterval(S.timer);
   } catch (e) {
     clearInterval(S.timer);
@@ -193,20 +193,38 @@ async function poll() {
   }
 }
 
-function render(job, epochs) {
+// the done fraction: whole epochs from the job, refined by the batch within the epoch
+function fractionOf(job, step) {
   const p = job.progress;
-  const pct = Math.round(100 * (p.fraction || 0));
+  let f = p.fraction || 0;
+  if (step && p.epochs && job.status === "running") {
+    f = Math.max(f, Math.min(1, (step.epoch + step.batch / step.batches) / p.epochs));
+  }
+  return f;
+}
+
+function etaOf(job, f) {
+  if (job.eta_s !== null && job.eta_s !== undefined) return job.eta_s;
+  if (!job.started_at || !(f > 0)) return null;
+  const elapsed = (Date.now() - Date.parse(job.started_at)) / 1000;
+  return (elapsed * (1 - f)) / f;
+}
+
+function render(job, epochs, step) {
+  const p = job.progress;
+  const f = fractionOf(job, step);
+  const pct = Math.round(100 * f);
   FXD.$("progress-bar").style.width = pct + "%";
-  FXD.$("progress-bar").dataset.fraction = String(p.fraction || 0);
+  FXD.$("progress-bar").dataset.fraction = String(f);
   const pill = FXD.$("job-status");
   pill.textContent = job.status;
   pill.className = "pill " + job.status;
   FXD.$("stop").disabled = !["queued", "running"].includes(job.status);
   const epochText = p.epoch === null || p.epoch === undefined ? "starting (loading data, building the model)" :
     `epoch ${p.epoch + 1} of ${p.epochs} done`;
-  const steps = job.result && job.result.global_step ? ` · ${job.result.global_step} steps` : "";
+  const steps = step ? ` · step ${step.step} (batch ${step.batch}/${step.batches} of epoch ${step.epoch + 1})` : "";
   FXD.$("progress-text").textContent = `Job ${job.id} · ${job.asset} · ${epochText}${steps} · ${pct} %` +
-    (job.status === "running" ? ` · ETA ${FXD.duration(job.eta_s)}` : "") +
+    (job.status === "running" ? ` · ETA ${FXD.duration(etaOf(job, f))}` : "") +
     (job.error ? ` · ${job.error}` : "");
   FXD.$("job-log").textContent = job.log_tail.join("\n");
   const rows = epochs.map((e) => FXD.el("tr", {}, FXD.el("td", {}, e.epoch + 1),
