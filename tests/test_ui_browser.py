@@ -175,6 +175,37 @@ def test_a_training_job_from_the_train_page_completes_with_moving_progress(
     shot(page, shots, "models-with-run-log")
 
 
+def test_stop_then_resume_from_the_models_page(service: str, page: Any, shots: Path) -> None:
+    page.goto(service + "/train")
+    page.wait_for_selector('[data-path="training.epochs"]')
+    page.click('[data-section="model"] summary')
+    page.fill('[data-path="model.name"]', "ui_resumed")
+    page.fill('[data-path="training.epochs"]', "12")
+    page.fill('[data-path="training.max_train_batches_per_epoch"]', "3")
+    page.click("#start")
+    page.wait_for_selector("#epoch-table tbody tr", timeout=JOB_TIMEOUT_MS)  # last.ckpt exists
+    page.click("#stop")
+    page.wait_for_selector("#job-status.interrupted", timeout=JOB_TIMEOUT_MS)
+    stopped_at = page.locator("#epoch-table tbody tr").count()
+    assert stopped_at < 12
+    shot(page, shots, "train-stopped")
+
+    page.goto(service + "/models")
+    card = page.locator(".model", has_text="ui_resumed")
+    card.locator(".pill.interrupted").wait_for()
+    card.locator("button", has_text="Resume").click()
+    page.wait_for_function(
+        "document.querySelector('#message').textContent.includes('Resuming run')"
+    )
+    shot(page, shots, "models-resume")
+    page.click("#follow-resume")
+    page.wait_for_selector("#job-status.completed", timeout=JOB_TIMEOUT_MS)
+    assert "epoch 12 of 12 done" in page.locator("#progress-text").inner_text()
+    first_resumed = page.locator("#epoch-table tbody tr td").first.inner_text()
+    assert int(first_resumed) > 1  # continued, not started again from epoch 1
+    shot(page, shots, "train-resumed-completed")
+
+
 def test_the_forecast_page_draws_the_fan_and_a_past_decision_time(
     service: str, page: Any, shots: Path
 ) -> None:

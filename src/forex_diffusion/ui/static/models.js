@@ -54,6 +54,7 @@ async function showLog(id) {
   FXD.$("log-run").textContent = id;
   try {
     FXD.$("run-log").textContent = (await FXD.api(`/v1/runs/${id}/log`)).text;
+    FXD.$("run-log").scrollTop = FXD.$("run-log").scrollHeight;
   } catch (e) {
     FXD.$("run-log").textContent = e.message;
   }
@@ -64,6 +65,7 @@ async function resume(id) {
   try {
     const job = await FXD.api(`/v1/runs/${id}/resume`, { method: "POST" });
     FXD.show("message", `Resuming run ${id} in job ${job.id}: follow it on the Train page.`, true);
+    FXD.$("message").append(" ", FXD.el("a", { href: "/train", id: "follow-resume" }, "Open the Train page"));
   } catch (e) {
     FXD.show("message", e.message);
   }

@@ -220,13 +220,16 @@ function render(job, epochs, step) {
   pill.textContent = job.status;
   pill.className = "pill " + job.status;
   FXD.$("stop").disabled = !["queued", "running"].includes(job.status);
-  const epochText = p.epoch === null || p.epoch === undefined ? "starting (loading data, building the model)" :
-    `epoch ${p.epoch + 1} of ${p.epochs} done`;
+  const none = p.epoch === null || p.epoch === undefined;
+  const epochText = !none ? `epoch ${p.epoch + 1} of ${p.epochs} done` :
+    step ? `epoch ${step.epoch + 1} of ${p.epochs} running` : "starting (loading data, building the model)";
   const steps = step ? ` · step ${step.step} (batch ${step.batch}/${step.batches} of epoch ${step.epoch + 1})` : "";
   FXD.$("progress-text").textContent = `Job ${job.id} · ${job.asset} · ${epochText}${steps} · ${pct} %` +
     (job.status === "running" ? ` · ETA ${FXD.duration(etaOf(job, f))}` : "") +
     (job.error ? ` · ${job.error}` : "");
-  FXD.$("job-log").textContent = job.log_tail.join("\n");
+  const log = FXD.$("job-log");
+  log.textContent = job.log_tail.join("\n");
+  log.scrollTop = log.scrollHeight;
   const rows = epochs.map((e) => FXD.el("tr", {}, FXD.el("td", {}, e.epoch + 1),
     FXD.el("td", {}, FXD.num(e.train_loss, 4)), FXD.el("td", {}, FXD.num(e.val_loss, 4)),
     FXD.el("td", {}, e.val_coverage90 === undefined ? "—" : FXD.num(100 * e.val_coverage90, 1) + " %"),
