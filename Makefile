@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 export TORCH_NUM_THREADS ?= 1
 
-.PHONY: install quickstart test lint bench clean
+.PHONY: install quickstart test lint bench docs clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,5 +30,9 @@ test: lint
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+# The site (API, CLI, config and error references generated from the code) into site/.
+docs: $(STAMP)
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -27,7 +27,7 @@ from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, 
 from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.features.unified_pipeline import unified_feature_pipeline
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
-from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.models.build import build_sssd_model
 
 FX = Path(
     os.environ.get(
@@ -71,7 +71,7 @@ def service_for(cfg: SSSDConfig, df: pd.DataFrame) -> SSSDInferenceService:
         df, config=cfg, output_format="multi_timeframe"
     )
     torch.manual_seed(0)
-    model = SSSDModel(cfg, {tf: len(n) for tf, n in names.items()})
+    model = build_sssd_model(cfg, {tf: len(n) for tf, n in names.items()})
     return SSSDInferenceService(model, cfg, standardizer, device="cpu")
 
 

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from forex_diffusion.config.sssd_config import load_sssd_config
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.s4_layer import S4D
-from forex_diffusion.models.sssd import SSSDModel
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sssd" / "default_config.yaml"
 FEATURES_PER_TIMEFRAME = 28  # what the default feature set produces per timeframe
@@ -151,7 +151,7 @@ def main() -> None:
     config = load_sssd_config(DEFAULT_CONFIG, overrides=args.override)
     dims = dict.fromkeys(config.data.timeframes, FEATURES_PER_TIMEFRAME)
     torch.manual_seed(0)
-    model = SSSDModel(config, dims).to(device).eval()
+    model = build_sssd_model(config, dims).to(device).eval()
     n_params = sum(p.numel() for p in model.parameters())
 
     def features(batch: int, extra: int = 0) -> dict[str, Tensor]:

@@ -27,11 +27,41 @@ def shared_fx_dir() -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "fx"
 
 
+# CI sets this: a missing real-data folder is then a failure, never a silent skip
+REQUIRE_DATA_ENV = "FOREX_DIFFUSION_REQUIRE_DATA"
+
+
+def _have_real_data(path: Path) -> bool:
+    return (path / "EURUSD_M1_2019.csv.gz").is_file()
+
+
+def _missing_data_message(path: Path) -> str:
+    return (
+        f"real FX data not found at {path}: put ../shared/data/fx beside the repository or set "
+        "FOREX_DIFFUSION_SHARED_DATA"
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    path = shared_fx_dir()
+    if os.environ.get(REQUIRE_DATA_ENV) == "1" and not _have_real_data(path):
+        pytest.exit(f"{REQUIRE_DATA_ENV}=1 but {_missing_data_message(path)}", returncode=3)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Exactly the tests that read real data carry ``realdata``: those using ``fx_dir``."""
+    for item in items:
+        if "fx_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+
+
 @pytest.fixture(scope="session")
 def fx_dir() -> Path:
     path = shared_fx_dir()
-    if not (path / "EURUSD_M1_2019.csv.gz").is_file():
-        pytest.skip(f"real FX data not found at {path} (set FOREX_DIFFUSION_SHARED_DATA)")
+    if not _have_real_data(path):
+        if os.environ.get(REQUIRE_DATA_ENV) == "1":
+            pytest.fail(_missing_data_message(path))
+        pytest.skip(_missing_data_message(path))
     return path
 
 

@@ -158,13 +158,13 @@ def _check_no_lookahead(candles: pd.DataFrame) -> None:
         assert base.valid()[earlier].mean() > 0.9, bl.name
         changed = bl.forecast(perturbed, times, HORIZONS)
         cut_off = bl.forecast(truncated, times, HORIZONS)
-        assert base.scale is not None and changed.scale is not None and cut_off.scale is not None
-        np.testing.assert_array_equal(base.scale[earlier], changed.scale[earlier], err_msg=bl.name)
-        np.testing.assert_array_equal(base.scale[earlier], cut_off.scale[earlier], err_msg=bl.name)
+        # the whole predictive law (std, and the t's tail for GARCH-t) through its quantiles
+        q = np.array([0.01, 0.5, 0.99])
+        b, c, k = (f.quantile(q) for f in (base, changed, cut_off))
+        np.testing.assert_array_equal(b[:, earlier], c[:, earlier], err_msg=bl.name)
+        np.testing.assert_array_equal(b[:, earlier], k[:, earlier], err_msg=bl.name)
         # the check can fail: later forecasts do see the perturbation
-        assert not np.allclose(base.scale[~earlier], changed.scale[~earlier], equal_nan=True), (
-            bl.name
-        )
+        assert not np.allclose(b[:, ~earlier], c[:, ~earlier], equal_nan=True), bl.name
 
 
 def test_no_lookahead_real_eurusd(eurusd_1m: pd.DataFrame) -> None:
@@ -271,7 +271,7 @@ def test_garch_baseline_filters_like_arch_between_refits(eurusd_1m: pd.DataFrame
     times = select_decision_times(bars, cut, bars.index[-1], stride=12)[:30]
     bl = GarchBaseline(window=1200, refit_every=10, dist="t").fit(train)
     f = bl.forecast(bars, times, HORIZONS)
-    assert f.scale is not None and len(bl.fits_) == 3
+    assert f.kind == "student_t" and len(bl.fits_) == 3
     refit_time, fit = bl.fits_[0]
     assert refit_time == times[0]
     rs = five_minute_returns(bars)
@@ -282,7 +282,7 @@ def test_garch_baseline_filters_like_arch_between_refits(eurusd_1m: pd.DataFrame
         series = rs.returns[k[0] - 1200 : k[i]]
         res = arch_model(series, mean="Zero", vol="GARCH", dist="t", rescale=False).fix(params)
         arch_var = res.forecast(horizon=48, reindex=False).variance.to_numpy()[0]
-        np.testing.assert_allclose(f.scale[i] ** 2, np.cumsum(arch_var)[steps - 1], rtol=1e-6)
+        np.testing.assert_allclose(f.std()[i] ** 2, np.cumsum(arch_var)[steps - 1], rtol=1e-6)
 
 
 # --------------------------------------------------------------------------- wiring and errors

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from forex_diffusion.errors import CheckpointError, NotFoundError
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import (
     FORMAT_VERSION,
     LoadedCheckpoint,
@@ -20,6 +21,8 @@ from forex_diffusion.models.sssd import SSSDModel
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 torch.set_num_threads(1)
+
+CONFIG = tiny_config()  # the application config the test model is built from
 
 NAMES = {tf: [f"{tf}_f{i}" for i in range(n)] for tf, n in TINY_FEATURE_DIMS.items()}
 STANDARDIZER = {"version": 1, "timeframes": {"5m": {"mean": [0.1, 0.2, 0.3], "std": [1, 2, 3]}}}
@@ -32,9 +35,9 @@ class _Opaque:
 def _trained_model() -> SSSDModel:
     """A tiny model after a few optimizer steps (so that weights differ from any init)."""
     torch.manual_seed(0)
-    model = SSSDModel(tiny_config(), TINY_FEATURE_DIMS)
+    model = build_sssd_model(CONFIG, TINY_FEATURE_DIMS)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    feats = random_features(model.config, TINY_FEATURE_DIMS, 4)
+    feats = random_features(CONFIG, TINY_FEATURE_DIMS, 4)
     y = torch.randn(4, 4, 1)
     for _ in range(3):
         opt.zero_grad()
@@ -53,26 +56,26 @@ def model() -> SSSDModel:
 def saved(tmp_path: Path, model: SSSDModel) -> Path:
     opt = model._test_optimizer  # type: ignore[attr-defined]
     extra = {"epoch": 3, "val_loss": 0.5, "optimizer_state": opt.state_dict()}
-    return save_checkpoint(
-        tmp_path / "ck" / "model.pt", model, model.config, NAMES, STANDARDIZER, extra
-    )
+    return save_checkpoint(tmp_path / "ck" / "model.pt", model, CONFIG, NAMES, STANDARDIZER, extra)
 
 
 def test_round_trip_gives_identical_predictions(saved: Path, model: SSSDModel) -> None:
     loaded = load_checkpoint(saved)
     assert isinstance(loaded, LoadedCheckpoint)
     assert not loaded.model.training
-    assert loaded.config == model.config
+    assert loaded.config == CONFIG
     assert loaded.feature_names == NAMES
     assert loaded.standardizer == STANDARDIZER
     assert loaded.versions["format_version"] == FORMAT_VERSION
     assert loaded.versions["torch"] == torch.__version__
     assert {"forex_diffusion", "python"} <= set(loaded.versions)
-    feats = random_features(model.config, TINY_FEATURE_DIMS, 2, seed=9)
+    feats = random_features(CONFIG, TINY_FEATURE_DIMS, 2, seed=9)
     model.eval()
-    a = model.inference_forward(feats, 32, "ddim", 10, generator=torch.Generator().manual_seed(4))
+    a = model.inference_forward(
+        feats, 32, "ddim", 10, 0.0, generator=torch.Generator().manual_seed(4)
+    )
     b = loaded.model.inference_forward(
-        feats, 32, "ddim", 10, generator=torch.Generator().manual_seed(4)
+        feats, 32, "ddim", 10, 0.0, generator=torch.Generator().manual_seed(4)
     )
     assert torch.equal(a.samples, b.samples)
     for name, tensor in model.state_dict().items():
@@ -91,35 +94,49 @@ def test_optimizer_state_in_extra_survives_weights_only_loading(
         assert torch.equal(state["exp_avg"], original["state"][k]["exp_avg"])
 
 
-def test_model_methods_delegate(tmp_path: Path, model: SSSDModel) -> None:
-    path = model.save_checkpoint(tmp_path / "m.pt", NAMES, STANDARDIZER)
-    loaded = SSSDModel.load_checkpoint(path)
-    assert loaded.feature_names == NAMES
+def test_the_network_module_knows_neither_checkpoints_nor_the_application_config() -> None:
+    """checkpoint.py is the one place for save/load (no import cycle in models/), and the
+    network takes only its own ModelConfig."""
+    import ast
+
+    import forex_diffusion.models.sssd as sssd
+
+    tree = ast.parse(Path(sssd.__file__).read_text(encoding="utf-8"))
+    imported = {
+        (node.module or "", alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not any("checkpoint" in module for module, _ in imported), imported
+    assert ("forex_diffusion.config.sssd_config", "ModelConfig") in imported
+    assert not any(name == "SSSDConfig" for _, name in imported), imported
+    assert not hasattr(SSSDModel, "save_checkpoint") and not hasattr(SSSDModel, "load_checkpoint")
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path, model: SSSDModel) -> None:
-    path = save_checkpoint(tmp_path / "m.pt", model, model.config, NAMES, STANDARDIZER)
+    path = save_checkpoint(tmp_path / "m.pt", model, CONFIG, NAMES, STANDARDIZER)
     before = path.read_bytes()
 
     # picklable but not loadable weights-only: the save must fail and keep the old file
     with pytest.raises(CheckpointError, match="weights-only"):
-        save_checkpoint(path, model, model.config, NAMES, STANDARDIZER, {"bad": _Opaque()})
+        save_checkpoint(path, model, CONFIG, NAMES, STANDARDIZER, {"bad": _Opaque()})
     assert path.read_bytes() == before
 
     class Local:  # not even picklable
         pass
 
     with pytest.raises(CheckpointError, match="serialised"):
-        save_checkpoint(path, model, model.config, NAMES, STANDARDIZER, {"bad": Local()})
+        save_checkpoint(path, model, CONFIG, NAMES, STANDARDIZER, {"bad": Local()})
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["m.pt"]
 
 
 def test_save_rejects_mismatched_inputs(tmp_path: Path, model: SSSDModel) -> None:
     with pytest.raises(CheckpointError, match="feature_names"):
-        save_checkpoint(tmp_path / "a.pt", model, model.config, {**NAMES, "5m": ["x"]}, {})
+        save_checkpoint(tmp_path / "a.pt", model, CONFIG, {**NAMES, "5m": ["x"]}, {})
     with pytest.raises(CheckpointError, match="JSON"):
-        save_checkpoint(tmp_path / "a.pt", model, model.config, NAMES, {"s": float("nan")})
+        save_checkpoint(tmp_path / "a.pt", model, CONFIG, NAMES, {"s": float("nan")})
     other = tiny_config(("model.encoder.d_model=8",))
     with pytest.raises(CheckpointError, match=r"model\.config"):
         save_checkpoint(tmp_path / "a.pt", model, other, NAMES, {})
@@ -228,7 +245,7 @@ def test_payload_merged_into_a_lightning_style_checkpoint_loads(
         "optimizer_states": [opt.state_dict()],
         "callbacks": {"SSSDCheckpoint": {"best_val": 0.3, "best_epoch": 2}},
     }
-    ckpt.update(checkpoint_payload(model, model.config, NAMES, STANDARDIZER))
+    ckpt.update(checkpoint_payload(model, CONFIG, NAMES, STANDARDIZER))
     path = tmp_path / "last.ckpt"
     torch.save(ckpt, path)
     loaded = load_checkpoint(path)

@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from forex_diffusion.config.sssd_config import SSSDConfig
-from forex_diffusion.data.sssd_dataset import (
+from forex_diffusion.dataset.candidates import (
     EMBARGO,
     INSUFFICIENT_HISTORY,
     WINDOW_CROSSES_SPLIT_START,
-    SSSDDataModule,
-    SSSDTimeSeriesDataset,
-    collate_fn,
 )
+from forex_diffusion.dataset.collate import collate_fn
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError
 from forex_diffusion.features.unified_pipeline import (
     feature_warmup,
@@ -25,6 +24,7 @@ from forex_diffusion.features.unified_pipeline import (
     multi_timeframe_features,
     unified_feature_pipeline,
 )
+from forex_diffusion.training.data_module import SSSDDataModule
 from fx_test_utils import load_fx, make_config
 
 LOOKBACKS = {"5m": 500, "15m": 166, "1h": 41, "4h": 10}
@@ -171,7 +171,7 @@ def test_splits_embargo_and_boundaries(dm: SSSDDataModule, cfg: SSSDConfig) -> N
     assert train.dropped[INSUFFICIENT_HISTORY] > 0
     assert dm.dropped["val"] == val.dropped
     # the module's standardizer is the one fitted on the training split only
-    _, raw = multi_timeframe_features(dm._candles, cfg)  # type: ignore[arg-type]
+    raw = multi_timeframe_features(dm._candles, cfg).raw  # type: ignore[arg-type]
     assert dm.standardizer.equals(fit_standardizer(raw, cfg))
     assert dm.feature_names == train.feature_names
 
@@ -282,3 +282,12 @@ def test_datamodule_reads_the_candle_store(
         a, b = getattr(from_store, name), getattr(dm, name)
         assert a.decision_times.equals(b.decision_times)
         np.testing.assert_array_equal(a.targets, b.targets)
+
+
+def test_public_api_alias_of_spec_section_2() -> None:
+    """SPEC §2's import path names the same objects as their homes."""
+    from forex_diffusion.data import sssd_dataset
+
+    assert sssd_dataset.SSSDDataModule is SSSDDataModule
+    assert sssd_dataset.SSSDTimeSeriesDataset is SSSDTimeSeriesDataset
+    assert sssd_dataset.collate_fn is collate_fn

@@ -66,7 +66,17 @@ def test_baselines_only(root: Path) -> None:
     assert "Registry: 16 rows in sssd_performance_metrics" in text
     for name in ("report.md", "metrics.json", "fan_chart.png", "reliability.png", "pit_histogram.png", "crps_by_hour.png"):  # fmt: skip
         assert (out / name).is_file(), name
-    assert json.loads((out / "metrics.json").read_text())["stride"] == 12
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stride"] == 12
+    diag = metrics["diagnostics"]
+    assert diag["dm_kernel"] == metrics_kernel(root)
+    assert isinstance(diag["garch_refit_failures"], int) and diag["garch_refits"] >= 1
+    report = (out / "report.md").read_text()
+    assert f"{diag['garch_refit_failures']} of {diag['garch_refits']} rolling refits" in report
+    assert f"long-run variance kernel '{diag['dm_kernel']}'" in report
+    # the baselines were tuned on the config's training range, which the store holds in full
+    assert "Baseline tuning data actually used: 2019-01-01 22:" in report
+    assert "WARNING" not in report
     with _registry(root) as reg:
         rows = [m for m in reg.latest_metrics("EURUSD") if m.model_id is None]
     assert len(rows) == 16
@@ -91,6 +101,24 @@ def test_model_with_stride_and_samples(root: Path) -> None:
         rows = [m for m in reg.latest_metrics("EURUSD", MODEL_NAME) if m.model_id == model.id]
     assert {(m.method, m.horizon) for m in rows} == {("sssd", h) for h in (5, 15, 60, 240)}
     assert all(m.metrics["stride"] == 48 and m.metrics["num_samples"] == 4 for m in rows)
+
+
+def metrics_kernel(root: Path) -> str:
+    return eval_config(root).evaluation.dm_kernel
+
+
+def test_short_tuning_history_is_named_and_warned(root: Path) -> None:
+    """Tuning on 365 days before a start the store holds two weeks of: the note says so."""
+    out = root / "out_short_tuning"
+    code, text = cli(
+        root, "--start", "2019-01-15", "--end", "2019-01-16", "--baselines-only", "--no-record",
+        "--out", str(out), "--override", "evaluation.tuning_days=365",
+    )  # fmt: skip
+    assert code == 0, text
+    report = (out / "report.md").read_text()
+    assert "Baselines tuned on the 365 days before the evaluation start" in report
+    assert "Baseline tuning data actually used: 2019-01-01 22:" in report
+    assert "WARNING: the store holds only 13 of the 365 days" in report
 
 
 def test_no_record(root: Path) -> None:

@@ -244,7 +244,7 @@ def test_higher_timeframe_rsi_comes_from_its_own_bars(
     q1: pd.DataFrame, default_config_path: Path
 ) -> None:
     cfg = make_config(default_config_path)
-    _, raw = multi_timeframe_features(q1, cfg)
+    raw = multi_timeframe_features(q1, cfg).raw
     # independent 1h bars with pandas resample, empty hours dropped
     h1 = (
         q1.resample("1h", label="left", closed="left")
@@ -381,8 +381,8 @@ def test_five_minute_base_candles_give_the_same_features(
     m1 = q1.copy()
     m1.index = m1.index.as_unit("ns")
     m5 = resample_ohlc(m1, "5m").drop(columns=["n_base"])
-    _, raw1 = multi_timeframe_features(q1, cfg)
-    _, raw5 = multi_timeframe_features(m5, cfg5)
+    raw1 = multi_timeframe_features(q1, cfg).raw
+    raw5 = multi_timeframe_features(m5, cfg5).raw
     for tf in ("15m", "1h", "4h"):
         a, b = raw1[tf].drop(columns=["bar_fill"]), raw5[tf].drop(columns=["bar_fill"])
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)

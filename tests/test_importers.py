@@ -380,7 +380,6 @@ def test_histdata_repeated_hour_is_dropped_as_duplicates(tmp_path: Path) -> None
     assert parsed.frame().index[0] == pd.Timestamp("2019-10-28 00:00", tz="UTC")
 
 
-@pytest.mark.realdata
 def test_histdata_roundtrip_of_real_year(fx_dir: Path, tmp_path: Path) -> None:
     """Real EURUSD 2019 bars relabelled to the HistData clock by hand come back exactly."""
     df = pd.read_csv(fx_dir / "EURUSD_M1_2019.csv.gz").iloc[::4].reset_index(drop=True)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from forex_diffusion.config.sssd_config import SSSDConfig
-from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import fit_standardizer, multi_timeframe_features
 from fx_test_utils import load_fx, make_config
@@ -30,7 +30,7 @@ def setup(
 ) -> tuple[pd.DataFrame, SSSDConfig, Standardizer, SSSDTimeSeriesDataset]:
     candles = load_fx(fx_dir, "2019-01-01", "2019-03-16")
     cfg = make_config(default_config_path)
-    _, raw = multi_timeframe_features(candles, cfg)
+    raw = multi_timeframe_features(candles, cfg).raw
     std = fit_standardizer(raw, cfg)
     base = SSSDTimeSeriesDataset.from_candles(candles, cfg, std, require_targets=False)
     return candles, cfg, std, base

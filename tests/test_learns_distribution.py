@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.sssd import ForecastOutput, SSSDModel
 from sssd_test_utils import tiny_config, with_timeframes
 
@@ -41,7 +42,7 @@ def _train() -> tuple[SSSDModel, dict[str, torch.Tensor]]:
     )
     config = with_timeframes(config, {"5m": 16, "1h": 4})
     torch.manual_seed(0)
-    model = SSSDModel(config, FEATURE_DIMS)
+    model = build_sssd_model(config, FEATURE_DIMS)
     ssm, other = model.param_groups()
     opt = torch.optim.AdamW(
         [{"params": other, "weight_decay": 0.0}, {"params": ssm, "weight_decay": 0.0}],
@@ -78,7 +79,7 @@ def test_learns_heteroscedastic_conditional_distribution() -> None:
     x = data["x"]
     feats = {k[2:]: v for k, v in data.items() if k.startswith("f_")}
     fc = model.inference_forward(
-        feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(3)
+        feats, 400, "dpmpp_2m", 20, 0.0, generator=torch.Generator().manual_seed(3)
     )
     coverage = _coverage(fc, x)
     true_std = sigma(x)
@@ -96,7 +97,7 @@ def test_learns_heteroscedastic_conditional_distribution() -> None:
     # DDIM (first order) with the same 20 network calls under-disperses a little but still
     # tracks σ(x); its predicted std is systematically below the second-order sampler's.
     ddim = model.inference_forward(
-        feats, 400, "ddim", 20, generator=torch.Generator().manual_seed(3)
+        feats, 400, "ddim", 20, 0.0, generator=torch.Generator().manual_seed(3)
     )
     ddim_cov = float(_coverage(ddim, x).mean())
     assert 0.80 <= ddim_cov <= 0.95, ddim_cov

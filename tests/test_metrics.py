@@ -208,11 +208,11 @@ def test_sample_distribution_methods() -> None:
     f = ForecastDistribution.from_samples("s", _times(4), (5, 15), s)
     np.testing.assert_allclose(f.mean(), s.mean(axis=2))
     np.testing.assert_allclose(f.std(), s.std(axis=2, ddof=1))
-    np.testing.assert_allclose(f.quantile(0.25), np.quantile(s, 0.25, axis=2))
+    np.testing.assert_allclose(f.quantile(0.25), np.quantile(s, 0.25, axis=2, method="weibull"))
     np.testing.assert_allclose(f.crps(s[..., 0]), sr.crps_ensemble(s[..., 0], s, estimator="fair"))
-    # y below every sample -> lowest mid-rank; above every sample -> highest
-    assert f.cdf(np.full((4, 2), -1e9))[0, 0] == pytest.approx(0.5 / 51)
-    assert f.cdf(np.full((4, 2), 1e9))[0, 0] == pytest.approx(50.5 / 51)
+    # y far below every sample -> PIT near 0; far above -> near 1 (Gaussian tails)
+    assert f.cdf(np.full((4, 2), -1e9))[0, 0] == pytest.approx(0.0, abs=1e-12)
+    assert f.cdf(np.full((4, 2), 1e9))[0, 0] == pytest.approx(1.0, abs=1e-12)
     y = np.full((4, 2), np.nan)
     assert np.isnan(f.cdf(y)).all()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +35,26 @@ def test_quickstart_end_to_end(tmp_path: Path) -> None:
     assert "| Horizon | Forecaster | CRPS" in res.output  # the evaluation's first table
     assert (tmp_path / "reports" / "fan.png").is_file()
     assert (tmp_path / "reports" / "SYNTH_test" / "report.md").is_file()
+    assert "nan" not in res.output.lower().replace("nanosec", "")
+    report = tmp_path / "reports" / "SYNTH_test"
+    metrics = json.loads((report / "metrics.json").read_text())
+    rows = metrics["metrics"]
+    forecasters = {r["forecaster"] for r in rows}
+    assert "quickstart" in forecasters and len(forecasters) >= 3
+    assert len(rows) == 4 * len(forecasters)
+    for r in rows:  # every number the report shows is a number
+        for key in ("crps", "coverage"):
+            values = r[key].values() if isinstance(r[key], dict) else [r[key]]
+            assert all(v is not None and math.isfinite(v) for v in values), (r["forecaster"], key)
+    table = (report / "report.md").read_text()
+    for h in (5, 15, 60, 240):
+        assert table.count(f"| {h} min |") == len(forecasters), h
     cfg = load_sssd_config(DEFAULT_CONFIG_PATH, overrides=[f"paths.artifacts_dir={tmp_path}"])
     with open_registry(cfg) as reg:
-        assert [r.status for r in reg.list_runs(asset="SYNTH")] == ["completed"]
-        assert reg.latest_metrics("SYNTH", "quickstart")
+        runs = reg.list_runs(asset="SYNTH")
+        assert [r.status for r in runs] == ["completed"] and runs[0].epochs == 1
+        best = reg.best_checkpoint("SYNTH", "quickstart")
+        assert best is not None and Path(best.path).is_file()
+        model_rows = [m for m in reg.latest_metrics("SYNTH", "quickstart") if m.model_id]
+        assert {m.horizon for m in model_rows} == {5, 15, 60, 240}
+        assert all(math.isfinite(m.metrics["crps"]) for m in model_rows)

@@ -140,3 +140,33 @@ def test_url_from_env_and_from_config(
     assert code == 0 and (artifacts / "registry.db").is_file()
     code, out = cli("registry", "list", "-c", str(tmp_path / "missing.yaml"))
     assert code == 2 and "config file not found" in out
+
+
+def test_baseline_only_evaluations_are_listed_and_shown(registry_url: str, tmp_path: Path) -> None:
+    with Registry(registry_url) as reg:
+        for method, crps in (("garch_t", 3.25), ("rw_rolling", 3.75)):
+            reg.record_metrics(
+                None, method, "GBPUSD", 60, "2019-06-01", "2019-06-30", {"crps": crps}, 77
+            )
+    code, out = cli("registry", "list", "--db-url", registry_url)
+    assert code == 0 and "no models registered" in out
+    assert "baseline evaluations (2)" in out
+    rows = [line.split() for line in out.splitlines() if "GBPUSD" in line]
+    assert [r[:3] for r in rows] == [["GBPUSD", "garch_t", "60"], ["GBPUSD", "rw_rolling", "60"]]
+    assert "crps=3.25" in out and "2019-06-01..2019-06-30" in out
+    code, out = cli("registry", "show", "gbpusd", "--db-url", registry_url)
+    assert code == 0, out
+    assert "baseline evaluations only" in out and "baseline metrics (2)" in out
+    assert "garch_t" in out and "crps=3.75" in out
+    code, out = cli("registry", "show", "GBPUSD", "--json", "--db-url", registry_url)
+    data = json.loads(out)
+    assert data["models"] == []
+    assert [m["method"] for m in data["baseline_metrics"]] == ["garch_t", "rw_rolling"]
+    code, out = cli("registry", "show", "GBPUSD", "sssd_v1", "--db-url", registry_url)
+    assert code == 2 and "no model registered for asset 'GBPUSD'" in out
+    _populate(registry_url, tmp_path)
+    code, out = cli("registry", "list", "--db-url", registry_url)
+    assert code == 0 and "baseline evaluations (3)" in out
+    assert ["EURUSD", "garch", "60"] in [line.split()[:3] for line in out.splitlines()]
+    code, out = cli("registry", "list", "--asset", "eurusd", "--db-url", registry_url)
+    assert code == 0 and "baseline evaluations (1)" in out and "GBPUSD" not in out

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from forex_diffusion.config.sssd_config import load_sssd_config
 from forex_diffusion.errors import NotFoundError, RegistryError
 from forex_diffusion.registry import Registry, model_configs_from_sssd
+from forex_diffusion.registry.report import registry_report
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "architecture_config": {"encoder": {"d_model": 128, "n_layers": 4}, "context_dim": 512},
@@ -133,7 +134,7 @@ def test_unknown_model_and_asset_list_what_exists(reg: Registry) -> None:
         reg.get_model("EURUSD", "sssd_v9")
     assert "'sssd_v9'" in str(err.value) and "models of EURUSD: small, sssd_v1" in str(err.value)
     with pytest.raises(NotFoundError, match="registered assets: EURUSD, USDJPY"):
-        reg.show("GBPUSD")
+        registry_report(reg, "GBPUSD")
     with pytest.raises(NotFoundError, match="registered assets: EURUSD, USDJPY"):
         reg.best_checkpoint("GBPUSD")
     with pytest.raises(NotFoundError, match=r"no model with id 999 .*1 \(EURUSD/sssd_v1\)"):
@@ -368,7 +369,7 @@ def test_show_gathers_everything(reg: Registry, tmp_path: Path) -> None:
     reg.log_inference(
         model.id, "EURUSD", "2024-01-01T00:05:00Z", [5], {"mean": {"5": 0.0}}, 3.0, "cpu"
     )
-    shown = reg.show("EURUSD", "m")
+    shown = registry_report(reg, "EURUSD", "m")
     assert shown["asset"] == "EURUSD" and len(shown["models"]) == 1
     entry = shown["models"][0]
     assert entry["model"]["model_name"] == "m"
@@ -378,4 +379,18 @@ def test_show_gathers_everything(reg: Registry, tmp_path: Path) -> None:
     assert entry["inference"]["count"] == 1
     assert entry["inference"]["latest"]["decision_time"] == "2024-01-01T00:05:00+00:00"
     assert [m["method"] for m in shown["baseline_metrics"]] == ["ewma"]
-    assert [e["model"]["model_name"] for e in reg.show("eurusd")["models"]] == ["m", "n"]
+    assert [e["model"]["model_name"] for e in registry_report(reg, "eurusd")["models"]] == [
+        "m",
+        "n",
+    ]
+
+
+def test_report_of_an_asset_evaluated_only_by_baselines(reg: Registry) -> None:
+    reg.record_metrics(None, "ewma", "GBPUSD", 15, "2023-01-01", "2023-02-01", {"crps": 1}, 5)
+    reg.record_metrics(None, "ewma", "GBPUSD", 15, "2023-02-01", "2023-03-01", {"crps": 2}, 6)
+    shown = registry_report(reg, "gbpusd")
+    assert shown["asset"] == "GBPUSD" and shown["models"] == []
+    assert [(m["method"], m["n_forecasts"]) for m in shown["baseline_metrics"]] == [("ewma", 6)]
+    assert [m.asset for m in reg.latest_baseline_metrics()] == ["GBPUSD"]
+    with pytest.raises(NotFoundError, match="no model registered for asset 'USDJPY'"):
+        registry_report(reg, "USDJPY")

@@ -8,20 +8,23 @@ import pandas as pd
 import pytest
 import torch
 
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.s4_layer import S4D
 from forex_diffusion.models.sssd import SSSDModel, summarize_samples
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 torch.set_num_threads(1)
 
+CONFIG = tiny_config()  # the window lengths of the test features
+
 
 def _model(extra: tuple[str, ...] = (), seed: int = 0) -> SSSDModel:
     torch.manual_seed(seed)
-    return SSSDModel(tiny_config(extra), TINY_FEATURE_DIMS)
+    return build_sssd_model(tiny_config(extra), TINY_FEATURE_DIMS)
 
 
 def _batch(model: SSSDModel, b: int = 5, seed: int = 0):
-    feats = random_features(model.config, TINY_FEATURE_DIMS, b, seed)
+    feats = random_features(CONFIG, TINY_FEATURE_DIMS, b, seed)
     y = torch.randn(b, len(model.horizons), 1, generator=torch.Generator().manual_seed(seed + 1))
     return feats, y
 
@@ -40,7 +43,7 @@ def test_loss_is_the_weighted_mean_of_per_horizon_losses() -> None:
     out = model(feats, y, generator=torch.Generator().manual_seed(0))
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     assert out.per_horizon.shape == (4,)
-    w = torch.tensor(model.config.model.loss.horizon_weights)
+    w = torch.tensor(model.config.loss.horizon_weights)
     assert torch.allclose(out.loss, (w * out.per_horizon).sum() / w.sum(), atol=1e-6)
     assert torch.equal(out.consistency_loss, torch.zeros(()))
 
@@ -61,7 +64,7 @@ def test_fixed_timesteps_and_noise_make_the_loss_deterministic() -> None:
     feats, y = _batch(model)
     t, eps = model.draw_noise(5, torch.Generator().manual_seed(7), noise_draws=1)
     assert t.shape == (5, 1, 4) and eps.shape == (5, 1, 4) and t.dtype == torch.long
-    assert model.draw_noise(5)[0].shape == (5, model.config.model.loss.noise_draws, 4)
+    assert model.draw_noise(5)[0].shape == (5, model.config.loss.noise_draws, 4)
     a = model(feats, y, timesteps=t, noise=eps).loss
     b = model(feats, y, timesteps=t[:, 0], noise=eps[:, 0]).loss  # (B, H) form
     c = model(feats, y, timesteps=t, noise=eps[:, 0, :, None]).loss  # (B, H, 1) noise
@@ -99,7 +102,7 @@ def test_horizon_indices_select_embeddings_and_weights() -> None:
     eps = torch.randn(3, 1, 2, generator=torch.Generator().manual_seed(1))
     idx = torch.tensor([[1, 3]] * 3)
     out = model(feats, y, idx, timesteps=t, noise=eps)
-    w = torch.tensor(model.config.model.loss.horizon_weights)[[1, 3]]
+    w = torch.tensor(model.config.loss.horizon_weights)[[1, 3]]
     assert torch.allclose(out.loss, (w * out.per_horizon).sum() / w.sum(), atol=1e-6)
     other = model(feats, y, torch.tensor([[0, 2]] * 3), timesteps=t, noise=eps)
     assert not torch.allclose(out.per_horizon, other.per_horizon)
@@ -205,7 +208,7 @@ def test_inference_runs_encoder_once_and_head_once_per_step_on_all_samples() -> 
         return original(x, film)
 
     model.head.denoise = counting_denoise  # type: ignore[method-assign]
-    fc = model.inference_forward(feats, num_samples=50, steps=7)
+    fc = model.inference_forward(feats, num_samples=50, sampler="dpmpp_2m", steps=7, eta=0.0)
     assert len(enc_calls) == 1
     assert shapes == [(3 * 4, 50, 1)] * 7  # one call per step: batch × horizons × samples
     assert fc.samples.shape == (3, 4, 50)
@@ -234,15 +237,22 @@ def test_forecast_summaries_match_samples_and_generator_reproduces() -> None:
     assert torch.equal(q50, fc.q50) and torch.equal(q95, fc.q95)
 
 
-def test_inference_defaults_come_from_config_and_mode_is_restored() -> None:
-    model = _model(("inference.num_samples=12", "inference.steps=3", "inference.sampler=ddpm"))
+def test_sampling_settings_come_from_the_caller_and_mode_is_restored() -> None:
+    config = tiny_config(
+        ("inference.num_samples=12", "inference.steps=3", "inference.sampler=ddpm")
+    )
+    torch.manual_seed(0)
+    model = build_sssd_model(config, TINY_FEATURE_DIMS)
     model.train()
     feats, _ = _batch(model, b=1)
-    fc = model.inference_forward(feats, horizon_indices=[0, 3])
+    icfg = config.inference
+    fc = model.inference_forward(
+        feats, icfg.num_samples, icfg.sampler, icfg.steps, icfg.eta, horizon_indices=[0, 3]
+    )
     assert fc.samples.shape == (1, 2, 12) and fc.horizons == (5, 240)
     assert model.training
     for sampler in ("ddim", "ddpm", "dpmpp_2m"):
-        out = model.inference_forward(feats, 8, sampler, 4)  # type: ignore[arg-type]
+        out = model.inference_forward(feats, 8, sampler, 4, 0.0)  # type: ignore[arg-type]
         assert torch.isfinite(out.samples).all()
 
 
@@ -252,12 +262,12 @@ def test_untrained_head_sampling_v_is_stable_epsilon_amplifies() -> None:
     feats = _batch(_model(), b=1)[0]
     v_model = _model()
     fc = v_model.inference_forward(
-        feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(0)
+        feats, 400, "dpmpp_2m", 20, 0.0, generator=torch.Generator().manual_seed(0)
     )
     assert 0.85 < float(fc.samples.std()) < 1.15
     eps_model = _model(("model.diffusion.prediction=epsilon",))
     fc = eps_model.inference_forward(
-        feats, 400, "dpmpp_2m", 20, generator=torch.Generator().manual_seed(0)
+        feats, 400, "dpmpp_2m", 20, 0.0, generator=torch.Generator().manual_seed(0)
     )
     assert torch.isfinite(fc.samples).all() and float(fc.samples.std()) > 100
 
@@ -268,7 +278,7 @@ def test_untrained_head_sampling_v_is_stable_epsilon_amplifies() -> None:
 def test_streaming_update_equals_encoder_on_the_grown_windows() -> None:
     model = _model()
     model.eval()
-    feats = random_features(model.config, TINY_FEATURE_DIMS, 2, seed=4, extra_bars=3)
+    feats = random_features(CONFIG, TINY_FEATURE_DIMS, 2, seed=4, extra_bars=3)
     window = {tf: x[:, :-3] for tf, x in feats.items()}
     with torch.inference_mode():
         stream = model.start_stream(window)
@@ -285,7 +295,7 @@ def test_streaming_update_equals_encoder_on_the_grown_windows() -> None:
         seq = model.encoder.timeframe_encoder("5m").sequence(grown["5m"])
         assert torch.allclose(stream.summaries["5m"], seq[:, -1], atol=1e-4)
         assert stream.bars_seen == {"5m": 3, "15m": 1, "1h": 0, "4h": 0}
-        fc = model.sample_from_context(stream.context(), 16, "ddim", 5)
+        fc = model.sample_from_context(stream.context(), 16, "ddim", 5, 0.0)
     assert fc.samples.shape == (2, 4, 16)
     with pytest.raises(ValueError, match="unknown timeframe"):
         stream.update("30m", feats["5m"][:, -1])
@@ -307,10 +317,10 @@ def test_bf16_autocast_training_step_is_finite() -> None:
 # ---------------------------------------------------------------------------- real data
 
 
-@pytest.mark.realdata
 def test_short_training_run_on_real_eurusd_has_no_nan(fx_dir: Path) -> None:
     """Default-size model, real features (the project's pipeline), 12 AdamW steps incl. bf16."""
-    from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset, build_feature_source
+    from forex_diffusion.dataset.source import build_feature_source
+    from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
     from sssd_test_utils import default_config
 
     df = pd.read_csv(
@@ -320,7 +330,7 @@ def test_short_training_run_on_real_eurusd_has_no_nan(fx_dir: Path) -> None:
     dataset = SSSDTimeSeriesDataset.from_source(build_feature_source(df, config), config)
     assert len(dataset) > 1000
     torch.manual_seed(0)
-    model = SSSDModel(config, dataset.n_features)
+    model = build_sssd_model(config, dataset.n_features)
     ssm, other = model.param_groups()
     opt = torch.optim.AdamW(
         [{"params": other, "lr": 1e-3}, {"params": ssm, "lr": 1e-3, "weight_decay": 0.0}]
@@ -341,7 +351,7 @@ def test_short_training_run_on_real_eurusd_has_no_nan(fx_dir: Path) -> None:
         assert torch.isfinite(out.loss), f"step {step}: loss {out.loss}"
     assert all(torch.isfinite(p).all() for p in model.parameters())
     feats, _, _ = dataset.get_batch([0, len(dataset) - 1])
-    fc = model.inference_forward(feats, 16, "ddim", 5, generator=g)
+    fc = model.inference_forward(feats, 16, "ddim", 5, 0.0, generator=g)
     assert torch.isfinite(fc.samples).all()
 
 
@@ -351,6 +361,6 @@ def test_inference_rejects_non_finite_features_and_accepts_cpu_generator() -> No
     bad = {k: v.clone() for k, v in feats.items()}
     bad["15m"][1, 3, 0] = float("nan")
     with pytest.raises(ValueError, match=r"features\['15m'\] contain NaN.*\[1, 3, 0\]"):
-        model.inference_forward(bad, 8, "ddim", 2)
+        model.inference_forward(bad, 8, "ddim", 2, 0.0)
     t, eps = model.draw_noise(2, torch.Generator(device="cpu").manual_seed(0), device="cpu")
     assert t.device.type == "cpu" and eps.shape == (2, 4, 4)

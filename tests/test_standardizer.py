@@ -15,7 +15,6 @@ from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import (
     fit_standardizer,
     multi_timeframe_features,
-    training_range,
     unified_feature_pipeline,
 )
 from fx_test_utils import load_fx
@@ -42,9 +41,10 @@ def test_stats_are_those_of_the_training_split_alone(
     candles: pd.DataFrame, default_config_path: Path
 ) -> None:
     cfg = make_config(default_config_path)
-    start, end = training_range(cfg)
+    train = cfg.data.splits.train.utc_range("train")
+    start, end = train.start, train.end
     assert end == pd.Timestamp("2019-02-11", tz="UTC")
-    _, raw = multi_timeframe_features(candles, cfg)
+    raw = multi_timeframe_features(candles, cfg).raw
     std = fit_standardizer(raw, cfg)
     for tf, frame in raw.items():
         closes = frame.index + pd.Timedelta(minutes=TF_MIN[tf])
@@ -57,7 +57,7 @@ def test_stats_are_those_of_the_training_split_alone(
         )
     # candles truncated at the end of the training split give bit-identical statistics
     alone = candles[candles.index < end]
-    _, raw_alone = multi_timeframe_features(alone, cfg)
+    raw_alone = multi_timeframe_features(alone, cfg).raw
     assert fit_standardizer(raw_alone, cfg).equals(std)
     # and replacing everything after the split by something else changes nothing
     wild = candles.copy()
@@ -80,13 +80,13 @@ def test_round_trip_json_and_file(
     loaded = Standardizer.load(path)
     assert loaded.equals(std)
     assert loaded.feature_names("1h") == tuple(frames["1h"].columns)
-    _, raw = multi_timeframe_features(candles, cfg)
+    raw = multi_timeframe_features(candles, cfg).raw
     pd.testing.assert_frame_equal(loaded.transform_frame("4h", raw["4h"]), frames["4h"])
 
 
 def test_refuses_other_feature_names(candles: pd.DataFrame, default_config_path: Path) -> None:
     cfg = make_config(default_config_path)
-    _, raw = multi_timeframe_features(candles, cfg)
+    raw = multi_timeframe_features(candles, cfg).raw
     std = fit_standardizer(raw, cfg)
     frame = raw["1h"]
     with pytest.raises(DataError, match=r"missing \['rsi_14'\], extra \[\]"):

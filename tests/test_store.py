@@ -244,7 +244,6 @@ def test_info_gaps_exclude_weekend_and_holiday_closures(tmp_path: Path) -> None:
     assert info.last == pd.Timestamp("2020-12-29 14:09", tz="UTC")
 
 
-@pytest.mark.realdata
 def test_real_eurusd_2019(fx_dir: Path, tmp_path: Path) -> None:
     path = fx_dir / "EURUSD_M1_2019.csv.gz"
     store = CandleStore(tmp_path)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from forex_diffusion.config.sssd_config import SSSDConfig
-from forex_diffusion.data.sssd_dataset import NO_TARGET, SSSDTimeSeriesDataset
+from forex_diffusion.dataset.candidates import NO_TARGET
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.features.targets import (
     close_to_close_log_returns,
     compute_targets,
@@ -119,7 +120,7 @@ def test_gap_targets_are_excluded_and_counted(
     candles: pd.DataFrame, default_config_path: Path
 ) -> None:
     cfg = make_config(default_config_path)
-    _, raw = multi_timeframe_features(candles, cfg)
+    raw = multi_timeframe_features(candles, cfg).raw
     std = fit_standardizer(raw, cfg)
     # Friday 2019-02-01 20:00 UTC: +5/+15/+60 exist, +240 lands on the weekend close
     t = pd.Timestamp("2019-02-01 20:00", tz="UTC")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,16 +15,14 @@ import torch
 from typer.testing import CliRunner
 
 from forex_diffusion.cli.main import app
-from forex_diffusion.data.sssd_dataset import SSSDDataModule
 from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
 from forex_diffusion.models.checkpoint import load_checkpoint
 from forex_diffusion.registry import open_registry
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 from forex_diffusion.training.schedule import warmup_cosine_factor
-from forex_diffusion.training.train_sssd import SSSDTrainer
+from forex_diffusion.training.train_sssd import SSSDTrainer, repeat_override_flags
 from training_utils import tiny_config, two_month_store
-
-pytestmark = pytest.mark.realdata
 
 
 def _val_loss(module: SSSDLightningModule, dm: SSSDDataModule) -> float:
@@ -87,6 +86,34 @@ def test_smoke_training_learns_and_records(fx_dir: Path, tmp_path: Path) -> None
         assert "val_coverage90" in best.val_metrics and "val_crps" in best.val_metrics
 
 
+def test_periodic_checkpoints_are_written_and_every_file_is_registered(
+    fx_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = two_month_store(fx_dir, tmp_path)
+    cfg = tiny_config(tmp_path, "training.checkpoint={every_n_epochs: 1, keep_best_only: false}")
+    result = SSSDTrainer(cfg).train(SSSDDataModule(data_path=data_dir, config=cfg))
+    assert result.status == "completed"
+    ckpt_dir = tmp_path / "checkpoints" / "EURUSD" / cfg.model.name
+    names = {"best.ckpt", "last.ckpt", "final.ckpt", "epoch=000.ckpt", "epoch=001.ckpt"}
+    assert {p.name for p in ckpt_dir.iterdir()} == names
+    with open_registry(cfg) as reg:
+        rows = {Path(r.path).name: r for r in reg.list_checkpoints("EURUSD", cfg.model.name)}
+    assert set(rows) == names
+    assert [n for n, r in rows.items() if r.is_best] == ["best.ckpt"]
+    assert rows["epoch=001.ckpt"].epoch == 1 and rows["final.ckpt"].epoch == 2
+    for name, row in rows.items():
+        assert row.size_bytes == (ckpt_dir / name).stat().st_size, name
+    periodic = load_checkpoint(ckpt_dir / "epoch=001.ckpt")
+    final = load_checkpoint(ckpt_dir / "final.ckpt")
+    for key, tensor in final.model.state_dict().items():
+        assert torch.equal(tensor, periodic.model.state_dict()[key]), key
+
+
+def _start_of(stdout: str) -> dict:
+    line = next(x for x in stdout.splitlines() if x.startswith("START "))
+    return json.loads(line[len("START ") :])
+
+
 def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
     code = (
         "import sys; sys.path.insert(0, 'tests');"
@@ -94,7 +121,8 @@ def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
         "from forex_diffusion.training.train_sssd import train_from_config;"
         f"cfg = tiny_config(__import__('pathlib').Path({str(root)!r}), *{extra!r});"
         f"r = train_from_config(cfg, resume={resume});"
-        "print('STATUS', r.status)"
+        "print('STATUS', r.status);"
+        "import json; print('START', json.dumps({**r.start, 'resumed_from': str(r.resumed_from)}))"
     )
     return [sys.executable, "-c", code]
 
@@ -127,6 +155,8 @@ def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) 
     time.sleep(0.3)  # into the next epoch
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # what the resumed run must start from (it overwrites last.ckpt as it goes)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     cfg_b = tiny_config(tmp_path / "b", *extra)
     with open_registry(cfg_b) as reg:
         assert [r.status for r in reg.list_runs(asset="EURUSD")] == ["running"]
@@ -139,10 +169,22 @@ def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) 
     )
     assert "STATUS completed" in resumed.stdout, resumed.stderr[-2000:]
     with open_registry(cfg_b) as reg:
-        assert sorted(r.status for r in reg.list_runs(asset="EURUSD")) == [
-            "completed",
-            "interrupted",
-        ]
+        runs = reg.list_runs(asset="EURUSD")
+    assert sorted(r.status for r in runs) == ["completed", "interrupted"]
+    assert [r.epochs for r in runs if r.status == "completed"] == [3]
+
+    # the resumed run started where last.ckpt left off, with its optimizer and LR schedule ...
+    start = _start_of(resumed.stdout)
+    full = _start_of(done.stdout)
+    assert start["resumed_from"] == str(last)
+    assert saved["global_step"] > 0 and start["global_step"] == saved["global_step"]
+    assert start["epoch"] == saved["epoch"] + 1
+    adam_steps = [int(st["step"]) for st in saved["optimizer_states"][0]["state"].values()]
+    assert start["optimizer_step"] == max(adam_steps) > 0
+    assert start["scheduler_last_epoch"] == saved["lr_schedulers"][0]["last_epoch"] > 0
+    # ... and did less work than the uninterrupted run, which started from nothing
+    assert full["epoch"] == 0 and full["global_step"] == 0 and full["resumed_from"] == "None"
+    assert 0 < start["batches_run"] < full["batches_run"]
 
     final_a = load_checkpoint(
         tmp_path / "a" / "checkpoints" / "EURUSD" / "sssd_cpu_small" / "final.ckpt"
@@ -156,6 +198,58 @@ def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) 
         torch.testing.assert_close(
             sa[key], sb[key], rtol=0, atol=0, msg=f"{key} differs after resume"
         )
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_run_interrupted(fx_dir: Path, tmp_path: Path) -> None:
+    """Lightning turns SIGTERM into an exception at the next batch; the run is interrupted."""
+    extra = ["training.epochs=20"]
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1"}
+    two_month_store(fx_dir, tmp_path)
+    proc = subprocess.Popen(
+        _train_cmd(tmp_path, extra),
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    last = tmp_path / "checkpoints" / "EURUSD" / "sssd_cpu_small" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert "STATUS interrupted" in out, err[-2000:]
+    with open_registry(tiny_config(tmp_path, *extra)) as reg:
+        runs = reg.list_runs(asset="EURUSD")
+        assert [r.status for r in runs] == ["interrupted"]
+        assert "SIGTERM" in (runs[0].error_message or "")
+    assert not (last.parent / "final.ckpt").exists()
+
+
+def test_module_entry_point_is_the_train_command(tmp_path: Path) -> None:
+    """``python -m forex_diffusion.training.train_sssd`` runs ``forex-diffusion train``; several
+    values after one ``--override`` (SPEC §2) are each passed on."""
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "forex_diffusion.training.train_sssd",
+        "--config",
+        str(repo / "configs" / "sssd" / "default_config.yaml"),
+        "--override",
+        "training.epochs=1",
+        "training.epoch=3",
+    ]
+    res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "training.epoch: unknown key; did you mean 'training.epochs'?" in res.stderr
+    assert repeat_override_flags(["--resume", "-o", "a=1", "b=2", "--override", "c=3"]) == [
+        "--resume", "-o", "a=1", "--override", "b=2", "--override", "c=3"
+    ]  # fmt: skip
 
 
 def test_asset_without_data_is_named(fx_dir: Path, tmp_path: Path) -> None:

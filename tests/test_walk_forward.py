@@ -13,14 +13,18 @@ import torch
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
-    TimeRange,
     check_unseen,
     choose_tuning_range,
     evaluation_range,
 )
 from forex_diffusion.evaluation.walk_forward import EvaluationResult, evaluate, summary_text
-from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
+from forex_diffusion.inference.sssd_inference import (
+    load_sssd_inference_service,
+    noise_base,
+    row_generators,
+)
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.timeframes import UtcRange
 from walk_forward_utils import (
     EVAL_END,
     EVAL_START,
@@ -119,7 +123,7 @@ def test_unseen_check_names_both_ranges(root: Path) -> None:
 
 
 def test_tuning_range_choice() -> None:
-    train = TimeRange(
+    train = UtcRange(
         "training range", pd.Timestamp("2019-01-01", tz=UTC), pd.Timestamp("2019-01-21", tz=UTC)
     )
     after = choose_tuning_range(
@@ -270,8 +274,21 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
     for h in HORIZONS:
         m = s.get(MODEL_NAME, h)
         assert m.crps == pytest.approx(f.crps(r.targets)[:, HORIZONS.index(h)].mean())
-        assert m.dm is not None and m.dm.against == s.verdict(h).best_baseline
-        assert s.verdict(h).outcome in ("beats", "loses", "not significantly different")
+        v = s.verdict(h)
+        assert m.dm is not None and m.dm.against == v.best_baseline
+        # the verdict follows from the numbers: best baseline by CRPS, skill, DM p, the level
+        assert v.best_baseline == min(BASELINES, key=lambda b, h=h: s.get(b, h).crps)
+        best = s.get(v.best_baseline, h)
+        assert v.model_skill == pytest.approx(1 - m.crps / best.crps)
+        assert v.dm_pvalue == pytest.approx(m.dm.p_value)
+        significant = v.dm_pvalue < s.significance
+        expected = (
+            ("beats" if v.model_skill > 0 else "loses")
+            if significant
+            else "not significantly different"
+        )
+        assert v.outcome == expected, v.sentence
+        assert expected.split()[0].upper() in v.sentence.upper()
     md = r.files.report.read_text()
     assert f"**{MODEL_NAME}** (model)" in md
     assert "validated on 2019-01-21 → 2019-01-25; 16 samples per forecast" in md
@@ -317,12 +334,16 @@ def test_sssd_forecast_is_the_model_output_in_log_returns(
     ds = inputs.dataset
     assert ds.decision_times.equals(times)
     fc = sssd_forecast(service, ds, num_samples=6, batch_size=4, seed=3, name="m")
-    gen = torch.Generator().manual_seed(3)
+    base = noise_base(torch.Generator().manual_seed(3))
     expected = []
-    for lo in range(0, len(ds), 4):  # the same batches from the same generator
+    for lo in range(0, len(ds), 4):  # the same batches, each time with its own noise stream
         idx = np.arange(lo, min(lo + 4, len(ds)))
         feats, _, _ = ds.get_batch(idx)
-        out = service.model.inference_forward(feats, num_samples=6, generator=gen)
+        icfg = service.config.inference
+        gens = row_generators(base, ds.decision_ns[idx])
+        out = service.model.inference_forward(
+            feats, 6, icfg.sampler, icfg.steps, icfg.eta, generator=gens
+        )
         expected.append(out.samples.double().numpy() * ds.scales[idx][:, :, None])
     np.testing.assert_allclose(fc.samples, np.concatenate(expected), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(ds.log_returns, model_run.targets[:10], rtol=1e-12)

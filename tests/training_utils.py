@@ -40,25 +40,28 @@ def two_month_store(fx_dir: Path, root: Path) -> Path:
     return data_dir
 
 
+def tiny_overrides(root: Path, *extra: str) -> list[str]:
+    """The overrides of :func:`tiny_config` (for code that builds its own config from them)."""
+    return [
+        *TINY,
+        f"paths.data_dir={root / 'data'}",
+        f"paths.artifacts_dir={root}",
+        f"paths.checkpoint_dir={root / 'checkpoints'}",
+        f"paths.log_dir={root / 'logs'}",
+        f"paths.reports_dir={root / 'reports'}",
+        "data.splits.train.start=2019-01-01",
+        "data.splits.train.end=2019-02-28",
+        "data.splits.val.start=2019-03-04",
+        "data.splits.val.end=2019-03-31",
+        "data.splits.test.start=2019-04-01",
+        "data.splits.test.end=2019-04-30",
+        "training.epochs=2",
+        *extra,
+    ]
+
+
 def tiny_config(root: Path, *extra: str, preset: str | None = "cpu_small") -> SSSDConfig:
     """The cpu preset shrunk further, with every path under ``root``."""
     return load_sssd_config(
-        DEFAULT_CONFIG_PATH,
-        overrides=[
-            *TINY,
-            f"paths.data_dir={root / 'data'}",
-            f"paths.artifacts_dir={root}",
-            f"paths.checkpoint_dir={root / 'checkpoints'}",
-            f"paths.log_dir={root / 'logs'}",
-            f"paths.reports_dir={root / 'reports'}",
-            "data.splits.train.start=2019-01-01",
-            "data.splits.train.end=2019-02-28",
-            "data.splits.val.start=2019-03-04",
-            "data.splits.val.end=2019-03-31",
-            "data.splits.test.start=2019-04-01",
-            "data.splits.test.end=2019-04-30",
-            "training.epochs=2",
-            *extra,
-        ],
-        preset=preset,
+        DEFAULT_CONFIG_PATH, overrides=tiny_overrides(root, *extra), preset=preset
     )

@@ -12,11 +12,12 @@ import torch
 
 from forex_diffusion.config.sssd_config import SSSDConfig, load_sssd_config
 from forex_diffusion.data.candles import validate_candles
-from forex_diffusion.data.sssd_dataset import SSSDDataModule, build_feature_source
 from forex_diffusion.data.store import CandleStore
+from forex_diffusion.dataset.source import build_feature_source
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import save_checkpoint
-from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sssd" / "default_config.yaml"
@@ -119,7 +120,7 @@ def write_untrained_checkpoint(config: SSSDConfig, candles: pd.DataFrame) -> Pat
     source = build_feature_source(candles, config, standardizer=None)
     names = {tf: list(n) for tf, n in source.feature_names.items()}
     torch.manual_seed(config.seed)
-    model = SSSDModel(config, {tf: len(n) for tf, n in names.items()})
+    model = build_sssd_model(config, {tf: len(n) for tf, n in names.items()})
     path = Path(config.paths.checkpoint_dir) / "EURUSD" / config.model.name / "best.ckpt"
     return save_checkpoint(path, model, config, names, source.standardizer.to_dict())
 

@@ -16,6 +16,7 @@ from forex_diffusion.config.sssd_config import (
     load_sssd_config,
 )
 from forex_diffusion.errors import ForexDiffusionError
+from forex_diffusion.settings import ENV_DATA_DIR
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -29,7 +30,10 @@ PresetOpt = Annotated[
 AssetOpt = Annotated[str | None, typer.Option("--asset", "-a", help="Asset symbol, e.g. EURUSD.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Candle store root (default: config paths.data_dir)."),
+    typer.Option(
+        "--data-dir",
+        help=f"Candle store root (default: env {ENV_DATA_DIR}, then config paths.data_dir).",
+    ),
 ]
 OverrideOpt = Annotated[
     list[str] | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +17,11 @@ from forex_diffusion.cli.common import DataDirOpt, friendly_errors, load_cli_con
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
 from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_files
 from forex_diffusion.data.importers.reader import format_bad_rows
-from forex_diffusion.data.store import AssetInfo, CandleStore, resolve_data_dir
+from forex_diffusion.data.store import AssetInfo, CandleStore
 from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.errors import DataError
 from forex_diffusion.fileio import atomic_write
+from forex_diffusion.settings import Settings
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
 
 data_app = typer.Typer(
@@ -41,19 +41,18 @@ StoreConfigOpt = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="Config YAML whose paths.data_dir locates the store "
-        f"(default: {DEFAULT_CONFIG_PATH} when it exists, else ./data).",
+        help="Config YAML whose paths.data_dir locates the store (default: the packaged "
+        "default config).",
     ),
 ]
 
 
 def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
-    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data."""
-    if data_dir is not None or os.environ.get("FOREX_DIFFUSION_DATA_DIR"):
-        return CandleStore(resolve_data_dir(None, data_dir))
-    if config is None and not DEFAULT_CONFIG_PATH.is_file():
-        return CandleStore(resolve_data_dir(None, None))  # run outside the repository
-    return CandleStore(resolve_data_dir(load_cli_config(config or DEFAULT_CONFIG_PATH), None))
+    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the config
+    is read only when neither of the first two is given."""
+    settings = Settings.from_flags(data_dir=data_dir)
+    cfg = None if settings.data_dir else load_cli_config(config or DEFAULT_CONFIG_PATH)
+    return CandleStore(settings.data_dir_for(cfg))
 
 
 def _time(value: str | None, option: str) -> pd.Timestamp | None:

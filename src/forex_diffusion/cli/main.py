@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from forex_diffusion.cli.calibrate_cmd import calibrate
 from forex_diffusion.cli.config_cmd import config_app
 from forex_diffusion.cli.data_cmd import data_app
+from forex_diffusion.cli.ensemble_cmd import ensemble_app
 from forex_diffusion.cli.evaluate_cmd import evaluate
 from forex_diffusion.cli.predict_cmd import predict
 from forex_diffusion.cli.quickstart_cmd import quickstart
@@ -23,7 +25,9 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
 app.add_typer(db_app, name="db")
+app.add_typer(ensemble_app, name="ensemble")
 app.command("train")(train)
+app.command("calibrate")(calibrate)
 app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)

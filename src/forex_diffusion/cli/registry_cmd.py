@@ -8,7 +8,6 @@ is given.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import Engine
 
+from forex_diffusion.assets import normalize_asset
 from forex_diffusion.cli.common import (
     AssetConfigOpt,
     ConfigOpt,
@@ -27,17 +27,17 @@ from forex_diffusion.cli.common import (
 )
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
 from forex_diffusion.registry.db import (
-    ENV_DB_URL,
     create_registry_engine,
     current_revision,
     downgrade,
     head_revision,
     mask_url,
-    resolve_db_url,
     upgrade,
 )
-from forex_diffusion.registry.records import CheckpointRecord, RunRecord
+from forex_diffusion.registry.records import CheckpointRecord, MetricRecord, RunRecord
+from forex_diffusion.registry.report import registry_report
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.settings import ENV_DB_URL, Settings
 
 registry_app = typer.Typer(
     help="Inspect the model registry (models, runs, checkpoints, metrics).", no_args_is_help=True
@@ -58,9 +58,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 def _url(
     db_url: str | None, config: Path, asset_config: Path | None, override: list[str] | None
 ) -> str:
-    if db_url or os.environ.get(ENV_DB_URL, "").strip():
-        return resolve_db_url(db_url)
-    return resolve_db_url(None, load_cli_config(config, asset_config, override))
+    settings = Settings.from_flags(db_url=db_url)
+    cfg = None if settings.db_url else load_cli_config(config, asset_config, override)
+    return settings.db_url_for(cfg)
 
 
 def _fmt(value: float | None, digits: int = 5) -> str:
@@ -85,7 +85,8 @@ def list_models(
     override: OverrideOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List registered models with their best checkpoint and latest run."""
+    """List registered models with their best checkpoint and latest run, then the latest
+    baseline evaluations (text output; --json lists the models)."""
     with friendly_errors(), Registry(_url(db_url, config, asset_config, override)) as reg:
         models = reg.list_models(asset)
         best: dict[int, CheckpointRecord] = {
@@ -105,11 +106,13 @@ def list_models(
             ]
             typer.echo(json.dumps(payload, indent=2))
             return
+        baselines = reg.latest_baseline_metrics(asset)
         if not models:
             assets = reg.known_assets()
-            where = f" for asset {asset.upper()}" if asset else ""
+            where = f" for asset {normalize_asset(asset)}" if asset else ""
             known = f" (registered assets: {', '.join(assets)})" if assets and asset else ""
             typer.echo(f"no models registered{where} in {reg.masked_url}{known}")
+            _print_baselines(baselines)
             return
         rows = []
         for m in models:
@@ -128,6 +131,27 @@ def list_models(
             )
         headers = ["ID", "ASSET", "MODEL", "TYPE", "BEST_VAL_LOSS", "EPOCH", "LAST_RUN", "CREATED"]
         typer.echo(_table(headers, rows))
+        _print_baselines(baselines)
+
+
+def _print_baselines(baselines: list[MetricRecord]) -> None:
+    """The latest baseline evaluations (rows without a model), one line per method and horizon."""
+    if not baselines:
+        return
+    typer.echo(f"\nbaseline evaluations ({len(baselines)}):")
+    rows = [
+        [
+            m.asset,
+            m.method,
+            str(m.horizon),
+            f"{m.window_start:%Y-%m-%d}..{m.window_end:%Y-%m-%d}",
+            str(m.n_forecasts),
+            _metric_cells(m.metrics),
+        ]
+        for m in baselines
+    ]
+    headers = ["ASSET", "METHOD", "HORIZON", "WINDOW", "N", "METRICS"]
+    typer.echo(_indent(_table(headers, rows)))
 
 
 def _metric_cells(metrics: dict[str, Any]) -> str:
@@ -144,6 +168,8 @@ def _metric_cells(metrics: dict[str, Any]) -> str:
 
 def _print_show(data: dict[str, Any]) -> None:
     typer.echo(f"asset {data['asset']}  ({data['database']})")
+    if not data["models"]:
+        typer.echo("no model registered (baseline evaluations only)")
     for entry in data["models"]:
         model = entry["model"]
         typer.echo("")
@@ -251,9 +277,10 @@ def show(
     override: OverrideOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Models of an asset with their runs, checkpoints, latest metrics and inference activity."""
+    """Models of an asset with their runs, checkpoints, latest metrics and inference activity,
+    and the latest baseline evaluations."""
     with friendly_errors(), Registry(_url(db_url, config, asset_config, override)) as reg:
-        data = reg.show(asset, model)
+        data = registry_report(reg, asset, model)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:

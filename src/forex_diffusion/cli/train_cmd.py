@@ -17,6 +17,7 @@ from forex_diffusion.cli.common import (
     load_cli_config,
 )
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.errors import DataError
 
 
 def train(
@@ -31,6 +32,7 @@ def train(
     ] = False,
 ) -> None:
     """Train one SSSD model for an asset from the candle store; checkpoints and runs go to the registry."""
+    from forex_diffusion.cli.calibrate_cmd import calibrate_model, describe
     from forex_diffusion.training.train_sssd import train_from_config
 
     with friendly_errors():
@@ -39,3 +41,12 @@ def train(
     typer.echo(result.to_json())
     if result.status != "completed":
         raise typer.Exit(code=1)
+    if cfg.inference.calibrated and result.best_checkpoint is not None:
+        # the recalibration map, fitted on the validation range; the trained model stands
+        # without it (forecasts are then raw, and say so)
+        try:
+            cal = calibrate_model(cfg, result.best_checkpoint, data_dir)
+        except DataError as exc:
+            typer.echo(f"calibration skipped: {exc}", err=True)
+        else:
+            typer.echo(describe(cal, result.best_checkpoint))

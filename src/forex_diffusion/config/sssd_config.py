@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from datetime import date
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,13 +21,23 @@ from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forex_diffusion.errors import ConfigError
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_utc
 
-# configs/ of the source tree (the package is installed editable from it); relative paths in a
-# config (data_dir, artifacts_dir, ...) are relative to the working directory, not to this file.
-DEFAULT_CONFIG_PATH = (
-    Path(__file__).resolve().parents[3] / "configs" / "sssd" / "default_config.yaml"
-)
+
+def _presets_dir() -> Path:
+    """The YAML presets shipped inside the package (``forex_diffusion/configs/sssd``).
+
+    ``configs/`` at the repository root links here. A package installed from a wheel or in
+    editable mode lives on the file system, so the resource is a real directory.
+    """
+    folder = files("forex_diffusion").joinpath("configs", "sssd")
+    return folder if isinstance(folder, Path) else Path(str(folder))
+
+
+# Relative paths inside a config (data_dir, artifacts_dir, ...) are relative to the working
+# directory, not to this file.
+PRESETS_DIR = _presets_dir()
+DEFAULT_CONFIG_PATH = PRESETS_DIR / "default_config.yaml"
 
 
 class _Section(BaseModel):
@@ -68,10 +79,10 @@ class DateRange(_Section):
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
 
-    def utc_bounds(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+    def utc_range(self, name: str) -> UtcRange:
         """The inclusive dates as a half-open UTC interval [start 00:00, day after end 00:00)."""
-        return to_utc(pd.Timestamp(self.start)), to_utc(pd.Timestamp(self.end)) + pd.Timedelta(
-            days=1
+        return UtcRange(
+            name, to_utc(pd.Timestamp(self.start)), to_utc(pd.Timestamp(self.end)) + ONE_DAY
         )
 
 
@@ -281,6 +292,9 @@ class InferenceConfig(_Section):
     compile: bool = False
     log_predictions: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
+    calibration_samples: int = Field(default=200, ge=10, le=10_000)
+    calibration_forecasts: int = Field(default=1500, ge=50)
 
 
 class EvaluationConfig(_Section):
@@ -306,7 +320,7 @@ class EvaluationConfig(_Section):
     pit_bins: int = Field(default=10, ge=2)
     significance: float = Field(default=0.05, gt=0, lt=1)
     dm_small_sample_correction: bool = True
-    dm_kernel: Literal["bartlett", "uniform"] = "bartlett"
+    dm_kernel: Literal["bartlett", "uniform"] = "uniform"
     tuning_days: int = Field(default=365, ge=7)
     batch_size: int = Field(default=64, ge=1)
     fan_chart_horizon: int = Field(default=60, ge=5)
@@ -474,9 +488,9 @@ def resolve_preset(preset: str | Path) -> Path:
     path = Path(preset)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         return path
-    candidate = DEFAULT_CONFIG_PATH.parent / f"{preset}.yaml"
+    candidate = PRESETS_DIR / f"{preset}.yaml"
     if not candidate.is_file():
-        known = sorted(p.stem for p in DEFAULT_CONFIG_PATH.parent.glob("*.yaml"))
+        known = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
         raise ConfigError(f"unknown preset {preset!r}: no {candidate}; presets there: {known}")
     return candidate
 

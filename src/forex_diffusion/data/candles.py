@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.errors import DataError
+from forex_diffusion.timeframes import NS_PER_MIN
 
 OHLC = ("open", "high", "low", "close")
 CANDLE_COLUMNS = (*OHLC, "volume")
-_FIVE_MIN_NS = 5 * 60 * 1_000_000_000
+_FIVE_MIN_NS = 5 * NS_PER_MIN
 
 
 def infer_base_timeframe(open_ns: np.ndarray) -> str:

@@ -12,9 +12,7 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.data.candles import CANDLE_COLUMNS
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
-
-_NS_PER_MIN = 60 * 1_000_000_000
+from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes, to_utc
 
 
 def resample_ohlc(
@@ -50,7 +48,7 @@ def resample_ohlc(
         keep = ns < asof_ns
         df, ns = df[keep], ns[keep]
     elif len(ns):
-        asof_ns = int(ns[-1]) + base_min * _NS_PER_MIN
+        asof_ns = int(ns[-1]) + base_min * NS_PER_MIN
     else:
         asof_ns = 0
     cols = [c for c in CANDLE_COLUMNS if c in df.columns]
@@ -58,7 +56,7 @@ def resample_ohlc(
         return pd.DataFrame(
             columns=[*cols, "n_base"], index=pd.DatetimeIndex([], tz="UTC", name=df.index.name)
         )
-    tf_ns = tf_min * _NS_PER_MIN
+    tf_ns = tf_min * NS_PER_MIN
     keys = ns // tf_ns
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     ends = np.r_[starts[1:], len(ns)] - 1

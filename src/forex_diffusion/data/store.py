@@ -12,7 +12,8 @@ temporary name in the same folder and moved into place with ``os.replace``, so r
 the old or the new file, never a partial one. Writes merge with what is stored: the union of
 bars, where a bar already stored wins over an incoming bar with the same open time, which
 makes imports idempotent (same input twice = byte-identical files). Writers of one asset
-take an exclusive lock (``<ASSET>/.lock``), so concurrent imports never lose bars.
+take an exclusive file lock (``<ASSET>/.lock``, ``filelock``), so concurrent imports never lose
+bars.
 
 Loading runs one DuckDB query over the year files that overlap the range, with the time
 filter pushed down to the Parquet row groups; coarser timeframes are built by causal
@@ -25,9 +26,6 @@ import itertools
 import json
 import os
 import re
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +35,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
+from forex_diffusion.assets import normalize_asset
 from forex_diffusion.data.candles import (
     CANDLE_COLUMNS,
     candle_frame,
@@ -46,21 +46,18 @@ from forex_diffusion.data.candles import (
 )
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import DataError, NotFoundError
-from forex_diffusion.fileio import atomic_write_text
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.fileio import atomic_write_text, stage_write
+from forex_diffusion.settings import Settings
+from forex_diffusion.timeframes import NS_PER_DAY, NS_PER_MIN, timeframe_minutes, to_utc
 
 if TYPE_CHECKING:
     from forex_diffusion.config.sssd_config import SSSDConfig
 
-ENV_DATA_DIR = "FOREX_DIFFUSION_DATA_DIR"
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
 ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
-_NS_PER_MIN = 60_000_000_000
-_NS_PER_DAY = 86_400_000_000_000
-_ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
 _SCHEMA = pa.schema(
     [("timestamp", pa.timestamp("us", tz="UTC"))] + [(c, pa.float64()) for c in CANDLE_COLUMNS]
@@ -69,15 +66,8 @@ _SCHEMA = pa.schema(
 
 def resolve_data_dir(config: SSSDConfig | None = None, data_dir: str | Path | None = None) -> Path:
     """The candle store root: ``data_dir`` > env FOREX_DIFFUSION_DATA_DIR > config.paths.data_dir
-    > ``data`` (relative paths are relative to the working directory)."""
-    if data_dir is not None and str(data_dir) != "":
-        return Path(data_dir).expanduser()
-    env = os.environ.get(ENV_DATA_DIR)
-    if env:
-        return Path(env).expanduser()
-    if config is not None:
-        return Path(config.paths.data_dir).expanduser()
-    return Path("data")
+    > ``data`` (see :mod:`forex_diffusion.settings`)."""
+    return Settings.from_flags(data_dir=data_dir).data_dir_for(config)
 
 
 @dataclass(frozen=True)
@@ -136,17 +126,6 @@ class WriteReport:
     files_written: tuple[Path, ...] = field(default_factory=tuple)
 
 
-def asset_name(asset: str) -> str:
-    """Normalised asset name (upper case); raises DataError for names unsafe as folder names."""
-    name = str(asset).strip()
-    if not _ASSET.match(name):
-        raise DataError(
-            f"invalid asset name {asset!r}: use letters, digits, '_', '-' or '.' "
-            "(at most 64 characters), e.g. EURUSD"
-        )
-    return name.upper()
-
-
 def _timestamps(table: pa.Table) -> np.ndarray:
     """(n,) int64 ns UTC of the table's ``timestamp`` column."""
     ts_col = table.column("timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
@@ -191,10 +170,10 @@ def _merge(
     return ts[order], values[order], int(add.sum()), conflicts
 
 
-def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
-    """Write ``table`` to a temporary file beside ``target``; return the temporary path."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+def _stage_parquet(table: pa.Table, target: Path) -> Path:
+    """Write ``table`` to a temporary file beside ``target`` (fsynced); return its path."""
+
+    def write(tmp: Path) -> None:
         pq.write_table(
             table,
             tmp,
@@ -203,28 +182,8 @@ def _write_parquet_atomic(table: pa.Table, target: Path) -> Path:
             row_group_size=ROW_GROUP_SIZE,
             write_statistics=True,
         )
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
 
-
-@contextmanager
-def _asset_lock(folder: Path) -> Iterator[None]:
-    """Exclusive advisory lock on an asset folder (POSIX ``flock``; a no-op elsewhere)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(folder / LOCK_FILE, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return stage_write(target, write, fsync=True)
 
 
 def _as_list(value: object) -> list[object]:
@@ -233,8 +192,8 @@ def _as_list(value: object) -> list[object]:
 
 def _touches_saturday(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
     """Whether each interval [start, end) overlaps a UTC Saturday (1970-01-01 was a Thursday)."""
-    d1 = start_ns // _NS_PER_DAY
-    d2 = (end_ns - 1) // _NS_PER_DAY
+    d1 = start_ns // NS_PER_DAY
+    d2 = (end_ns - 1) // NS_PER_DAY
     to_saturday = (2 - d1) % 7  # days from d1 to the next Saturday (weekday index 5)
     return to_saturday <= (d2 - d1)
 
@@ -279,7 +238,7 @@ class CandleStore:
 
     # -- catalogue ------------------------------------------------------------------------
     def _dir(self, asset: str) -> Path:
-        return self.data_dir / asset_name(asset)
+        return self.data_dir / normalize_asset(asset)
 
     def assets(self) -> list[str]:
         """Names of the stored assets, sorted."""
@@ -291,7 +250,7 @@ class CandleStore:
         return (self._dir(asset) / META_FILE).is_file()
 
     def _require(self, asset: str) -> str:
-        name = asset_name(asset)
+        name = normalize_asset(asset)
         if not self.has(name):
             known = ", ".join(self.assets()) or "none"
             raise NotFoundError(
@@ -347,14 +306,14 @@ class CandleStore:
         Raises:
             DataError: invalid candles, misaligned bars, or a synthetic/market mix.
         """
-        name = asset_name(asset)
+        name = normalize_asset(asset)
         frame = validate_candles(df, where=f"candles for {name}")
         synthetic = bool(df.attrs.get("synthetic", False))
         ts = frame.index.as_unit("ns").asi8
         values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
         folder = self._dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        with _asset_lock(folder):  # one writer per asset at a time (read-merge-write)
+        with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
             meta = self._checked_meta(name, ts, synthetic, base_timeframe)
             staged, added, conflicts = self._merge_years(folder, ts, values)
             try:
@@ -406,7 +365,7 @@ class CandleStore:
         else:
             base = base_timeframe or infer_base_timeframe(ts)
             meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
-        base_ns = timeframe_minutes(base) * _NS_PER_MIN
+        base_ns = timeframe_minutes(base) * NS_PER_MIN
         misaligned = np.flatnonzero(ts % base_ns != 0)
         if len(misaligned):
             first = pd.Timestamp(int(ts[misaligned[0]]), tz="UTC")
@@ -446,7 +405,7 @@ class CandleStore:
                 added += n_add
                 conflicts += n_conf
                 if n_add:
-                    staged.append((_write_parquet_atomic(_table(m_ts, m_v), target), target))
+                    staged.append((_stage_parquet(_table(m_ts, m_v), target), target))
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
@@ -583,7 +542,7 @@ class CandleStore:
             raise DataError(
                 f"asset {name} has no stored bars (an import was interrupted?); re-import it"
             )
-        gap_start = ts[:-1] + timeframe_minutes(base) * _NS_PER_MIN
+        gap_start = ts[:-1] + timeframe_minutes(base) * NS_PER_MIN
         gap_end = ts[1:]
         long = (gap_end - gap_start) > GAP_THRESHOLD.value
         closure = _touches_saturday(gap_start, gap_end) | (

@@ -2,9 +2,11 @@
 
 Every forecaster evaluated by ``forex_diffusion.evaluation`` (the SSSD model and the
 baselines) hands back a :class:`ForecastDistribution`: for N decision times and H horizons,
-either a Gaussian (``loc``, ``scale`` arrays of shape (N, H)) or Monte-Carlo samples of
-shape (N, H, S). Everything is in LOG-RETURN space, r = log(close(t+h) / close(t));
-``forex_diffusion.features.targets`` converts to price units or pips given the last close.
+either a Gaussian (``loc``, ``scale`` arrays of shape (N, H), :class:`GaussianForecast`) or
+Monte-Carlo samples of shape (N, H, S) (``forex_diffusion.forecast.SampleForecast``, the
+estimators the model, the service and the training metrics use too). Everything is in
+LOG-RETURN space, r = log(close(t+h) / close(t)); ``forex_diffusion.features.targets``
+converts to price units or pips given the last close.
 
 Rows may be NaN where a forecaster had too little history; metrics skip them.
 """
@@ -16,33 +18,104 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.special import ndtr, ndtri
 
-Kind = Literal["gaussian", "samples"]
+from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast, crps_ensemble_fair
+
+Kind = Literal["gaussian", "student_t", "samples"]
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianForecast:
+    """The parametric form of a forecast (the baselines): N(loc, scale²) per cell (...).
+
+    It implements the same ``forex_diffusion.forecast.Forecast`` protocol as the sample form;
+    the two share the interface, not the arithmetic (closed forms here, sample estimators there).
+    """
+
+    loc: np.ndarray
+    scale: np.ndarray
+
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.loc) & np.isfinite(self.scale)
+
+    def mean(self) -> np.ndarray:
+        return self.loc.copy()
+
+    def std(self) -> np.ndarray:
+        return self.scale.copy()
+
+    def quantile(self, q: Levels) -> np.ndarray:
+        levels = np.asarray(q, dtype=np.float64)
+        z = ndtri(levels)
+        if not levels.ndim:
+            return self.loc + self.scale * float(z)
+        return self.loc + self.scale * z.reshape(z.shape + (1,) * self.loc.ndim)
+
+    def cdf(self, y: np.ndarray) -> np.ndarray:
+        out = ndtr((y - self.loc) / self.scale)
+        return np.where(np.isfinite(y) & self.valid(), out, np.nan)
+
+    def select(self, rows: Rows) -> GaussianForecast:
+        return GaussianForecast(self.loc[rows], self.scale[rows])
+
+
+@dataclass(frozen=True, eq=False)
+class StudentTForecast:
+    """loc + scale·T_ν per cell (...): the GARCH-t baseline's own predictive law.
+
+    ``scale`` is the t's scale parameter, so the standard deviation is scale·√(ν/(ν − 2)).
+    Same protocol as the Gaussian and sample forms.
+    """
+
+    loc: np.ndarray
+    scale: np.ndarray
+    df: np.ndarray
+
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.loc) & np.isfinite(self.scale) & np.isfinite(self.df)
+
+    def mean(self) -> np.ndarray:
+        return self.loc.copy()
+
+    def std(self) -> np.ndarray:
+        return self.scale * np.sqrt(self.df / (self.df - 2.0))
+
+    def quantile(self, q: Levels) -> np.ndarray:
+        levels = np.asarray(q, dtype=np.float64)
+        if not levels.ndim:
+            return self.loc + self.scale * stats.t.ppf(float(levels), self.df)
+        lv = levels.reshape(levels.shape + (1,) * self.loc.ndim)
+        return self.loc + self.scale * stats.t.ppf(lv, self.df)
+
+    def cdf(self, y: np.ndarray) -> np.ndarray:
+        out = stats.t.cdf((y - self.loc) / self.scale, self.df)
+        return np.where(np.isfinite(y) & self.valid(), out, np.nan)
+
+    def select(self, rows: Rows) -> StudentTForecast:
+        return StudentTForecast(self.loc[rows], self.scale[rows], self.df[rows])
 
 
 @dataclass(frozen=True, eq=False)
 class ForecastDistribution:
     """Predictive distributions of log returns for N decision times × H horizons.
 
-    Build it with :meth:`gaussian` or :meth:`from_samples` rather than directly.
+    Build it with :meth:`gaussian` or :meth:`from_samples` rather than directly. The estimators
+    live in ``forecast`` (a ``SampleForecast`` or a ``GaussianForecast``); this class adds the
+    decision times and horizons, the checks on levels and shapes, and the CRPS.
 
     Attributes:
         name: the forecaster's name (e.g. ``"ewma"``, ``"sssd_v1"``).
         times: (N,) decision times (UTC), the close of the latest 5m bar used.
         horizons: (H,) horizons in minutes.
-        kind: ``"gaussian"`` or ``"samples"``.
-        loc, scale: (N, H) Gaussian mean and standard deviation (``kind == "gaussian"``).
-        samples: (N, H, S) Monte-Carlo samples (``kind == "samples"``).
+        forecast: the (N, H) distributions.
     """
 
     name: str
     times: pd.DatetimeIndex
     horizons: tuple[int, ...]
-    kind: Kind
-    loc: np.ndarray | None = None
-    scale: np.ndarray | None = None
-    samples: np.ndarray | None = None
+    forecast: Forecast
 
     # ------------------------------------------------------------------ construction
 
@@ -68,7 +141,38 @@ class ForecastDistribution:
         if (scale[finite] <= 0).any():
             raise ValueError(f"forecast {name!r}: scale must be positive where it is finite")
         return cls(
-            name, _as_utc_index(times), tuple(int(h) for h in horizons), "gaussian", loc, scale
+            name,
+            _as_utc_index(times),
+            tuple(int(h) for h in horizons),
+            GaussianForecast(loc, scale),
+        )
+
+    @classmethod
+    def student_t(
+        cls,
+        name: str,
+        times: pd.DatetimeIndex,
+        horizons: tuple[int, ...] | list[int],
+        loc: np.ndarray,
+        std: np.ndarray,
+        df: np.ndarray,
+    ) -> ForecastDistribution:
+        """Student-t forecasts with standard deviation ``std`` and ``df`` > 2, each (N, H)."""
+        loc, std, df = (np.asarray(a, dtype=np.float64) for a in (loc, std, df))
+        shape = (len(times), len(horizons))
+        if not loc.shape == std.shape == df.shape == shape:
+            raise ValueError(
+                f"forecast {name!r}: loc {loc.shape}, std {std.shape} and df {df.shape} must "
+                f"have shape (decision times, horizons) = {shape}"
+            )
+        if (std[np.isfinite(std)] <= 0).any() or (df[np.isfinite(df)] <= 2).any():
+            raise ValueError(f"forecast {name!r}: std must be positive and df > 2")
+        scale = std * np.sqrt((df - 2.0) / df)
+        return cls(
+            name,
+            _as_utc_index(times),
+            tuple(int(h) for h in horizons),
+            StudentTForecast(loc, scale, df),
         )
 
     @classmethod
@@ -89,7 +193,10 @@ class ForecastDistribution:
         if samples.shape[2] < 2:
             raise ValueError(f"forecast {name!r}: need at least 2 samples per forecast")
         return cls(
-            name, _as_utc_index(times), tuple(int(h) for h in horizons), "samples", samples=samples
+            name,
+            _as_utc_index(times),
+            tuple(int(h) for h in horizons),
+            SampleForecast.of(samples),
         )
 
     # ------------------------------------------------------------------ properties
@@ -99,32 +206,39 @@ class ForecastDistribution:
         """(N, H)."""
         return len(self.times), len(self.horizons)
 
-    def _samples(self) -> np.ndarray:
-        assert self.samples is not None
-        return self.samples
+    @property
+    def kind(self) -> Kind:
+        """``"samples"``, ``"gaussian"`` or ``"student_t"``."""
+        if isinstance(self.forecast, SampleForecast):
+            return "samples"
+        return "student_t" if isinstance(self.forecast, StudentTForecast) else "gaussian"
 
-    def _gauss(self) -> tuple[np.ndarray, np.ndarray]:
-        assert self.loc is not None and self.scale is not None
-        return self.loc, self.scale
+    @property
+    def samples(self) -> np.ndarray | None:
+        """(N, H, S) Monte-Carlo samples (``kind == "samples"``), else None."""
+        return self.forecast.samples if isinstance(self.forecast, SampleForecast) else None
+
+    @property
+    def loc(self) -> np.ndarray | None:
+        """(N, H) Gaussian mean (``kind == "gaussian"``), else None."""
+        return self.forecast.loc if isinstance(self.forecast, GaussianForecast) else None
+
+    @property
+    def scale(self) -> np.ndarray | None:
+        """(N, H) Gaussian standard deviation (``kind == "gaussian"``), else None."""
+        return self.forecast.scale if isinstance(self.forecast, GaussianForecast) else None
 
     def valid(self) -> np.ndarray:
         """(N, H) bool: the forecast is defined (finite)."""
-        if self.kind == "gaussian":
-            loc, scale = self._gauss()
-            return np.isfinite(loc) & np.isfinite(scale)
-        return np.isfinite(self._samples()).all(axis=2)
+        return self.forecast.valid()
 
     def mean(self) -> np.ndarray:
         """(N, H) predictive mean of the log return."""
-        if self.kind == "gaussian":
-            return self._gauss()[0].copy()
-        return self._samples().mean(axis=2)
+        return self.forecast.mean()
 
     def std(self) -> np.ndarray:
         """(N, H) predictive standard deviation of the log return (samples: ddof=1)."""
-        if self.kind == "gaussian":
-            return self._gauss()[1].copy()
-        return self._samples().std(axis=2, ddof=1)
+        return self.forecast.std()
 
     def median(self) -> np.ndarray:
         """(N, H) predictive median."""
@@ -142,11 +256,7 @@ class ForecastDistribution:
         levels = np.asarray(q, dtype=np.float64)
         if ((levels <= 0) | (levels >= 1)).any():
             raise ValueError(f"quantile levels must lie strictly between 0 and 1, got {q}")
-        if self.kind == "gaussian":
-            loc, scale = self._gauss()
-            z = ndtri(levels)
-            return loc + scale * z[..., None, None] if levels.ndim else loc + scale * float(z)
-        return np.quantile(self._samples(), levels, axis=2)
+        return self.forecast.quantile(levels)
 
     def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """Central interval with probability ``level``: ((N, H) lower, (N, H) upper)."""
@@ -163,45 +273,36 @@ class ForecastDistribution:
         uniform on a grid of S + 1 points (and so flat in a histogram) when y is exchangeable
         with the samples.
         """
-        y = np.asarray(y, dtype=np.float64)
-        if y.shape != self.shape:
-            raise ValueError(f"observations {y.shape} must have shape {self.shape}")
-        if self.kind == "gaussian":
-            loc, scale = self._gauss()
-            out = ndtr((y - loc) / scale)
-        else:
-            x = self._samples()
-            below = (x < y[..., None]).sum(axis=2)
-            equal = (x == y[..., None]).sum(axis=2)
-            out = (below + 0.5 * equal + 0.5) / (x.shape[2] + 1)
-        return np.where(np.isfinite(y) & self.valid(), out, np.nan)
+        return self.forecast.cdf(self._observations(y))
 
     def crps(self, y: np.ndarray) -> np.ndarray:
         """(N, H) CRPS of each forecast against the realised log return ``y`` (NaN if missing).
 
-        Gaussian: closed form; samples: the fair (unbiased) ensemble estimator.
+        Gaussian and Student-t: closed forms; samples: the fair (unbiased) ensemble estimator.
         """
-        from forex_diffusion.evaluation.metrics import crps_ensemble_fair, crps_gaussian
+        from forex_diffusion.evaluation.metrics import crps_gaussian, crps_student_t
 
-        y = np.asarray(y, dtype=np.float64)
-        if y.shape != self.shape:
-            raise ValueError(f"observations {y.shape} must have shape {self.shape}")
-        if self.kind == "gaussian":
-            loc, scale = self._gauss()
-            return crps_gaussian(loc, scale, y)
-        return crps_ensemble_fair(self._samples(), y)
+        y = self._observations(y)
+        f = self.forecast
+        if isinstance(f, GaussianForecast):
+            return crps_gaussian(f.loc, f.scale, y)
+        if isinstance(f, StudentTForecast):
+            return crps_student_t(f.loc, f.scale, f.df, y)
+        if isinstance(f, SampleForecast):
+            return crps_ensemble_fair(f.samples, y)
+        raise TypeError(f"no CRPS for a {type(f).__name__}")
 
     def select(self, rows: np.ndarray | slice) -> ForecastDistribution:
         """The forecasts for a subset of decision times (boolean mask, indices or slice)."""
-        times = self.times[rows]
-        if self.kind == "gaussian":
-            loc, scale = self._gauss()
-            return ForecastDistribution(
-                self.name, times, self.horizons, "gaussian", loc[rows], scale[rows]
-            )
         return ForecastDistribution(
-            self.name, times, self.horizons, "samples", samples=self._samples()[rows]
+            self.name, self.times[rows], self.horizons, self.forecast.select(rows)
         )
+
+    def _observations(self, y: np.ndarray) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != self.shape:
+            raise ValueError(f"observations {y.shape} must have shape {self.shape}")
+        return y
 
 
 def _as_utc_index(times: pd.DatetimeIndex) -> pd.DatetimeIndex:

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scoringrules as sr
 from scipy import stats
-from scipy.special import ndtr
 
-_INV_SQRT_PI = 1.0 / np.sqrt(np.pi)
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+# the sample CRPS lives with the forecast type (training metrics use it too); re-exported here
+from forex_diffusion.forecast import crps_ensemble_fair as crps_ensemble_fair
+
+# Named on every call: scoringrules' default backend is process-wide state (numba when
+# installed, which compiles on first use).
+_BACKEND = "numpy"
 
 
 # --------------------------------------------------------------------------- CRPS
@@ -25,41 +29,26 @@ _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 def crps_gaussian(mu: npt.ArrayLike, sigma: npt.ArrayLike, y: npt.ArrayLike) -> np.ndarray:
     """Closed-form CRPS of N(mu, sigma²) at ``y`` (Gneiting et al. 2005), broadcast elementwise.
 
-    CRPS = sigma · [z (2Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − mu) / sigma.
+    CRPS = sigma · [z (2Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − mu) / sigma
+    (``scoringrules.crps_normal``).
     """
     mu, sigma, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, y))
-    z = (y - mu) / sigma
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * z * z)
-    return sigma * (z * (2.0 * ndtr(z) - 1.0) + 2.0 * pdf - _INV_SQRT_PI)
+    return np.asarray(sr.crps_normal(y, mu, sigma, backend=_BACKEND))
 
 
-def crps_ensemble_fair(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Fair (unbiased) CRPS of an ensemble, computed in O(m log m) by sorting.
+def crps_student_t(
+    mu: npt.ArrayLike, sigma: npt.ArrayLike, nu: npt.ArrayLike, y: npt.ArrayLike
+) -> np.ndarray:
+    """Closed-form CRPS of a location-scale Student-t (ν > 1) at ``y``, elementwise.
 
-    CRPS_fair = (1/m) Σ|X_i − y| − 1/(2 m (m−1)) Σ_i Σ_j |X_i − X_j|; with the members
-    sorted, Σ_i Σ_j |X_i − X_j| = 2 Σ_i (2i − m − 1) X_(i) (i = 1..m).
-
-    Args:
-        samples: shape B + (m,), m ≥ 2.
-        y: shape B.
-
-    Returns:
-        shape B; NaN where y or any member is NaN.
+    scoringrules' ``crps_t``: with z = (y − mu)/sigma and F_ν, f_ν the standard t CDF and
+    density, CRPS = sigma · [z (2F_ν(z) − 1) + 2 f_ν(z) (ν + z²)/(ν − 1)
+    − 2√ν B(½, ν − ½) / ((ν − 1) B(½, ν/2)²)].
     """
-    x = np.asarray(samples, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    m = x.shape[-1]
-    if m < 2:
-        raise ValueError("the fair CRPS needs at least 2 ensemble members")
-    if x.shape[:-1] != y.shape:
-        raise ValueError(f"samples {x.shape} must be observations {y.shape} + (members,)")
-    xs = np.sort(x, axis=-1)
-    weights = 2.0 * np.arange(1, m + 1) - m - 1.0
-    spread = (xs * weights).sum(axis=-1) / (m * (m - 1.0))
-    accuracy = np.abs(x - y[..., None]).mean(axis=-1)
-    out = accuracy - spread
-    bad = ~np.isfinite(y) | ~np.isfinite(x).all(axis=-1)
-    return np.where(bad, np.nan, out)
+    mu, sigma, nu, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, nu, y))
+    if np.any(nu[np.isfinite(nu)] <= 1):
+        raise ValueError("the Student-t CRPS needs ν > 1 (finite mean)")
+    return np.asarray(sr.crps_t(y, nu, mu, sigma, backend=_BACKEND), dtype=np.float64)
 
 
 def crps_skill(crps: np.ndarray, crps_ref: np.ndarray) -> float:
@@ -87,12 +76,13 @@ def pinball_loss(quantiles: np.ndarray, y: np.ndarray, levels: np.ndarray) -> np
         levels: (Q,) quantile levels in (0, 1).
 
     Returns:
-        (Q,) + B losses ρ_q(y − Q_q) = max(q (y − Q_q), (q − 1)(y − Q_q)).
+        (Q,) + B losses ρ_q(y − Q_q) = max(q (y − Q_q), (q − 1)(y − Q_q))
+        (``scoringrules.quantile_score``).
     """
     qp = np.asarray(quantiles, dtype=np.float64)
     lv = np.asarray(levels, dtype=np.float64).reshape((-1,) + (1,) * np.ndim(y))
-    diff = np.asarray(y, dtype=np.float64)[None] - qp
-    return np.maximum(lv * diff, (lv - 1.0) * diff)
+    obs = np.asarray(y, dtype=np.float64)[None]
+    return np.asarray(sr.quantile_score(obs, qp, lv, backend=_BACKEND))
 
 
 def weighted_quantile_loss(quantiles: np.ndarray, y: np.ndarray, levels: np.ndarray) -> float:

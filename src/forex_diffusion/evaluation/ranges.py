@@ -14,37 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from forex_diffusion.config.sssd_config import DateRange, SSSDConfig
+from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.errors import ConfigError
-from forex_diffusion.timeframes import to_utc
-
-_DAY = pd.Timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """A half-open UTC interval [start, end) with a name for messages."""
-
-    name: str
-    start: pd.Timestamp
-    end: pd.Timestamp
-
-    def overlaps(self, other: TimeRange) -> bool:
-        return self.start < other.end and other.start < self.end
-
-    def label(self) -> str:
-        """ "2023-07-01 → 2023-12-31": a midnight end is shown as the (inclusive) day before."""
-        return f"{fmt_time(self.start)} → {fmt_time(self.end, end=True)}"
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.label()}"
-
-
-def fmt_time(t: pd.Timestamp, end: bool = False) -> str:
-    """Midnight as a date (as the day before for an ``end``), else date and time (UTC)."""
-    if t == t.normalize():
-        return (t - _DAY if end else t).strftime("%Y-%m-%d")
-    return t.strftime("%Y-%m-%d %H:%M")
+from forex_diffusion.timeframes import ONE_DAY, UtcRange, fmt_time, to_utc
 
 
 def _is_date_only(value: Any) -> bool:
@@ -55,7 +27,7 @@ def _is_date_only(value: Any) -> bool:
     return False
 
 
-def evaluation_range(start: Any, end: Any) -> TimeRange:
+def evaluation_range(start: Any, end: Any) -> UtcRange:
     """The evaluated window [start, end) from user input (``end`` as a bare date is inclusive).
 
     Raises:
@@ -70,27 +42,22 @@ def evaluation_range(start: Any, end: Any) -> TimeRange:
             "use YYYY-MM-DD"
         ) from None
     if _is_date_only(end):
-        t1 = t1 + _DAY
+        t1 = t1 + ONE_DAY
     if t1 <= t0:
         raise ConfigError(
             f"evaluation range: end {end} is not after start {start}; pass --end after --start"
         )
-    return TimeRange("evaluated range", t0, t1)
+    return UtcRange("evaluated range", t0, t1)
 
 
-def split_range(name: str, rng: DateRange) -> TimeRange:
-    """A config split (inclusive dates) as [start 00:00, day after end 00:00)."""
-    return TimeRange(name, *rng.utc_bounds())
-
-
-def seen_ranges(model_config: SSSDConfig) -> tuple[TimeRange, TimeRange]:
+def seen_ranges(model_config: SSSDConfig) -> tuple[UtcRange, UtcRange]:
     """The model's training and validation ranges (validation picks the checkpoint: seen too)."""
     sp = model_config.data.splits
-    return split_range("training range", sp.train), split_range("validation range", sp.val)
+    return sp.train.utc_range("training range"), sp.val.utc_range("validation range")
 
 
 def check_unseen(
-    evaluated: TimeRange, model_config: SSSDConfig, max_horizon_minutes: int, model: str
+    evaluated: UtcRange, model_config: SSSDConfig, max_horizon_minutes: int, model: str
 ) -> None:
     """Refuse an evaluation whose decision times or targets fall in what the model has seen.
 
@@ -100,7 +67,7 @@ def check_unseen(
     Raises:
         ConfigError: naming the evaluated range and both seen ranges, with what to do.
     """
-    span = TimeRange(
+    span = UtcRange(
         evaluated.name, evaluated.start, evaluated.end + pd.Timedelta(minutes=max_horizon_minutes)
     )
     train, val = seen_ranges(model_config)
@@ -123,13 +90,13 @@ def check_unseen(
 class TuningChoice:
     """Where the baselines are tuned and why (a sentence for the report)."""
 
-    range: TimeRange
+    range: UtcRange
     source: str  # "training range" | "window before start"
     reason: str
 
 
 def choose_tuning_range(
-    evaluated: TimeRange, train: TimeRange, tuning_days: int, what: str
+    evaluated: UtcRange, train: UtcRange, tuning_days: int, what: str
 ) -> TuningChoice:
     """The training range when it ends by the evaluation start, else ``tuning_days`` before it.
 
@@ -146,7 +113,7 @@ def choose_tuning_range(
             f"Baselines tuned on {what} training range {train.label()} "
             "(it ends before the evaluated range).",
         )
-    window = TimeRange(
+    window = UtcRange(
         "tuning window", evaluated.start - pd.Timedelta(days=tuning_days), evaluated.start
     )
     return TuningChoice(

@@ -112,6 +112,7 @@ class EvaluationSummary:
     metrics: tuple[ForecasterMetrics, ...]
     verdicts: tuple[HorizonVerdict, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def forecasters(self) -> tuple[str, ...]:
@@ -217,6 +218,7 @@ def summarize_forecasts(
     start: str | None = None,
     end: str | None = None,
     notes: Sequence[str] = (),
+    diagnostics: Mapping[str, Any] | None = None,
 ) -> EvaluationSummary:
     """Score every forecaster on the common pairs of each horizon.
 
@@ -232,6 +234,8 @@ def summarize_forecasts(
         labels: display names by forecaster name.
         start, end: the evaluated range, for the report.
         notes: extra lines for the report.
+        diagnostics: extra facts for metrics.json (e.g. GARCH refit failures); the DM
+            variance kernel used is always added.
     """
     if not baselines:
         raise ValueError("at least one baseline is needed")
@@ -350,7 +354,13 @@ def summarize_forecasts(
         significance=cfg.significance,
         metrics=tuple(all_metrics),
         verdicts=tuple(verdicts),
-        notes=tuple(notes),
+        notes=(
+            *notes,
+            f"Diebold–Mariano: long-run variance kernel '{cfg.dm_kernel}', lag per horizon from "
+            f"the overlap at stride {cfg.stride}"
+            + (", Harvey–Leybourne–Newbold correction." if cfg.dm_small_sample_correction else "."),
+        ),
+        diagnostics={**dict(diagnostics or {}), "dm_kernel": cfg.dm_kernel},
     )
 
 

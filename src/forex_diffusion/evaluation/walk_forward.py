@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,18 +33,15 @@ from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig, def
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.errors import ConfigError, DataError
-from forex_diffusion.evaluation.baselines import Baseline, build_baselines
+from forex_diffusion.evaluation.baselines import Baseline, GarchBaseline, build_baselines
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
-    TimeRange,
     TuningChoice,
     check_unseen,
     choose_tuning_range,
     evaluation_range,
-    fmt_time,
     seen_ranges,
-    split_range,
 )
 from forex_diffusion.evaluation.report import ReportFiles, first_table_text, write_report
 from forex_diffusion.evaluation.summary import (
@@ -59,7 +57,7 @@ from forex_diffusion.inference.sssd_inference import (
     load_sssd_inference_service,
 )
 from forex_diffusion.registry.repository import Registry, open_registry
-from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeframes import UtcRange, fmt_time, timeframe_minutes
 
 MODEL_METHOD = "sssd"  # the ``method`` of the model's rows in sssd_performance_metrics
 
@@ -113,7 +111,7 @@ class EvaluationResult:
     summary: EvaluationSummary
     files: ReportFiles
     out_dir: Path
-    evaluated: TimeRange
+    evaluated: UtcRange
     tuning: TuningChoice
     exclusions: Exclusions
     forecasts: dict[str, ForecastDistribution]
@@ -176,7 +174,7 @@ def _pip_size(config: SSSDConfig, asset: str) -> float:
     return default_pip_size(asset)
 
 
-def _load(store: CandleStore, asset: str, rng: TimeRange, what: str, timeframe: str | None) -> Any:
+def _load(store: CandleStore, asset: str, rng: UtcRange, what: str, timeframe: str | None) -> Any:
     try:
         return store.load(asset, start=rng.start, end=rng.end, timeframe=timeframe)
     except DataError as exc:
@@ -200,7 +198,7 @@ def _metric_payload(
 def record_evaluation(
     registry: Registry,
     summary: EvaluationSummary,
-    evaluated: TimeRange,
+    evaluated: UtcRange,
     model_id: int | None,
     extra: dict[str, Any],
 ) -> int:
@@ -243,9 +241,9 @@ class _Subject:
 
 
 def _baselines_subject(
-    config: SSSDConfig, ecfg: EvaluationConfig, evaluated: TimeRange, asset: str
+    config: SSSDConfig, ecfg: EvaluationConfig, evaluated: UtcRange, asset: str
 ) -> _Subject:
-    train = split_range("training range", config.data.splits.train)
+    train = config.data.splits.train.utc_range("training range")
     tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the config's")
     horizons = tuple(int(h) for h in config.data.horizons)
     return _Subject(horizons, _pip_size(config, asset), tuning, (tuning.reason,))
@@ -255,7 +253,7 @@ def _model_subject(
     service: SSSDInferenceService,
     base_timeframe: str,
     ecfg: EvaluationConfig,
-    evaluated: TimeRange,
+    evaluated: UtcRange,
     samples: int,
 ) -> _Subject:
     """The model's own horizons and splits; refuses ranges it has seen."""
@@ -274,11 +272,29 @@ def _model_subject(
 
 def _tuned_baselines(
     store: CandleStore, asset: str, ecfg: EvaluationConfig, tuning: TuningChoice
-) -> list[Baseline]:
-    """The configured baselines, fitted on the tuning range's 5m bars only."""
+) -> tuple[list[Baseline], str]:
+    """The configured baselines, fitted on the tuning range's 5m bars only.
+
+    Returns the baselines and a sentence naming the data actually used: the first and last
+    bar the store holds inside the tuning range, and a warning when that covers less than
+    90 % of the range asked for.
+    """
     baselines = build_baselines(ecfg)
-    logger.info(f"{asset}: tuning {len(baselines)} baselines on {tuning.range}")
     bars = _load(store, asset, tuning.range, "baseline tuning", "5m")
+    used = UtcRange("tuning data", bars.index[0], bars.index[-1] + pd.Timedelta(minutes=5))
+    asked_days = (tuning.range.end - tuning.range.start) / pd.Timedelta(days=1)
+    used_days = (used.end - used.start) / pd.Timedelta(days=1)
+    sentence = (
+        f"Baseline tuning data actually used: {used.label()} ({used_days:.0f} days, "
+        f"{len(bars):,} 5m bars) of the {asked_days:.0f} days asked for."
+    )
+    if used_days < 0.9 * asked_days:
+        sentence += (
+            f" WARNING: the store holds only {used_days:.0f} of the {asked_days:.0f} days; "
+            "import more history to tune the baselines as configured."
+        )
+        logger.warning(f"{asset}: {sentence}")
+    logger.info(f"{asset}: tuning {len(baselines)} baselines on {used}")
     for b in baselines:
         try:
             b.fit(bars)
@@ -287,7 +303,22 @@ def _tuned_baselines(
                 f"cannot tune the baselines on {tuning.range}: {exc}. Import candles for that "
                 "range, or set evaluation.tuning_days / data.splits.train to dates the store holds."
             ) from None
-    return baselines
+    return baselines, sentence
+
+
+def _baseline_diagnostics(baselines: Sequence[Baseline]) -> tuple[dict[str, Any], list[str]]:
+    """Counts of GARCH refits that failed or did not converge, for metrics.json and the notes."""
+    data: dict[str, Any] = {}
+    notes: list[str] = []
+    for b in baselines:
+        if isinstance(b, GarchBaseline):
+            data["garch_refits"] = len(b.fits_) + b.refit_failures_
+            data["garch_refit_failures"] = b.refit_failures_
+            notes.append(
+                f"GARCH: {b.refit_failures_} of {data['garch_refits']} rolling refits failed or "
+                "did not converge; each kept the previous fit."
+            )
+    return data, notes
 
 
 def _model_forecast(
@@ -412,10 +443,10 @@ def evaluate(
             )
             subject = _model_subject(loaded, base_tf, ecfg, evaluated, samples)
         horizons = subject.horizons
-        baselines = _tuned_baselines(store, asset, ecfg, subject.tuning)
+        baselines, tuning_used = _tuned_baselines(store, asset, ecfg, subject.tuning)
 
         # candles of the evaluated range, with the history the forecasters need before it
-        span = TimeRange(
+        span = UtcRange(
             "evaluated range with history",
             evaluated.start - _history_span(ecfg, subject.model_config),
             evaluated.end + pd.Timedelta(minutes=max(horizons)),
@@ -462,6 +493,8 @@ def evaluate(
         keep &= model_ok
         forecasts = {k: f.select(keep) for k, f in forecasts.items()}
         targets, last_close = targets[keep], last_close[keep]
+        diagnostics, diag_notes = _baseline_diagnostics(baselines)
+        diagnostics["baseline_tuning"] = tuning_used
 
         summary = summarize_forecasts(
             asset=asset,
@@ -475,7 +508,8 @@ def evaluate(
             labels=labels,
             start=fmt_time(evaluated.start),
             end=fmt_time(evaluated.end, end=True),
-            notes=[*subject.notes, exclusions.sentence()],
+            notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes],
+            diagnostics=diagnostics,
         )
         out = Path(out_dir) if out_dir else _default_out_dir(config, asset, evaluated, model_key)
         files = write_report(
@@ -511,7 +545,7 @@ def evaluate(
 
 
 def _default_out_dir(
-    config: SSSDConfig, asset: str, evaluated: TimeRange, model: str | None
+    config: SSSDConfig, asset: str, evaluated: UtcRange, model: str | None
 ) -> Path:
     tag = model or "baselines"
     start = fmt_time(evaluated.start).replace(" ", "T").replace(":", "")

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-_DAY_NS = 86_400 * 1_000_000_000
+from forex_diffusion.timeframes import NS_PER_DAY
+
 _WEEK_DAYS = 7.0
 # (time zone, local open hour, local close hour) of the three main FX sessions.
 SESSIONS: dict[str, tuple[str, float, float]] = {
@@ -176,7 +177,7 @@ def donchian(bars: pd.DataFrame, window: int) -> pd.DataFrame:
 def calendar(index: pd.DatetimeIndex) -> pd.DataFrame:
     """Hour-of-day and day-of-week of the bar open (UTC) on the unit circle."""
     ns = index.as_unit("ns").asi8
-    day_frac = (ns % _DAY_NS) / _DAY_NS
+    day_frac = (ns % NS_PER_DAY) / NS_PER_DAY
     week_frac = (index.day_of_week.to_numpy() + day_frac) / _WEEK_DAYS
     return pd.DataFrame(
         {

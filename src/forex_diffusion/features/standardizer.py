@@ -20,11 +20,10 @@ import pandas as pd
 
 from forex_diffusion.errors import CheckpointError, DataError
 from forex_diffusion.fileio import atomic_write_text
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes, to_utc
 
 STANDARDIZER_FORMAT = "forex_diffusion.standardizer"
 STANDARDIZER_VERSION = 1
-_NS_PER_MIN = 60_000_000_000
 
 
 @dataclass(frozen=True)
@@ -266,7 +265,7 @@ def fit_mask(
     if start is not None:
         mask &= open_ns >= start.as_unit("ns").value
     if end is not None:
-        mask &= open_ns + timeframe_minutes(timeframe) * _NS_PER_MIN <= end.as_unit("ns").value
+        mask &= open_ns + timeframe_minutes(timeframe) * NS_PER_MIN <= end.as_unit("ns").value
     return mask
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_NS_PER_MIN = 60_000_000_000
+from forex_diffusion.timeframes import NS_PER_MIN
+
 MIN_SCALE = 1e-10  # floor of the volatility scale (log-return units), avoids division by 0
 
 
@@ -102,7 +103,7 @@ def compute_targets(
     last = close[at]
     out = np.full((len(decision_ns), len(horizons)), np.nan)
     for j, h in enumerate(horizons):
-        when = decision_ns + h * _NS_PER_MIN
+        when = decision_ns + h * NS_PER_MIN
         k = np.searchsorted(close_ns, when)
         k_safe = np.minimum(k, len(close_ns) - 1)
         exists = (k < len(close_ns)) & (close_ns[k_safe] == when)

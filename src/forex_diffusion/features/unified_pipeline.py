@@ -23,10 +23,9 @@ from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features import indicators as ind
 from forex_diffusion.features.standardizer import Standardizer
-from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes
 
 OutputFormat = Literal["flat", "sequence", "multi_timeframe"]
-_NS_PER_MIN = 60_000_000_000
 # Recursive smoothers are given this many spans / windows of history before use, so that the
 # value no longer depends noticeably on where the data starts (EMA: weight of the seed
 # <= exp(-2 * 2) ~ 2 %; Wilder: (1 - 1/n)^(2n) ~ 13 % of a seed that is itself a mean).
@@ -106,9 +105,15 @@ def required_history(config: SSSDConfig) -> dict[str, int]:
     return {tf: warm + config.data.lookbacks[tf] for tf in config.data.timeframes}
 
 
-def training_range(config: SSSDConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The training split as a half-open UTC interval [start 00:00, day after end 00:00)."""
-    return config.data.splits.train.utc_bounds()
+def history_shortfall(needed: Mapping[str, int], given: Mapping[str, int], warmup: int) -> str:
+    """Per timeframe short of history: the bars it needs (warm-up + lookback) and has."""
+    parts = [
+        f"{tf} needs {needed[tf]} complete bars ({warmup} warm-up + {needed[tf] - warmup} "
+        f"lookback) and the candles give {given[tf]}"
+        for tf in needed
+        if given[tf] < needed[tf]
+    ]
+    return "; ".join(parts)
 
 
 def prepare_candles(df: pd.DataFrame, base_timeframe: str, where: str = "candles") -> pd.DataFrame:
@@ -122,7 +127,7 @@ def prepare_candles(df: pd.DataFrame, base_timeframe: str, where: str = "candles
     out.index = out.index.as_unit("ns")
     base = timeframe_minutes(base_timeframe)
     if base > 1:
-        off = np.flatnonzero(out.index.asi8 % (base * _NS_PER_MIN))
+        off = np.flatnonzero(out.index.asi8 % (base * NS_PER_MIN))
         if len(off):
             raise DataError(
                 f"{where}: asset.base_timeframe is {base_timeframe} but {len(off)} bar(s) do not "
@@ -185,31 +190,74 @@ def feature_names(cfg: FeaturesConfig) -> list[str]:
     return [str(c) for c in compute_timeframe_features(bars, "5m", cfg, "5m").columns]
 
 
+@dataclass(frozen=True)
+class TimeframeFeatures:
+    """Bars and raw features of every configured timeframe, built from one candle frame.
+
+    bars: tf -> complete bars (open-time index, OHLCV, n_base), gaps kept as gaps.
+    raw: tf -> float64 raw features (rows, F) indexed by bar open time, warm-up dropped,
+        columns in ``features.names`` order (the same F for every timeframe).
+    span: the base candles, for messages ("N 1m candles first .. last").
+    """
+
+    bars: dict[str, pd.DataFrame]
+    raw: dict[str, pd.DataFrame]
+    span: str
+
+    def bar_close_ns(self, timeframe: str) -> np.ndarray:
+        """(bars,) int64 close times (open + timeframe) of every complete bar of ``timeframe``."""
+        open_ns = self.bars[timeframe].index.asi8
+        return np.asarray(open_ns + timeframe_minutes(timeframe) * NS_PER_MIN)
+
+
 def multi_timeframe_features(
-    df: pd.DataFrame, config: SSSDConfig
-) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
-    """(bars, raw features) per configured timeframe from base candles ``df``."""
+    df: pd.DataFrame, config: SSSDConfig, *, check_history: bool = False
+) -> TimeframeFeatures:
+    """Base candles ``df`` -> bars -> raw features of every configured timeframe.
+
+    The one feature-assembly path: ``unified_feature_pipeline`` and the dataset both use it.
+
+    Args:
+        df: base candles (config.asset.base_timeframe), UTC open-time index.
+        check_history: before computing features, require every timeframe to have the bars
+            of ``required_history`` (warm-up + lookback).
+
+    Raises:
+        DataError: bad candles, or (``check_history``) too little history for the lookbacks,
+            naming per timeframe the bars needed and the bars given.
+    """
     base = config.asset.base_timeframe
     candles = prepare_candles(df, base)
+    span = f"{len(candles)} {base} candles {candles.index[0]} .. {candles.index[-1]}"
     bars = build_bars(candles, config.data.timeframes, base)
-    feats = {tf: compute_timeframe_features(b, tf, config.features, base) for tf, b in bars.items()}
-    return bars, feats
+    del candles
+    if check_history:
+        needed = required_history(config)
+        counts = {tf: len(b) for tf, b in bars.items()}
+        if any(counts[tf] < needed[tf] for tf in needed):
+            shortfall = history_shortfall(needed, counts, feature_warmup(config.features))
+            raise DataError(
+                f"too little history for the lookbacks: {shortfall} ({span}). "
+                "Provide more candles (earlier start) or reduce data.lookbacks."
+            )
+    raw = {tf: compute_timeframe_features(b, tf, config.features, base) for tf, b in bars.items()}
+    return TimeframeFeatures(bars, raw, span)
 
 
 def fit_standardizer(frames: Mapping[str, pd.DataFrame], config: SSSDConfig) -> Standardizer:
     """A standardizer fitted on the rows of the training split only."""
-    start, end = training_range(config)
-    return Standardizer.fit(frames, start=start, end=end)
+    train = config.data.splits.train.utc_range("train")
+    return Standardizer.fit(frames, start=train.start, end=train.end)
 
 
 def decision_grid(close_ns: np.ndarray, stride: int) -> np.ndarray:
     """Decision times among 5m close times: those on the ``stride`` x 5 min clock grid."""
-    return close_ns[(close_ns // (5 * _NS_PER_MIN)) % stride == 0]
+    return close_ns[(close_ns // (5 * NS_PER_MIN)) % stride == 0]
 
 
 def latest_rows(open_ns: np.ndarray, timeframe: str, decision_ns: np.ndarray) -> np.ndarray:
     """Row of the last bar whose close (open + timeframe) is <= each decision time (-1: none)."""
-    close_ns = open_ns + timeframe_minutes(timeframe) * _NS_PER_MIN
+    close_ns = open_ns + timeframe_minutes(timeframe) * NS_PER_MIN
     return np.searchsorted(close_ns, decision_ns, side="right") - 1
 
 
@@ -249,7 +297,7 @@ def unified_feature_pipeline(
         raise ValueError(
             f"output_format must be 'flat', 'sequence' or 'multi_timeframe', got {output_format!r}"
         )
-    _, raw = multi_timeframe_features(df, config)
+    raw = multi_timeframe_features(df, config).raw
     if standardizer is None:
         standardizer = fit_standardizer(raw, config)
     frames = standardizer.transform(raw)
@@ -260,7 +308,7 @@ def unified_feature_pipeline(
     if output_format == "sequence":
         return frames[first], standardizer, names[first]
     decision_ns = decision_grid(
-        frames[first].index.asi8 + timeframe_minutes(first) * _NS_PER_MIN,
+        frames[first].index.asi8 + timeframe_minutes(first) * NS_PER_MIN,
         config.data.decision_stride,
     )
     rows = {tf: latest_rows(f.index.asi8, tf, decision_ns) for tf, f in frames.items()}

@@ -1,13 +1,20 @@
-"""``SSSDPrediction``: one forecast of the price change for every horizon, with conversions."""
+"""``SSSDPrediction``: one forecast of the price change for every horizon, with conversions.
+
+It is the public price-unit view of a ``forex_diffusion.forecast`` forecast: its summaries come
+from ``summarize`` and its P(up) from ``SampleForecast.prob_up``.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from forex_diffusion.forecast import Forecast, SampleForecast, summarize
 
 
 @dataclass
@@ -32,6 +39,7 @@ class SSSDPrediction:
     num_samples: int
     pip_size: float = 0.0001
     samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    calibrated: bool = False  # the samples went through the model's recalibration map
 
     @classmethod
     def from_samples(
@@ -47,16 +55,50 @@ class SSSDPrediction:
     ) -> SSSDPrediction:
         """Summarise price-change samples per horizon into mean, std and 5/50/95 % quantiles."""
         horizons = sorted(samples)
-        stats = {h: np.quantile(samples[h], [0.05, 0.5, 0.95]) for h in horizons}
+        forecast = SampleForecast.of(np.stack([np.asarray(samples[h]) for h in horizons]))
+        return cls.from_forecast(
+            forecast,
+            horizons,
+            samples=samples,
+            asset=asset,
+            timestamp=timestamp,
+            last_close=last_close,
+            inference_time_ms=inference_time_ms,
+            model_name=model_name,
+            pip_size=pip_size,
+        )
+
+    @classmethod
+    def from_forecast(
+        cls,
+        forecast: Forecast,
+        horizons: Sequence[int],
+        *,
+        samples: Mapping[int, np.ndarray],
+        asset: str,
+        timestamp: pd.Timestamp,
+        last_close: float,
+        inference_time_ms: float,
+        model_name: str,
+        pip_size: float,
+    ) -> SSSDPrediction:
+        """The price-unit view of ``forecast`` (leading shape (H,): price changes per horizon):
+        its summaries (``forex_diffusion.forecast.summarize``) and ``samples`` per horizon."""
+        horizons = list(horizons)
+        s = summarize(forecast)
+
+        def per_h(values: np.ndarray) -> dict[int, float]:
+            return {h: float(values[j]) for j, h in enumerate(horizons)}
+
         return cls(
             asset=asset,
             timestamp=timestamp,
             horizons=horizons,
-            mean={h: float(np.mean(samples[h])) for h in horizons},
-            std={h: float(np.std(samples[h], ddof=1)) for h in horizons},
-            q05={h: float(stats[h][0]) for h in horizons},
-            q50={h: float(stats[h][1]) for h in horizons},
-            q95={h: float(stats[h][2]) for h in horizons},
+            mean=per_h(s.mean),
+            std=per_h(s.std),
+            q05=per_h(s.q05),
+            q50=per_h(s.q50),
+            q95=per_h(s.q95),
             last_close=float(last_close),
             inference_time_ms=float(inference_time_ms),
             model_name=model_name,
@@ -65,6 +107,22 @@ class SSSDPrediction:
             samples={h: np.asarray(samples[h], dtype=np.float64) for h in horizons},
         )
 
+    def forecast(self, horizons: Sequence[int] | None = None) -> SampleForecast:
+        """The price-change samples as a forecast over (H, S), rows in ``horizons`` order
+        (default: the prediction's).
+
+        Raises:
+            KeyError: a horizon is not one of the prediction's (they are listed).
+        """
+        rows = self.horizons if horizons is None else list(horizons)
+        for h in rows:
+            self._check_horizon(h)
+        return SampleForecast.of(np.stack([self.samples[h] for h in rows]))
+
+    def _check_horizon(self, horizon: int) -> None:
+        if horizon not in self.samples:
+            raise KeyError(f"horizon {horizon} not in the prediction's horizons {self.horizons}")
+
     # ------------------------------------------------------------------ conversions
     def prob_up(self, horizon: int) -> float:
         """Share of samples with a positive price change.
@@ -72,9 +130,8 @@ class SSSDPrediction:
         Raises:
             KeyError: ``horizon`` is not one of the prediction's (they are listed).
         """
-        if horizon not in self.samples:
-            raise KeyError(f"horizon {horizon} not in the prediction's horizons {self.horizons}")
-        return float(np.mean(self.samples[horizon] > 0))
+        self._check_horizon(horizon)
+        return float(SampleForecast.of(self.samples[horizon]).prob_up())
 
     def in_pips(self) -> dict[str, dict[int, float]]:
         """mean/std/q05/q50/q95 in pips."""
@@ -101,6 +158,7 @@ class SSSDPrediction:
             "inference_time_ms": self.inference_time_ms,
             "model_name": self.model_name,
             "num_samples": self.num_samples,
+            "calibrated": self.calibrated,
         }
         for name in ("mean", "std", "q05", "q50", "q95"):
             out[name] = {str(h): v for h, v in getattr(self, name).items()}

@@ -26,6 +26,7 @@ import torch
 from cachetools import TTLCache
 from loguru import logger
 
+from forex_diffusion.calibration import QuantileRecalibrator
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     InferenceConfig,
@@ -34,7 +35,7 @@ from forex_diffusion.config.sssd_config import (
 )
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
 from forex_diffusion.data.resample import resample_ohlc
-from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotFoundError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
@@ -46,7 +47,7 @@ from forex_diffusion.inference.prediction import (
     directional_confidence,
 )
 from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint
-from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Sampler
+from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.timeframes import timeframe_minutes, to_utc
@@ -88,6 +89,24 @@ class _Window:
     last_close: float
 
 
+def noise_base(generator: torch.Generator | None) -> int | None:
+    """One draw from the caller's generator that seeds every decision time's noise stream."""
+    if generator is None:
+        return None
+    return int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+
+
+def row_generators(base: int | None, decision_ns: np.ndarray) -> list[torch.Generator] | None:
+    """One generator per decision time, seeded from (``base``, the time in ns); None: global RNG."""
+    if base is None:
+        return None
+    out = []
+    for t in np.asarray(decision_ns, dtype=np.int64):
+        seed = np.random.SeedSequence([base, int(t) & 0xFFFFFFFF, int(t) >> 32])
+        out.append(torch.Generator().manual_seed(int(seed.generate_state(1, np.uint64)[0] >> 1)))
+    return out
+
+
 class SSSDInferenceService:
     """Forecasts for one asset from one trained model.
 
@@ -112,8 +131,10 @@ class SSSDInferenceService:
         model_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_path: Path | None = None,
+        calibration: QuantileRecalibrator | None = None,
     ) -> None:
         self.config = config
+        self.calibration = calibration
         self.device = resolve_device(device or config.inference.device)
         self.model = model.to(self.device).eval()
         self.standardizer = standardizer
@@ -187,6 +208,11 @@ class SSSDInferenceService:
             model_id=model_id,
             clock=clock,
             checkpoint_path=Path(path),
+            calibration=(
+                QuantileRecalibrator.from_dict(loaded.calibration)
+                if loaded.calibration is not None
+                else None
+            ),
         )
 
     # ------------------------------------------------------------------ windows
@@ -240,9 +266,10 @@ class SSSDInferenceService:
         sampler: str,
         steps: int,
         eta: float,
-        generator: torch.Generator | None,
+        generator: Generators,
+        calibrated: bool = False,
     ) -> np.ndarray:
-        """Scaled-target samples (B, H, S) as float64."""
+        """Scaled-target samples (B, H, S) as float64 (recalibrated when ``calibrated``)."""
         feats = {tf: x.to(self.device) for tf, x in features.items()}
         with torch.inference_mode():
             out = self.model.inference_forward(
@@ -253,7 +280,28 @@ class SSSDInferenceService:
                 eta=eta,
                 generator=generator,
             )
-        return out.samples.double().cpu().numpy()
+        return self._recalibrate(out.samples.double().cpu().numpy(), calibrated)
+
+    def uses_calibration(self, calibrated: bool | None) -> bool:
+        """Whether a forecast asked with ``calibrated`` (None: ``inference.calibrated``) is
+        recalibrated: only when the checkpoint carries a map."""
+        want = self.config.inference.calibrated if calibrated is None else bool(calibrated)
+        if want and calibrated and self.calibration is None:
+            raise ConfigError(
+                f"model {self.model_name} has no calibration; fit one with "
+                "`forex-diffusion calibrate` or ask for calibrated=False"
+            )
+        return want and self.calibration is not None
+
+    def _recalibrate(self, scaled: np.ndarray, calibrated: bool) -> np.ndarray:
+        """Apply the per-horizon quantile map to (B, H, S) samples (a monotone map of each
+        forecast's samples, so scaling by the positive target scale later commutes with it)."""
+        if not calibrated or self.calibration is None:
+            return scaled
+        out = np.empty_like(scaled)
+        for j, h in enumerate(self.horizons):
+            out[:, j, :] = self.calibration.transform_samples(h, scaled[:, j, :])
+        return out
 
     def _to_predictions(
         self,
@@ -262,6 +310,7 @@ class SSSDInferenceService:
         last_close: np.ndarray,
         times: Sequence[pd.Timestamp],
         elapsed_ms: float,
+        calibrated: bool = False,
     ) -> list[SSSDPrediction]:
         """Scaled samples (B, H, S) → price-change samples per forecast."""
         log_ret = scaled * scales[:, :, None]
@@ -280,6 +329,7 @@ class SSSDInferenceService:
                     pip_size=self.pip_size,
                 )
             )
+            preds[-1].calibrated = calibrated
         return preds
 
     def _params(
@@ -307,19 +357,27 @@ class SSSDInferenceService:
 
     def _sample_chunks(
         self,
-        n_items: int,
+        decision_ns: np.ndarray,
         features_of: Callable[[int, int], dict[str, torch.Tensor]],
         params: tuple[int, str, int, float],
         generator: torch.Generator | None,
         batch_size: int,
+        calibrated: bool = False,
     ) -> Iterator[tuple[int, int, np.ndarray, float]]:
         """Sample items [lo, hi) ``batch_size`` at a time: yields (lo, hi, scaled-target samples
-        (hi - lo, H, S), milliseconds spent building the features and sampling)."""
+        (hi - lo, H, S), milliseconds spent building the features and sampling).
+
+        With a ``generator``, each decision time gets its own noise stream seeded from one draw
+        of ``generator`` and the time itself (:func:`row_generators`), so a forecast is the same
+        alone or in any batch.
+        """
         n, s, k, e = params
-        for lo in range(0, n_items, batch_size):
-            hi = min(lo + batch_size, n_items)
+        base = noise_base(generator)
+        for lo in range(0, len(decision_ns), batch_size):
+            hi = min(lo + batch_size, len(decision_ns))
             started = time.perf_counter()
-            scaled = self._sample(features_of(lo, hi), n, s, k, e, generator)
+            gens = row_generators(base, decision_ns[lo:hi])
+            scaled = self._sample(features_of(lo, hi), n, s, k, e, gens, calibrated)
             yield lo, hi, scaled, (time.perf_counter() - started) * 1000
 
     def predict(
@@ -331,14 +389,19 @@ class SSSDInferenceService:
         eta: float | None = None,
         asof: Any = None,
         generator: torch.Generator | None = None,
+        calibrated: bool | None = None,
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
+
+        ``calibrated`` (default ``inference.calibrated``) applies the checkpoint's quantile
+        recalibration to the samples, so every summary comes from the calibrated distribution.
 
         Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
         time, the last bar and the sampling parameters; an explicit ``generator`` bypasses the cache.
         """
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         win = self._window(df, asof)
         key = (
             self.model_name,
@@ -350,6 +413,7 @@ class SSSDInferenceService:
             s,
             k,
             e,
+            cal,
         )
         if generator is None and key in self._cache:
             self.cache_hits += 1
@@ -357,10 +421,11 @@ class SSSDInferenceService:
         self.cache_misses += 1
         dataset = self._window_dataset(win)
         features, _, _ = dataset.get_batch([0])
-        scaled = self._sample(features, n, s, k, e, generator)
+        gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
+        scaled = self._sample(features, n, s, k, e, gens, cal)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal
         )[0]
         if generator is None:
             self._cache[key] = pred
@@ -377,14 +442,21 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Forecasts for samples of an already built dataset, ``batch_size`` per model call."""
         params = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
         times = dataset.decision_times
         preds: list[SSSDPrediction] = []
         for lo, hi, scaled, ms in self._sample_chunks(
-            len(idx), lambda a, b: dataset.get_batch(idx[a:b])[0], params, generator, batch_size
+            dataset.decision_ns[idx],
+            lambda a, b: dataset.get_batch(idx[a:b])[0],
+            params,
+            generator,
+            batch_size,
+            cal,
         ):
             chunk = idx[lo:hi]
             preds.extend(
@@ -394,6 +466,7 @@ class SSSDInferenceService:
                     dataset.last_close[chunk],
                     [times[i] for i in chunk],
                     ms,
+                    cal,
                 )
             )
         return preds
@@ -405,23 +478,29 @@ class SSSDInferenceService:
         generator: torch.Generator | None = None,
         batch_size: int = 64,
         on_batch: Callable[[int], None] | None = None,
+        calibrated: bool | None = None,
+        indices: Sequence[int] | np.ndarray | None = None,
     ) -> np.ndarray:
-        """Log-return samples (N, H, S) float64 for every decision time of ``dataset``.
+        """Log-return samples (N, H, S) float64 for the decision times of ``dataset``.
 
-        The model's raw output times the targets' scales, without price conversion or
-        summary statistics (what an evaluation needs); sampler, steps and eta come from
-        ``inference``. ``on_batch`` is called with the number of decision times of each batch.
+        The model's output (recalibrated per ``calibrated``, default ``inference.calibrated``)
+        times the targets' scales, without price conversion or summary statistics (what an
+        evaluation needs); sampler, steps and eta come from ``inference``. ``indices`` picks
+        decision times (default all); ``on_batch`` is called with the size of each batch.
         """
         params = self._params(num_samples, None, None, None)
-        out = np.empty((len(dataset), len(self.horizons), params[0]), dtype=np.float64)
+        cal = self.uses_calibration(calibrated)
+        idx = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+        out = np.empty((len(idx), len(self.horizons), params[0]), dtype=np.float64)
         for lo, hi, scaled, _ in self._sample_chunks(
-            len(dataset),
-            lambda a, b: dataset.get_batch(np.arange(a, b))[0],
+            dataset.decision_ns[idx],
+            lambda a, b: dataset.get_batch(idx[a:b])[0],
             params,
             generator,
             batch_size,
+            cal,
         ):
-            out[lo:hi] = scaled * dataset.scales[lo:hi, :, None]
+            out[lo:hi] = scaled * dataset.scales[idx[lo:hi], :, None]
             if on_batch is not None:
                 on_batch(hi - lo)
         return out
@@ -436,26 +515,32 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 64,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Many forecasts in batched model calls: either many ``decision_times`` in one frame
         (each must be a 5m close with full history), or one forecast per frame of a list."""
         if isinstance(df, pd.DataFrame):
             if decision_times is None:
-                return [self.predict(df, num_samples, sampler, steps, eta, generator=generator)]
+                return [
+                    self.predict(
+                        df, num_samples, sampler, steps, eta, generator=generator,
+                        calibrated=calibrated,
+                    )
+                ]  # fmt: skip
             candles = validate_candles(df, where=f"candles for {self.asset}")
             times = [to_utc(t) for t in decision_times]
             dataset = self._dataset(
                 candles[candles.index < max(times)], infer_base_timeframe(candles.index.asi8), times
             )
             preds = self.predict_features(
-                dataset, None, num_samples, sampler, steps, eta, generator, batch_size
+                dataset, None, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         else:
             datasets = [self._window_dataset(self._window(f)) for f in df]
             if not datasets:
                 return []
             preds = self._predict_many(
-                datasets, num_samples, sampler, steps, eta, generator, batch_size
+                datasets, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         self._log(preds, batch_size=len(preds))
         return preds
@@ -469,6 +554,7 @@ class SSSDInferenceService:
         eta: float | None,
         generator: torch.Generator | None,
         batch_size: int,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """One forecast per one-sample dataset, their features stacked ``batch_size`` at a time."""
 
@@ -477,9 +563,11 @@ class SSSDInferenceService:
             return {tf: torch.cat([b[tf] for b in batches]) for tf in batches[0]}
 
         params = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
         preds: list[SSSDPrediction] = []
+        decision_ns = np.concatenate([d.decision_ns[:1] for d in datasets])
         for lo, hi, scaled, ms in self._sample_chunks(
-            len(datasets), features_of, params, generator, batch_size
+            decision_ns, features_of, params, generator, batch_size, cal
         ):
             chunk = datasets[lo:hi]
             preds.extend(
@@ -489,6 +577,7 @@ class SSSDInferenceService:
                     np.concatenate([d.last_close for d in chunk]),
                     [d.decision_times[0] for d in chunk],
                     ms,
+                    cal,
                 )
             )
         return preds
@@ -502,21 +591,25 @@ class SSSDInferenceService:
         steps: int | None = None,
         eta: float | None = None,
         generator: torch.Generator | None = None,
+        calibrated: bool | None = None,
     ) -> list[SSSDPrediction]:
         """Forecasts from an already computed encoder context (B, C) (e.g. the context of a
         live ``EncoderStream``) for the B decision times of ``dataset``, whose scales and last
-        closes turn the samples into price changes. Same sampling as ``predict``: with equal
-        contexts and generator states the samples are equal."""
+        closes turn the samples into price changes. Same sampling as ``predict`` (one noise
+        stream per decision time): with equal contexts and generator states the samples are
+        equal."""
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        cal = self.uses_calibration(calibrated)
+        gens = row_generators(noise_base(generator), dataset.decision_ns)
         with torch.inference_mode():
             out = self.model.sample_from_context(
-                context.to(self.device), n, cast(Sampler, s), k, e, generator
+                context.to(self.device), n, cast(Sampler, s), k, e, gens
             )
-        scaled = out.samples.double().cpu().numpy()
+        scaled = self._recalibrate(out.samples.double().cpu().numpy(), cal)
         elapsed = (time.perf_counter() - started) * 1000
         return self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed
+            scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed, cal
         )
 
     # ------------------------------------------------------------------ direction

@@ -38,6 +38,7 @@ from torch import Tensor
 from forex_diffusion import __version__
 from forex_diffusion.config.sssd_config import SSSDConfig, config_from_dict
 from forex_diffusion.errors import CheckpointError, ConfigError, NotFoundError
+from forex_diffusion.models.build import build_sssd_model, built_from
 from forex_diffusion.models.sssd import SSSDModel
 
 FORMAT = "forex_diffusion.sssd"
@@ -51,7 +52,7 @@ _REQUIRED = (
     "state_dict",
     "weights_sha256",
 )
-_OWN_KEYS = frozenset((*_REQUIRED, "format", "extra"))
+_OWN_KEYS = frozenset((*_REQUIRED, "format", "extra", "calibration_json"))
 
 
 @dataclass
@@ -64,6 +65,7 @@ class LoadedCheckpoint:
     standardizer: dict[str, Any]
     extra: dict[str, Any]
     versions: dict[str, Any]
+    calibration: dict[str, Any] | None = None
 
 
 def weights_digest(state_dict: Mapping[str, Tensor]) -> str:
@@ -94,10 +96,11 @@ def checkpoint_payload(
         CheckpointError: config differing from the model's, feature names not matching the model's
             feature dims, or a standardizer that is not JSON-serialisable.
     """
-    if config.model != model.config.model or tuple(config.data.timeframes) != model.timeframes:
+    if not built_from(model, config):
         raise CheckpointError(
-            f"cannot save {where}: the config's model section/timeframes differ from the ones the "
-            "model was built with; pass the model's own config (model.config)"
+            f"cannot save {where}: the config's model section/timeframes/horizons differ from the "
+            "ones the model was built with (model.config, model.timeframes, model.horizons); pass "
+            "the application config the model was built from"
         )
     names = {tf: [str(n) for n in feature_names.get(tf, [])] for tf in model.timeframes}
     wrong = {
@@ -149,7 +152,7 @@ def save_checkpoint(
     Args:
         path: destination file (parent directories are created).
         model: the model; its architecture must match ``config``.
-        config: the configuration the model was built with.
+        config: the application config the model was built from (stored whole).
         feature_names: {timeframe: names}; lengths must equal the model's feature dims.
         standardizer: JSON-serialisable dict (the fitted feature standardizer).
         extra: tensors/primitives only (e.g. ``optimizer_state``, epoch, metrics).
@@ -160,6 +163,11 @@ def save_checkpoint(
     """
     path = Path(path)
     payload = checkpoint_payload(model, config, feature_names, standardizer, extra, str(path))
+    return _write_payload(payload, path)
+
+
+def _write_payload(payload: dict[str, Any], path: Path) -> Path:
+    """Write atomically (temporary file, fsync, rename) after checking it loads weights-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
@@ -187,6 +195,18 @@ def save_checkpoint(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def attach_calibration(path: str | Path, calibration: Mapping[str, Any]) -> Path:
+    """Store a recalibration map (JSON-able dict) in the checkpoint at ``path``, atomically.
+
+    The weights, config and everything else are kept as they are (their digest still holds).
+    """
+    path = Path(path)
+    load_checkpoint(path)  # verified before it is rewritten
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload["calibration_json"] = json.dumps(dict(calibration))
+    return _write_payload(payload, path)
 
 
 def _describe_load_error(exc: Exception) -> str:
@@ -253,7 +273,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(feature_names, dict):
         raise _fail(path, "has malformed feature_names")
     try:
-        model = SSSDModel(config, {tf: len(names) for tf, names in feature_names.items()})
+        model = build_sssd_model(config, {tf: len(names) for tf, names in feature_names.items()})
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError, KeyError) as exc:
         raise _fail(path, f"weights do not fit the stored configuration ({exc})") from exc
@@ -270,4 +290,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             **dict(payload.get("extra") or {}),
         },
         versions=dict(payload["versions"]),
+        calibration=json.loads(payload["calibration_json"])
+        if "calibration_json" in payload
+        else None,
     )

@@ -21,7 +21,7 @@ network errors by 1/√ᾱ at the noisiest steps; v-prediction has no such divis
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +34,8 @@ SAMPLERS: tuple[str, ...] = ("ddim", "ddpm", "dpmpp_2m")
 
 #: model_fn(x_t, step_index, timestep) -> network output (ε̂ or v̂) shaped like x_t
 ModelFn = Callable[[Tensor, int, int], Tensor]
+#: one generator, or one per block of leading rows (noise of a row never depends on the others)
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 def cosine_betas(train_steps: int, s: float = 0.008, max_beta: float = 0.999) -> Tensor:
@@ -161,7 +163,7 @@ class DiffusionScheduler:
         sampler: Sampler = "ddim",
         steps: int = 20,
         eta: float = 0.0,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> Tensor:
         """Denoise ``x_T`` (pure noise) to clean samples of the same shape.
 
@@ -173,7 +175,8 @@ class DiffusionScheduler:
             steps: number of denoising steps = network calls (trailing spacing; T gives the full
                 chain).
             eta: DDIM stochasticity in [0, 1].
-            generator: RNG for the injected noise (DDPM or eta > 0).
+            generator: RNG for the injected noise (DDPM or eta > 0); a sequence of generators
+                draws the noise of each equal block of leading rows from its own generator.
         """
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
@@ -226,7 +229,7 @@ class DiffusionScheduler:
         x_t: Tensor,
         st: SamplingStep,
         eta: float = 0.0,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> Tensor:
         """One DDIM/DDPM update x_t → x_{t_prev} (generalised DDIM; eta = 1 is DDPM's posterior)."""
         ab, ab_prev = st.alpha_bar, st.alpha_bar_prev
@@ -249,13 +252,26 @@ class DiffusionScheduler:
 
 def randn(
     shape: tuple[int, ...],
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device | str | None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Standard normal noise drawn on the generator's device (any device) and moved to ``device``."""
-    where = generator.device if generator is not None else device
-    noise = torch.randn(shape, generator=generator, device=where, dtype=dtype)
+    """Standard normal noise drawn on the generator's device (any device) and moved to ``device``.
+
+    With a sequence of G generators the leading dimension is split into G equal blocks and
+    block g is drawn from generator g alone, so a row's noise is the same whichever other
+    rows share the batch.
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        gens = list(generator)
+        if not gens or shape[0] % len(gens):
+            raise ValueError(f"{len(gens)} generators cannot split {shape[0]} rows evenly")
+        block = (shape[0] // len(gens), *shape[1:])
+        parts = [torch.randn(block, generator=g, device=g.device, dtype=dtype) for g in gens]
+        noise = torch.cat(parts)
+    else:
+        where = generator.device if generator is not None else device
+        noise = torch.randn(shape, generator=generator, device=where, dtype=dtype)
     return noise.to(device) if device is not None else noise
 
 

@@ -29,25 +29,16 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 from torch import Tensor, nn
 
 S4DInit = Literal["s4d_lin", "s4d_inv", "s4d_legs"]
 
 
 def fast_fft_len(n: int) -> int:
-    """The smallest 2^a·3^b·5^c that is >= n (FFT sizes pocketfft/cuFFT handle fastest)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
+    """The smallest 2^a·3^b·5^c that is >= n (FFT sizes pocketfft/cuFFT handle fastest):
+    ``scipy.fft.next_fast_len`` for a real transform."""
+    return int(next_fast_len(n, real=True))
 
 
 def hippo_legs_diagonal_imag(state_dim: int) -> np.ndarray:

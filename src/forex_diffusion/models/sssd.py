@@ -17,15 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from functools import cached_property
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.config.sssd_config import ModelConfig
+from forex_diffusion.forecast import SampleForecast, summarize
 from forex_diffusion.models.diffusion_head import DiffusionHead
-from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, Sampler, randn
+from forex_diffusion.models.diffusion_scheduler import (
+    DiffusionScheduler,
+    Generators,
+    Sampler,
+    randn,
+)
 from forex_diffusion.models.s4_layer import S4D
 from forex_diffusion.models.sssd_encoder import EncoderStream, MultiTimeframeEncoder
 
@@ -62,64 +68,95 @@ class HorizonForecast:
 
 @dataclass(frozen=True)
 class ForecastOutput:
-    """Predictive distributions in the scaled target space.
+    """Predictive samples in the scaled target space, a tensor view of a ``SampleForecast``.
 
     Attributes:
         horizons: horizon minutes of the H columns.
         samples: (B, H, S).
-        mean, std, q05, q50, q95: (B, H) (std with Bessel's correction; quantiles interpolated).
+
+    ``mean``, ``std``, ``q05``, ``q50``, ``q95`` are the (B, H) summaries of
+    ``forex_diffusion.forecast`` (computed on first use, on the samples' device and dtype).
     """
 
     horizons: tuple[int, ...]
     samples: Tensor
-    mean: Tensor
-    std: Tensor
-    q05: Tensor
-    q50: Tensor
-    q95: Tensor
+
+    def forecast(self) -> SampleForecast:
+        """The samples (B, H, S) as the shared forecast type (numpy)."""
+        return SampleForecast.of(self.samples)
+
+    @cached_property
+    def _summary(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        return summarize_samples(self.samples)
+
+    @property
+    def mean(self) -> Tensor:
+        return self._summary[0]
+
+    @property
+    def std(self) -> Tensor:
+        return self._summary[1]
+
+    @property
+    def q05(self) -> Tensor:
+        return self._summary[2]
+
+    @property
+    def q50(self) -> Tensor:
+        return self._summary[3]
+
+    @property
+    def q95(self) -> Tensor:
+        return self._summary[4]
 
     def for_horizon(self, minutes: int) -> HorizonForecast:
         if minutes not in self.horizons:
             raise KeyError(f"horizon {minutes} min not in this forecast {list(self.horizons)}")
         j = self.horizons.index(minutes)
-        return HorizonForecast(
-            minutes,
-            self.samples[:, j],
-            self.mean[:, j],
-            self.std[:, j],
-            self.q05[:, j],
-            self.q50[:, j],
-            self.q95[:, j],
-        )
+        return HorizonForecast(minutes, self.samples[:, j], *(part[:, j] for part in self._summary))
 
     def by_horizon(self) -> dict[int, HorizonForecast]:
         return {h: self.for_horizon(h) for h in self.horizons}
 
 
 def summarize_samples(samples: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """mean, std, q05, q50, q95 over the last axis of (..., S) samples."""
-    x = samples.float()
-    qs = torch.quantile(x, torch.tensor([0.05, 0.5, 0.95], dtype=x.dtype, device=x.device), dim=-1)
-    return x.mean(-1), x.std(-1), qs[0], qs[1], qs[2]
+    """mean, std, q05, q50, q95 over the last axis of (..., S) samples, by
+    ``forex_diffusion.forecast.summarize``, as float32 tensors on the samples' device."""
+    s = summarize(SampleForecast.of(samples.float()))
+    parts = (s.mean, s.std, s.q05, s.q50, s.q95)
+    return tuple(  # type: ignore[return-value]
+        torch.as_tensor(np.asarray(p, dtype=np.float32), device=samples.device) for p in parts
+    )
 
 
 class SSSDModel(nn.Module):
     """The SSSD forecaster.
 
+    Sampling settings (number of samples, sampler, steps, eta) are not part of the network: its
+    caller (the inference service, the training metrics) passes them to ``inference_forward``.
+    ``forex_diffusion.models.build.build_sssd_model`` builds one from the application config.
+
     Args:
-        config: the whole configuration (uses ``data.timeframes``, ``data.horizons``, ``model``
-            and, as sampling defaults, ``inference.num_samples/sampler/steps/eta``).
+        config: the network's own configuration (encoder, head, diffusion, loss).
+        timeframes: the input timeframes, in the order their encoders are stacked.
         feature_dims: number of features per timeframe, e.g. {"5m": 40, "15m": 40, ...}.
+        horizons: forecast horizons in minutes, one per horizon embedding (and loss weight).
     """
 
     horizon_weights: Tensor  # (n_horizons,) loss weights (non-persistent buffer)
 
-    def __init__(self, config: SSSDConfig, feature_dims: Mapping[str, int]) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        timeframes: Sequence[str],
+        feature_dims: Mapping[str, int],
+        horizons: Sequence[int],
+    ) -> None:
         super().__init__()
         self.config = config
-        mcfg, ecfg = config.model, config.model.encoder
-        self.timeframes = tuple(config.data.timeframes)
-        self.horizons = tuple(config.data.horizons)
+        mcfg, ecfg = config, config.encoder
+        self.timeframes = tuple(timeframes)
+        self.horizons = tuple(int(h) for h in horizons)
         self.feature_dims = {tf: int(feature_dims[tf]) for tf in feature_dims}
         self.encoder = MultiTimeframeEncoder(
             timeframes=self.timeframes,
@@ -239,7 +276,7 @@ class SSSDModel(nn.Module):
         Args:
             features: {tf: (B, L_tf, F_tf)}.
             targets: (B, H, 1) or (B, H) scaled targets.
-            horizon_indices: (B, H) or (H,) indices into ``config.data.horizons``; default 0..H-1.
+            horizon_indices: (B, H) or (H,) indices into ``horizons``; default 0..H-1.
             generator: RNG for timesteps/noise when they are not given.
             timesteps: (B, D, H) or (B, H) integers in [0, T) (fixed ones make the loss
                 deterministic, e.g. for validation).
@@ -317,23 +354,26 @@ class SSSDModel(nn.Module):
     def inference_forward(
         self,
         features: Mapping[str, Tensor],
-        num_samples: int | None = None,
-        sampler: Sampler | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
-        generator: torch.Generator | None = None,
+        num_samples: int,
+        sampler: Sampler,
+        steps: int,
+        eta: float,
+        generator: Generators = None,
         horizon_indices: Sequence[int] | None = None,
     ) -> ForecastOutput:
         """Forecast distributions for a batch of windows.
 
         Args:
             features: {tf: (B, L_tf, F_tf)}.
-            num_samples, sampler, steps, eta: default to ``config.inference``; ``steps`` is the
-                number of denoising steps for either sampler (ddpm with steps = T is the full
+            num_samples: samples per forecast (>= 2).
+            sampler: ``ddim``, ``ddpm`` or ``dpmpp_2m``.
+            steps: number of denoising steps for any sampler (ddpm with steps = T is the full
                 ancestral chain).
+            eta: DDIM stochasticity in [0, 1] (0 for ``dpmpp_2m``).
             generator: RNG for the starting noise and injected noise (same generator state →
-                same samples).
-            horizon_indices: which horizons (indices into ``config.data.horizons``); default all.
+                same samples); a sequence of B generators gives forecast b its own noise
+                stream, so its samples do not depend on the other rows of the batch.
+            horizon_indices: which horizons (indices into ``horizons``); default all.
 
         Returns:
             ForecastOutput with samples (B, H, S) and summaries (B, H).
@@ -354,19 +394,16 @@ class SSSDModel(nn.Module):
     def sample_from_context(
         self,
         context: Tensor,
-        num_samples: int | None = None,
-        sampler: Sampler | None = None,
-        steps: int | None = None,
-        eta: float | None = None,
-        generator: torch.Generator | None = None,
+        num_samples: int,
+        sampler: Sampler,
+        steps: int,
+        eta: float,
+        generator: Generators = None,
         horizon_indices: Sequence[int] | None = None,
     ) -> ForecastOutput:
-        """Sample from a precomputed context (B, C) (e.g. ``EncoderStream.context()``)."""
-        icfg = self.config.inference
-        n_s = icfg.num_samples if num_samples is None else int(num_samples)
-        smp: Sampler = icfg.sampler if sampler is None else sampler
-        n_steps = icfg.steps if steps is None else int(steps)
-        eta_v = icfg.eta if eta is None else float(eta)
+        """Sample from a precomputed context (B, C) (e.g. ``EncoderStream.context()``); the
+        sampling arguments are those of ``inference_forward``."""
+        n_s, smp, n_steps, eta_v = int(num_samples), sampler, int(steps), float(eta)
         if n_s < 2:
             raise ValueError(f"num_samples must be >= 2, got {n_s}")
         hsel = list(range(len(self.horizons))) if horizon_indices is None else list(horizon_indices)
@@ -385,34 +422,4 @@ class SSSDModel(nn.Module):
 
             x0 = self.scheduler.sample(model_fn, x_T, smp, n_steps, eta_v, generator)
             samples = x0.reshape(batch, len(hsel), n_s).float()
-            mean, std, q05, q50, q95 = summarize_samples(samples)
-        return ForecastOutput(
-            horizons=tuple(self.horizons[i] for i in hsel),
-            samples=samples,
-            mean=mean,
-            std=std,
-            q05=q05,
-            q50=q50,
-            q95=q95,
-        )
-
-    # ------------------------------------------------------------------ persistence
-
-    def save_checkpoint(
-        self,
-        path: str | Path,
-        feature_names: Mapping[str, list[str]],
-        standardizer: Mapping[str, Any],
-        extra: Mapping[str, Any] | None = None,
-    ) -> Path:
-        """``forex_diffusion.models.checkpoint.save_checkpoint`` with this model's config."""
-        from forex_diffusion.models.checkpoint import save_checkpoint
-
-        return save_checkpoint(path, self, self.config, feature_names, standardizer, extra)
-
-    @staticmethod
-    def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-        """``forex_diffusion.models.checkpoint.load_checkpoint`` → LoadedCheckpoint."""
-        from forex_diffusion.models.checkpoint import load_checkpoint
-
-        return load_checkpoint(path, map_location)
+        return ForecastOutput(horizons=tuple(self.horizons[i] for i in hsel), samples=samples)

@@ -1,8 +1,8 @@
 """Registry database: URL resolution, engine set-up and schema migrations (Alembic, in code).
 
-URL precedence: an explicit ``url`` argument, then the environment variable
-``FOREX_DIFFUSION_DB_URL``, then config ``paths.db_url``, then the default SQLite file
-``<paths.artifacts_dir>/registry.db``.
+URL precedence (:mod:`forex_diffusion.settings`): an explicit ``url`` argument, then the
+environment variable ``FOREX_DIFFUSION_DB_URL``, then config ``paths.db_url``, then the default
+SQLite file ``<paths.artifacts_dir>/registry.db``.
 
 SQLite engines run in WAL mode with foreign keys on, and every transaction starts with
 ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout instead of failing
@@ -16,7 +16,6 @@ needed. ``upgrade``/``downgrade``/``current_revision`` drive Alembic programmati
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -34,12 +33,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import StaticPool
 
 from forex_diffusion.errors import RegistryError
+from forex_diffusion.settings import ENV_DB_URL, Settings
 
 if TYPE_CHECKING:  # the config module pulls in pandas; the registry needs only its paths
     from forex_diffusion.config.sssd_config import SSSDConfig
 
-ENV_DB_URL = "FOREX_DIFFUSION_DB_URL"
-DEFAULT_DB_FILENAME = "registry.db"
 MIGRATIONS_LOCATION = "forex_diffusion.registry:migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -48,20 +46,9 @@ MIGRATION_LOCK_KEY = 0x46584446  # "FXDF"
 
 
 def resolve_db_url(url: str | None = None, config: SSSDConfig | None = None) -> str:
-    """The registry URL: ``url`` > env FOREX_DIFFUSION_DB_URL > ``paths.db_url`` > SQLite default.
-
-    The default is ``sqlite:///<artifacts_dir>/registry.db`` with ``artifacts_dir`` from the
-    config (``artifacts`` when no config is given), made absolute against the working directory.
-    """
-    if url:
-        return url
-    env = os.environ.get(ENV_DB_URL, "").strip()
-    if env:
-        return env
-    if config is not None and config.paths.db_url:
-        return config.paths.db_url
-    artifacts = Path(config.paths.artifacts_dir if config is not None else "artifacts")
-    return f"sqlite:///{(artifacts / DEFAULT_DB_FILENAME).absolute()}"
+    """The registry URL: ``url`` > env FOREX_DIFFUSION_DB_URL > ``paths.db_url`` > SQLite default
+    (see :mod:`forex_diffusion.settings`)."""
+    return Settings.from_flags(db_url=url).db_url_for(config)
 
 
 def mask_url(url: str | URL) -> str:

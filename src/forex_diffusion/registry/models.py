@@ -2,8 +2,9 @@
 
 Five tables; the Alembic migrations in ``migrations/versions`` create exactly this schema (a test
 runs autogenerate's ``compare_metadata`` against both SQLite and PostgreSQL). Timestamps are
-stored in UTC and always come back tz-aware. These classes stay inside the registry package:
-the repository API hands out plain dataclasses (``records.py``).
+stored in UTC and always come back tz-aware. The classes are named for rows (``ModelRow``, not the
+network); they stay inside the registry package: its API hands out frozen pydantic records
+(``records.py``) read from these rows.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UTCDateTime}
 
 
-class SSSDModel(Base):
+class ModelRow(Base):
     """One trained (or to-be-trained) model of one asset; configs define its identity."""
 
     __tablename__ = "sssd_models"
@@ -94,15 +95,15 @@ class SSSDModel(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    checkpoints: Mapped[list[SSSDCheckpoint]] = relationship(
+    checkpoints: Mapped[list[CheckpointRow]] = relationship(
         back_populates="model", cascade="all, delete-orphan", passive_deletes=True
     )
-    runs: Mapped[list[SSSDTrainingRun]] = relationship(
+    runs: Mapped[list[RunRow]] = relationship(
         back_populates="model", cascade="all, delete-orphan", passive_deletes=True
     )
 
 
-class SSSDCheckpoint(Base):
+class CheckpointRow(Base):
     """A checkpoint file written by the trainer; at most one ``is_best`` per model."""
 
     __tablename__ = "sssd_checkpoints"
@@ -119,20 +120,28 @@ class SSSDCheckpoint(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    model: Mapped[SSSDModel] = relationship(back_populates="checkpoints")
+    model: Mapped[ModelRow] = relationship(back_populates="checkpoints")
+
+    @property
+    def asset(self) -> str:
+        return self.model.asset
+
+    @property
+    def model_name(self) -> str:
+        return self.model.model_name
 
 
 # At most one best checkpoint per model, enforced by a partial unique index.
 Index(
     "uq_sssd_checkpoints_one_best_per_model",
-    SSSDCheckpoint.model_id,
+    CheckpointRow.model_id,
     unique=True,
     sqlite_where=text("is_best"),
     postgresql_where=text("is_best"),
 )
 
 
-class SSSDTrainingRun(Base):
+class RunRow(Base):
     """One training run; ``status`` is constrained in the database to RUN_STATUSES."""
 
     __tablename__ = "sssd_training_runs"
@@ -163,10 +172,18 @@ class SSSDTrainingRun(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
 
-    model: Mapped[SSSDModel] = relationship(back_populates="runs")
+    model: Mapped[ModelRow] = relationship(back_populates="runs")
+
+    @property
+    def asset(self) -> str:
+        return self.model.asset
+
+    @property
+    def model_name(self) -> str:
+        return self.model.model_name
 
 
-class SSSDInferenceLog(Base):
+class InferenceLogRow(Base):
     """One forecast served by the inference service."""
 
     __tablename__ = "sssd_inference_logs"
@@ -187,7 +204,7 @@ class SSSDInferenceLog(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SSSDPerformanceMetric(Base):
+class MetricRow(Base):
     """Evaluation metrics of one method (SSSD model or a baseline) on one asset and horizon."""
 
     __tablename__ = "sssd_performance_metrics"
@@ -205,3 +222,10 @@ class SSSDPerformanceMetric(Base):
     metrics: Mapped[dict[str, Any]]
     n_forecasts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model: Mapped[ModelRow | None] = relationship(viewonly=True)
+
+    @property
+    def model_name(self) -> str | None:
+        """The model's name; None for a baseline."""
+        return None if self.model is None else self.model.model_name

@@ -1,36 +1,24 @@
-"""Plain, frozen rows handed out by the repository (never live ORM objects), and JSON helpers."""
+"""Frozen records handed out by the registry (never live ORM rows), read from the rows."""
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import math
-from collections.abc import Mapping
-from datetime import date, datetime
-from pathlib import PurePath
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
-from forex_diffusion.errors import RegistryError
+from pydantic import BaseModel, ConfigDict
 
 
-def _jsonable_field(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-class _Record:
-    __slots__ = ()
+class _Record(BaseModel):
+    model_config = ConfigDict(from_attributes=True, frozen=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (timestamps as ISO 8601 strings)."""
-        assert dataclasses.is_dataclass(self)
-        return {f.name: _jsonable_field(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in self
+        }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class ModelRecord(_Record):
     id: int
     asset: str
@@ -44,7 +32,6 @@ class ModelRecord(_Record):
     updated_at: datetime
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class CheckpointRecord(_Record):
     id: int
     model_id: int
@@ -60,7 +47,6 @@ class CheckpointRecord(_Record):
     created_at: datetime
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class RunRecord(_Record):
     id: int
     model_id: int
@@ -84,7 +70,6 @@ class RunRecord(_Record):
     completed_at: datetime | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class InferenceLogRecord(_Record):
     id: int
     model_id: int
@@ -99,7 +84,6 @@ class InferenceLogRecord(_Record):
     created_at: datetime
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class MetricRecord(_Record):
     id: int
     model_id: int | None
@@ -112,60 +96,3 @@ class MetricRecord(_Record):
     metrics: dict[str, Any]
     n_forecasts: int
     created_at: datetime
-
-
-def to_json(value: Any, where: str, finite_only: bool) -> Any:
-    """``value`` as plain JSON types, so that what is stored equals what is read back.
-
-    Mappings become dicts with string keys, sequences and arrays (numpy, torch) lists, their
-    scalars Python numbers, dates/datetimes ISO strings, paths strings, pydantic models their JSON dump.
-    Non-finite floats (JSON has none) raise when ``finite_only`` and become None otherwise.
-
-    Raises:
-        RegistryError: a value that has no JSON form, named by its dotted path in ``where``.
-    """
-    if isinstance(value, BaseModel):
-        return to_json(value.model_dump(mode="json"), where, finite_only)
-    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy/torch arrays and scalars
-        return to_json(value.tolist(), where, finite_only)
-    if isinstance(value, enum.Enum):
-        return to_json(value.value, where, finite_only)
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        if finite_only:
-            raise RegistryError(f"{where}: {value} cannot be stored (JSON has no NaN/inf)")
-        return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v, f"{where}.{k}", finite_only) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [to_json(v, f"{where}[{i}]", finite_only) for i, v in enumerate(items)]
-    raise RegistryError(
-        f"{where}: a {type(value).__name__} cannot be stored as JSON; pass plain numbers, "
-        f"strings, lists and dicts"
-    )
-
-
-def json_diff(old: Any, new: Any, path: str = "") -> list[str]:
-    """Human-readable differences between two JSON values: ``"a.b: 1 -> 2"``."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        lines: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in old:
-                lines.append(f"{sub}: (absent) -> {new[key]!r}")
-            elif key not in new:
-                lines.append(f"{sub}: {old[key]!r} -> (absent)")
-            else:
-                lines.extend(json_diff(old[key], new[key], sub))
-        return lines
-    if old != new:
-        return [f"{path or '<value>'}: {old!r} -> {new!r}"]
-    return []

@@ -7,8 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
+from forex_diffusion.forecast import SampleForecast
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService, SSSDPrediction
 
 
@@ -43,9 +42,11 @@ def prediction_payload(
         name: {str(h): v for h, v in levels.items()} for name, levels in pred.price_levels().items()
     }
     out["quantiles"] = {
-        quantile_key(q): {str(h): float(np.quantile(pred.samples[h], q)) for h in horizons}
+        quantile_key(q): {
+            str(h): float(SampleForecast.of(pred.samples[h]).quantile(q)) for h in horizons
+        }
         for q in quantiles
     }
-    out["calibrated"] = False  # checkpoints carry no recalibration map yet
+    out["calibrated"] = bool(pred.calibrated)
     out["live"] = live
     return finite_or_none(out)

@@ -19,6 +19,7 @@ from forex_diffusion.config.sssd_config import SSSDConfig, default_pip_size
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
 from forex_diffusion.errors import ConfigError, DataError, LimitError
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService, SSSDPrediction
+from forex_diffusion.registry.report import registry_report
 from forex_diffusion.service.auth import require_token
 from forex_diffusion.service.forecasts import finite_or_none, prediction_payload
 from forex_diffusion.service.schemas import (
@@ -122,7 +123,7 @@ def models(state: StateDep) -> dict[str, Any]:
 @router.get("/models/{asset}")
 def models_of_asset(asset: AssetPath, state: StateDep) -> dict[str, Any]:
     """An asset's models with their checkpoints, runs, latest metrics and inference activity."""
-    result: dict[str, Any] = finite_or_none(state.registry.show(asset))
+    result: dict[str, Any] = finite_or_none(registry_report(state.registry, asset))
     return result
 
 

@@ -1,7 +1,9 @@
-"""LightningModule around ``SSSDModel``: optimisation, deterministic validation, forecast metrics."""
+"""LightningModule around ``SSSDModel``: optimisation, deterministic validation, forecast metrics,
+and the forex_diffusion contents of every checkpoint Lightning writes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -10,8 +12,10 @@ import torch
 from torch import Tensor
 
 from forex_diffusion.config.sssd_config import SSSDConfig
-from forex_diffusion.evaluation.metrics import crps_ensemble_fair
-from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.errors import CheckpointError
+from forex_diffusion.forecast import crps_ensemble_fair, summarize
+from forex_diffusion.models.build import build_sssd_model
+from forex_diffusion.models.checkpoint import checkpoint_payload
 from forex_diffusion.training.schedule import warmup_cosine_factor
 
 Batch = tuple[dict[str, Tensor], Tensor, Tensor]
@@ -28,13 +32,27 @@ class SSSDLightningModule(L.LightningModule):
     from a generator seeded with a constant plus ``k`` (the validation loader has a fixed
     order), so ``val_loss`` compares like with like across epochs. Each epoch also forecasts a
     fixed set of validation samples and logs the 90 % interval coverage and the fair CRPS.
+
+    Args:
+        config: the application config (model, training, and the sampling of the metrics).
+        feature_dims: number of features per timeframe.
+        feature_names, standardizer: what a checkpoint must carry besides the weights (the
+            fitted feature pipeline); needed only when a checkpoint is written.
     """
 
-    def __init__(self, config: SSSDConfig, feature_dims: dict[str, int]) -> None:
+    def __init__(
+        self,
+        config: SSSDConfig,
+        feature_dims: Mapping[str, int],
+        feature_names: Mapping[str, Sequence[str]] | None = None,
+        standardizer: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.feature_dims = dict(feature_dims)
-        self.model = SSSDModel(config, self.feature_dims)
+        self.feature_names = None if feature_names is None else dict(feature_names)
+        self.standardizer = None if standardizer is None else dict(standardizer)
+        self.model = build_sssd_model(config, self.feature_dims)
         self.horizons = list(config.data.horizons)
         self._forecast_batch: Batch | None = None
 
@@ -45,6 +63,18 @@ class SSSDLightningModule(L.LightningModule):
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add the config, feature names, standardizer, versions and weights digest
+        (``checkpoint_payload``), so that ``load_checkpoint`` reads Lightning's file weights-only."""
+        if self.feature_names is None or self.standardizer is None:
+            raise CheckpointError(
+                "cannot write a checkpoint: SSSDLightningModule was built without the "
+                "feature_names and standardizer that every checkpoint carries"
+            )
+        checkpoint.update(
+            checkpoint_payload(self.model, self.config, self.feature_names, self.standardizer)
+        )
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
@@ -127,11 +157,11 @@ class SSSDLightningModule(L.LightningModule):
             eta=icfg.eta,
             generator=gen,
         )
-        samples = forecast.samples.float().cpu().numpy()  # (B, H, S)
+        fc = forecast.forecast()  # (B, H, S)
         y = targets[..., 0].float().cpu().numpy()  # (B, H)
-        lo, hi = np.quantile(samples, [0.05, 0.95], axis=-1)
-        coverage = float(np.mean((y >= lo) & (y <= hi)))
-        crps = float(np.mean(crps_ensemble_fair(samples, y)))
+        summary = summarize(fc)
+        coverage = float(np.mean((y >= summary.q05) & (y <= summary.q95)))
+        crps = float(np.mean(crps_ensemble_fair(fc.samples, y)))
         return {"val_coverage90": coverage, "val_crps": crps}
 
 

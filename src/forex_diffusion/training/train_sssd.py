@@ -1,6 +1,6 @@
 """``SSSDTrainer``: turns an ``SSSDDataModule`` into a trained, registered model.
 
-Usage::
+Usage (the same command as ``forex-diffusion train``, SPEC §2)::
 
     python -m forex_diffusion.training.train_sssd --config configs/sssd/default_config.yaml \
         --asset-config configs/sssd/eurusd_config.yaml --override training.epochs=100 training.batch_size=64
@@ -8,36 +8,36 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from loguru import logger
 
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
-from forex_diffusion.data.sssd_dataset import SSSDDataModule
-from forex_diffusion.errors import CheckpointError, ForexDiffusionError
-from forex_diffusion.registry.repository import Registry, open_registry
+from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.errors import CheckpointError
+from forex_diffusion.registry import Registry, open_registry
 from forex_diffusion.training.callbacks import (
     CudaCacheClear,
+    EpochMetricsLog,
     EpochSeed,
-    SSSDCheckpoint,
+    StartPoint,
     StepProgress,
     float_metrics,
 )
+from forex_diffusion.training.checkpointing import AtomicCheckpointIO, RunCheckpoints
+from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
+from forex_diffusion.training.run_recorder import RegistryRunRecorder, RunInfo
 
 
 @dataclass
@@ -54,6 +54,8 @@ class TrainingResult:
     epochs_completed: int
     duration_s: float
     metrics: dict[str, float] = field(default_factory=dict)
+    resumed_from: Path | None = None
+    start: dict[str, int | None] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Indented JSON of every field (paths as strings): what the train commands print."""
@@ -76,28 +78,6 @@ def resolve_precision(setting: str, accelerator: str) -> str:
     return "32"
 
 
-class _Interrupted(Exception):
-    pass
-
-
-@contextmanager
-def _signals_raise_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGINT) raise inside the training loop so the run is marked interrupted."""
-    previous: dict[int, Any] = {}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise _Interrupted(signal.Signals(signum).name)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(ValueError):  # not in the main thread: leave signals alone
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
 class SSSDTrainer:
     """Lightning-based trainer of one SSSD model per asset (SPEC §5)."""
 
@@ -118,6 +98,10 @@ class SSSDTrainer:
             / self.config.model.name
         )
 
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.config.paths.log_dir) / self.config.asset.symbol / self.config.model.name
+
     def train(self, data_module: SSSDDataModule, resume: bool = False) -> TrainingResult:
         """Fit the model; checkpoints, TensorBoard logs and registry rows are written as it goes.
 
@@ -125,127 +109,192 @@ class SSSDTrainer:
             data_module: an ``SSSDDataModule`` built from the same config.
             resume: continue from ``last.ckpt`` of this asset/model when it exists.
         """
-        cfg = self.config
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        data_module.setup("fit")
-        feature_dims = {tf: len(names) for tf, names in data_module.feature_names.items()}
-        module = SSSDLightningModule(cfg, feature_dims)
-
-        record = self.registry.register_from_config(cfg)
-        ckpt_dir = self.checkpoint_dir
+        L.seed_everything(self.config.seed, workers=True, verbose=False)
+        module = self._lightning_module(data_module)
+        model_id = self.registry.register_from_config(self.config).id
+        checkpoints = RunCheckpoints.create(
+            self._make_checkpoint_dir(), self.config.training.checkpoint
+        )
+        run_name = time.strftime("%Y%m%d-%H%M%S")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{run_name}.log"
+        sink = logger.add(log_path, level="INFO")
         try:
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            recorder = RegistryRunRecorder(
+                self.registry, model_id, self._run_info(run_name, log_path), checkpoints.best_path
+            )
+            start = StartPoint()
+            trainer = self._lightning_trainer(run_name, checkpoints, recorder, start)
+            ckpt_path = self._resume_path(resume, checkpoints.last_path)
+            self._log_start(data_module)
+            started = time.monotonic()
+            self._fit(trainer, module, data_module, ckpt_path, recorder)
+            duration = time.monotonic() - started
+            self._log_end(recorder, checkpoints, duration)
+        finally:
+            logger.remove(sink)
+        result = self._result(trainer, recorder, checkpoints, model_id, duration)
+        return replace(
+            result,
+            resumed_from=Path(ckpt_path) if ckpt_path else None,
+            start=start.as_dict(),
+        )
+
+    # ------------------------------------------------------------------ steps of ``train``
+    def _lightning_module(self, data_module: SSSDDataModule) -> SSSDLightningModule:
+        data_module.setup("fit")
+        return SSSDLightningModule(
+            self.config,
+            data_module.input_dims,
+            feature_names=data_module.feature_names,
+            standardizer=data_module.standardizer.to_dict(),
+        )
+
+    def _make_checkpoint_dir(self) -> Path:
+        directory = self.checkpoint_dir
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CheckpointError(
-                f"cannot create checkpoint folder {ckpt_dir}: {exc.strerror or exc}"
+                f"cannot create checkpoint folder {directory}: {exc.strerror or exc}"
             ) from exc
-        run_name = time.strftime("%Y%m%d-%H%M%S")
-        log_dir = Path(cfg.paths.log_dir) / cfg.asset.symbol / cfg.model.name
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"{run_name}.log"
-        sink = logger.add(log_path, level="INFO")
-        run = self.registry.start_run(
-            model_id=record.id,
+        return directory
+
+    def _run_info(self, run_name: str, log_path: Path) -> RunInfo:
+        return RunInfo(
             run_name=run_name,
-            data_range=cfg.data.splits.model_dump(mode="json"),
-            hyperparameters=cfg.training.model_dump(mode="json"),
+            data_range=self.config.data.splits.model_dump(mode="json"),
+            hyperparameters=self.config.training.model_dump(mode="json"),
             device=self.accelerator,
-            log_path=str(log_path),
+            log_path=log_path,
         )
-        ckpt_cb = SSSDCheckpoint(
-            directory=ckpt_dir,
-            registry=self.registry,
-            model_id=record.id,
-            extra={
-                "config": cfg,
-                "feature_names": data_module.feature_names,
-                "standardizer": data_module.standardizer.to_dict(),
-            },
-            every_n_epochs=cfg.training.checkpoint.every_n_epochs,
-            keep_best_only=cfg.training.checkpoint.keep_best_only,
-        )
+
+    def _callbacks(
+        self, checkpoints: RunCheckpoints, recorder: RegistryRunRecorder, start: StartPoint
+    ) -> list[Callback]:
+        tcfg = self.config.training
         early = EarlyStopping(
             monitor="val_loss",
-            patience=cfg.training.early_stopping.patience,
-            min_delta=cfg.training.early_stopping.min_delta,
+            patience=tcfg.early_stopping.patience,
+            min_delta=tcfg.early_stopping.min_delta,
             mode="min",
         )
-        precision = resolve_precision(cfg.training.precision, self.accelerator)
-        trainer = L.Trainer(
+        return [
+            EpochSeed(self.config.seed),
+            EpochMetricsLog(),
+            StepProgress(),
+            early,
+            CudaCacheClear(tcfg.cuda_empty_cache_every),
+            LearningRateMonitor(logging_interval="step"),
+            recorder,
+            start,
+            *checkpoints.callbacks(),
+        ]
+
+    def _lightning_trainer(
+        self,
+        run_name: str,
+        checkpoints: RunCheckpoints,
+        recorder: RegistryRunRecorder,
+        start: StartPoint,
+    ) -> L.Trainer:
+        tcfg = self.config.training
+        return L.Trainer(
             accelerator=self.accelerator,
             devices=1,
-            max_epochs=cfg.training.epochs,
-            precision=precision,  # type: ignore[arg-type]
-            gradient_clip_val=cfg.training.gradient_clip,
-            accumulate_grad_batches=cfg.training.accumulate_grad_batches,
-            limit_train_batches=cfg.training.max_train_batches_per_epoch or 1.0,
-            callbacks=[
-                EpochSeed(cfg.seed),
-                ckpt_cb,
-                early,
-                CudaCacheClear(cfg.training.cuda_empty_cache_every),
-                LearningRateMonitor(logging_interval="step"),
-                StepProgress(),
-            ],
-            logger=TensorBoardLogger(save_dir=str(log_dir), name="tensorboard", version=run_name),
-            enable_checkpointing=False,
+            max_epochs=tcfg.epochs,
+            precision=resolve_precision(tcfg.precision, self.accelerator),  # type: ignore[arg-type]
+            gradient_clip_val=tcfg.gradient_clip,
+            accumulate_grad_batches=tcfg.accumulate_grad_batches,
+            limit_train_batches=tcfg.max_train_batches_per_epoch or 1.0,
+            callbacks=self._callbacks(checkpoints, recorder, start),
+            plugins=[AtomicCheckpointIO(listener=recorder)],
+            logger=TensorBoardLogger(
+                save_dir=str(self.log_dir), name="tensorboard", version=run_name
+            ),
+            enable_checkpointing=True,
             enable_progress_bar=sys.stderr.isatty(),
             enable_model_summary=False,
             num_sanity_val_steps=0,
             deterministic=False,
             log_every_n_steps=10,
         )
-        last = ckpt_dir / "last.ckpt"
-        ckpt_path = str(last) if resume and last.is_file() else None
-        if resume and ckpt_path is None:
+
+    @staticmethod
+    def _resume_path(resume: bool, last: Path) -> str | None:
+        if not resume:
+            return None
+        if not last.is_file():
             logger.warning(f"--resume: no {last} yet; starting from scratch")
+            return None
+        return str(last)
+
+    def _log_start(self, data_module: SSSDDataModule) -> None:
+        cfg = self.config
         logger.info(
-            f"training {cfg.asset.symbol}/{cfg.model.name}: precision={precision}, "
-            f"train samples={len(data_module.train_dataset)}, val samples={len(data_module.val_dataset)}"
+            f"training {cfg.asset.symbol}/{cfg.model.name}: "
+            f"precision={resolve_precision(cfg.training.precision, self.accelerator)}, "
+            f"train samples={len(data_module.train_dataset)}, "
+            f"val samples={len(data_module.val_dataset)}"
         )
-        started = time.monotonic()
-        status = "completed"
+
+    @staticmethod
+    def _fit(
+        trainer: L.Trainer,
+        module: SSSDLightningModule,
+        data_module: SSSDDataModule,
+        ckpt_path: str | None,
+        recorder: RegistryRunRecorder,
+    ) -> None:
+        """``trainer.fit``; returns normally when the run completed or was interrupted."""
+        sigint = signal.getsignal(signal.SIGINT)
         try:
-            with _signals_raise_interrupt():
-                trainer.fit(module, datamodule=data_module, ckpt_path=ckpt_path, weights_only=True)
-                final = ckpt_cb.save_final(trainer)
-        except (_Interrupted, KeyboardInterrupt) as exc:
-            status = "interrupted"
-            self.registry.interrupt_run(run.id)
+            trainer.fit(module, datamodule=data_module, ckpt_path=ckpt_path, weights_only=True)
+        except SystemExit:
+            # Lightning ends a SIGTERM-ed or Ctrl-C-ed fit with SystemExit after on_exception
+            # (where the recorder marked the run interrupted); any other exit goes on
+            if recorder.status != "interrupted":
+                raise
+            if signal.getsignal(signal.SIGINT) != sigint:  # Lightning leaves Ctrl-C ignored
+                with suppress(ValueError):
+                    signal.signal(signal.SIGINT, sigint)
+
+    @staticmethod
+    def _log_end(
+        recorder: RegistryRunRecorder, checkpoints: RunCheckpoints, duration: float
+    ) -> None:
+        if recorder.status == "interrupted":
             logger.warning(
-                f"training interrupted ({exc or 'SIGINT'}); resume with --resume from {last}"
+                f"training interrupted; resume with --resume from {checkpoints.last_path}"
             )
-            final = None
-        except Exception as exc:
-            status = "failed"
-            self.registry.fail_run(run.id, f"{type(exc).__name__}: {exc}")
-            logger.error(f"training failed: {exc}")
-            logger.remove(sink)
-            raise
-        duration = time.monotonic() - started
-        metrics = float_metrics(trainer.callback_metrics)
-        if status == "completed":
-            self.registry.complete_run(
-                run.id,
-                best_epoch=ckpt_cb.best_epoch,
-                epochs=int(trainer.current_epoch),
-                final_train_loss=metrics.get("train_loss"),
-                final_val_loss=metrics.get("val_loss"),
-            )
-        logger.info(f"training {status} in {duration:.1f}s; best val_loss {ckpt_cb.best_val}")
-        logger.remove(sink)
-        best = ckpt_dir / "best.ckpt"
+        logger.info(
+            f"training {recorder.status} in {duration:.1f}s; "
+            f"best val_loss {checkpoints.best_score()}"
+        )
+
+    @staticmethod
+    def _result(
+        trainer: L.Trainer,
+        recorder: RegistryRunRecorder,
+        checkpoints: RunCheckpoints,
+        model_id: int,
+        duration: float,
+    ) -> TrainingResult:
+        if recorder.run_id is None:
+            raise RuntimeError("the training run was never started in the registry")
+        best, final = checkpoints.best_path, checkpoints.final.path
+        completed = recorder.status == "completed"
         return TrainingResult(
-            status=status,
-            run_id=run.id,
-            model_id=record.id,
-            checkpoint_dir=ckpt_dir,
+            status=recorder.status,
+            run_id=recorder.run_id,
+            model_id=model_id,
+            checkpoint_dir=checkpoints.directory,
             best_checkpoint=best if best.is_file() else None,
-            final_checkpoint=final,
-            best_val_loss=ckpt_cb.best_val,
+            final_checkpoint=final if completed and final.is_file() else None,
+            best_val_loss=checkpoints.best_score(),
             epochs_completed=int(trainer.current_epoch),
             duration_s=duration,
-            metrics=metrics,
+            metrics=float_metrics(trainer.callback_metrics),
         )
 
 
@@ -259,34 +308,39 @@ def train_from_config(
     return SSSDTrainer(config).train(data_module, resume=resume)
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m forex_diffusion.training.train_sssd", description=__doc__
-    )
-    parser.add_argument("--config", default=str(DEFAULT_CONFIG_PATH))
-    parser.add_argument("--asset-config", default=None)
-    parser.add_argument(
-        "--preset", default=None, help="preset layered over the defaults, e.g. cpu_small"
-    )
-    parser.add_argument(
-        "--override", nargs="*", default=[], help="dotted overrides, e.g. training.epochs=100"
-    )
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--resume", action="store_true")
-    return parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m forex_diffusion.training.train_sssd ARGS`` runs ``forex-diffusion train ARGS``.
+
+    The only translation: ``--override a=1 b=2`` (several values after one flag, SPEC §2)
+    becomes ``--override a=1 --override b=2``. Exits with the command's status.
+    """
+    # the console command sits above training; this entry point alone reaches up to it
+    import typer
+
+    from forex_diffusion.cli.train_cmd import train
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(train)
+    args = list(sys.argv[1:] if argv is None else argv)
+    app(args=repeat_override_flags(args), prog_name="python -m forex_diffusion.training.train_sssd")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse_args(argv)
-    try:
-        config = load_sssd_config(args.config, args.asset_config, args.override, preset=args.preset)
-        result = train_from_config(config, resume=args.resume, data_dir=args.data_dir)
-    except ForexDiffusionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(result.to_json())
-    return 0 if result.status == "completed" else 1
+def repeat_override_flags(args: Sequence[str]) -> list[str]:
+    """``--override a=1 b=2`` → ``--override a=1 --override b=2`` (also for ``-o``)."""
+    out: list[str] = []
+    values: int | None = None  # values seen after the current --override, None outside one
+    for arg in args:
+        if arg in ("--override", "-o"):
+            out.append(arg)
+            values = 0
+        elif values is not None and not arg.startswith("-"):
+            out += [arg] if values == 0 else ["--override", arg]
+            values += 1
+        else:
+            values = None
+            out.append(arg)
+    return out
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

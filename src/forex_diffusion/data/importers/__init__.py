@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forex_diffusion.assets import normalize_asset
 from forex_diffusion.data.candles import candle_frame
 from forex_diffusion.data.importers.formats import FORMAT_NAMES
 from forex_diffusion.data.importers.reader import (
@@ -41,7 +42,7 @@ from forex_diffusion.data.importers.reader import (
     format_bad_rows,
     read_candles_file,
 )
-from forex_diffusion.data.store import CandleStore, WriteReport, asset_name
+from forex_diffusion.data.store import CandleStore, WriteReport
 from forex_diffusion.errors import DataError
 
 __all__ = [
@@ -108,7 +109,7 @@ def import_files(
             format, no valid bar at all.
         NotFoundError: a path that does not exist.
     """
-    name = asset_name(asset)
+    name = normalize_asset(asset)
     if fmt != "auto" and fmt not in FORMAT_NAMES:
         raise DataError(f"unknown format {fmt!r}: use auto or one of {', '.join(FORMAT_NAMES)}")
     path_list = [paths] if isinstance(paths, str | Path) else list(paths)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_NS_PER_MIN = 60_000_000_000
+from forex_diffusion.timeframes import NS_PER_MIN
+
 _NAMES = ("open", "high", "low", "close")
 
 
@@ -79,7 +80,7 @@ def check_bars(ts: np.ndarray, prices: np.ndarray, volume: np.ndarray) -> CheckR
             lambda i: f"low {low[i]:g} is above min(open, close) = {min(o[i], c[i]):g}",
         )
     flag(
-        ts % _NS_PER_MIN != 0,
+        ts % NS_PER_MIN != 0,
         lambda i: (
             f"time {_ts(int(ts[i]))} is not on a whole minute (bars are labelled by open minute)"
         ),

@@ -14,8 +14,10 @@ Accepted time-zone specifications (case-insensitive for the named rules):
   EU 01:00 UTC (both). All switches fall on Sundays while the FX market is closed.
 * ``ny-us`` / ``ny-eu``: the same New-York-style clock with the US or EU switch dates forced for
   every year (use when a HistData file does not follow the year rule).
-  US dates: 2nd Sunday of March → 1st Sunday of November from 2007, 1st Sunday of April →
-  last Sunday of October before. EU dates: last Sunday of March → last Sunday of October.
+  The switch instants come from the IANA time-zone database (``zoneinfo``): America/New_York
+  for the US dates (2nd Sunday of March → 1st Sunday of November from 2007, 1st Sunday of
+  April → last Sunday of October 1987–2006), Europe/London for the EU dates (last Sunday of
+  March → last Sunday of October, 01:00 UTC, since 1996).
 * A fixed offset: ``UTC+2``, ``UTC-05:00``, ``+0200`` (the file's clock is UTC plus that).
 * An IANA zone name: ``America/New_York``, ``Europe/Athens``, ``Etc/GMT+5`` (POSIX sign:
   Etc/GMT+5 is UTC−5). Local times that do not exist or are ambiguous at a DST switch are
@@ -27,44 +29,22 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from forex_diffusion.errors import DataError
+from forex_diffusion.timeframes import NS_PER_HOUR, NS_PER_MIN
 
-_NS_PER_HOUR = 3_600_000_000_000
-_NS_PER_MIN = 60_000_000_000
 _FIXED = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 _UTC_NAMES = {"utc", "gmt", "z", "etc/utc", "etc/gmt", "utc+0", "utc-0"}
 _NY_RULES = {"histdata", "ny-us", "ny-eu"}
-
-
-def _nth_sunday(year: int, month: int, n: int) -> datetime:
-    first = datetime(year, month, 1, tzinfo=UTC)
-    offset = (6 - first.weekday()) % 7
-    return first + timedelta(days=offset + 7 * (n - 1))
-
-
-def _last_sunday(year: int, month: int) -> datetime:
-    nxt = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
-    last = nxt - timedelta(days=1)
-    return last - timedelta(days=(last.weekday() + 1) % 7)
-
-
-def us_dst_instants(year: int) -> tuple[datetime, datetime]:
-    """US DST start and end instants in UTC (2:00 local standard/daylight time)."""
-    if year >= 2007:
-        start, end = _nth_sunday(year, 3, 2), _nth_sunday(year, 11, 1)
-    else:
-        start, end = _nth_sunday(year, 4, 1), _last_sunday(year, 10)
-    return start + timedelta(hours=7), end + timedelta(hours=6)
-
-
-def eu_dst_instants(year: int) -> tuple[datetime, datetime]:
-    """EU summer-time start and end instants in UTC (01:00 UTC on the last Sundays)."""
-    return _last_sunday(year, 3) + timedelta(hours=1), _last_sunday(year, 10) + timedelta(hours=1)
+# The switch dates of each calendar, read from the IANA database: a zone that follows it and
+# that zone's standard offset (wall clock minus UTC).
+_DST_ZONES = {
+    "us": (zoneinfo.ZoneInfo("America/New_York"), -5 * NS_PER_HOUR),
+    "eu": (zoneinfo.ZoneInfo("Europe/London"), 0),
+}
 
 
 def histdata_rule(year: int) -> str:
@@ -80,18 +60,23 @@ class Converted:
     valid: np.ndarray
 
 
+def _dst_in_effect(instants_ns: np.ndarray, which: str) -> np.ndarray:
+    """(n,) bool: whether the US or EU daylight-saving time is in effect at each UTC instant."""
+    zone, standard_ns = _DST_ZONES[which]
+    utc = pd.DatetimeIndex(instants_ns.astype("datetime64[ns]"), tz="UTC")
+    wall = utc.tz_convert(zone).tz_localize(None).as_unit("ns").asi8
+    return (wall - instants_ns) != standard_ns
+
+
 def _ny_style(local_ns: np.ndarray, rule: str) -> np.ndarray:
-    standard = local_ns + 5 * _NS_PER_HOUR  # the instant if no DST were in effect
+    standard = local_ns + 5 * NS_PER_HOUR  # the instant if no DST were in effect
     years = standard.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
     dst = np.zeros(len(local_ns), dtype=bool)
     for year in np.unique(years):
         which = histdata_rule(int(year)) if rule == "histdata" else rule[3:]
-        start, end = (us_dst_instants if which == "us" else eu_dst_instants)(int(year))
-        s_ns = int(pd.Timestamp(start).value)
-        e_ns = int(pd.Timestamp(end).value)
         sel = years == year
-        dst[sel] = (standard[sel] >= s_ns) & (standard[sel] < e_ns)
-    return standard - dst.astype(np.int64) * _NS_PER_HOUR
+        dst[sel] = _dst_in_effect(standard[sel], which)
+    return standard - dst.astype(np.int64) * NS_PER_HOUR
 
 
 def check_tz(tz: str) -> str:
@@ -123,7 +108,7 @@ def wall_clock_to_utc(local_ns: np.ndarray, tz: str) -> Converted:
     if fixed:
         sign = 1 if fixed.group(1) == "+" else -1
         minutes = int(fixed.group(2)) * 60 + int(fixed.group(3) or 0)
-        return Converted(local_ns - sign * minutes * _NS_PER_MIN, ok)
+        return Converted(local_ns - sign * minutes * NS_PER_MIN, ok)
     idx = pd.DatetimeIndex(local_ns.astype("datetime64[ns]"))
     localized = idx.tz_localize(spec, ambiguous="NaT", nonexistent="NaT")
     valid = ~np.asarray(localized.isna())

@@ -1,0 +1,71 @@
+"""``forex-diffusion calibrate``: fit a model's quantile recalibration on its validation range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from forex_diffusion.cli.common import (
+    AssetConfigOpt,
+    AssetOpt,
+    ConfigOpt,
+    DataDirOpt,
+    OverrideOpt,
+    PresetOpt,
+    friendly_errors,
+    load_cli_config,
+)
+from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from forex_diffusion.config.sssd_config import SSSDConfig
+    from forex_diffusion.inference.calibrate import CalibrationResult
+
+
+def calibrate_model(
+    cfg: SSSDConfig, checkpoint: Path, data_dir: str | Path | None = None
+) -> CalibrationResult:
+    """Fit on the model's validation range from the store and write the map into ``checkpoint``."""
+    from forex_diffusion.data.store import CandleStore, resolve_data_dir
+    from forex_diffusion.inference.calibrate import calibrate_checkpoint
+
+    with CandleStore(resolve_data_dir(cfg, data_dir)) as store:
+        return calibrate_checkpoint(checkpoint, store)
+
+
+def describe(result: CalibrationResult, checkpoint: Path) -> str:
+    """What happened, one line per horizon (in-sample coverage on the calibration forecasts)."""
+    lines = [
+        f"calibration fitted on {result.forecasts} forecasts of {result.range} and stored in "
+        f"{checkpoint}",
+        "horizon  90% coverage raw -> calibrated (in-sample)",
+    ]
+    for h, before in result.coverage90_before.items():
+        lines.append(f"{h:>4} min  {before:6.1%} -> {result.coverage90_after[h]:6.1%}")
+    return "\n".join(lines)
+
+
+def calibrate(
+    asset: AssetOpt = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name (default: config's).")
+    ] = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    asset_config: AssetConfigOpt = None,
+    preset: PresetOpt = None,
+    override: OverrideOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Fit the quantile recalibration of a trained model on its validation range and store it in
+    its best checkpoint; predict, evaluate and the service then use it (inference.calibrated)."""
+    from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
+
+    with friendly_errors():
+        cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
+        service = load_sssd_inference_service(cfg.asset.symbol, model_name=model, config=cfg)
+        if service.checkpoint_path is None:
+            raise typer.BadParameter("the model was not loaded from a checkpoint file")
+        result = calibrate_model(service.config, service.checkpoint_path, data_dir)
+    typer.echo(describe(result, service.checkpoint_path))

@@ -1,0 +1,127 @@
+"""Fit a model's quantile recalibration on its validation range and store it in the checkpoint.
+
+The forecasts used are those whose targets lie inside the calibration range: decision times
+t in [start, end − longest horizon], from candles cut at ``end``, so nothing after the range
+(in particular the test range) can reach the map. The map is then applied by the inference
+service, ``predict`` and ``evaluate`` (``inference.calibrated``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from forex_diffusion.calibration import QuantileRecalibrator
+from forex_diffusion.data.candles import infer_base_timeframe
+from forex_diffusion.data.store import CandleStore
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
+from forex_diffusion.errors import DataError
+from forex_diffusion.forecast import sample_cdf
+from forex_diffusion.inference.sssd_inference import SSSDInferenceService
+from forex_diffusion.models.checkpoint import attach_calibration
+from forex_diffusion.timeframes import UtcRange
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """The fitted map and what it was fitted on (printed by ``forex-diffusion calibrate``)."""
+
+    calibration: QuantileRecalibrator
+    range: UtcRange
+    forecasts: int
+    coverage90_before: dict[int, float]
+    coverage90_after: dict[int, float]
+
+
+def calibration_dataset(
+    service: SSSDInferenceService, candles: pd.DataFrame, rng: UtcRange
+) -> SSSDTimeSeriesDataset:
+    """Decision times in ``rng`` whose every target ends inside it (candles after it unused)."""
+    cut = candles[candles.index < rng.end]
+    if cut.empty:
+        raise DataError(f"no candles before {rng.end} to calibrate on ({rng})")
+    base = infer_base_timeframe(cut.index.asi8)
+    last = rng.end - pd.Timedelta(minutes=max(service.horizons))
+    return SSSDTimeSeriesDataset.from_candles(
+        cut,
+        service.config_for_base(base),
+        service.standardizer,
+        require_targets=True,
+        start=rng.start,
+        end=last,
+    )
+
+
+def fit_calibration(
+    service: SSSDInferenceService,
+    dataset: SSSDTimeSeriesDataset,
+    rng: UtcRange,
+    num_samples: int,
+    max_forecasts: int,
+    seed: int = 0,
+) -> CalibrationResult:
+    """Fit per-horizon maps from the raw model's PIT on (at most ``max_forecasts``, evenly
+    spaced) decision times of ``dataset``."""
+    if len(dataset) < 50:
+        raise DataError(
+            f"only {len(dataset)} forecasts with targets inside {rng} to calibrate on "
+            "(need 50); widen the validation range or lower data.decision_stride"
+        )
+    idx = np.unique(np.linspace(0, len(dataset) - 1, min(max_forecasts, len(dataset))).astype(int))
+    gen = torch.Generator().manual_seed(seed)
+    samples = service.sample_log_returns(
+        dataset, num_samples, gen, calibrated=False, indices=idx
+    )  # (N, H, S)
+    y = dataset.log_returns[idx]
+    pit = {h: sample_cdf(samples[:, j], y[:, j]) for j, h in enumerate(service.horizons)}
+    cal = QuantileRecalibrator.fit(
+        pit,
+        fitted_on={
+            "range": [rng.start.isoformat(), rng.end.isoformat()],
+            "forecasts": len(idx),
+            "num_samples": num_samples,
+        },
+    )
+    before, after = {}, {}
+    for j, h in enumerate(service.horizons):
+        raw = samples[:, j]
+        fixed = cal.transform_samples(h, raw)
+        before[h] = _coverage90(raw, y[:, j])
+        after[h] = _coverage90(fixed, y[:, j])
+    return CalibrationResult(cal, rng, len(idx), before, after)
+
+
+def _coverage90(samples: np.ndarray, y: np.ndarray) -> float:
+    u = sample_cdf(samples, y)
+    ok = np.isfinite(u)
+    return float(np.mean((u[ok] >= 0.05) & (u[ok] <= 0.95)))
+
+
+def calibrate_checkpoint(
+    path: str | Path,
+    store: CandleStore,
+    rng: UtcRange | None = None,
+    num_samples: int | None = None,
+    max_forecasts: int | None = None,
+) -> CalibrationResult:
+    """Fit on the model's validation range (or ``rng``) with candles from ``store`` and store
+    the map in the checkpoint at ``path``."""
+    service = SSSDInferenceService.from_checkpoint(path, device="cpu")
+    icfg = service.config.inference
+    rng = rng or service.config.data.splits.val.utc_range("validation range")
+    candles = store.load(service.asset, start=rng.start - service.history_span, end=rng.end)
+    dataset = calibration_dataset(service, candles, rng)
+    result = fit_calibration(
+        service,
+        dataset,
+        rng,
+        num_samples or icfg.calibration_samples,
+        max_forecasts or icfg.calibration_forecasts,
+        seed=service.config.seed,
+    )
+    attach_calibration(path, result.calibration.to_dict())
+    return result

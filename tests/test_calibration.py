@@ -1,0 +1,130 @@
+"""Quantile recalibration and adaptive conformal intervals against forecasters of known error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from forex_diffusion.calibration import AdaptiveConformal, QuantileRecalibrator, pit_values
+from forex_diffusion.forecast import sample_quantile
+
+COVERAGES = (0.5, 0.8, 0.9, 0.95)
+
+
+def _narrow_forecaster(rng: np.random.Generator, n: int, s: int, width: float):
+    """Outcomes y ~ N(0, σ²) with varying σ; forecasts N(0, (width·σ)²) as ``s`` samples."""
+    sigma = np.exp(rng.normal(0, 0.5, n))
+    y = rng.normal(0, sigma)
+    samples = rng.normal(0, width * sigma[:, None], (n, s))
+    return y, samples
+
+
+def _coverage(samples: np.ndarray, y: np.ndarray, c: float) -> float:
+    lo, hi = sample_quantile(samples, np.array([(1 - c) / 2, (1 + c) / 2])).T
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+@pytest.mark.parametrize("width", [0.6, 1.5])
+def test_recalibrated_coverage_is_nominal_on_fresh_data(width: float) -> None:
+    rng = np.random.default_rng(0)
+    y_cal, s_cal = _narrow_forecaster(rng, 6000, 100, width)
+    cal = QuantileRecalibrator.fit({60: pit_values(s_cal, y_cal)})
+    y, s = _narrow_forecaster(rng, 8000, 100, width)
+    raw = {c: _coverage(s, y, c) for c in COVERAGES}
+    fixed = cal.transform_samples(60, s)
+    for c in COVERAGES:
+        se = np.sqrt(c * (1 - c) / len(y))
+        got = _coverage(fixed, y, c)
+        assert abs(got - c) < 4 * se + 0.005, (c, raw[c], got)
+        assert abs(raw[c] - c) > 10 * se  # the raw forecaster really was miscalibrated
+    # the calibrated PIT is flat: no decile bin more than 1.5 points from 10 %
+    hist = np.histogram(pit_values(fixed, y), bins=10, range=(0, 1))[0] / len(y)
+    assert np.abs(hist - 0.1).max() < 0.015, hist
+
+
+def test_calibration_keeps_a_calibrated_forecaster_calibrated() -> None:
+    rng = np.random.default_rng(1)
+    y_cal, s_cal = _narrow_forecaster(rng, 6000, 100, 1.0)
+    cal = QuantileRecalibrator.fit({5: pit_values(s_cal, y_cal)})
+    levels = np.linspace(0.01, 0.99, 99)
+    assert np.abs(cal.model_levels(5, levels) - levels).max() < 0.03
+
+
+def test_calibration_never_reorders_quantiles_or_samples() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        pit = rng.beta(rng.uniform(0.2, 5), rng.uniform(0.2, 5), rng.integers(2, 500))
+        cal = QuantileRecalibrator.fit({15: pit}, shrink=rng.uniform(0, 0.2))
+        u = cal.model_levels(15, np.linspace(0, 1, 1001))
+        assert np.all(np.diff(u) >= 0) and u[0] >= 0 and u[-1] <= 1
+        x = rng.standard_t(3, (7, 64))
+        out = cal.transform_samples(15, x)
+        assert np.array_equal(
+            np.argsort(x, axis=1, kind="stable"), np.argsort(out, axis=1, kind="stable")
+        ) or np.all(
+            np.diff(np.take_along_axis(out, np.argsort(x, axis=1), axis=1), axis=1) >= -1e-15
+        )
+
+
+def test_round_trip_and_bad_maps() -> None:
+    rng = np.random.default_rng(3)
+    cal = QuantileRecalibrator.fit(
+        {5: rng.uniform(size=300), 60: rng.beta(2, 2, 300)}, fitted_on={"n": 300}
+    )
+    back = QuantileRecalibrator.from_dict(cal.to_dict())
+    x = rng.normal(size=(4, 50))
+    for h in (5, 60):
+        np.testing.assert_array_equal(back.transform_samples(h, x), cal.transform_samples(h, x))
+    assert back.fitted_on == {"n": 300}
+    with pytest.raises(KeyError, match="horizon 240"):
+        cal.model_levels(240, [0.5])
+    bad = cal.to_dict()
+    bad["maps"]["5"]["u"] = bad["maps"]["5"]["u"][::-1]
+    with pytest.raises(ValueError, match="not monotone"):
+        QuantileRecalibrator.from_dict(bad)
+    with pytest.raises(ValueError, match="format"):
+        QuantileRecalibrator.from_dict({**cal.to_dict(), "format_version": 99})
+
+
+def test_pit_of_true_samples_is_uniform() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=20000)
+    pit = pit_values(rng.normal(size=(20000, 50)), y)
+    assert stats.kstest(pit, "uniform").pvalue > 0.01
+
+
+def test_adaptive_conformal_tracks_a_volatility_break() -> None:
+    """Volatility doubles halfway: ACI's long-run coverage stays within 1 point, a fixed map's not."""
+    rng = np.random.default_rng(5)
+    n, c = 8000, 0.9
+    sigma = np.where(np.arange(n) < n // 2, 1.0, 2.0)
+    y = rng.normal(0, sigma)
+    # the forecaster was calibrated for the first regime and never learns about the break
+    fixed_q = stats.norm(0, 1.0).ppf
+    quantiles = [fixed_q] * n
+    aci = AdaptiveConformal(coverages=(c,), gamma=0.01)
+    _, _, covered = aci.run(60, c, quantiles, y, delay=4)
+    fixed_lo, fixed_hi = fixed_q((1 - c) / 2), fixed_q((1 + c) / 2)
+    fixed_cov = float(np.mean((y >= fixed_lo) & (y <= fixed_hi)))
+    assert abs(covered.mean() - c) < 0.01, covered.mean()
+    assert abs(fixed_cov - c) > 0.05, fixed_cov
+    # it adapts where it matters: the second half alone is also near nominal
+    assert abs(covered[n // 2 :].mean() - c) < 0.02
+
+
+def test_adaptive_conformal_validates_and_handles_extreme_levels() -> None:
+    with pytest.raises(ValueError, match="gamma"):
+        AdaptiveConformal(gamma=0)
+    with pytest.raises(ValueError, match="coverage"):
+        AdaptiveConformal(coverages=(1.0,))
+    aci = AdaptiveConformal(coverages=(0.9,), gamma=0.5)
+    assert AdaptiveConformal(coverages=(0.9,), gamma=0.5).interval(5, 0.9, stats.norm().ppf)[0] < 0
+    q = stats.norm().ppf
+    steps = 0
+    while aci.level(5, 0.9) < 1 and steps < 100:  # covered every time: α grows by γ·0.1 a step
+        lo, hi = aci.interval(5, 0.9, q)
+        assert aci.update(5, 0.9, lo, hi, 0.0)
+        steps += 1
+    assert steps == 18
+    assert aci.level(5, 0.9) > 1 and aci.interval(5, 0.9, q) == (np.inf, -np.inf)
