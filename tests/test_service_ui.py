@@ -108,7 +108,7 @@ def test_device_check(client: TestClient) -> None:
     assert client.get("/v1/device", params={"precision": "bf16-mixed"}).json()["precision"] == (
         "bf16-mixed"
     )
-    _error(client.get("/v1/device", params={"precision": "64"}), 422, "ConfigError")
+    _error(client.get("/v1/device", params={"precision": "64"}), 422, "RequestValidationError")
 
 
 def test_data_summary_and_candles(client: TestClient) -> None:
@@ -210,3 +210,22 @@ def test_latest_step_is_the_last_step_line() -> None:
     )
     assert latest_step(text) == {"step": 17, "batch": 5, "batches": 12, "epoch": 1}
     assert latest_step("INFO | epoch 0: train_loss=0.9\n") is None
+
+
+def test_algorithms_and_ensemble_requests_are_checked(client: TestClient) -> None:
+    algs = client.get("/v1/algorithms").json()["algorithms"]
+    assert algs[0]["label"] == "SSSD Diffusion"
+    ensemble = next(a for a in algs if a["id"] == "stacking_ensemble")
+    assert ensemble["endpoint"] == "/v1/jobs/ensemble"
+    assert {"start", "end", "horizon", "n_splits"} <= set(ensemble["schema"]["properties"])
+    body = {"asset": ASSET, "start": "2021-03-23", "end": "2021-03-22"}
+    assert "is not after start" in _error(
+        client.post("/v1/jobs/ensemble", json=body), 422, "ConfigError"
+    )
+    typo = {"asset": ASSET, "start": "2021-03-22", "end": "2021-03-23", "overrides": ["x.y=1"]}
+    assert "x: unknown key" in _error(
+        client.post("/v1/jobs/ensemble", json=typo), 422, "ConfigError"
+    )
+    unknown = {"asset": ASSET, "start": "2021-03-22", "end": "2021-03-23", "n_split": 2}
+    _error(client.post("/v1/jobs/ensemble", json=unknown), 422, "RequestValidationError")
+    assert client.get("/v1/jobs").json()["jobs"] == []

@@ -206,6 +206,35 @@ def test_stop_then_resume_from_the_models_page(service: str, page: Any, shots: P
     shot(page, shots, "train-resumed-completed")
 
 
+def test_the_stacking_ensemble_is_fitted_from_the_train_page(
+    service: str, page: Any, shots: Path
+) -> None:
+    page.goto(service + "/train")
+    page.wait_for_selector('#algorithm option[value="stacking_ensemble"]', state="attached")
+    page.select_option("#algorithm", "stacking_ensemble")
+    form = page.locator("#algo-params")
+    form.wait_for()
+    assert page.locator("#params").is_hidden()
+    form.locator('[data-key="start"]').fill(EVAL_START)
+    form.locator('[data-key="end"]').fill(EVAL_END)
+    form.locator('[data-key="model_name"]').fill("sssd_cpu_small")
+    form.locator('[data-key="n_splits"]').fill("2")
+    form.locator('[data-key="num_samples"]').fill("8")
+    form.locator('[data-key="name"]').fill("ui_stack")
+    page.click("#start")
+    page.wait_for_selector("#job-status.running, #job-status.queued")
+    shot(page, shots, "train-ensemble-running")
+    page.wait_for_selector("#job-status.completed, #job-status.failed", timeout=JOB_TIMEOUT_MS)
+    assert page.locator("#job-status").inner_text() == "completed", page.locator(
+        "#job-log"
+    ).inner_text()
+    assert page.locator("#progress-bar").evaluate("e => e.style.width") == "100%"
+    shot(page, shots, "train-ensemble-completed")
+    page.goto(service + "/models")
+    page.wait_for_selector(".model h2")
+    assert "ui_stack" in page.locator("#models").inner_text()
+
+
 def test_the_forecast_page_draws_the_fan_and_a_past_decision_time(
     service: str, page: Any, shots: Path
 ) -> None:

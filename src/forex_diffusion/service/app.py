@@ -26,7 +26,7 @@ from forex_diffusion.errors import (
     NotFoundError,
     RegistryError,
 )
-from forex_diffusion.service import config_routes, data_routes, ui_job_routes
+from forex_diffusion.service import config_routes, data_routes, ensemble_routes, ui_job_routes
 from forex_diffusion.service.auth import BodyLimitMiddleware, require_token
 from forex_diffusion.service.routes import router
 from forex_diffusion.service.settings import ServiceSettings
@@ -149,6 +149,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.include_router(config_routes.router)
     app.include_router(data_routes.router)
     app.include_router(ui_job_routes.router)
+    app.include_router(ensemble_routes.router)
     install_ui(app)  # the browser UI at / (see forex_diffusion.ui)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import yaml
@@ -18,11 +18,15 @@ from forex_diffusion.config.sssd_config import (
 )
 from forex_diffusion.errors import ConfigError
 from forex_diffusion.service.auth import require_token
+from forex_diffusion.service.routes import ERRORS
 from forex_diffusion.service.routes import _job_config as job_config
+from forex_diffusion.service.schemas import NAME
 from forex_diffusion.service.state import ServiceState
 from forex_diffusion.training.train_sssd import resolve_precision
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["ui"])
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(require_token)], responses=ERRORS, tags=["ui"]
+)
 FIXED_SECTIONS = ("paths",)  # not changeable over HTTP (see routes._job_config)
 
 
@@ -83,8 +87,8 @@ def schema(state: StateDep) -> dict[str, Any]:
 class ValidateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    asset: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-    model: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    asset: str = Field(pattern=NAME)
+    model: str | None = Field(None, pattern=NAME)
     overrides: list[str] = Field(default_factory=list, max_length=256)
 
 
@@ -127,10 +131,9 @@ def device_report(configured: str) -> dict[str, Any]:
 
 
 @router.get("/device")
-def device(state: StateDep, precision: str | None = None) -> dict[str, Any]:
+def device(
+    state: StateDep, precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] | None = None
+) -> dict[str, Any]:
     """Where training would run and in which precision (``precision``: a setting to resolve,
     default the service config's)."""
-    setting = precision or state.settings.config.training.precision
-    if setting not in ("auto", "32", "bf16-mixed", "16-mixed"):
-        raise ConfigError(f"precision {setting!r}: use auto, 32, bf16-mixed or 16-mixed")
-    return device_report(setting)
+    return device_report(precision or state.settings.config.training.precision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,10 +15,14 @@ from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_fi
 from forex_diffusion.data.store import AssetInfo
 from forex_diffusion.errors import DataError, LimitError
 from forex_diffusion.service.auth import require_token
+from forex_diffusion.service.routes import ERRORS
+from forex_diffusion.service.schemas import NAME
 from forex_diffusion.service.state import ServiceState
 from forex_diffusion.timeframes import to_utc
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["ui"])
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(require_token)], responses=ERRORS, tags=["ui"]
+)
 MAX_GAPS_SHOWN = 50
 
 
@@ -101,7 +106,7 @@ def report_payload(report: ImportReport, folder: str = "") -> dict[str, Any]:
 @router.post("/data/import")
 async def import_upload(
     state: StateDep,
-    asset: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")],
+    asset: Annotated[str, Form(pattern=NAME)],
     files: Annotated[list[UploadFile], File(description="Candle files (csv, txt, gz, ...).")],
     format: Annotated[str, Form()] = "auto",
     tz: Annotated[str | None, Form()] = None,
@@ -115,8 +120,8 @@ async def import_upload(
     with tempfile.TemporaryDirectory(prefix="fxd-import-") as tmp:
         paths: list[Path] = []
         for upload in files:
-            name = Path(upload.filename or "upload.csv").name
-            if not name or name.startswith("."):
+            name = re.sub(r"[^\w.\-]", "_", Path(upload.filename or "upload.csv").name)
+            if not name.strip("._"):
                 raise DataError(f"file name {upload.filename!r} is not allowed")
             path = Path(tmp) / name
             if path in paths:
@@ -154,6 +159,8 @@ def candles(
     stop = to_utc(end) if end else info_last + pd.Timedelta(days=1)
     step = pd.Timedelta(timeframe.replace("m", "min"))
     begin = to_utc(start) if start else stop - step * bars * 3 - pd.Timedelta(days=3)
+    if begin >= stop:
+        raise DataError(f"start {begin} is not before end {stop}")
     if (stop - begin) / step > 20 * 5000:
         raise LimitError("the candle range is too long for the chart; narrow it")
     try:

@@ -16,13 +16,17 @@ from forex_diffusion.config.sssd_config import config_from_dict
 from forex_diffusion.errors import JobError, NotFoundError
 from forex_diffusion.service.auth import require_token
 from forex_diffusion.service.jobs import _EPOCH, _METRIC, Job
+from forex_diffusion.service.routes import ERRORS
 from forex_diffusion.service.routes import _job_config as job_config
 from forex_diffusion.service.state import ServiceState
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], tags=["ui"])
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(require_token)], responses=ERRORS, tags=["ui"]
+)
 REPORT_FIGURES = ("fan_chart.png", "reliability.png", "pit_histogram.png", "crps_by_hour.png")
 _STEP = re.compile(r"step (\d+): batch (\d+)/(\d+) of epoch (\d+)")
 JobId = Annotated[str, PathParam(pattern=r"^[0-9a-f]{1,32}$")]
+RunId = Annotated[int, PathParam(ge=1, le=2**62)]
 
 
 def _state(request: Request) -> ServiceState:
@@ -46,7 +50,7 @@ def _read_tail(path: Path, max_bytes: int) -> str:
 
 @router.get("/runs/{run_id}/log")
 def run_log(
-    run_id: int, state: StateDep, max_bytes: Annotated[int, Query(ge=1, le=2_000_000)] = 200_000
+    run_id: RunId, state: StateDep, max_bytes: Annotated[int, Query(ge=1, le=2_000_000)] = 200_000
 ) -> dict[str, Any]:
     """The end of a training run's log file."""
     run = state.registry.get_run(run_id)
@@ -79,7 +83,7 @@ def _latest_train_job(state: ServiceState, asset: str, model_name: str) -> Job |
 
 
 @router.post("/runs/{run_id}/resume", status_code=202)
-def resume_run(run_id: int, state: StateDep) -> dict[str, Any]:
+def resume_run(run_id: RunId, state: StateDep) -> dict[str, Any]:
     """Continue an interrupted run from its ``last.ckpt`` in a train job: with the config of
     the job that started it, or (a run started elsewhere) the service's config with the run's
     training parameters and data range."""

@@ -3,8 +3,7 @@
 // progress of the latest training job (read from the service, so it survives a reload).
 "use strict";
 
-const ALGORITHMS = [["sssd", "SSSD Diffusion"]];
-const S = { schema: null, base: null, presets: {}, fixed: [], stores: {}, job: null, timer: null, shown: null };
+const S = { algorithms: [], schema: null, base: null, presets: {}, fixed: [], stores: {}, job: null, timer: null, shown: null };
 
 const deref = (node) => (node && node.$ref ? S.schema.$defs[node.$ref.split("/").pop()] : node);
 const getPath = (obj, path) => path.reduce((o, k) => (o === undefined || o === null ? undefined : o[k]), obj);
@@ -123,7 +122,51 @@ function overrides() {
   return out;
 }
 
+function algorithm() {
+  return S.algorithms.find((a) => a.id === FXD.$("algorithm").value) || S.algorithms[0];
+}
+
+// the form of an algorithm with its own request schema (the stacking ensemble)
+function buildAlgoForm(alg) {
+  const form = FXD.$("algo-params");
+  const fields = Object.entries(alg.schema.properties).filter(([k]) => !["asset", "overrides"].includes(k))
+    .map(([k, node]) => {
+      const label = field([alg.id, k], node, node);
+      const input = label.querySelector("[data-path]");
+      input.dataset.key = k;
+      const v = node.default;
+      if (input.dataset.kind === "bool") input.checked = Boolean(v);
+      else input.value = v === undefined || v === null ? "" : String(v);
+      return label;
+    });
+  form.replaceChildren(group(alg.label, fields, true));
+}
+
+function algoValues() {
+  const out = {};
+  for (const input of document.querySelectorAll("#algo-params [data-key]")) {
+    const v = input.value.trim();
+    const kind = input.dataset.kind;
+    if (kind === "bool") out[input.dataset.key] = input.checked;
+    else if (v === "") continue;
+    else out[input.dataset.key] = kind === "number" ? Number(v) : v;
+  }
+  return out;
+}
+
+function showAlgorithm() {
+  const alg = algorithm();
+  const own = Boolean(alg.schema);
+  if (own && !FXD.$("algo-params").childElementCount) buildAlgoForm(alg);
+  FXD.$("algo-params").hidden = !own;
+  FXD.$("params").hidden = own;
+  FXD.$("preset").disabled = own;
+  storeRange();
+}
+
 function request() {
+  const extra = FXD.$("extra").value.split("\n").map((l) => l.trim()).filter(Boolean);
+  if (algorithm().schema) return Object.assign({ asset: FXD.$("asset").value, overrides: extra }, algoValues());
   return { asset: FXD.$("asset").value, overrides: overrides() };
 }
 
@@ -141,8 +184,9 @@ function showProblems(message) {
 
 async function validate() {
   try {
-    const r = await FXD.api("/v1/config/validate", { method: "POST", json: request() });
-    FXD.show("validation", `Valid: ${request().overrides.length} change(s) from the service's config; ` +
+    const body = algorithm().schema ? { asset: FXD.$("asset").value, overrides: request().overrides } : request();
+    const r = await FXD.api("/v1/config/validate", { method: "POST", json: body });
+    FXD.show("validation", `Valid: ${body.overrides.length} change(s) from the service's config; ` +
       `${r.config.training.epochs} epochs, model ${r.config.model.name}.`, true);
     return true;
   } catch (e) {
@@ -154,7 +198,7 @@ async function validate() {
 async function start() {
   if (!FXD.$("asset").value) { FXD.show("validation", "Import candles on the Data page first."); return; }
   try {
-    const job = await FXD.api("/v1/jobs/train", { method: "POST", json: request() });
+    const job = await FXD.api(algorithm().endpoint, { method: "POST", json: request() });
     FXD.show("validation", `Started job ${job.id} (${job.status}).`, true);
     follow(job.id);
   } catch (e) {
@@ -221,7 +265,7 @@ function render(job, epochs, step) {
   pill.className = "pill " + job.status;
   FXD.$("stop").disabled = !["queued", "running"].includes(job.status);
   const none = p.epoch === null || p.epoch === undefined;
-  const epochText = !none ? `epoch ${p.epoch + 1} of ${p.epochs} done` :
+  const epochText = job.kind !== "train" ? `${job.kind} fit` : !none ? `epoch ${p.epoch + 1} of ${p.epochs} done` :
     step ? `epoch ${step.epoch + 1} of ${p.epochs} running` : "starting (loading data, building the model)";
   const steps = step ? ` · step ${step.step} (batch ${step.batch}/${step.batches} of epoch ${step.epoch + 1})` : "";
   FXD.$("progress-text").textContent = `Job ${job.id} · ${job.asset} · ${epochText}${steps} · ${pct} %` +
@@ -288,21 +332,23 @@ function storeRange() {
   const info = S.stores[FXD.$("asset").value];
   FXD.$("store-range").textContent = info ?
     `store: ${FXD.time(info.first)} → ${FXD.time(info.last)}, ${info.bars.toLocaleString()} bars` : "";
-  for (const input of document.querySelectorAll('#params input[type="date"]')) {
+  for (const input of document.querySelectorAll('.params input[type="date"]')) {
     if (info) { input.min = info.first.slice(0, 10); input.max = info.last.slice(0, 10); }
   }
 }
 
 async function main() {
-  FXD.fill(FXD.$("algorithm"), ALGORITHMS);
   lossChart([]);
-  let meta, data, jobs;
+  let meta, data, jobs, algs;
   try {
-    [meta, data, jobs] = await Promise.all([FXD.api("/v1/config/schema"), FXD.api("/v1/data"), FXD.api("/v1/jobs")]);
+    [meta, data, jobs, algs] = await Promise.all([FXD.api("/v1/config/schema"), FXD.api("/v1/data"),
+      FXD.api("/v1/jobs"), FXD.api("/v1/algorithms")]);
   } catch (e) {
     FXD.show("validation", e.message);
     return;
   }
+  S.algorithms = algs.algorithms;
+  FXD.fill(FXD.$("algorithm"), S.algorithms.map((a) => [a.id, a.label]));
   S.schema = meta.schema; S.base = meta.config; S.presets = meta.presets; S.fixed = meta.fixed_sections;
   S.stores = Object.fromEntries(data.assets.map((a) => [a.asset, a]));
   FXD.fill(FXD.$("asset"), data.assets.map((a) => [a.asset, a.asset]), meta.config.asset.symbol);
@@ -312,11 +358,12 @@ async function main() {
   storeRange();
   FXD.$("preset").addEventListener("change", () => setValues(S.presets[FXD.$("preset").value]));
   FXD.$("asset").addEventListener("change", storeRange);
+  FXD.$("algorithm").addEventListener("change", showAlgorithm);
   FXD.$("validate").addEventListener("click", validate);
   FXD.$("start").addEventListener("click", start);
   FXD.$("stop").addEventListener("click", stop);
   device();
-  const train = jobs.jobs.filter((j) => j.kind === "train").sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+  const train = jobs.jobs.filter((j) => j.kind === "train" || j.kind === "ensemble").sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
   if (train.length) follow(train[0].id);
 }
 
