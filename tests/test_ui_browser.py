@@ -183,7 +183,10 @@ def test_stop_then_resume_from_the_models_page(service: str, page: Any, shots: P
     page.fill('[data-path="training.epochs"]', "12")
     page.fill('[data-path="training.max_train_batches_per_epoch"]', "3")
     page.click("#start")
-    page.wait_for_selector("#epoch-table tbody tr", timeout=JOB_TIMEOUT_MS)  # last.ckpt exists
+    page.wait_for_function(  # an epoch of this job has ended: its last.ckpt exists
+        "/epoch \\d+ of 12 done/.test(document.querySelector('#progress-text').textContent)",
+        timeout=JOB_TIMEOUT_MS,
+    )
     page.click("#stop")
     page.wait_for_selector("#job-status.interrupted", timeout=JOB_TIMEOUT_MS)
     stopped_at = page.locator("#epoch-table tbody tr").count()

@@ -220,6 +220,12 @@ async function stop() {
 function follow(id) {
   S.job = id;
   clearInterval(S.timer);
+  // nothing of the job shown before stays on screen
+  FXD.$("epoch-table").tBodies[0].replaceChildren();
+  FXD.$("progress-bar").style.width = "0%";
+  FXD.$("progress-bar").dataset.fraction = "0";
+  FXD.$("progress-text").textContent = `Job ${id}: waiting for its first report…`;
+  lossChart([]);
   poll();
   S.timer = setInterval(poll, 1000);
 }
