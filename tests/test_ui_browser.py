@@ -79,6 +79,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def shot(page: Any, folder: Path, name: str) -> None:
+    page.wait_for_timeout(500)  # let the progress bar's transition end
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
@@ -232,6 +233,7 @@ def test_the_stacking_ensemble_is_fitted_from_the_train_page(
         "#job-log"
     ).inner_text()
     assert page.locator("#progress-bar").evaluate("e => e.style.width") == "100%"
+    assert "ui_stack registered" in page.locator("#job-result").inner_text()
     shot(page, shots, "train-ensemble-completed")
     page.goto(service + "/models")
     page.wait_for_selector(".model h2")

@@ -277,6 +277,13 @@ function render(job, epochs, step) {
   FXD.$("progress-text").textContent = `Job ${job.id} · ${job.asset} · ${epochText}${steps} · ${pct} %` +
     (job.status === "running" ? ` · ETA ${FXD.duration(etaOf(job, f))}` : "") +
     (job.error ? ` · ${job.error}` : "");
+  const isTrain = job.kind === "train";
+  FXD.$("loss-chart").hidden = !isTrain;
+  FXD.$("epoch-table").hidden = !isTrain;
+  const summary = !isTrain && job.result && job.result.summary;
+  FXD.$("job-result").hidden = !summary;
+  FXD.$("job-result").textContent = summary ?
+    `${job.result.asset}/${job.result.model_name} registered\n${JSON.stringify(summary, null, 1)}` : "";
   const log = FXD.$("job-log");
   log.textContent = job.log_tail.join("\n");
   log.scrollTop = log.scrollHeight;
