@@ -39,8 +39,10 @@ def shots(request: pytest.FixtureRequest) -> Path:
     folder = screenshot_dir()
     folder.mkdir(parents=True, exist_ok=True)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\nUI screenshots: {folder}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # shown even under output capture
+            reporter.write_line(f"\nUI screenshots: {folder}")
     return folder
 
 
