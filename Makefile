@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?= -n 2
 export TORCH_NUM_THREADS ?= 1
 
-.PHONY: install quickstart test lint bench docs clean
+.PHONY: install quickstart test lint bench bench-detail docs clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,docs]'
+	$(BIN)/pip install -q -e '.[dev,docs,scale]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,8 +27,12 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# side by side with the baseline commit (benchmarks/BASELINE or FD_BENCH_BASELINE), see bench_speed.py
 bench: $(STAMP)
-	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	$(BIN)/python benchmarks/bench_speed.py $(BENCH_ARGS)
+
+bench-detail: $(STAMP)
+	@for f in benchmarks/bench_*.py; do [ $$f = benchmarks/bench_speed.py ] || { echo "== $$f"; $(BIN)/python $$f || exit 1; }; done
 
 # The site (API, CLI, config and error references generated from the code) into site/.
 docs: $(STAMP)

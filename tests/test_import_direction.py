@@ -95,3 +95,19 @@ def test_no_import_against_the_flow(path: Path) -> None:
         elif rank > own_rank or (rank == own_rank and part != own):
             bad.append(f"{rel}:{line} ({own}) imports {module} ({part})")
     assert not bad, "\n".join(bad)
+
+
+def test_readme_folder_map_names_every_part_of_the_package() -> None:
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    block = readme[readme.index("src/forex_diffusion/\n") :]
+    block = block[: block.index("```")]
+    listed = {line.split()[0].rstrip("/") for line in block.splitlines()[1:] if line.strip()}
+    parts = {
+        p.name
+        for p in PACKAGE.iterdir()
+        if (p.is_dir() and not p.name.startswith("__"))
+        or (p.suffix == ".py" and p.stem != "__init__")
+    }
+    outside = {"configs", "benchmarks", "docs", "examples", "tests"}  # repository folders
+    assert parts <= listed, f"missing from the README folder map: {sorted(parts - listed)}"
+    assert listed <= parts | outside, f"in the README, not in the package: {sorted(listed - parts)}"

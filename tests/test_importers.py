@@ -327,7 +327,7 @@ def test_duplicates_dropped_and_counted(tmp_path: Path) -> None:
     conflicting = ROW1.replace("1.15,0", "1.16,0")
     path = write(tmp_path, "d.csv", GOOD + ROW1 + ROW2 + ROW1 + conflicting)
     store = CandleStore(tmp_path / "store")
-    report = import_files([path], "EURUSD", store)
+    report = import_files([path], "EURUSD", store, on_conflict="keep")
     assert report.duplicates_dropped == 2 and report.rows_written == 2
     assert report.files[0].conflicting_duplicates == 1
     assert store.load("EURUSD")["close"].tolist() == [1.15, 1.12]  # first copy kept
@@ -364,7 +364,7 @@ def test_multiple_overlapping_files_merge(tmp_path: Path) -> None:
         GOOD + ROW1.replace("00:00:00Z", "00:03:00Z") + ROW1.replace("00:00:00Z", "00:05:00Z"),
     )
     store = CandleStore(tmp_path / "store")
-    report = import_files([b, a], "EURUSD", store)
+    report = import_files([b, a], "EURUSD", store, on_conflict="keep")
     assert report.duplicates_dropped == 1  # 00:03 is in both; the first file listed wins
     loaded = store.load("EURUSD")
     assert len(loaded) == 4 and loaded.loc["2019-01-02 00:03", "close"] == 1.15

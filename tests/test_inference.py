@@ -368,3 +368,17 @@ def test_ensemble_members_must_match() -> None:
     other.asset = "GBPUSD"
     with pytest.raises(ValueError, match="same asset"):
         SSSDEnsembleInferenceService([GaussianService(0, 1), other])
+    fewer = GaussianService(0, 1)
+    fewer.horizons = [5]
+    with pytest.raises(ValueError, match=r"share horizons, got \[\(5,\), \(5, 60\)\]"):
+        SSSDEnsembleInferenceService([GaussianService(0, 1), fewer])
+
+    class Later(GaussianService):
+        def predict(self, df: pd.DataFrame, **kwargs: object) -> SSSDPrediction:
+            pred = super().predict(df, **kwargs)
+            pred.timestamp = pred.timestamp + pd.Timedelta(minutes=5)
+            return pred
+
+    ens = SSSDEnsembleInferenceService([GaussianService(0, 1), Later(0, 1)])
+    with pytest.raises(ValueError, match="different decision times"):
+        ens.predict(pd.DataFrame(), num_samples=10)

@@ -83,7 +83,7 @@ def test_registry_show(registry_url: str, tmp_path: Path) -> None:
     assert code == 0, out
     for expected in ("model small", "model sssd_v1", str(tmp_path / "best.pt"), "nightly"):
         assert expected in out
-    assert "completed" in out and "garch" in out and "crps=2.5" in out
+    assert "completed" in out and "garch" in out and "25000.000" in out  # CRPS 2.5 in bp
     code, out = cli("registry", "show", "eurusd", "sssd_v1", "--json", "--db-url", registry_url)
     data = json.loads(out)
     assert [e["model"]["model_name"] for e in data["models"]] == ["sssd_v1"]
@@ -157,7 +157,7 @@ def test_baseline_only_evaluations_are_listed_and_shown(registry_url: str, tmp_p
     code, out = cli("registry", "show", "gbpusd", "--db-url", registry_url)
     assert code == 0, out
     assert "baseline evaluations only" in out and "baseline metrics (2)" in out
-    assert "garch_t" in out and "crps=3.75" in out
+    assert "garch_t" in out and "37500.000" in out  # CRPS 3.75 in bp
     code, out = cli("registry", "show", "GBPUSD", "--json", "--db-url", registry_url)
     data = json.loads(out)
     assert data["models"] == []

@@ -10,6 +10,7 @@ import torch
 
 from forex_diffusion.models.s4_layer import (
     S4D,
+    CausalFFTConv,
     S4DStream,
     causal_fft_conv,
     fast_fft_len,
@@ -149,6 +150,54 @@ def test_gradients_reach_dt_a_c_d_and_channel_kernels_differ() -> None:
     for i in range(4):
         for j in range(i + 1, 4):
             assert not torch.allclose(k[i], k[j], atol=1e-3), f"channels {i} and {j} share a kernel"
+
+
+@pytest.mark.parametrize("length", [1, 9, 40])
+def test_custom_fft_conv_backward_passes_gradcheck(length: int) -> None:
+    """The hand-written backward against finite differences (float64)."""
+    g = torch.Generator().manual_seed(length)
+    u = torch.randn(2, 3, length, dtype=torch.float64, generator=g, requires_grad=True)
+    k = torch.randn(3, length, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(CausalFFTConv.apply, (u, k))
+    n_fft = fast_fft_len(2 * length)
+    plain = causal_fft_conv(u, torch.fft.rfft(k, n=n_fft), n_fft)
+    assert torch.allclose(CausalFFTConv.apply(u, k), plain, atol=1e-12)
+
+
+def test_training_forward_and_gradients_equal_the_autograd_convolution() -> None:
+    """The layer's training path (custom backward) = autograd through ``causal_fft_conv``."""
+    layer = _layer(h=5, n=8)
+    u = torch.randn(3, 37, 5, requires_grad=True)
+    y = layer(u)
+    k = layer.skip_kernel(37)
+    n_fft = fast_fft_len(74)
+    ref = causal_fft_conv(u.transpose(1, 2), torch.fft.rfft(k, n=n_fft), n_fft).transpose(1, 2)
+    assert torch.allclose(y, ref, atol=1e-6)
+    w = torch.randn_like(y)
+    params = [u, layer.log_dt, layer.log_A_real, layer.A_imag, layer.C, layer.D]
+    got = torch.autograd.grad((y * w).sum(), params)
+    want = torch.autograd.grad((ref * w).sum(), params)
+    for name, a, b in zip(
+        ["u", "log_dt", "log_A_real", "A_imag", "C", "D"], got, want, strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), name
+
+
+def test_step_inference_equals_step_and_its_coefficients_are_cached() -> None:
+    layer = _layer().eval()
+    u = torch.randn(3, 12, 6)
+    with torch.inference_mode():
+        s_ref = s_fast = layer.initial_state(3)
+        for i in range(12):
+            y_ref, s_ref = layer.step(u[:, i], s_ref)
+            y_fast, s_fast = layer.step_inference(u[:, i], s_fast)
+            assert torch.allclose(y_fast, y_ref, atol=1e-5)
+            assert torch.allclose(s_fast, s_ref, atol=1e-6)
+    with torch.no_grad():
+        first = layer.stream_coefficients()
+        assert layer.stream_coefficients() is first
+        layer.C.add_(0.1)
+        assert layer.stream_coefficients() is not first
 
 
 def test_ssm_parameters_are_exactly_dt_and_a() -> None:

@@ -112,11 +112,11 @@ def test_idempotent_byte_equal_and_order_independent(tmp_path: Path) -> None:
     assert again.rows_added == 0 and again.already_stored == len(a) and again.files_written == ()
     assert file_bytes(one, "EURUSD") == first
     assert import_report.total_bars == again.total_bars == 600
-    one.write("EURUSD", b)
+    one.write("EURUSD", b, on_conflict="keep")
     two = CandleStore(tmp_path / "two")
     two.write("EURUSD", a)
-    two.write("EURUSD", b)
-    two.write("EURUSD", a)
+    two.write("EURUSD", b, on_conflict="keep")
+    two.write("EURUSD", a, on_conflict="keep")
     assert file_bytes(one, "EURUSD") == file_bytes(two, "EURUSD")
 
 
@@ -125,7 +125,7 @@ def test_overlapping_merge_keeps_stored_bars(tmp_path: Path) -> None:
     a = bars("2020-01-06 00:00", 100)
     b = bars("2020-01-06 01:00", 100, price=1.3)  # 40 bars overlap, all with other prices
     store.write("EURUSD", a)
-    report = store.write("EURUSD", b)
+    report = store.write("EURUSD", b, on_conflict="keep")
     assert (report.rows_added, report.already_stored, report.conflicts) == (60, 40, 40)
     loaded = store.load("EURUSD")
     assert len(loaded) == 160 and loaded.index.is_monotonic_increasing
@@ -160,7 +160,7 @@ def test_failed_write_leaves_no_partial_file(
 
     monkeypatch.setattr(store_module.pq, "write_table", write_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        store.write("EURUSD", bars("2020-01-06 01:00", 100))
+        store.write("EURUSD", bars("2020-01-06 01:00", 100), on_conflict="keep")
     with pytest.raises(OSError, match="disk full"):
         store.write("GBPUSD", bars("2020-01-06", 100))
     leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.name.endswith(".tmp")]

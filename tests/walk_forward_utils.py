@@ -85,6 +85,7 @@ def config_overrides(root: Path) -> list[str]:
         f"paths.reports_dir={root / 'reports'}",
         *SPLITS,
         *TINY_MODEL,
+        "evaluation.learned_peer=false",  # its own test: tests/test_evaluation_peer.py
     ]
 
 

@@ -4,6 +4,9 @@ One rule for every setting: an explicit argument (a command-line flag) > the env
 variable ``FOREX_DIFFUSION_<NAME>`` > the config's ``paths`` section > the built-in default.
 
 * ``data_dir`` (``FOREX_DIFFUSION_DATA_DIR``): the candle store root; default ``data``.
+* ``artifacts_dir`` (``FOREX_DIFFUSION_ARTIFACTS_DIR``): the artifacts root (registry file,
+  checkpoints, logs); default the config's ``paths.artifacts_dir``. The command line folds it
+  into the config (``forex_diffusion.cli.common``).
 * ``db_url`` (``FOREX_DIFFUSION_DB_URL``): the registry's SQLAlchemy URL; default the SQLite
   file ``<paths.artifacts_dir>/registry.db`` (``artifacts`` without a config), made absolute.
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # the config module pulls in pandas; the settings need only i
 ENV_PREFIX = "FOREX_DIFFUSION_"
 ENV_DATA_DIR = f"{ENV_PREFIX}DATA_DIR"
 ENV_DB_URL = f"{ENV_PREFIX}DB_URL"
+ENV_ARTIFACTS_DIR = f"{ENV_PREFIX}ARTIFACTS_DIR"
 DEFAULT_DATA_DIR = "data"
 DEFAULT_ARTIFACTS_DIR = "artifacts"
 DEFAULT_DB_FILENAME = "registry.db"
@@ -42,6 +46,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path | None = None
+    artifacts_dir: Path | None = None
     db_url: str | None = None
 
     @field_validator("db_url")
@@ -51,12 +56,18 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_flags(
-        cls, *, data_dir: str | Path | None = None, db_url: str | None = None
+        cls,
+        *,
+        data_dir: str | Path | None = None,
+        db_url: str | None = None,
+        artifacts_dir: str | Path | None = None,
     ) -> Settings:
         """The settings with the given flags over the environment (None or "" = not given)."""
         flags: dict[str, Any] = {}
         if data_dir is not None and str(data_dir) != "":
             flags["data_dir"] = Path(data_dir)
+        if artifacts_dir is not None and str(artifacts_dir) != "":
+            flags["artifacts_dir"] = Path(artifacts_dir)
         if db_url:
             flags["db_url"] = db_url
         return cls(**flags)
@@ -72,12 +83,13 @@ class Settings(BaseSettings):
 
     def db_url_for(self, config: SSSDConfig | None = None) -> str:
         """The registry URL: this object's ``db_url`` > ``config.paths.db_url`` > the SQLite
-        file under ``config.paths.artifacts_dir`` (``artifacts`` without a config)."""
+        file under this object's ``artifacts_dir`` > ``config.paths.artifacts_dir``
+        (``artifacts`` without a config)."""
         if self.db_url:
             return self.db_url
         if config is not None and config.paths.db_url:
             return config.paths.db_url
-        artifacts = Path(
+        artifacts = self.artifacts_dir or Path(
             config.paths.artifacts_dir if config is not None else DEFAULT_ARTIFACTS_DIR
         )
         return f"sqlite:///{(artifacts / DEFAULT_DB_FILENAME).absolute()}"

@@ -17,7 +17,7 @@ from forex_diffusion.cli.common import (
     friendly_errors,
     load_cli_config,
 )
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
     from forex_diffusion.config.sssd_config import SSSDConfig

@@ -1,4 +1,5 @@
-"""``forex-diffusion data import|info|synth|resample``: the candle store from the command line."""
+"""``forex-diffusion data import|info|check|synth|resample``: the candle store from the command
+line."""
 
 from __future__ import annotations
 
@@ -6,23 +7,32 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
-import pandas as pd
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from forex_diffusion.cli.common import DataDirOpt, friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
-from forex_diffusion.data.importers import FORMAT_NAMES, ImportReport, import_files
-from forex_diffusion.data.importers.reader import format_bad_rows
-from forex_diffusion.data.store import AssetInfo, CandleStore
-from forex_diffusion.data.synthetic import generate_synthetic_market
-from forex_diffusion.errors import DataError
-from forex_diffusion.fileio import atomic_write
-from forex_diffusion.settings import Settings
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.cli.common import (
+    DataDirOpt,
+    Locations,
+    friendly_errors,
+    load_cli_config,
+    wide_console,
+)
+from forex_diffusion.cli.progress import stage
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from forex_diffusion.config.sssd_config import SanityBounds
+    from forex_diffusion.data.importers import ImportReport
+    from forex_diffusion.data.store import AssetInfo, CandleStore, FileHealth
+
+# the formats of forex_diffusion.data.importers.FORMAT_NAMES (a test checks they agree),
+# written out so that --help does not import the importers
+IMPORT_FORMATS = ("tidy", "histdata", "mt4", "mt5", "dukascopy", "generic")
 
 data_app = typer.Typer(
     help="Import, inspect, synthesise and resample candles in the store.", no_args_is_help=True
@@ -50,26 +60,31 @@ StoreConfigOpt = Annotated[
 def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
     """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the config
     is read only when neither of the first two is given."""
-    settings = Settings.from_flags(data_dir=data_dir)
+    from forex_diffusion.data.store import CandleStore
+
+    settings = Locations(data_dir=data_dir).settings()
     cfg = None if settings.data_dir else load_cli_config(config or DEFAULT_CONFIG_PATH)
     return CandleStore(settings.data_dir_for(cfg))
 
 
-def _time(value: str | None, option: str) -> pd.Timestamp | None:
-    if value is None:
+def _sanity(config: Path | None) -> SanityBounds | None:
+    """The config's asset.sanity bounds (None = the defaults when no config is at hand)."""
+    if config is None and not DEFAULT_CONFIG_PATH.is_file():
         return None
-    try:
-        return to_utc(value)
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"invalid {option} {value!r}: use an ISO date or time such as 2019-01-01 or "
-            "2019-01-01T12:00 (UTC)"
-        ) from exc
+    return load_cli_config(config or DEFAULT_CONFIG_PATH).asset.sanity
+
+
+def _time(value: str | None, option: str) -> pd.Timestamp | None:
+    from forex_diffusion.timeinput import parse_utc
+
+    return None if value is None else parse_utc(value, option)
 
 
 @contextmanager
 def _store_errors() -> Iterator[None]:
     """File-system failures (permissions, full disk) as one clear message, not a traceback."""
+    from forex_diffusion.errors import DataError
+
     try:
         yield
     except OSError as exc:
@@ -80,13 +95,9 @@ def _store_errors() -> Iterator[None]:
         ) from exc
 
 
-def _console() -> Console:
-    """A console that does not truncate tables when the output is a pipe or a file."""
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
-
-
 def _required_time(value: str, option: str) -> pd.Timestamp:
+    from forex_diffusion.errors import DataError
+
     stamp = _time(value, option)
     if stamp is None:  # pragma: no cover - typer always passes a value
         raise DataError(f"{option} is required")
@@ -98,6 +109,10 @@ def _fmt(ts: pd.Timestamp | None) -> str:
 
 
 def _print_import(report: ImportReport, store: CandleStore, console: Console) -> None:
+    from rich.table import Table
+
+    from forex_diffusion.data.importers.reader import format_bad_rows
+
     table = Table(title=f"Import into {report.asset}")
     for col in (
         "file",
@@ -136,6 +151,24 @@ def _print_import(report: ImportReport, store: CandleStore, console: Console) ->
         markup=False,
         highlight=False,
     )
+    if report.conflicts:
+        outcome = (
+            f"{report.replaced:,} stored bar(s) replaced (changed)"
+            if report.replaced
+            else "kept as stored / first copy"
+        )
+        console.print(
+            f"{report.conflicts:,} conflicting bar(s) (same time, different values): {outcome}",
+            markup=False,
+            highlight=False,
+        )
+    if report.write.temporaries_removed:
+        console.print(
+            f"removed {report.write.temporaries_removed} stale temporary file(s) of an "
+            "interrupted write",
+            markup=False,
+            highlight=False,
+        )
 
 
 @data_app.command("import")
@@ -144,7 +177,7 @@ def import_cmd(
     asset: AssetReq,
     fmt: Annotated[
         str,
-        typer.Option("--format", "-f", help=f"auto or one of: {', '.join(FORMAT_NAMES)}."),
+        typer.Option("--format", "-f", help=f"auto or one of: {', '.join(IMPORT_FORMATS)}."),
     ] = "auto",
     tz: Annotated[
         str | None,
@@ -167,26 +200,49 @@ def import_cmd(
         str | None,
         typer.Option("--time-format", help="strptime format of the times, e.g. %d/%m/%Y %H:%M."),
     ] = None,
+    on_conflict: Annotated[
+        str,
+        typer.Option(
+            "--on-conflict",
+            help="Bars with a stored (or repeated) time but different values: error (default), "
+            "keep (the stored / first copy stays) or replace (the new values win; rewritten "
+            "atomically).",
+        ),
+    ] = "error",
     data_dir: DataDirOpt = None,
     config: StoreConfigOpt = None,
 ) -> None:
     """Import candle files into the store (merge; idempotent; nothing written on a bad file)."""
+    from forex_diffusion.data.importers import import_files
+    from forex_diffusion.data.store import ON_CONFLICT_CHOICES, OnConflict
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
+        if on_conflict not in ON_CONFLICT_CHOICES:
+            raise DataError(
+                f"--on-conflict {on_conflict!r}: use one of {', '.join(ON_CONFLICT_CHOICES)}"
+            )
         store = _store(config, data_dir)
-        report = import_files(
-            paths,
-            asset,
-            store,
-            fmt=fmt,
-            tz=tz,
-            skip_bad=skip_bad,
-            columns=columns,
-            time_format=time_format,
-        )
-        _print_import(report, store, _console())
+        sanity = _sanity(config)
+        with stage(f"importing {len(paths)} file(s) into {asset.upper()}"):
+            report = import_files(
+                paths,
+                asset,
+                store,
+                fmt=fmt,
+                tz=tz,
+                skip_bad=skip_bad,
+                columns=columns,
+                time_format=time_format,
+                on_conflict=cast(OnConflict, on_conflict),
+                sanity=sanity,
+            )
+        _print_import(report, store, wide_console())
 
 
 def _info_table(infos: list[AssetInfo]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Candle store")
     for col in (
         "asset",
@@ -225,10 +281,14 @@ def info_cmd(
     ] = 20,
 ) -> None:
     """Bars, first/last bar and weekday gaps over 30 minutes per asset."""
+    from rich.table import Table
+
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         store = _store(config, data_dir)
         names = [asset] if asset else store.assets()
-        console = _console()
+        console = wide_console()
         if not names:
             console.print(
                 f"The candle store at {store.data_dir} is empty. Import data with "
@@ -237,8 +297,21 @@ def info_cmd(
                 markup=False,
             )
             return
-        infos = [store.info(n) for n in names]
-        console.print(_info_table(infos))
+        infos: list[AssetInfo] = []
+        damaged: dict[str, list[FileHealth]] = {}
+        for n in names:
+            try:
+                infos.append(store.info(n))
+            except DataError:
+                damaged[n] = store.check(n)
+        if infos:
+            console.print(_info_table(infos))
+        if damaged:
+            _print_health([h for hs in damaged.values() for h in hs], console)
+            raise DataError(
+                "damaged candle files:\n"
+                + "\n".join(f"  {h.problem}" for hs in damaged.values() for h in hs if not h.ok)
+            )
         console.print(
             "gaps: weekday stretches without bars longer than 30 min; closures: weekend and "
             "whole-day holiday closes.",
@@ -254,6 +327,51 @@ def info_cmd(
             console.print(gaps)
 
 
+def _print_health(health: list[FileHealth], console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="Stored files")
+    for col in ("asset", "file", "bars", "status"):
+        table.add_column(col, justify="right" if col == "bars" else "left", overflow="fold")
+    for h in health:
+        table.add_row(
+            h.asset,
+            h.path.name,
+            "-" if h.rows is None else f"{h.rows:,}",
+            f"DAMAGED: {h.problem}" if not h.ok else (h.note or "ok"),
+        )
+    console.print(table)
+
+
+@data_app.command("check")
+def check_cmd(
+    asset: AssetMaybe = None,
+    data_dir: DataDirOpt = None,
+    config: StoreConfigOpt = None,
+) -> None:
+    """Verify every stored file (readable Parquet, ordered bars of its year, valid OHLC).
+
+    Exit code 2 when a file is damaged (each is named, with what to do)."""
+    from forex_diffusion.errors import DataError
+
+    with friendly_errors(), _store_errors():
+        store = _store(config, data_dir)
+        names = [asset] if asset else store.assets()
+        health = [h for n in names for h in store.check(n)]
+        console = wide_console()
+        if not health:
+            console.print(f"No stored files to check in {store.data_dir}.", markup=False)
+            return
+        _print_health(health, console)
+        bad = [h for h in health if not h.ok]
+        if bad:
+            raise DataError(
+                f"{len(bad)} of {len(health)} file(s) damaged:\n"
+                + "\n".join(f"  {h.problem}" for h in bad)
+            )
+        console.print(f"all {len(health)} file(s) ok", markup=False)
+
+
 @data_app.command("synth")
 def synth_cmd(
     asset: Annotated[
@@ -266,6 +384,9 @@ def synth_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Write a seeded SYNTHETIC 1-minute market (not real prices) into the store."""
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+    from forex_diffusion.errors import DataError
+
     with friendly_errors(), _store_errors():
         t0, t1 = _required_time(start, "--start"), _required_time(end, "--end")
         if t1 <= t0:
@@ -301,6 +422,10 @@ def resample_cmd(
     config: StoreConfigOpt = None,
 ) -> None:
     """Causally resampled bars (label = open time, closed bars only) as CSV."""
+    from forex_diffusion.errors import DataError
+    from forex_diffusion.fileio import atomic_write
+    from forex_diffusion.timeframes import timeframe_minutes
+
     with friendly_errors(), _store_errors():
         try:
             timeframe_minutes(timeframe)

@@ -1,4 +1,9 @@
-"""The ``forex-diffusion`` console command: one typer app, one sub-app per module."""
+"""The ``forex-diffusion`` console command: one typer app, one sub-app per module.
+
+The command modules keep their tops light (typer and ``config.presets`` only) and import
+pandas, SQLAlchemy, torch and lightning inside the commands that need them, so that
+``--help`` and the light commands start at once.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from forex_diffusion.cli.quickstart_cmd import quickstart
 from forex_diffusion.cli.registry_cmd import db_app, registry_app
 from forex_diffusion.cli.serve_cmd import serve
 from forex_diffusion.cli.train_cmd import train
+from forex_diffusion.cli.train_many_cmd import train_many
+from forex_diffusion.cli.tune_cmd import tune
 
 app = typer.Typer(
     name="forex-diffusion",
@@ -31,6 +38,8 @@ app.command("calibrate")(calibrate)
 app.command("evaluate")(evaluate)
 app.command("predict")(predict)
 app.command("quickstart")(quickstart)
+app.command("train-many")(train_many)
+app.command("tune")(tune)
 app.command("serve")(serve)
 
 

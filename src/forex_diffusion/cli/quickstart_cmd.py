@@ -11,20 +11,26 @@ Everything is written under ``--workdir`` (default ``artifacts/quickstart``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.console import Console
 
-from forex_diffusion.cli.common import friendly_errors, load_cli_config
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig
+from forex_diffusion.cli.common import Locations, friendly_errors, load_cli_config, wide_console
+from forex_diffusion.cli.progress import stage
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forex_diffusion.config.sssd_config import SSSDConfig
 
 _SYNTH_START, _SYNTH_END = "2023-01-02", "2023-05-01"
 
 
 def split_overrides(first: pd.Timestamp, last: pd.Timestamp) -> list[str]:
     """Date splits over [first, last]: ~70 % train, ~12 % val, the rest test (whole days)."""
+    import pandas as pd
+
     days = (last.normalize() - first.normalize()).days
     if days < 30:
         raise typer.BadParameter(f"need at least 30 days of candles for the quickstart, got {days}")
@@ -63,7 +69,7 @@ def quickstart(
     from forex_diffusion.data.synthetic import generate_synthetic_market
     from forex_diffusion.training.train_sssd import train_from_config
 
-    console = Console()
+    console = wide_console()
     symbol = (asset or ("EURUSD" if data else "SYNTH")).upper()
     paths = [
         f"paths.data_dir={workdir / 'data'}",
@@ -76,7 +82,8 @@ def quickstart(
         store = CandleStore(workdir / "data")
         console.rule("1/4 data")
         if data:
-            report = import_files(data, symbol, store)
+            with stage(f"importing {len(data)} file(s)"):
+                report = import_files(data, symbol, store)
             console.print(
                 f"imported {report.rows_written:,} new bars of {symbol} from {len(data)} file(s)"
             )
@@ -109,8 +116,9 @@ def quickstart(
         )
 
         console.rule("3/4 predict (latest bar)")
-        pred, service, candles = run_prediction(cfg, symbol, cfg.model.name, None, None, None, None)
-        console.print(forecast_table(service, pred))
+        where = Locations(artifacts_dir=workdir)
+        pred, _, candles = run_prediction(cfg, symbol, cfg.model.name, None, None, None, where)
+        console.print(forecast_table(pred.to_dict()))
         fan = write_fan_chart(candles, pred, workdir / "reports" / "fan.png")
         console.print(f"fan chart written to {fan}")
 
@@ -123,12 +131,14 @@ def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
     from forex_diffusion.evaluation.walk_forward import evaluate
 
     test = cfg.data.splits.test
-    result = evaluate(
-        cfg,
-        symbol,
-        str(test.start),
-        str(test.end),
-        model_name=cfg.model.name,
-        out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
-    )
+    # a summary line only: the walk-forward draws its own progress bar on a terminal
+    with stage("evaluating (baselines tuned, then walk-forward)", enabled=False):
+        result = evaluate(
+            cfg,
+            symbol,
+            str(test.start),
+            str(test.end),
+            model_name=cfg.model.name,
+            out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
+        )
     echo_result(result)

@@ -12,32 +12,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy import Engine
 
-from forex_diffusion.assets import normalize_asset
 from forex_diffusion.cli.common import (
+    ArtifactsDirOpt,
     AssetConfigOpt,
     ConfigOpt,
+    DbUrlOpt,
+    Locations,
     OverrideOpt,
     friendly_errors,
     load_cli_config,
+    wide_console,
 )
-from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH
-from forex_diffusion.registry.db import (
-    create_registry_engine,
-    current_revision,
-    downgrade,
-    head_revision,
-    mask_url,
-    upgrade,
-)
-from forex_diffusion.registry.records import CheckpointRecord, MetricRecord, RunRecord
-from forex_diffusion.registry.report import registry_report
-from forex_diffusion.registry.repository import Registry
-from forex_diffusion.settings import ENV_DB_URL, Settings
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from rich.table import Table
+    from sqlalchemy import Engine
+
+    from forex_diffusion.registry.records import CheckpointRecord, MetricRecord, RunRecord
+    from forex_diffusion.registry.repository import Registry
 
 registry_app = typer.Typer(
     help="Inspect the model registry (models, runs, checkpoints, metrics).", no_args_is_help=True
@@ -46,21 +43,36 @@ db_app = typer.Typer(
     help="Registry database schema: upgrade, current revision.", no_args_is_help=True
 )
 
-DbUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db-url", help=f"SQLAlchemy URL of the registry (default: env {ENV_DB_URL}, config)."
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 def _url(
-    db_url: str | None, config: Path, asset_config: Path | None, override: list[str] | None
+    db_url: str | None,
+    config: Path,
+    asset_config: Path | None,
+    override: list[str] | None,
+    artifacts_dir: Path | None = None,
 ) -> str:
-    settings = Settings.from_flags(db_url=db_url)
-    cfg = None if settings.db_url else load_cli_config(config, asset_config, override)
+    """--db-url > env > config ``paths.db_url`` > ``<artifacts>/registry.db``; the config is read
+    only when neither of the first two is given."""
+    where = Locations(artifacts_dir=artifacts_dir, db_url=db_url)
+    settings = where.settings()
+    cfg = None if settings.db_url else load_cli_config(config, asset_config, override, where=where)
     return settings.db_url_for(cfg)
+
+
+def _open(
+    db_url: str | None,
+    config: Path,
+    asset_config: Path | None,
+    override: list[str] | None,
+    artifacts_dir: Path | None = None,
+) -> Registry:
+    from forex_diffusion.registry.repository import Registry
+
+    return Registry(
+        _url(db_url, config, asset_config, override, artifacts_dir), artifacts_dir=artifacts_dir
+    )
 
 
 def _fmt(value: float | None, digits: int = 5) -> str:
@@ -80,6 +92,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def list_models(
     asset: Annotated[str | None, typer.Option("--asset", "-a", help="Only this asset.")] = None,
     db_url: DbUrlOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
@@ -87,7 +100,9 @@ def list_models(
 ) -> None:
     """List registered models with their best checkpoint and latest run, then the latest
     baseline evaluations (text output; --json lists the models)."""
-    with friendly_errors(), Registry(_url(db_url, config, asset_config, override)) as reg:
+    from forex_diffusion.assets import normalize_asset
+
+    with friendly_errors(), _open(db_url, config, asset_config, override, artifacts_dir) as reg:
         models = reg.list_models(asset)
         best: dict[int, CheckpointRecord] = {
             c.model_id: c for c in reg.list_checkpoints(best_only=True)
@@ -166,26 +181,74 @@ def _metric_cells(metrics: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _print_show(data: dict[str, Any]) -> None:
-    typer.echo(f"asset {data['asset']}  ({data['database']})")
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value * 100:.{digits}f} %"
+
+
+def _metrics_table(title: str, metrics: list[dict[str, Any]]) -> Table:
+    """Evaluation rows as the report shows them: CRPS in basis points (of the log return),
+    skill against the best baseline, coverage and directional accuracy as percentages."""
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({len(metrics)})", title_justify="left")
+    for col in (
+        "method",
+        "horizon",
+        "window (UTC)",
+        "n",
+        "CRPS (bp)",
+        "skill vs best baseline",
+        "90 % coverage",
+        "direction hit rate",
+        "MAE (pips)",
+    ):
+        table.add_column(col, justify="left" if col in ("method", "window (UTC)") else "right")
+    for m in metrics:
+        values = m["metrics"]
+        crps = values.get("crps")
+        mae = values.get("mae_pips")
+        table.add_row(
+            m["method"],
+            f"{m['horizon']} min",
+            f"{m['window_start'][:10]} .. {m['window_end'][:10]}",
+            f"{m['n_forecasts']:,}",
+            "-" if not isinstance(crps, int | float) else f"{crps * 1e4:.3f}",
+            _pct(values.get("skill_vs_best")),
+            _pct((values.get("coverage") or {}).get("0.9")),
+            _pct(values.get("directional_accuracy")),
+            "-" if not isinstance(mae, int | float) else f"{mae:.2f}",
+        )
+    return table
+
+
+def _print_show(data: dict[str, Any], artifacts_root: Path) -> None:
+    from rich.table import Table
+
+    console = wide_console()
+    console.print(
+        f"[bold]{data['asset']}[/bold]  registry {data['database']}, artifacts root "
+        f"{artifacts_root}",
+        highlight=False,
+    )
     if not data["models"]:
-        typer.echo("no model registered (baseline evaluations only)")
+        console.print("no model registered (baseline evaluations only)")
     for entry in data["models"]:
         model = entry["model"]
-        typer.echo("")
-        typer.echo(
-            f"model {model['model_name']} (id {model['id']}, {model['model_type']}), created {model['created_at']}"
+        console.print(
+            f"\n[bold]model {model['model_name']}[/bold] (id {model['id']}, "
+            f"{model['model_type']}), created {model['created_at'][:19]}; horizons "
+            f"{json.dumps(model['horizon_config'])}",
+            highlight=False,
         )
-        typer.echo(f"  horizons: {json.dumps(model['horizon_config'])}")
-        best = entry["best_checkpoint"]
-        typer.echo(
-            f"  best checkpoint: {best['path']} (epoch {best['epoch']}, val_loss {_fmt(best['val_loss'])})"
-            if best
-            else "  best checkpoint: -"
-        )
-        typer.echo(f"  runs ({entry['n_runs']}):")
-        rows = [
-            [
+        runs = Table(title=f"runs ({entry['n_runs']})", title_justify="left")
+        for col in ("id", "name", "status", "epochs", "val loss", "device", "started", "error"):
+            runs.add_column(col)
+        for r in entry["runs"]:
+            runs.add_row(
                 str(r["id"]),
                 r["run_name"],
                 r["status"],
@@ -194,75 +257,43 @@ def _print_show(data: dict[str, Any]) -> None:
                 r["device"],
                 r["started_at"][:19],
                 (r["error_message"] or "")[:60],
-            ]
-            for r in entry["runs"]
-        ]
-        if rows:
-            typer.echo(
-                _indent(
-                    _table(
-                        [
-                            "ID",
-                            "NAME",
-                            "STATUS",
-                            "EPOCHS",
-                            "VAL_LOSS",
-                            "DEVICE",
-                            "STARTED",
-                            "ERROR",
-                        ],
-                        rows,
-                    )
-                )
             )
-        typer.echo(f"  checkpoints ({len(entry['checkpoints'])}):")
-        rows = [
-            [
+        console.print(runs)
+        ckpts = Table(title=f"checkpoints ({len(entry['checkpoints'])})", title_justify="left")
+        for col in ("best", "epoch", "train loss", "val loss", "size"):
+            ckpts.add_column(col)
+        ckpts.add_column("path", no_wrap=True)
+        for c in entry["checkpoints"]:
+            ckpts.add_row(
                 "*" if c["is_best"] else "",
                 str(c["epoch"]),
                 _fmt(c["train_loss"]),
                 _fmt(c["val_loss"]),
-                str(c["size_bytes"]),
+                f"{c['size_bytes'] / 1e6:.1f} MB",
                 c["path"],
-            ]
-            for c in entry["checkpoints"]
-        ]
-        if rows:
-            typer.echo(
-                _indent(_table(["BEST", "EPOCH", "TRAIN_LOSS", "VAL_LOSS", "BYTES", "PATH"], rows))
             )
-        _print_metrics("  latest metrics", entry["latest_metrics"])
+        console.print(ckpts)
+        if entry["latest_metrics"]:
+            console.print(_metrics_table("latest evaluation", entry["latest_metrics"]))
         inference = entry["inference"]
         latest = inference["latest"]
-        typer.echo(
-            f"  inferences: {inference['count']}"
+        console.print(
+            f"inferences: {inference['count']}"
             + (
                 f", latest at {latest['decision_time']} ({_fmt(latest['inference_time_ms'])} ms)"
                 if latest
                 else ""
-            )
+            ),
+            highlight=False,
         )
-    _print_metrics("\nbaseline metrics", data["baseline_metrics"])
-
-
-def _print_metrics(title: str, metrics: list[dict[str, Any]]) -> None:
-    typer.echo(f"{title} ({len(metrics)}):")
-    rows = [
-        [
-            m["method"],
-            str(m["horizon"]),
-            f"{m['window_start'][:10]}..{m['window_end'][:10]}",
-            str(m["n_forecasts"]),
-            _metric_cells(m["metrics"]),
-        ]
-        for m in metrics
-    ]
-    if rows:
-        typer.echo(_indent(_table(["METHOD", "HORIZON", "WINDOW", "N", "METRICS"], rows)))
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
+    if data["baseline_metrics"]:
+        console.print(_metrics_table("\nbaseline metrics", data["baseline_metrics"]))
+    console.print(
+        "CRPS: mean continuous ranked probability score of the log return in basis points "
+        "(lower is better); skill: 1 - CRPS / CRPS of the best baseline at that horizon.",
+        style="dim",
+        highlight=False,
+    )
 
 
 @registry_app.command("show")
@@ -272,6 +303,7 @@ def show(
         str | None, typer.Argument(help="Model name (default: all of the asset).")
     ] = None,
     db_url: DbUrlOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
@@ -279,12 +311,14 @@ def show(
 ) -> None:
     """Models of an asset with their runs, checkpoints, latest metrics and inference activity,
     and the latest baseline evaluations."""
-    with friendly_errors(), Registry(_url(db_url, config, asset_config, override)) as reg:
+    from forex_diffusion.registry.report import registry_report
+
+    with friendly_errors(), _open(db_url, config, asset_config, override, artifacts_dir) as reg:
         data = registry_report(reg, asset, model)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
-        _print_show(data)
+        _print_show(data, reg.artifacts_root)
 
 
 @registry_app.command("mark-stale")
@@ -294,13 +328,14 @@ def mark_stale(
         typer.Option(help="Also mark runs of other hosts that started longer ago than this."),
     ] = None,
     db_url: DbUrlOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
     """Mark runs left `running` by a dead process as `interrupted`."""
     older = None if older_than_hours is None else timedelta(hours=older_than_hours)
-    with friendly_errors(), Registry(_url(db_url, config, asset_config, override)) as reg:
+    with friendly_errors(), _open(db_url, config, asset_config, override, artifacts_dir) as reg:
         marked = reg.mark_stale_runs_interrupted(older_than=older)
     for run in marked:
         typer.echo(
@@ -311,6 +346,8 @@ def mark_stale(
 
 @contextmanager
 def _engine(url: str) -> Iterator[Engine]:
+    from forex_diffusion.registry.db import create_registry_engine
+
     engine = create_registry_engine(url)
     try:
         yield engine
@@ -320,6 +357,8 @@ def _engine(url: str) -> Iterator[Engine]:
 
 def _migrate(url: str, step: Callable[[Engine, str], None], revision: str) -> None:
     """Run ``step`` (upgrade or downgrade) to ``revision`` and print the revision change."""
+    from forex_diffusion.registry.db import current_revision, mask_url
+
     with friendly_errors(), _engine(url) as engine:
         before = current_revision(engine)
         step(engine, revision)
@@ -331,13 +370,16 @@ def _migrate(url: str, step: Callable[[Engine, str], None], revision: str) -> No
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
     db_url: DbUrlOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
     """Migrate the registry database to the newest schema (or --revision)."""
+    from forex_diffusion.registry.db import upgrade
+
     with friendly_errors():
-        url = _url(db_url, config, asset_config, override)
+        url = _url(db_url, config, asset_config, override, artifacts_dir)
     _migrate(url, upgrade, revision)
 
 
@@ -347,26 +389,32 @@ def db_downgrade(
         str, typer.Argument(help="Target revision ('base' drops every registry table).")
     ],
     db_url: DbUrlOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
     """Migrate the registry database down to REVISION."""
+    from forex_diffusion.registry.db import downgrade
+
     with friendly_errors():
-        url = _url(db_url, config, asset_config, override)
+        url = _url(db_url, config, asset_config, override, artifacts_dir)
     _migrate(url, downgrade, revision)
 
 
 @db_app.command("current")
 def db_current(
     db_url: DbUrlOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     asset_config: AssetConfigOpt = None,
     override: OverrideOpt = None,
 ) -> None:
     """Print the schema revision of the registry database and the newest one available."""
+    from forex_diffusion.registry.db import current_revision, head_revision, mask_url
+
     with friendly_errors():
-        url = _url(db_url, config, asset_config, override)
+        url = _url(db_url, config, asset_config, override, artifacts_dir)
         with _engine(url) as engine:
             current = current_revision(engine)
     head = head_revision()

@@ -8,9 +8,9 @@ nearest valid key as a suggestion.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,28 +20,16 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH, PRESETS_DIR
 from forex_diffusion.errors import ConfigError
 from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_utc
 
 
-def _presets_dir() -> Path:
-    """The YAML presets shipped inside the package (``forex_diffusion/configs/sssd``).
-
-    ``configs/`` at the repository root links here. A package installed from a wheel or in
-    editable mode lives on the file system, so the resource is a real directory.
-    """
-    folder = files("forex_diffusion").joinpath("configs", "sssd")
-    return folder if isinstance(folder, Path) else Path(str(folder))
-
-
-# Relative paths inside a config (data_dir, artifacts_dir, ...) are relative to the working
-# directory, not to this file.
-PRESETS_DIR = _presets_dir()
-DEFAULT_CONFIG_PATH = PRESETS_DIR / "default_config.yaml"
-
-
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """A config section; the docstring under each field is its description in the JSON schema
+    (``config schema``), which a form can show beside the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def default_pip_size(symbol: str) -> float:
@@ -54,24 +42,67 @@ def default_pip_size(symbol: str) -> float:
     return 0.0001
 
 
+class SanityBounds(_Section):
+    """Plausibility bounds of an asset's bars; an imported bar outside them is a bad row.
+
+    ``max_future_days``: latest open time accepted, in days after now; ``min_price`` /
+    ``max_price``: accepted price range; ``max_jump``: largest relative change accepted between
+    consecutive closes, and between a bar's low and high (0.5 = 50 %).
+    """
+
+    max_future_days: float = Field(default=1.0, ge=0)
+    """Latest bar open time accepted, in days after now."""
+    min_price: float = Field(default=1e-6, gt=0)
+    """Lowest accepted price."""
+    max_price: float = Field(default=1e6, gt=0)
+    """Highest accepted price."""
+    max_jump: float = Field(default=0.5, gt=0)
+    """Largest relative change accepted between consecutive closes, and between a bar's low
+    and high (0.5 = 50 %)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SanityBounds:
+        if self.min_price >= self.max_price:
+            raise ValueError("min_price must be smaller than max_price")
+        return self
+
+
 class AssetConfig(_Section):
     symbol: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_]+$")
+    """Asset whose candles are read from the store, e.g. EURUSD."""
     pip_size: float = Field(gt=0)
+    """Price units per pip (0.0001 for most pairs, 0.01 for JPY pairs, 0.1 for XAUUSD)."""
     base_timeframe: Literal["1m", "5m"] = "1m"
+    """Timeframe of the stored candles: 1m or 5m."""
+    sanity: SanityBounds = SanityBounds()
+    """Plausibility bounds a candle must meet to be imported or used."""
 
 
 class PathsConfig(_Section):
     data_dir: str = "data"
+    """Candle store root (env FOREX_DIFFUSION_DATA_DIR and --data-dir override it)."""
     artifacts_dir: str = "artifacts"
+    """Artifacts root: the SQLite registry, checkpoints and logs; checkpoint paths in the
+    registry are stored relative to it (env FOREX_DIFFUSION_ARTIFACTS_DIR and --artifacts-dir
+    override it).
+    """
     checkpoint_dir: str = "artifacts/sssd/checkpoints"
+    """Folder of the model checkpoints (<asset>/<model>/*.ckpt)."""
     log_dir: str = "artifacts/sssd/logs"
+    """Folder of the training logs."""
     reports_dir: str = "reports"
+    """Folder of the evaluation reports."""
     db_url: str | None = None
+    """SQLAlchemy URL of the registry; null = SQLite file <artifacts_dir>/registry.db (env
+    FOREX_DIFFUSION_DB_URL and --db-url override it).
+    """
 
 
 class DateRange(_Section):
     start: date
+    """First day of the range (UTC, inclusive)."""
     end: date
+    """Last day of the range (UTC, inclusive)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
@@ -88,8 +119,11 @@ class DateRange(_Section):
 
 class SplitsConfig(_Section):
     train: DateRange
+    """Training range (dates)."""
     val: DateRange
+    """Validation range (dates), after train."""
     test: DateRange
+    """Test range (dates), after val; never seen in training."""
 
     @model_validator(mode="after")
     def _disjoint(self) -> SplitsConfig:
@@ -102,12 +136,21 @@ class SplitsConfig(_Section):
 
 class DataConfig(_Section):
     timeframes: tuple[str, ...] = ("5m", "15m", "1h", "4h")
+    """Timeframes of the encoder inputs, shortest first; the first must be 5m."""
     lookbacks: dict[str, Annotated[int, Field(ge=1)]]
+    """Bars of history per timeframe fed to the encoders, e.g. {5m: 500, 1h: 41}."""
     horizons: tuple[int, ...] = (5, 15, 60, 240)
+    """Forecast horizons in minutes (distinct increasing multiples of 5)."""
     splits: SplitsConfig
+    """Train, validation and test date ranges."""
     embargo_minutes: int | None = Field(default=None, ge=0)
+    """Minutes left out between splits; never less than the longest horizon plus the longest
+    lookback (null = that minimum).
+    """
     decision_stride: int = Field(default=1, ge=1)
+    """Decision times are 5m closes on the stride x 5 min clock grid (6 = every :00 and :30)."""
     num_workers: int = Field(default=0, ge=0)
+    """DataLoader worker processes (0 = load in the main process)."""
 
     @field_validator("timeframes")
     @classmethod
@@ -164,18 +207,33 @@ FeatureName = Literal[
 
 class FeaturesConfig(_Section):
     names: tuple[FeatureName, ...] = Field(min_length=1)
+    """Feature groups computed per timeframe (returns, range_body, realized_vol, atr, rsi,
+    bollinger, macd, ema_distance, donchian, calendar, sessions, gap, volume).
+    """
     rv_windows: tuple[Annotated[int, Field(ge=2)], ...] = Field(default=(6, 12, 48), min_length=1)
+    """Windows (bars) of the realised-volatility features."""
     atr_window: int = Field(default=14, ge=2)
+    """Window (bars) of the average true range."""
     rsi_window: int = Field(default=14, ge=2)
+    """Window (bars) of the relative strength index."""
     bollinger_window: int = Field(default=20, ge=2)
+    """Window (bars) of the Bollinger bands."""
     bollinger_k: float = Field(default=2.0, gt=0)
+    """Width of the Bollinger bands in standard deviations."""
     macd_fast: int = Field(default=12, ge=1)
+    """Fast EMA span (bars) of the MACD."""
     macd_slow: int = Field(default=26, ge=2)
+    """Slow EMA span (bars) of the MACD."""
     macd_signal: int = Field(default=9, ge=1)
+    """Signal EMA span (bars) of the MACD."""
     ema_windows: tuple[Annotated[int, Field(ge=2)], ...] = Field(default=(12, 48), min_length=1)
+    """EMA spans (bars) of the distance-to-EMA features."""
     donchian_window: int = Field(default=20, ge=2)
+    """Window (bars) of the Donchian channel."""
     volume_window: int = Field(default=20, ge=1)
+    """Bars averaged by the volume feature (used only with 'volume')."""
     vol_ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
+    """EWMA decay of 5m returns for the causal target scale."""
 
     @model_validator(mode="after")
     def _macd_order(self) -> FeaturesConfig:
@@ -194,15 +252,25 @@ class FeaturesConfig(_Section):
 
 class EncoderConfig(_Section):
     d_model: int = Field(default=128, ge=1)
+    """Width of each S4D encoder."""
     n_layers: int = Field(default=4, ge=1)
+    """S4D layers per encoder."""
     state_dim: int = Field(default=64, ge=2, multiple_of=2)
+    """State size of the diagonal SSM (even)."""
     init: Literal["s4d_lin", "s4d_inv", "s4d_legs"] = "s4d_lin"
+    """Initialisation of the diagonal state matrix: s4d_lin, s4d_inv or s4d_legs."""
     dt_min: float = Field(default=1e-3, gt=0)
+    """Smallest initial SSM time step."""
     dt_max: float = Field(default=1e-1, gt=0)
+    """Largest initial SSM time step."""
     dropout: float = Field(default=0.1, ge=0, lt=1)
+    """Dropout rate inside the encoders."""
     cross_attention: bool = True
+    """Fuse the timeframes with cross-attention (false = concatenation)."""
     attention_heads: int = Field(default=4, ge=1)
+    """Heads of the cross-attention (must divide d_model)."""
     context_dim: int = Field(default=512, ge=1)
+    """Size of the context vector handed to the diffusion head."""
 
     @model_validator(mode="after")
     def _checks(self) -> EncoderConfig:
@@ -215,22 +283,33 @@ class EncoderConfig(_Section):
 
 class HeadConfig(_Section):
     hidden_dim: int = Field(default=48, ge=1)
+    """Width of the residual FiLM-MLP of the diffusion head."""
     n_blocks: int = Field(default=3, ge=1)
+    """Residual blocks of the diffusion head."""
     timestep_embedding_dim: int = Field(default=128, ge=2, multiple_of=2)
+    """Size of the diffusion timestep embedding (even)."""
     dropout: float = Field(default=0.0, ge=0, lt=1)
+    """Dropout rate inside the head."""
 
 
 class DiffusionConfig(_Section):
     train_steps: int = Field(default=1000, ge=2)
+    """Diffusion steps of the training noise schedule."""
     cosine_s: float = Field(default=0.008, gt=0)
+    """Offset s of the cosine noise schedule."""
     max_beta: float = Field(default=0.999, gt=0, le=0.9999)
+    """Largest beta of the noise schedule."""
     prediction: Literal["epsilon", "v"] = "v"
+    """What the head predicts: v or epsilon."""
 
 
 class LossConfig(_Section):
     horizon_weights: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)
+    """Loss weight per horizon (one per data.horizons entry)."""
     noise_draws: int = Field(default=4, ge=1)
+    """(timestep, noise) draws per target per encoder pass."""
     consistency_weight: float = Field(default=0.0, ge=0)
+    """Weight of the alpha-bar weighted x0-reconstruction term (0 = off)."""
 
     @field_validator("horizon_weights")
     @classmethod
@@ -242,39 +321,81 @@ class LossConfig(_Section):
 
 class ModelConfig(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    """Model name in the registry and the checkpoint folder."""
     encoder: EncoderConfig
+    """The S4D encoders (one per timeframe)."""
     horizon_embedding_dim: int = Field(default=128, ge=1)
+    """Size of the horizon embedding."""
     head: HeadConfig
+    """The diffusion head."""
     diffusion: DiffusionConfig
+    """The noise schedule."""
     loss: LossConfig
+    """The training loss."""
 
 
 class EarlyStoppingConfig(_Section):
     patience: int = Field(default=15, ge=1)
+    """Epochs without validation improvement before training stops."""
     min_delta: float = Field(default=1e-4, ge=0)
+    """Smallest validation-loss decrease that counts as an improvement."""
 
 
 class CheckpointConfig(_Section):
     every_n_epochs: int = Field(default=5, ge=1)
+    """Write a periodic checkpoint every n epochs."""
     keep_best_only: bool = False
+    """Keep only best.ckpt and last.ckpt (no periodic checkpoints)."""
 
 
 class TrainingConfig(_Section):
     epochs: int = Field(default=100, ge=1)
+    """Maximum training epochs."""
     batch_size: int = Field(default=64, ge=1)
+    """Training batch size."""
     learning_rate: float = Field(default=3e-4, gt=0)
+    """Peak learning rate of the non-SSM parameters (AdamW)."""
     ssm_learning_rate: float = Field(default=1e-3, gt=0)
+    """Learning rate of the SSM parameters (no weight decay)."""
     weight_decay: float = Field(default=0.01, ge=0)
+    """AdamW weight decay."""
     warmup_steps: int = Field(default=500, ge=0)
+    """Linear warm-up steps before the cosine decay."""
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1)
+    """Final learning rate as a fraction of the peak."""
     gradient_clip: float = Field(default=1.0, gt=0)
+    """Gradient-norm clip."""
     accumulate_grad_batches: int = Field(default=1, ge=1)
+    """Batches accumulated per optimiser step."""
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    """auto (GPU: bf16-mixed or 16-mixed; CPU: 32), 32, bf16-mixed or 16-mixed."""
     early_stopping: EarlyStoppingConfig
+    """Early stopping on the validation loss."""
     checkpoint: CheckpointConfig
+    """Checkpoint writing."""
     cuda_empty_cache_every: int = Field(default=10, ge=1)
+    """Empty the CUDA cache every n batches."""
     val_forecast_samples: int = Field(default=32, ge=0)
+    """Fixed validation forecasts per epoch for the coverage and CRPS metrics (0 = off)."""
     max_train_batches_per_epoch: int | None = Field(default=None, ge=1)
+    """Cap on training batches per epoch, for quick runs (null = all)."""
+    # one model on several devices/nodes (Lightning's Trainer arguments of the same names)
+    devices: int | Literal["auto"] = Field(default=1)
+    """Devices one model trains on (a count or auto), as Lightning's Trainer(devices=...)."""
+    num_nodes: int = Field(default=1, ge=1)
+    """Nodes one model trains on, as Lightning's Trainer(num_nodes=...)."""
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp"] = "auto"
+    """Distributed strategy: auto, ddp, ddp_spawn or fsdp."""
+    # optional MLflow tracking (also switched on by the MLFLOW_TRACKING_URI environment variable)
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (null = off unless MLFLOW_TRACKING_URI is set)."""
+
+    @field_validator("devices")
+    @classmethod
+    def _positive_devices(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("devices must be a positive count or 'auto'")
+        return value
 
     @field_validator("precision", mode="before")
     @classmethod
@@ -284,46 +405,94 @@ class TrainingConfig(_Section):
 
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
-    sampler: Literal["ddim", "ddpm", "dpmpp_2m"] = "dpmpp_2m"
-    steps: int = Field(default=20, ge=1)
+    """Samples per forecast in batches and evaluations."""
+    forecast_samples: int = Field(default=640, ge=2, le=10_000)
+    """Samples of one forecast of the predict command: 640 keeps the Monte-Carlo
+    standard error of prob_up, sqrt(p(1-p)/S), at most 2 points.
+    """
+    seed: int | None = Field(default=None, ge=0)
+    """Seed of the sampling noise for predict: the same seed gives a bit-identical forecast (null
+    = fresh noise).
+    """
+    sampler: Literal["ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_logsnr"] = "dpmpp_2m"
+    """Reverse-diffusion sampler: dpmpp_2m, ddim or ddpm."""
+    steps: int = Field(default=20, ge=1, le=1000)  # and at most model.diffusion.train_steps
+    """Sampler steps (head calls) per forecast; at most model.diffusion.train_steps."""
     eta: float = Field(default=0.0, ge=0, le=1)
+    """DDIM stochasticity (0 = deterministic given the initial noise)."""
     direction_threshold: float = Field(default=0.7, ge=0.5, le=1)
+    """Confidence (probability of the more likely direction) at which a forecast is called up or
+    down instead of neutral.
+    """
     cache_ttl_seconds: float = Field(default=300, ge=0)
+    """Seconds a forecast stays in the service's cache (0 = no cache)."""
     compile: bool = False
+    """torch.compile the head's denoiser (slow start, faster sampling)."""
     log_predictions: bool = False
+    """Record every forecast in the registry's inference log."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto (CUDA when present), cpu or cuda."""
     calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
+    """Apply the checkpoint's quantile recalibration map to the samples when it has one."""
     calibration_samples: int = Field(default=200, ge=10, le=10_000)
+    """Samples per forecast when fitting the recalibration map."""
     calibration_forecasts: int = Field(default=1500, ge=50)
+    """Validation forecasts the recalibration map is fitted on (at most)."""
+    max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
+    """Largest age (minutes) of the latest bar at the decision time before a forecast is
+    refused (predict --allow-stale overrides)."""
 
 
 class EvaluationConfig(_Section):
     """Walk-forward evaluation and baselines (SPEC §7); read by forex_diffusion.evaluation."""
 
     stride: int = Field(default=12, ge=1)
+    """A decision time every n-th 5m bar on the clock grid (12 = hourly)."""
     baselines: tuple[Literal["rolling", "ewma", "ewma_seasonal", "garch"], ...] = (
         "rolling",
         "ewma",
         "ewma_seasonal",
         "garch",
     )
+    """Baselines evaluated beside the model: rolling, ewma, ewma_seasonal, garch."""
     rolling_window: int = Field(default=288, ge=2)
+    """5m returns in the rolling-volatility baseline's window."""
     ewma_lambdas: tuple[float, ...] = (0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995)
+    """Candidate EWMA decays, tuned on the tuning data."""
     ewma_objective: Literal["loglik", "crps"] = "loglik"
+    """What the EWMA decay is tuned on: loglik or crps."""
     seasonal_slot_minutes: int = Field(default=60, ge=5)
+    """Intraday slot length (minutes) of the seasonal EWMA baseline."""
     seasonal_prior_count: float = Field(default=20.0, ge=0)
+    """Prior weight of the pooled scale in each seasonal slot."""
     garch_window: int = Field(default=2880, ge=100)
+    """5m returns each GARCH fit uses."""
     garch_refit_every: int = Field(default=24, ge=1)
+    """Decision times between GARCH refits."""
     garch_dist: Literal["normal", "t"] = "t"
+    """GARCH innovation distribution: normal or t."""
     coverage_levels: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
+    """Central-interval levels whose coverage is reported."""
     quantile_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    """Quantile levels of the quantile loss, the reliability diagram and evaluate --export."""
     pit_bins: int = Field(default=10, ge=2)
+    """Bins of the PIT histogram."""
     significance: float = Field(default=0.05, gt=0, lt=1)
+    """Significance level of the tests (DM, Pesaran-Timmermann)."""
     dm_small_sample_correction: bool = True
+    """Harvey-Leybourne-Newbold small-sample correction of the DM test."""
     dm_kernel: Literal["bartlett", "uniform"] = "uniform"
+    """Long-run variance kernel of the DM test: uniform or bartlett."""
     tuning_days: int = Field(default=365, ge=7)
+    """Days of data before the evaluated range used to tune the baselines."""
     batch_size: int = Field(default=64, ge=1)
+    """Decision times per model call during evaluation."""
     fan_chart_horizon: int = Field(default=60, ge=5)
+    """Horizon (minutes) shown in the report's fan chart."""
+    learned_peer: bool = True
+    """Add the LightGBM quantile-regression peer as a forecaster row of the evaluation."""
+    peer_samples: int = Field(default=200, ge=10)
+    """Pseudo-samples per forecast drawn from the peer's interpolated quantile function."""
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:
@@ -342,14 +511,23 @@ class SSSDConfig(_Section):
     """The whole, validated configuration (frozen)."""
 
     seed: int = 42
+    """Seed of training and evaluation randomness."""
     asset: AssetConfig
+    """The asset."""
     paths: PathsConfig
+    """Where data, artifacts, reports and the registry are."""
     data: DataConfig
+    """Windows, horizons and splits."""
     features: FeaturesConfig
+    """Feature engineering."""
     model: ModelConfig
+    """The SSSD model."""
     training: TrainingConfig
+    """Training."""
     inference: InferenceConfig
+    """Forecasting."""
     evaluation: EvaluationConfig = EvaluationConfig()
+    """Walk-forward evaluation and baselines."""
 
     @model_validator(mode="after")
     def _weights_match_horizons(self) -> SSSDConfig:
@@ -357,6 +535,11 @@ class SSSDConfig(_Section):
             raise ValueError(
                 f"model.loss.horizon_weights has {len(self.model.loss.horizon_weights)} entries "
                 f"but data.horizons has {len(self.data.horizons)}"
+            )
+        if self.inference.steps > self.model.diffusion.train_steps:
+            raise ValueError(
+                f"inference.steps={self.inference.steps} exceeds "
+                f"model.diffusion.train_steps={self.model.diffusion.train_steps}"
             )
         return self
 
@@ -376,6 +559,8 @@ class SSSDConfig(_Section):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file (pass a YAML file)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (pass an existing YAML file)")
     try:
@@ -530,5 +715,110 @@ def load_sssd_config(
 
 
 def config_json_schema() -> dict[str, Any]:
-    """JSON schema of the configuration."""
-    return SSSDConfig.model_json_schema()
+    """JSON schema of the configuration; every key carries a one-line ``description``."""
+    return _one_line_descriptions(SSSDConfig.model_json_schema())
+
+
+def _one_line_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: " ".join(v.split())
+            if k == "description" and isinstance(v, str)
+            else _one_line_descriptions(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_one_line_descriptions(v) for v in node]
+    return node
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """One layer of an effective configuration: a YAML file or dotted ``key=value`` strings,
+    named by where it came from (``default``, ``preset``, ``asset file``, ``env``, ...)."""
+
+    source: str
+    data: dict[str, Any]
+    overrides: tuple[str, ...] = ()
+    origin: str = ""
+
+    @classmethod
+    def file(cls, source: str, path: str | Path, preset: bool = False) -> ConfigLayer:
+        """The YAML at ``path`` (``preset``: a preset name or path, see :func:`resolve_preset`)."""
+        resolved = resolve_preset(path) if preset else Path(path)
+        return cls(source, _read_yaml(resolved), origin=str(resolved))
+
+    @classmethod
+    def dotted(cls, source: str, overrides: Sequence[str]) -> ConfigLayer:
+        """Dotted ``section.key=value`` overrides (values parsed as YAML)."""
+        return cls(source, {}, tuple(overrides), origin=source)
+
+
+def _leaf_paths(data: Any, prefix: str = "") -> Iterator[str]:
+    """Dotted paths of the leaves of a nested mapping (lists are leaves)."""
+    if isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from _leaf_paths(value, f"{prefix}{key}.")
+    elif prefix:
+        yield prefix[:-1]
+
+
+def _layer_keys(layer: ConfigLayer) -> list[str]:
+    return [*_leaf_paths(layer.data), *(o.split("=", 1)[0].strip() for o in layer.overrides)]
+
+
+def load_traced_config(
+    layers: Sequence[ConfigLayer], moves_with_artifacts: Sequence[str] = ()
+) -> tuple[SSSDConfig, dict[str, str]]:
+    """The configuration of ``layers`` (later wins) and, per dotted leaf key, the source of
+    the layer that set it (``default`` for the models' built-in defaults).
+
+    ``moves_with_artifacts``: ``paths`` keys that follow a new ``paths.artifacts_dir`` when
+    their value lay under the old one and no layer after the first set them.
+
+    Raises:
+        ConfigError: as :func:`load_sssd_config`.
+    """
+    if not layers:
+        raise ConfigError("no configuration layers given")
+    origin = " + ".join(layer.origin for layer in layers if layer.data or layer.overrides)
+    overrides = [o for layer in layers for o in layer.overrides]
+    merged = _merge([layer.data for layer in layers], overrides, origin)
+    set_by: dict[str, str] = {}
+    for layer in layers:
+        for key in _layer_keys(layer):
+            set_by[key] = layer.source
+    moved = [
+        k
+        for k in moves_with_artifacts
+        if set_by.get(f"paths.{k}", layers[0].source) == layers[0].source
+    ]
+    try:
+        first = PathsConfig.model_validate(layers[0].data.get("paths") or {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, layers[0].origin)) from None
+    paths = merged.get("paths", {})
+    old_root, new_root = Path(first.artifacts_dir), paths.get("artifacts_dir")
+    extra = []
+    if new_root is not None and Path(new_root) != old_root:
+        for key in moved:
+            value = Path(paths.get(key, getattr(first, key)))
+            if value.is_relative_to(old_root):
+                extra.append(f"paths.{key}={Path(new_root) / value.relative_to(old_root)}")
+                set_by[f"paths.{key}"] = set_by["paths.artifacts_dir"]
+    cfg = config_from_dict(_merge([merged], extra, origin) if extra else merged, origin)
+    sources = {key: _source_of(key, set_by) for key in _leaf_paths(cfg.to_dict())}
+    return cfg, sources
+
+
+def _source_of(key: str, set_by: dict[str, str]) -> str:
+    """The source of ``key`` or of the nearest enclosing key a layer set as a whole."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        found = set_by.get(".".join(parts[:n]))
+        if found is not None:
+            return found
+    return "default"

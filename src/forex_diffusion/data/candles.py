@@ -17,16 +17,63 @@ CANDLE_COLUMNS = (*OHLC, "volume")
 _FIVE_MIN_NS = 5 * NS_PER_MIN
 
 
-def infer_base_timeframe(open_ns: np.ndarray) -> str:
-    """ "5m" when every bar opens on the 5-minute grid and bars are >= 5 min apart, else "1m".
+def timeframe_label(minutes: float) -> str:
+    """A spacing in minutes as a timeframe-like label: 1 -> "1m", 60 -> "1h", 0.5 -> "30s"."""
+    if minutes < 1:
+        return f"{minutes * 60:g}s"
+    if minutes % 1440 == 0:
+        return f"{minutes / 1440:g}d"
+    if minutes % 60 == 0:
+        return f"{minutes / 60:g}h"
+    return f"{minutes:g}m"
+
+
+def infer_base_timeframe(open_ns: np.ndarray, where: str = "candles") -> str:
+    """The bar interval of base candles from their open times: the modal (most common) spacing
+    between consecutive bars; "1m" for fewer than two bars.
+
+    A modal spacing of 1 minute, or of 2 to 4 minutes (sparse 1-minute bars), gives "1m"; 5
+    minutes gives "5m" when every bar opens on the 5-minute grid and none is closer than 5
+    minutes.
 
     Args:
         open_ns: (n,) int64 bar open times in ns since the epoch, increasing.
+        where: what the candles are, for messages.
+
+    Raises:
+        DataError: any other interval (hourly or daily candles, second data, 5-minute bars off
+            the grid or mixed with closer bars), saying what was found.
     """
     ns = np.asarray(open_ns, dtype=np.int64)
-    if len(ns) > 1 and not (ns % _FIVE_MIN_NS).any() and np.diff(ns).min() >= _FIVE_MIN_NS:
-        return "5m"
-    return "1m"
+    steps = np.diff(ns)
+    steps = steps[steps > 0]
+    if len(steps) == 0:
+        return "1m"
+    values, counts = np.unique(steps, return_counts=True)
+    k = int(np.argmax(counts))
+    mode = int(values[k])
+    found = (
+        f"the bars are {timeframe_label(mode / NS_PER_MIN)} apart (the most common spacing, "
+        f"{int(counts[k]):,} of {len(steps):,} consecutive pairs)"
+    )
+    if NS_PER_MIN <= mode < _FIVE_MIN_NS and mode % NS_PER_MIN == 0:
+        return "1m"
+    if mode == _FIVE_MIN_NS:
+        off_grid = np.flatnonzero(ns % _FIVE_MIN_NS)
+        closer = int((steps < _FIVE_MIN_NS).sum())
+        if not len(off_grid) and not closer:
+            return "5m"
+        problem = (
+            f"{len(off_grid):,} bar(s) off the 5-minute grid, first at "
+            f"{pd.Timestamp(int(ns[off_grid[0]]), tz='UTC')} (bars are labelled by open time)"
+            if len(off_grid)
+            else f"{closer:,} pair(s) closer than 5 minutes (1m and 5m bars mixed)"
+        )
+        raise DataError(f"{where}: {found}, but {problem}; base candles must be 1m or 5m bars")
+    raise DataError(
+        f"{where}: {found}; base candles must be 1-minute or 5-minute bars. Use the 1m (M1) or "
+        "5m export of this data; coarser timeframes are built from the base bars."
+    )
 
 
 def _describe(index: pd.Index, positions: np.ndarray, limit: int = 3) -> str:
@@ -41,6 +88,25 @@ def candle_frame(ts: np.ndarray, values: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {c: values[:, j] for j, c in enumerate(CANDLE_COLUMNS)}, index=index, copy=False
     )
+
+
+def _as_float(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame`` as float64; a value that is not a number is a DataError naming it."""
+    try:
+        return frame.astype("float64")
+    except (ValueError, TypeError):
+        pass
+    for col in frame.columns:
+        raw = frame[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = np.flatnonzero(num.isna().to_numpy() & raw.notna().to_numpy())
+        if len(bad):
+            raise DataError(
+                f"{where}: non-numeric value {raw.iloc[bad[0]]!r} in column '{col}' at "
+                f"{frame.index[bad[0]]} ({len(bad)} such value(s)); prices and volume must be "
+                "numbers"
+            )
+    raise DataError(f"{where}: the candle columns cannot be converted to numbers")
 
 
 def validate_candles(
@@ -80,7 +146,7 @@ def validate_candles(
         out.index = out.index.as_unit("ns")
     if "volume" not in out.columns:
         out["volume"] = 0.0
-    out = out[list(CANDLE_COLUMNS)].astype("float64")
+    out = _as_float(out[list(CANDLE_COLUMNS)], where)
     ns = out.index.asi8
     steps = np.diff(ns)
     if (steps < 0).any():

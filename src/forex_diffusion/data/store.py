@@ -10,10 +10,19 @@ One Parquet file per calendar year (zstd, row groups of 2**16 bars, columns time
 that year's file, and merging never rewrites the whole history. Every file is written to a
 temporary name in the same folder and moved into place with ``os.replace``, so readers see
 the old or the new file, never a partial one. Writes merge with what is stored: the union of
-bars, where a bar already stored wins over an incoming bar with the same open time, which
-makes imports idempotent (same input twice = byte-identical files). Writers of one asset
-take an exclusive file lock (``<ASSET>/.lock``, ``filelock``), so concurrent imports never lose
-bars.
+bars; an incoming bar equal to the stored bar of the same open time changes nothing, which
+makes imports idempotent (same input twice = byte-identical files). An incoming bar that
+*differs* from the stored one is a conflict: an error (:class:`BarConflictError`, nothing
+written) unless the caller chooses ``on_conflict="keep"`` (the stored bar stays) or
+``"replace"`` (the incoming bar wins; the year files are rewritten atomically). Writers of one
+asset take an exclusive file lock (``<ASSET>/.lock``, ``filelock``), so concurrent imports
+never lose bars; under it, temporary files left by an interrupted writer
+(``.<YYYY>.parquet.<pid>.<hex>.tmp``) are removed, and readers never look at them.
+
+Every incoming batch is checked against the asset: one bar interval (the stored base, 1m or
+5m; see :func:`forex_diffusion.data.candles.infer_base_timeframe`) and the sanity bounds
+(:mod:`forex_diffusion.data.sanity`). A damaged year file is reported by name
+(:meth:`CandleStore.check` verifies every file).
 
 Loading runs one DuckDB query over the year files that overlap the range, with the time
 filter pushed down to the Parquet row groups; coarser timeframes are built by causal
@@ -28,7 +37,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import duckdb
 import numpy as np
@@ -38,6 +47,7 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 from forex_diffusion.assets import normalize_asset
+from forex_diffusion.config.sssd_config import SanityBounds
 from forex_diffusion.data.candles import (
     CANDLE_COLUMNS,
     candle_frame,
@@ -45,6 +55,7 @@ from forex_diffusion.data.candles import (
     validate_candles,
 )
 from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.data.sanity import sanity_problems
 from forex_diffusion.errors import DataError, NotFoundError
 from forex_diffusion.fileio import atomic_write_text, stage_write
 from forex_diffusion.settings import Settings
@@ -59,6 +70,9 @@ ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
 _YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
+_TEMPORARY = re.compile(r"^\..+\.tmp$")
+OnConflict = Literal["error", "keep", "replace"]
+ON_CONFLICT_CHOICES: tuple[OnConflict, ...] = ("error", "keep", "replace")
 _SCHEMA = pa.schema(
     [("timestamp", pa.timestamp("us", tz="UTC"))] + [(c, pa.float64()) for c in CANDLE_COLUMNS]
 )
@@ -113,8 +127,10 @@ class WriteReport:
     """What ``CandleStore.write`` did.
 
     ``rows_in``: bars given; ``rows_added``: bars new to the store; ``already_stored``: bars
-    whose open time was stored already (the stored bar was kept); ``conflicts``: how many of
-    those differed in value; ``total_bars``: bars stored afterwards; ``files_written``.
+    whose open time was stored already; ``conflicts``: how many of those differed in value;
+    ``replaced``: how many stored bars were replaced (``on_conflict="replace"``; with "keep"
+    the stored bars stayed); ``total_bars``: bars stored afterwards; ``files_written``;
+    ``temporaries_removed``: stale temporary files of interrupted writes cleaned up.
     """
 
     asset: str
@@ -124,6 +140,58 @@ class WriteReport:
     conflicts: int
     total_bars: int
     files_written: tuple[Path, ...] = field(default_factory=tuple)
+    replaced: int = 0
+    temporaries_removed: int = 0
+
+
+@dataclass(frozen=True)
+class BarConflicts:
+    """Incoming bars that differ from stored (or earlier) bars with the same open time.
+
+    Shapes: ``ts`` (k,) int64 UTC ns; ``stored`` and ``incoming`` (k, 5)
+    open/high/low/close/volume.
+    """
+
+    ts: np.ndarray
+    stored: np.ndarray
+    incoming: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def format_bar(values: np.ndarray) -> str:
+    """``o/h/l/c/v`` of one bar, (5,) float64, with full precision."""
+    return "/".join(f"{float(v)!r}" for v in values)
+
+
+class BarConflictError(DataError):
+    """Incoming bars conflict with stored bars; ``conflicts`` says which (nothing was written)."""
+
+    def __init__(self, message: str, conflicts: BarConflicts) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+@dataclass(frozen=True)
+class FileHealth:
+    """One file of an asset's folder: a year file (``year`` set) or a stale temporary.
+
+    ``problem`` is None for a healthy year file; ``rows`` is None when the file is unreadable;
+    ``note`` describes a harmless file (a stale temporary: never read, removed by the next
+    write).
+    """
+
+    asset: str
+    path: Path
+    year: int | None
+    rows: int | None
+    problem: str | None
+    note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 def _timestamps(table: pa.Table) -> np.ndarray:
@@ -151,23 +219,86 @@ def _year_of(ns: np.ndarray) -> np.ndarray:
     return ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
+@dataclass(frozen=True)
+class _Merged:
+    """One year's merge: the bars (ts (n,), values (n, 5)), bars added, conflicting bars
+    (their positions in the incoming arrays), and whether stored bars were replaced."""
+
+    ts: np.ndarray
+    values: np.ndarray
+    added: int
+    conflict_pos: np.ndarray
+    conflict_stored: np.ndarray
+    replaced: bool
+
+
 def _merge(
-    old_ts: np.ndarray, old_v: np.ndarray, new_ts: np.ndarray, new_v: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Union of two sorted, unique bar sets; stored bars win. Returns (ts, values, added, conflicts)."""
+    old_ts: np.ndarray,
+    old_v: np.ndarray,
+    new_ts: np.ndarray,
+    new_v: np.ndarray,
+    on_conflict: OnConflict,
+) -> _Merged:
+    """Union of two sorted, unique bar sets. Equal bars are idempotent; differing bars of the
+    same open time are conflicts: the incoming bar replaces the stored one only for
+    ``on_conflict="replace"``."""
+    none = np.zeros(0, np.int64)
     if len(old_ts) == 0:
-        return new_ts, new_v, len(new_ts), 0
+        return _Merged(new_ts, new_v, len(new_ts), none, np.zeros((0, 5)), False)
     pos = np.searchsorted(old_ts, new_ts)
     clipped = np.minimum(pos, len(old_ts) - 1)
     found = old_ts[clipped] == new_ts
-    conflicts = int((old_v[clipped[found]] != new_v[found]).any(axis=1).sum())
+    differs = np.zeros(len(new_ts), dtype=bool)
+    differs[found] = (old_v[clipped[found]] != new_v[found]).any(axis=1)
+    conflict_pos = np.flatnonzero(differs)
+    conflict_stored = old_v[clipped[conflict_pos]]
+    replaced = on_conflict == "replace" and len(conflict_pos) > 0
+    if replaced:
+        old_v = old_v.copy()
+        old_v[clipped[conflict_pos]] = new_v[conflict_pos]
     add = ~found
     if not add.any():
-        return old_ts, old_v, 0, conflicts
+        return _Merged(old_ts, old_v, 0, conflict_pos, conflict_stored, replaced)
     ts = np.concatenate([old_ts, new_ts[add]])
     values = np.concatenate([old_v, new_v[add]])
     order = np.argsort(ts, kind="stable")
-    return ts[order], values[order], int(add.sum()), conflicts
+    return _Merged(
+        ts[order], values[order], int(add.sum()), conflict_pos, conflict_stored, replaced
+    )
+
+
+def _read_table(path: Path, asset: str, columns: list[str] | None = None) -> pa.Table:
+    """A stored year file; a damaged one is a DataError naming it and what to do."""
+    try:
+        table = pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(_damaged(path, asset, str(exc))) from exc
+    missing = [
+        c for c in (columns or ["timestamp", *CANDLE_COLUMNS]) if c not in table.column_names
+    ]
+    if missing:
+        raise DataError(_damaged(path, asset, f"missing column(s) {missing}"))
+    return table
+
+
+def _damaged(path: Path, asset: str, problem: str) -> str:
+    m = _YEAR_FILE.match(path.name)
+    year = m.group(1) if m else "its year"
+    return (
+        f"{path}: damaged candle file of {asset} ({problem}). Move it out of the store and "
+        f"re-import the year {year}: forex-diffusion data import FILE --asset {asset}"
+    )
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete temporary files an interrupted writer left in ``folder``; call it only while
+    holding the folder's writer lock (then no temporary is in use). Returns how many."""
+    removed = 0
+    for p in folder.iterdir():
+        if _TEMPORARY.match(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _stage_parquet(table: pa.Table, target: Path) -> Path:
@@ -295,27 +426,45 @@ class CandleStore:
         df: pd.DataFrame,
         source: str = "api",
         base_timeframe: str | None = None,
+        on_conflict: OnConflict = "error",
+        sanity: SanityBounds | None = None,
     ) -> WriteReport:
-        """Merge candles ``df`` into the store (union; stored bars win on equal open times).
+        """Merge candles ``df`` into the store (union of bars; see the module docstring).
 
         ``df`` must satisfy the candle contract; ``df.attrs["synthetic"]`` marks synthetic data,
         which is never mixed with market data in one asset. The base timeframe is fixed by the
-        first write (inferred as 5m when every bar sits on a 5-minute boundary 5+ minutes
-        apart, else 1m, unless given). Atomic per file; nothing is rewritten when no bar is new.
+        first write (the modal bar spacing, 1m or 5m, unless given); later writes must have the
+        same interval. Bars outside ``sanity`` (default :class:`SanityBounds`) are refused.
+        Atomic per file; nothing is rewritten when no bar is new or replaced.
 
         Raises:
-            DataError: invalid candles, misaligned bars, or a synthetic/market mix.
+            BarConflictError: bars differing from stored bars of the same open time, with
+                ``on_conflict="error"`` (nothing is written).
+            DataError: invalid candles, another bar interval, misaligned bars, implausible bars,
+                a synthetic/market mix, or a damaged year file.
         """
         name = normalize_asset(asset)
-        frame = validate_candles(df, where=f"candles for {name}")
+        where = f"candles for {name}"
+        frame = validate_candles(df, where=where)
         synthetic = bool(df.attrs.get("synthetic", False))
         ts = frame.index.as_unit("ns").asi8
         values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        problems = sanity_problems(ts, values[:, :4], sanity or SanityBounds())
+        if problems:
+            shown = "; ".join(f"{pd.Timestamp(int(ts[i]), tz='UTC')}: {r}" for i, r in problems[:5])
+            raise DataError(f"{where}: {len(problems)} implausible bar(s): {shown}")
+        if on_conflict not in ON_CONFLICT_CHOICES:
+            raise DataError(
+                f"on_conflict must be one of {ON_CONFLICT_CHOICES}, got {on_conflict!r}"
+            )
+        # a new asset's interval is checked before its folder is made
+        interval = infer_base_timeframe(ts, where=where) if not self.has(name) else None
         folder = self._dir(name)
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
-            meta = self._checked_meta(name, ts, synthetic, base_timeframe)
-            staged, added, conflicts = self._merge_years(folder, ts, values)
+            cleaned = remove_stale_temporaries(folder)
+            meta = self._checked_meta(name, ts, synthetic, base_timeframe, interval)
+            staged, added, found = self._merge_years(folder, ts, values, on_conflict)
             try:
                 sources = [str(s) for s in _as_list(meta.get("sources"))]
                 if source and source not in sources:
@@ -330,23 +479,36 @@ class CandleStore:
             finally:
                 for tmp, _ in staged:
                     tmp.unlink(missing_ok=True)
-            total = sum(
-                pq.ParquetFile(p).metadata.num_rows for p in self._year_files(name).values()
-            )
+            total = sum(self._rows(name, p) for p in self._year_files(name).values())
         return WriteReport(
             asset=name,
             rows_in=len(ts),
             rows_added=added,
             already_stored=len(ts) - added,
-            conflicts=conflicts,
+            conflicts=len(found),
             total_bars=total,
             files_written=tuple(t for _, t in staged),
+            replaced=len(found) if on_conflict == "replace" else 0,
+            temporaries_removed=cleaned,
         )
 
+    @staticmethod
+    def _rows(name: str, path: Path) -> int:
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataError(_damaged(path, name, str(exc))) from exc
+
     def _checked_meta(
-        self, name: str, ts: np.ndarray, synthetic: bool, base_timeframe: str | None
+        self,
+        name: str,
+        ts: np.ndarray,
+        synthetic: bool,
+        base_timeframe: str | None,
+        interval: str | None,
     ) -> dict[str, object]:
-        """The asset's metadata (new if absent), after checking the incoming bars fit it."""
+        """The asset's metadata (new if absent), after checking the incoming bars (of bar
+        interval ``interval``, None for a single bar) fit it."""
         if self.has(name):
             meta = self._meta(name)
             base = str(meta["base_timeframe"])
@@ -363,7 +525,7 @@ class CandleStore:
                     f"{'synthetic' if synthetic else 'market'} bars. Use another asset name."
                 )
         else:
-            base = base_timeframe or infer_base_timeframe(ts)
+            base = base_timeframe or interval or "1m"
             meta = {"asset": name, "base_timeframe": base, "synthetic": synthetic, "sources": []}
         base_ns = timeframe_minutes(base) * NS_PER_MIN
         misaligned = np.flatnonzero(ts % base_ns != 0)
@@ -378,39 +540,54 @@ class CandleStore:
                 f"candles for {name}: bars closer than the base timeframe {base}; "
                 "resample them before storing"
             )
+        if interval is None and len(ts) > 1:
+            interval = infer_base_timeframe(ts, where=f"candles for {name}")
+            if interval != base:
+                raise DataError(
+                    f"candles for {name}: the incoming bars are {interval} bars (modal spacing) "
+                    f"but {name} is stored at {base}; one asset holds one bar interval. Import "
+                    f"the {base} file, or store these bars under another asset name."
+                )
         return meta
 
     def _merge_years(
-        self, folder: Path, ts: np.ndarray, values: np.ndarray
-    ) -> tuple[list[tuple[Path, Path]], int, int]:
+        self, folder: Path, ts: np.ndarray, values: np.ndarray, on_conflict: OnConflict
+    ) -> tuple[list[tuple[Path, Path]], int, BarConflicts]:
         """Merge bars into each year file they touch, staged as temporary files.
 
-        Returns ([(temporary, target)], bars added, conflicting bars); on failure no temporary
-        file is left behind.
+        Returns ([(temporary, target)], bars added, the conflicting bars); on failure (a
+        conflict with ``on_conflict="error"`` included) no temporary file is left behind.
         """
-        files = self._year_files(folder.name)
+        name = folder.name
+        files = self._year_files(name)
         years = _year_of(ts)
         bounds = np.flatnonzero(np.r_[True, years[1:] != years[:-1], True])
+        merged: list[tuple[Path, _Merged]] = []
+        for a, b in itertools.pairwise(bounds):
+            year = int(years[a])
+            target = folder / f"{year:04d}.parquet"
+            if year in files:
+                old_ts, old_v = _arrays(_read_table(target, name))
+            else:
+                old_ts, old_v = np.zeros(0, np.int64), np.zeros((0, 5))
+            m = _merge(old_ts, old_v, ts[a:b], values[a:b], on_conflict)
+            merged.append((target, _shifted(m, int(a))))
+        pos = np.concatenate([m.conflict_pos for _, m in merged])
+        found = BarConflicts(
+            ts[pos], np.concatenate([m.conflict_stored for _, m in merged]), values[pos]
+        )
+        if len(found) and on_conflict == "error":
+            raise BarConflictError(conflict_message(name, found), found)
         staged: list[tuple[Path, Path]] = []
-        added = conflicts = 0
         try:
-            for a, b in itertools.pairwise(bounds):
-                year = int(years[a])
-                target = folder / f"{year:04d}.parquet"
-                if year in files:
-                    old_ts, old_v = _arrays(pq.read_table(target))
-                else:
-                    old_ts, old_v = np.zeros(0, np.int64), np.zeros((0, 5))
-                m_ts, m_v, n_add, n_conf = _merge(old_ts, old_v, ts[a:b], values[a:b])
-                added += n_add
-                conflicts += n_conf
-                if n_add:
-                    staged.append((_stage_parquet(_table(m_ts, m_v), target), target))
+            for target, m in merged:
+                if m.added or m.replaced:
+                    staged.append((_stage_parquet(_table(m.ts, m.values), target), target))
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
             raise
-        return staged, added, conflicts
+        return staged, sum(m.added for _, m in merged), found
 
     # -- reading --------------------------------------------------------------------------
     def _files_for(
@@ -424,8 +601,22 @@ class CandleStore:
         files = self._year_files(name)
         if not files:
             return None
-        table = pq.read_table(list(files.values())[-1], columns=["timestamp"])
+        table = _read_table(list(files.values())[-1], name, columns=["timestamp"])
         return pd.Timestamp(table.column("timestamp")[-1].as_py()) if table.num_rows else None
+
+    def last_bar(self, asset: str) -> pd.Timestamp:
+        """Open time of the latest stored bar of ``asset`` (UTC).
+
+        Raises:
+            NotFoundError: unknown asset. DataError: no bar stored, or a damaged year file.
+        """
+        name = self._require(asset)
+        last = self._last_open(name)
+        if last is None:
+            raise DataError(
+                f"asset {name} has no stored bars (an import was interrupted?); re-import it"
+            )
+        return to_utc(last).as_unit("ns")
 
     def load(
         self,
@@ -507,8 +698,12 @@ class CandleStore:
         try:
             table = cur.sql(sql, params=params).to_arrow_table()
         except duckdb.Error as exc:
+            for health in self.check(name):
+                if health.year is not None and not health.ok and health.path in files:
+                    raise DataError(_damaged(health.path, name, str(health.problem))) from exc
             raise DataError(
-                f"cannot read the stored candles of {name} ({exc}); re-import them"
+                f"cannot read the stored candles of {name} ({exc}); run "
+                f"`forex-diffusion data check --asset {name}` to find the damaged file"
             ) from exc
         finally:
             cur.close()
@@ -520,7 +715,7 @@ class CandleStore:
         span = "nothing"
         files = self._year_files(name)
         if files:
-            first = pq.read_table(next(iter(files.values())), columns=["timestamp"])
+            first = _read_table(next(iter(files.values())), name, columns=["timestamp"])
             last = self._last_open(name)
             if first.num_rows and last is not None:
                 span = f"{pd.Timestamp(first.column('timestamp')[0].as_py())} to {last}"
@@ -536,7 +731,7 @@ class CandleStore:
         meta = self._meta(name)
         base = str(meta["base_timeframe"])
         files = self._year_files(name)
-        stamps = [_timestamps(pq.read_table(p, columns=["timestamp"])) for p in files.values()]
+        stamps = [_timestamps(_read_table(p, name, columns=["timestamp"])) for p in files.values()]
         ts = np.concatenate(stamps) if stamps else np.zeros(0, np.int64)
         if len(ts) == 0:
             raise DataError(
@@ -564,3 +759,77 @@ class CandleStore:
             sources=tuple(str(s) for s in _as_list(meta.get("sources"))),
             files=tuple(files.values()),
         )
+
+    # -- health ---------------------------------------------------------------------------
+    def check(self, asset: str) -> list[FileHealth]:
+        """Verify every file of ``asset``: each year file is readable Parquet with the candle
+        columns, holds bars of that year, strictly increasing, on the base grid, valid OHLC;
+        stale temporary files are listed with a note (the next write removes them)."""
+        name = self._require(asset)
+        base_ns = timeframe_minutes(self.base_timeframe(name)) * NS_PER_MIN
+        out = [
+            self._check_year(name, year, path, base_ns)
+            for year, path in self._year_files(name).items()
+        ]
+        for p in sorted(self._dir(name).iterdir()):
+            if _TEMPORARY.match(p.name):
+                out.append(
+                    FileHealth(
+                        name,
+                        p,
+                        None,
+                        None,
+                        None,
+                        "stale temporary file of an interrupted write (never read; removed by "
+                        "the next write)",
+                    )
+                )
+        return out
+
+    @staticmethod
+    def _check_year(name: str, year: int, path: Path, base_ns: int) -> FileHealth:
+        try:
+            ts, values = _arrays(_read_table(path, name))
+        except DataError as exc:
+            return FileHealth(name, path, year, None, str(exc))
+        problem = None
+        steps = np.diff(ts)
+        if len(ts) == 0:
+            problem = "no bars"
+        elif (_year_of(ts) != year).any():
+            problem = f"holds bars outside {year}"
+        elif (steps <= 0).any():
+            problem = "timestamps not strictly increasing"
+        elif (ts % base_ns).any():
+            problem = "bars off the base timeframe grid"
+        else:
+            try:
+                validate_candles(candle_frame(ts, values), where=str(path))
+            except DataError as exc:
+                problem = str(exc)
+        if problem is not None and not problem.startswith(str(path)):
+            problem = _damaged(path, name, problem)
+        return FileHealth(name, path, year, len(ts), problem)
+
+
+def _shifted(m: _Merged, offset: int) -> _Merged:
+    """``m`` with its conflict positions shifted by ``offset`` (positions into the whole batch)."""
+    return _Merged(m.ts, m.values, m.added, m.conflict_pos + offset, m.conflict_stored, m.replaced)
+
+
+def conflict_message(name: str, found: BarConflicts, limit: int = 5) -> str:
+    """What :class:`BarConflictError` says: how many, the first few with both values."""
+    lines = [
+        f"  {pd.Timestamp(int(t), tz='UTC')}: stored {format_bar(old)}, incoming {format_bar(new)}"
+        for t, old, new in zip(
+            found.ts[:limit], found.stored[:limit], found.incoming[:limit], strict=True
+        )
+    ]
+    if len(found) > limit:
+        lines.append(f"  ... and {len(found) - limit} more")
+    return (
+        f"{len(found)} incoming bar(s) of {name} differ from the stored bars with the same "
+        "open time (o/h/l/c/v); nothing was written:\n" + "\n".join(lines) + "\n"
+        "Choose --on-conflict keep (keep the stored bars) or --on-conflict replace (the "
+        "incoming bars replace them)."
+    )

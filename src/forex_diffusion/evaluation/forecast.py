@@ -292,6 +292,10 @@ class ForecastDistribution:
             return crps_ensemble_fair(f.samples, y)
         raise TypeError(f"no CRPS for a {type(f).__name__}")
 
+    def renamed(self, name: str) -> ForecastDistribution:
+        """The same forecasts under another forecaster name."""
+        return ForecastDistribution(name, self.times, self.horizons, self.forecast)
+
     def select(self, rows: np.ndarray | slice) -> ForecastDistribution:
         """The forecasts for a subset of decision times (boolean mask, indices or slice)."""
         return ForecastDistribution(

@@ -71,6 +71,7 @@ def sssd_forecast(
     seed: int,
     name: str,
     on_batch: Callable[[int], None] | None = None,
+    calibrated: bool = False,
 ) -> ForecastDistribution:
     """Sample the model for every decision time of ``dataset``, ``batch_size`` per call.
 
@@ -80,6 +81,7 @@ def sssd_forecast(
         num_samples: S samples per forecast (sampler and steps: the model's inference config).
         seed: seeds one CPU generator for the whole run (same seed, same noise).
         on_batch: called with the number of decision times done in each batch (progress).
+        calibrated: apply the checkpoint's recalibration map (the raw model by default).
 
     Returns:
         ForecastDistribution of kind "samples", (N, H, S) log returns.
@@ -88,7 +90,12 @@ def sssd_forecast(
     # the same noise on any device
     generator = torch.Generator().manual_seed(seed)
     out = service.sample_log_returns(
-        dataset, num_samples, generator=generator, batch_size=batch_size, on_batch=on_batch
+        dataset,
+        num_samples,
+        generator=generator,
+        batch_size=batch_size,
+        on_batch=on_batch,
+        calibrated=calibrated,
     )
     return ForecastDistribution.from_samples(
         name, dataset.decision_times, tuple(dataset.horizons), out

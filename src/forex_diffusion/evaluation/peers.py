@@ -125,3 +125,35 @@ def quantiles_to_samples(q: np.ndarray, levels: Sequence[float], num_samples: in
     w = (z - z0) / (z1 - z0)
     out = q[:, idx] * (1 - w) + q[:, idx + 1] * w
     return np.maximum.accumulate(out, axis=1)
+
+
+# --------------------------------------------------------------------------- in the evaluation
+
+
+def peer_features(
+    base: pd.DataFrame, bars_5m: pd.DataFrame, times: pd.DatetimeIndex
+) -> pd.DataFrame:
+    """Causal features of the learned peer at decision times (closes of 5m bars).
+
+    HAR realised volatility (rv, Parkinson, Garman–Klass over the last hour, day and week, from
+    the base candles), the last 5m, 15m and 60m log returns, and the time of day and of week
+    as sines and cosines. Every value at t uses bars closed by t only.
+    """
+    from forex_diffusion.features.realized import realized_features
+
+    har = realized_features(base)
+    har.index = har.index + pd.Timedelta(minutes=5)  # by close time
+    close = pd.Series(
+        bars_5m["close"].to_numpy(np.float64), index=bars_5m.index + pd.Timedelta(minutes=5)
+    )
+    logc = np.log(close)
+    out = har.reindex(times)
+    for k, name in ((1, "r_5m"), (3, "r_15m"), (12, "r_60m")):
+        out[name] = (logc - logc.shift(k)).reindex(times).to_numpy()
+    minutes = times.hour * 60 + times.minute
+    week = times.day_of_week * 1440 + minutes
+    out["tod_sin"] = np.sin(2 * np.pi * minutes / 1440)
+    out["tod_cos"] = np.cos(2 * np.pi * minutes / 1440)
+    out["tow_sin"] = np.sin(2 * np.pi * week / 10080)
+    out["tow_cos"] = np.cos(2 * np.pi * week / 10080)
+    return out

@@ -183,12 +183,13 @@ def _grid(n: int) -> tuple[Figure, list[plt.Axes]]:
 def _per_horizon_figure(
     s: EvaluationSummary, title: str, path: Path, draw: Callable[[plt.Axes, int], None]
 ) -> None:
-    """One panel per horizon (titled "<h> min") drawn by ``draw(ax, h)``, legend on the first."""
+    """One panel per horizon (titled "<h> min") drawn by ``draw(ax, h)``, each with its own
+    legend (a panel may lack a forecaster the others show)."""
     fig, axes = _grid(len(s.horizons))
     for ax, h in zip(axes, s.horizons, strict=True):
         draw(ax, h)
         ax.set_title(f"{h} min")
-    axes[0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.suptitle(f"{title}, {s.asset}")
     _save(fig, path)
 
@@ -224,7 +225,7 @@ def plot_pit(s: EvaluationSummary, path: Path) -> None:
             density = counts / counts.sum() * bins
             edges = np.linspace(0, 1, bins + 1)
             ax.stairs(density, edges, label=s.labels.get(name, name))
-        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.axhline(1.0, color="grey", lw=1, ls="--", label="calibrated (flat)")
         ax.set_xlabel("PIT")
         ax.set_ylabel("density")
 
@@ -269,7 +270,11 @@ def plot_fan_chart(fan: FanChartData, label: str, asset: str, path: Path) -> Non
         ax.fill_between(x, lo, hi, alpha=0.25, step="mid", label=f"{level:.0%} interval")
     ax.plot(x, median, lw=0.8, label="median")
     ax.plot(x, actual, color="black", marker=".", ms=2, ls="none", label="realised")
-    ax.set_title(f"{asset}: {label}, {fan.horizon} min ahead")
+    times = fan.target_times.tz_convert("UTC")
+    ax.set_title(
+        f"{asset}: {label}, {fan.horizon} min ahead, sample week "
+        f"{times[0]:%a %Y-%m-%d} to {times[-1]:%a %Y-%m-%d} (UTC)"
+    )
     ax.set_xlabel("target time (UTC)")
     ax.set_ylabel("price")
     ax.legend(fontsize=8, loc="upper left")
@@ -309,3 +314,16 @@ def write_report(
     )
     atomic_write_text(files.report, render_markdown(summary, fan is not None))
     return files
+
+
+def note_export(report: Path, export: Path, rows: int) -> None:
+    """Append to ``report`` a section naming the per-forecast export file and its columns."""
+    text = report.read_text(encoding="utf-8").rstrip("\n")
+    text += (
+        "\n\n## Exported forecasts\n\n"
+        f"Every scored forecast ({rows:,} rows: decision time × horizon × forecaster) is in "
+        f"`{export}`: realised log return (and its price change and pips), mean, std, the "
+        "quantiles at the configured levels, PIT and CRPS, all in log-return units "
+        "(×1e4 = bp). Read it with `pandas.read_parquet` or `pandas.read_csv`.\n"
+    )
+    atomic_write_text(report, text)

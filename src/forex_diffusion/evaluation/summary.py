@@ -113,11 +113,13 @@ class EvaluationSummary:
     verdicts: tuple[HorizonVerdict, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    others: tuple[str, ...] = ()
 
     @property
     def forecasters(self) -> tuple[str, ...]:
-        """The model first (if any), then the baselines."""
-        return ((self.model_name,) if self.model_name else ()) + self.baselines
+        """The model first (if any), then its variants (e.g. raw beside calibrated), then the
+        baselines."""
+        return ((self.model_name,) if self.model_name else ()) + self.others + self.baselines
 
     def get(self, forecaster: str, horizon: int) -> ForecasterMetrics:
         for m in self.metrics:
@@ -219,6 +221,7 @@ def summarize_forecasts(
     end: str | None = None,
     notes: Sequence[str] = (),
     diagnostics: Mapping[str, Any] | None = None,
+    others: Sequence[str] = (),
 ) -> EvaluationSummary:
     """Score every forecaster on the common pairs of each horizon.
 
@@ -236,10 +239,12 @@ def summarize_forecasts(
         notes: extra lines for the report.
         diagnostics: extra facts for metrics.json (e.g. GARCH refit failures); the DM
             variance kernel used is always added.
+        others: further forecasters scored like the model (its raw variant beside the
+            calibrated one, a learned peer); never the "best baseline" and not in the verdicts.
     """
     if not baselines:
         raise ValueError("at least one baseline is needed")
-    names = ([model_name] if model_name else []) + list(baselines)
+    names = ([model_name] if model_name else []) + list(others) + list(baselines)
     missing = [n for n in names if n not in forecasts]
     if missing:
         raise ValueError(f"no forecasts for {missing}; have {sorted(forecasts)}")
@@ -361,6 +366,7 @@ def summarize_forecasts(
             + (", Harvey–Leybourne–Newbold correction." if cfg.dm_small_sample_correction else "."),
         ),
         diagnostics={**dict(diagnostics or {}), "dm_kernel": cfg.dm_kernel},
+        others=tuple(others),
     )
 
 

@@ -34,8 +34,13 @@ from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.baselines import Baseline, GarchBaseline, build_baselines
+from forex_diffusion.evaluation.direction_rules import (
+    direction_rule_signals,
+    with_direction_rules,
+)
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
+from forex_diffusion.evaluation.peers import LightGBMQuantilePeer, peer_features
 from forex_diffusion.evaluation.ranges import (
     TuningChoice,
     check_unseen,
@@ -103,7 +108,8 @@ class EvaluationResult:
         tuning: where the baselines were tuned and why.
         exclusions: decision-time accounting.
         forecasts: name → (N, H) forecasts on the N scored decision times.
-        targets: (N, H) realised log returns; ``last_close`` (N,) closes at t.
+        targets: (N, H) realised log returns; ``last_close`` (N,) closes at t;
+            ``decision_times`` (N,) the scored decision times (UTC).
         model_name, model_id, checkpoint: the evaluated model (None for baselines only).
         metric_rows: rows written to ``sssd_performance_metrics``.
     """
@@ -121,6 +127,7 @@ class EvaluationResult:
     model_id: int | None
     checkpoint: Path | None
     metric_rows: int
+    decision_times: pd.DatetimeIndex | None = None
 
     def text(self) -> str:
         """The first table and the verdicts (what the CLI prints)."""
@@ -209,11 +216,14 @@ def record_evaluation(
     """
     rows = 0
     for name in summary.forecasters:
-        is_model = name == summary.model_name
+        is_model = name == summary.model_name or name in summary.others
+        method = MODEL_METHOD if name == summary.model_name else name
+        if summary.model_name and name in summary.others:
+            method = name.replace(summary.model_name, MODEL_METHOD)
         for h in summary.horizons:
             registry.record_metrics(
                 model_id if is_model else None,
-                MODEL_METHOD if is_model else name,
+                method,
                 summary.asset,
                 h,
                 evaluated.start.to_pydatetime(),
@@ -304,6 +314,61 @@ def _tuned_baselines(
                 "range, or set evaluation.tuning_days / data.splits.train to dates the store holds."
             ) from None
     return baselines, sentence
+
+
+def _peer_forecast(
+    store: CandleStore,
+    asset: str,
+    ecfg: EvaluationConfig,
+    tuning: TuningChoice,
+    baselines: Sequence[Baseline],
+    candles: pd.DataFrame,
+    bars5: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: tuple[int, ...],
+) -> tuple[ForecastDistribution | None, list[str]]:
+    """The LightGBM quantile peer, fitted on the baselines' tuning range (targets inside it)
+    and scaled by the best-informed baseline's σ forecast; None and a note when it cannot be."""
+    scaler = next((b for b in baselines if b.name == "ewma_seasonal"), baselines[0])
+    base = _load(store, asset, tuning.range, "learned-peer training", None)
+    train5 = resample_ohlc(base, "5m")
+    last = tuning.range.end - pd.Timedelta(minutes=max(horizons))
+    train_times = select_decision_times(train5, tuning.range.start, last, ecfg.stride)
+    y = realized_log_returns(train5, train_times, horizons)
+    x = peer_features(base, train5, train_times)
+    scale = scaler.forecast(train5, train_times, horizons).std()
+    ok = np.isfinite(x.to_numpy()).all(axis=1) & np.isfinite(scale).all(axis=1)
+    peer = LightGBMQuantilePeer(seed=0)
+    try:
+        peer.fit(
+            x[ok],
+            {h: y[ok, j] for j, h in enumerate(horizons)},
+            {h: scale[ok, j] for j, h in enumerate(horizons)},
+        )
+    except ValueError as exc:
+        return None, [f"Learned peer (LightGBM) skipped: {exc}."]
+    x_eval = peer_features(candles, bars5, times)
+    s_eval = forecasts_std(scaler, bars5, times, horizons)
+    valid = np.isfinite(x_eval.to_numpy()).all(axis=1) & np.isfinite(s_eval).all(axis=1)
+    samples = np.full((len(times), len(horizons), ecfg.peer_samples), np.nan)
+    if valid.any():
+        for j, h in enumerate(horizons):
+            samples[valid, j] = peer.predict_samples(
+                x_eval[valid], h, s_eval[valid, j], ecfg.peer_samples
+            )
+    note = (
+        f"Learned peer: LightGBM quantile regression ({len(peer.levels)} levels per horizon) on "
+        f"{int(ok.sum())} decision times of {tuning.range.label()}, targets scaled by "
+        f"{scaler.label}'s σ forecast."
+    )
+    return ForecastDistribution.from_samples("lightgbm", times, horizons, samples), [note]
+
+
+def forecasts_std(
+    baseline: Baseline, bars5: pd.DataFrame, times: pd.DatetimeIndex, horizons: tuple[int, ...]
+) -> np.ndarray:
+    """(N, H) predictive standard deviation of a fitted baseline at ``times``."""
+    return baseline.forecast(bars5, times, horizons).std()
 
 
 def _baseline_diagnostics(baselines: Sequence[Baseline]) -> tuple[dict[str, Any], list[str]]:
@@ -465,10 +530,21 @@ def evaluate(
 
         forecasts = {b.name: b.forecast(bars5, times, horizons) for b in baselines}
         labels = {b.name: b.label for b in baselines}
+        variants: list[str] = []  # rows scored like the model, never the best baseline
+        peer_notes: list[str] = []
+        if ecfg.learned_peer:
+            peer_fc, peer_notes = _peer_forecast(
+                store, asset, ecfg, subject.tuning, baselines, candles, bars5, times, horizons
+            )
+            if peer_fc is not None:
+                forecasts[peer_fc.name] = peer_fc
+                labels[peer_fc.name] = "LightGBM quantile peer"
+                variants.append(peer_fc.name)
         baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
         keep = has_targets & baseline_ok
         model_ok = np.ones(len(times), dtype=bool)
         model_key: str | None = None
+        rules = direction_rule_signals(bars5, times)
         if subject.service is not None:
             model_key = subject.service.model_name
             labels[model_key] = model_key
@@ -477,6 +553,18 @@ def evaluate(
             )
             if model_fc is not None:
                 forecasts[model_key] = model_fc
+                if subject.service.uses_calibration(None):
+                    raw_key = f"{model_key} (raw)"
+                    forecasts[raw_key] = model_fc.renamed(raw_key)
+                    forecasts[model_key] = ForecastDistribution.from_samples(
+                        model_key,
+                        model_fc.times,
+                        model_fc.horizons,
+                        subject.service.recalibrate(_samples_of(model_fc)),
+                    )
+                    labels[model_key] = f"{model_key} (calibrated)"
+                    labels[raw_key] = raw_key
+                    variants.append(raw_key)
         del candles, bars5
         exclusions = Exclusions(
             candidates=len(times),
@@ -492,9 +580,10 @@ def evaluate(
             raise DataError(f"{asset}: nothing to score in {evaluated}: {exclusions.sentence()}")
         keep &= model_ok
         forecasts = {k: f.select(keep) for k, f in forecasts.items()}
-        targets, last_close = targets[keep], last_close[keep]
+        targets, last_close, scored_times = targets[keep], last_close[keep], times[keep]
         diagnostics, diag_notes = _baseline_diagnostics(baselines)
         diagnostics["baseline_tuning"] = tuning_used
+        rules = {k: v[keep] for k, v in rules.items()}
 
         summary = summarize_forecasts(
             asset=asset,
@@ -508,9 +597,11 @@ def evaluate(
             labels=labels,
             start=fmt_time(evaluated.start),
             end=fmt_time(evaluated.end, end=True),
-            notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes],
+            notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes, *peer_notes],
             diagnostics=diagnostics,
+            others=variants,
         )
+        summary = with_direction_rules(summary, rules, targets)
         out = Path(out_dir) if out_dir else _default_out_dir(config, asset, evaluated, model_key)
         files = write_report(
             out, summary, _fan_chart(summary, forecasts, targets, last_close, ecfg)
@@ -541,7 +632,14 @@ def evaluate(
             model_id=model_id,
             checkpoint=service.checkpoint_path if service is not None else None,
             metric_rows=rows,
+            decision_times=scored_times,
         )
+
+
+def _samples_of(fc: ForecastDistribution) -> np.ndarray:
+    if fc.samples is None:
+        raise TypeError(f"forecast {fc.name!r} is not sample-based")
+    return fc.samples
 
 
 def _default_out_dir(

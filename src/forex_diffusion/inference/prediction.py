@@ -16,6 +16,20 @@ import pandas as pd
 
 from forex_diffusion.forecast import Forecast, SampleForecast, summarize
 
+SUMMARIES = ("mean", "std", "q05", "q50", "q95")
+QUANTILES = {"q05": 0.05, "q50": 0.5, "q95": 0.95}
+UNITS = {
+    "mean, std, q05, q50, q95": "price change close(t+h) - close(t), in price units",
+    "pips": "the same price changes divided by pip_size",
+    "levels": "price levels: last_close + price change",
+    "prob_up": "probability that close(t+h) > close(t)",
+    "confidence": "probability of the more likely direction, max(prob_up, 1 - prob_up)",
+    "direction": "up/down when confidence >= direction_threshold, else neutral",
+    "mc_se": "Monte-Carlo standard error of each figure (noise of the sampling; price change, "
+    "prob_up as a probability)",
+    "horizons": "minutes after the decision time (timestamp, UTC)",
+}
+
 
 @dataclass
 class SSSDPrediction:
@@ -40,6 +54,8 @@ class SSSDPrediction:
     pip_size: float = 0.0001
     samples: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     calibrated: bool = False  # the samples went through the model's recalibration map
+    seed: int | None = None
+    direction_threshold: float = 0.7
 
     @classmethod
     def from_samples(
@@ -52,6 +68,8 @@ class SSSDPrediction:
         inference_time_ms: float,
         model_name: str,
         pip_size: float,
+        seed: int | None = None,
+        direction_threshold: float = 0.7,
     ) -> SSSDPrediction:
         """Summarise price-change samples per horizon into mean, std and 5/50/95 % quantiles."""
         horizons = sorted(samples)
@@ -66,6 +84,8 @@ class SSSDPrediction:
             inference_time_ms=inference_time_ms,
             model_name=model_name,
             pip_size=pip_size,
+            seed=seed,
+            direction_threshold=direction_threshold,
         )
 
     @classmethod
@@ -81,6 +101,8 @@ class SSSDPrediction:
         inference_time_ms: float,
         model_name: str,
         pip_size: float,
+        seed: int | None = None,
+        direction_threshold: float = 0.7,
     ) -> SSSDPrediction:
         """The price-unit view of ``forecast`` (leading shape (H,): price changes per horizon):
         its summaries (``forex_diffusion.forecast.summarize``) and ``samples`` per horizon."""
@@ -105,6 +127,8 @@ class SSSDPrediction:
             num_samples=len(samples[horizons[0]]),
             pip_size=float(pip_size),
             samples={h: np.asarray(samples[h], dtype=np.float64) for h in horizons},
+            seed=seed,
+            direction_threshold=float(direction_threshold),
         )
 
     def forecast(self, horizons: Sequence[int] | None = None) -> SampleForecast:
@@ -147,8 +171,45 @@ class SSSDPrediction:
             for name in ("mean", "q05", "q50", "q95")
         }
 
+    def mc_standard_errors(self) -> dict[str, dict[int, float]]:
+        """Monte-Carlo standard errors (price units; ``prob_up`` as a probability) of the
+        reported summaries, from the samples: the noise a different seed would show.
+
+        ``prob_up``: sqrt(p(1 - p) / S); ``mean``: std / sqrt(S); ``std``: std / sqrt(2(S - 1));
+        a quantile q: half the distance between the order statistics at ranks
+        S·q ± sqrt(S·q(1 - q)) (the distribution-free 68 % interval of the sample quantile).
+        """
+        out: dict[str, dict[int, float]] = {k: {} for k in (*SUMMARIES, "prob_up")}
+        for h in self.horizons:
+            x = np.sort(self.samples[h])
+            n = len(x)
+            p = self.prob_up(h)
+            out["prob_up"][h] = float(np.sqrt(p * (1 - p) / n))
+            out["mean"][h] = float(self.std[h] / np.sqrt(n))
+            out["std"][h] = float(self.std[h] / np.sqrt(2 * max(n - 1, 1)))
+            for name, q in QUANTILES.items():
+                half = np.sqrt(n * q * (1 - q))
+                lo = int(np.clip(np.floor(n * q - half), 0, n - 1))
+                hi = int(np.clip(np.ceil(n * q + half), 0, n - 1))
+                out[name][h] = float((x[hi] - x[lo]) / 2)
+        return out
+
+    def direction(self, horizon: int) -> str:
+        """ "up"/"down" when that direction's probability reaches ``direction_threshold``,
+        else "neutral"."""
+        return direction_from_prediction(self, horizon, self.direction_threshold)
+
     def to_dict(self, include_samples: bool = False) -> dict[str, Any]:
-        """JSON-compatible dict (horizon keys become strings)."""
+        """JSON-compatible dict (horizon keys become strings): the one schema every output
+        format (table, JSON, CSV) is rendered from.
+
+        ``mean``/``std``/``q05``/``q50``/``q95``: price change close(t+h) − close(t) in price
+        units; ``pips``: the same in pips; ``levels``: last_close + change (price);
+        ``mc_se``: Monte-Carlo standard errors of those (price change; ``prob_up`` as a
+        probability); ``prob_up``: P(change > 0); ``confidence``: P(the more likely
+        direction) = max(prob_up, 1 − prob_up); ``direction``: up/down when ``confidence``
+        reaches ``direction_threshold``, else neutral. ``units`` says all this in words.
+        """
         out: dict[str, Any] = {
             "asset": self.asset,
             "timestamp": self.timestamp.isoformat(),
@@ -159,13 +220,30 @@ class SSSDPrediction:
             "model_name": self.model_name,
             "num_samples": self.num_samples,
             "calibrated": self.calibrated,
+            "seed": self.seed,
+            "direction_threshold": self.direction_threshold,
+            "units": dict(UNITS),
         }
-        for name in ("mean", "std", "q05", "q50", "q95"):
+        for name in SUMMARIES:
             out[name] = {str(h): v for h, v in getattr(self, name).items()}
         pips = self.in_pips()
         out["mean_pips"] = {str(h): v for h, v in pips["mean"].items()}
         out["std_pips"] = {str(h): v for h, v in pips["std"].items()}
-        out["prob_up"] = {str(h): self.prob_up(h) for h in self.horizons} if self.samples else {}
+        out["pips"] = {name: {str(h): v for h, v in pips[name].items()} for name in SUMMARIES}
+        out["levels"] = {
+            name: {str(h): v for h, v in values.items()}
+            for name, values in self.price_levels().items()
+        }
+        if self.samples:
+            out["prob_up"] = {str(h): self.prob_up(h) for h in self.horizons}
+            out["confidence"] = {str(h): directional_confidence(self, h) for h in self.horizons}
+            out["direction"] = {str(h): self.direction(h) for h in self.horizons}
+            out["mc_se"] = {
+                name: {str(h): v for h, v in values.items()}
+                for name, values in self.mc_standard_errors().items()
+            }
+        else:
+            out["prob_up"] = {}
         if include_samples:
             out["samples"] = {str(h): s.tolist() for h, s in self.samples.items()}
         return out
@@ -188,3 +266,36 @@ def direction_from_prediction(pred: SSSDPrediction, horizon: int, threshold: flo
     if 1.0 - p_up >= threshold:
         return "down"
     return "neutral"
+
+
+def horizon_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per horizon of a prediction's JSON dict (:meth:`SSSDPrediction.to_dict`),
+    every column named with its unit (``_change`` price change, ``_pips``, ``_level`` price;
+    ``_se`` its Monte-Carlo standard error): what CSV and the table show."""
+    rows = []
+    timestamp = pd.Timestamp(data["timestamp"])
+    se = data.get("mc_se", {})
+    for h in data["horizons"]:
+        key = str(h)
+        row: dict[str, Any] = {
+            "asset": data["asset"],
+            "decision_time": data["timestamp"],
+            "horizon_min": int(h),
+            "target_time": (timestamp + pd.Timedelta(minutes=int(h))).isoformat(),
+            "last_close": data["last_close"],
+            "prob_up": data["prob_up"].get(key),
+            "prob_up_se": se.get("prob_up", {}).get(key),
+            "confidence": data.get("confidence", {}).get(key),
+            "direction": data.get("direction", {}).get(key),
+        }
+        for name in SUMMARIES:
+            row[f"{name}_change"] = data[name][key]
+            row[f"{name}_change_se"] = se.get(name, {}).get(key)
+            row[f"{name}_pips"] = data["pips"][name][key]
+            if name != "std":
+                row[f"{name}_level"] = data["levels"][name][key]
+        row.update(
+            model_name=data["model_name"], num_samples=data["num_samples"], seed=data["seed"]
+        )
+        rows.append(row)
+    return rows

@@ -14,6 +14,8 @@ latest one closing at or before ``asof``).
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,16 +43,18 @@ from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
 from forex_diffusion.features.unified_pipeline import feature_names, required_history
 from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
+from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.prediction import (
     SSSDPrediction,
     direction_from_prediction,
     directional_confidence,
 )
-from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint
+from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint, weights_digest
 from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
 from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.registry.repository import Registry
-from forex_diffusion.timeframes import timeframe_minutes, to_utc
+from forex_diffusion.timeframes import timeframe_minutes
+from forex_diffusion.timeinput import parse_utc
 
 __all__ = [
     "SSSDEnsembleInferenceService",
@@ -60,14 +64,21 @@ __all__ = [
 ]
 
 _FIVE_MIN = pd.Timedelta(minutes=5)
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` → CUDA when present, else CPU.
 
     Raises:
-        ConfigError: a CUDA device on a machine without CUDA.
+        ConfigError: a device other than auto, cpu, cuda or cuda:N, or a CUDA device on a
+            machine without CUDA.
     """
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise ConfigError(
+            f"unknown device {device!r} (--device or inference.device): use 'auto', 'cpu', "
+            "'cuda' or 'cuda:N'"
+        )
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -80,13 +91,26 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass(frozen=True)
 class _Window:
-    """The candles a forecast at ``decision_time`` needs, and their identity for the cache."""
+    """The candles a forecast at ``decision_time`` needs."""
 
     candles: pd.DataFrame
     decision_time: pd.Timestamp
     base_timeframe: str
-    last_bar: pd.Timestamp
-    last_close: float
+
+
+def features_digest(features: dict[str, torch.Tensor], *arrays: np.ndarray) -> str:
+    """Digest of the model input: every timeframe's window tensor (name, shape, dtype, bytes)
+    and ``arrays`` (the targets' scales and last close, which turn samples into prices)."""
+    h = hashlib.blake2b(digest_size=20)
+    for tf in sorted(features):
+        x = features[tf].detach().cpu().contiguous()
+        h.update(f"{tf}|{tuple(x.shape)}|{x.dtype}|".encode())
+        h.update(x.numpy().tobytes())
+    for a in arrays:
+        arr = np.ascontiguousarray(a)
+        h.update(f"{arr.shape}|{arr.dtype}|".encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()
 
 
 def noise_base(generator: torch.Generator | None) -> int | None:
@@ -151,6 +175,8 @@ class SSSDInferenceService:
         )
         self.cache_hits = 0
         self.cache_misses = 0
+        # identity of the weights in the cache key: the service's model is fixed at construction
+        self.model_digest = weights_digest(self.model.state_dict())
         history = required_history(config)
         # calendar span that surely holds the needed bars: trading time x 7/5 for weekends + slack
         need_min = max(n * timeframe_minutes(tf) for tf, n in history.items())
@@ -216,12 +242,16 @@ class SSSDInferenceService:
         )
 
     # ------------------------------------------------------------------ windows
-    def _window(self, df: pd.DataFrame, asof: Any = None) -> _Window:
-        candles = validate_candles(df, where=f"candles for {self.asset}")
-        base = infer_base_timeframe(candles.index.asi8)
+    def _window(self, df: pd.DataFrame, asof: Any = None, allow_stale: bool = False) -> _Window:
+        where = f"candles for {self.asset}"
+        when = None if asof is None else parse_utc(asof, "asof")
+        candles = validate_candles(df, where=where)
+        base = infer_base_timeframe(candles.index.asi8, where=where)
         base_delta = pd.Timedelta(minutes=timeframe_minutes(base))
         known_until = candles.index[-1] + base_delta
-        cutoff = known_until if asof is None else min(to_utc(asof), known_until)
+        if when is not None and not allow_stale:
+            self.check_staleness(when, known_until)
+        cutoff = known_until if when is None else min(when, known_until)
         candles = candles[candles.index + base_delta <= cutoff]  # only closed base bars
         candles = candles[candles.index >= cutoff - self.history_span]
         if candles.empty:
@@ -230,8 +260,24 @@ class SSSDInferenceService:
         if bars5.empty:
             raise DataError(f"candles for {self.asset}: no complete 5m bar closes by {cutoff}")
         decision = bars5.index[-1] + _FIVE_MIN
-        candles = candles[candles.index < decision]
-        return _Window(candles, decision, base, candles.index[-1], float(candles["close"].iloc[-1]))
+        return _Window(candles[candles.index < decision], decision, base)
+
+    def check_staleness(self, asof: pd.Timestamp, latest_close: pd.Timestamp) -> None:
+        """Refuse a forecast as of ``asof`` from candles whose latest bar closed at
+        ``latest_close`` more than ``inference.max_staleness_minutes`` earlier.
+
+        Raises:
+            DataError: saying how old the latest bar is and how to override.
+        """
+        age = asof - latest_close
+        limit = pd.Timedelta(minutes=self.config.inference.max_staleness_minutes)
+        if age > limit:
+            raise DataError(
+                f"candles for {self.asset}: the latest bar closed at {latest_close} UTC, "
+                f"{_age(age)} before asof {asof}; the limit is inference.max_staleness_minutes="
+                f"{self.config.inference.max_staleness_minutes:g}. Import newer candles, choose "
+                "an earlier asof, or allow a stale forecast (--allow-stale, allow_stale=True)."
+            )
 
     def config_for_base(self, base_timeframe: str) -> SSSDConfig:
         """The model's config with candles of ``base_timeframe`` (features depend on it)."""
@@ -252,6 +298,12 @@ class SSSDInferenceService:
 
     def _window_dataset(self, win: _Window) -> SSSDTimeSeriesDataset:
         return self._dataset(win.candles, win.base_timeframe, [win.decision_time])
+
+    def live_windows(self, base_timeframe: str | None = None) -> LiveFeatureWindows:
+        """Incremental feature windows for this model: push new candles, read model inputs
+        without recomputing the history's features (see ``inference.live_features``)."""
+        base = base_timeframe or self.config.asset.base_timeframe
+        return LiveFeatureWindows(self.config_for_base(base), self.standardizer)
 
     def build_features(self, df: pd.DataFrame, asof: Any = None) -> SSSDTimeSeriesDataset:
         """The one-sample dataset (standardized windows, scale, last close) for the decision
@@ -293,6 +345,13 @@ class SSSDInferenceService:
             )
         return want and self.calibration is not None
 
+    def recalibrate(self, samples: np.ndarray) -> np.ndarray:
+        """The checkpoint's map applied to (N, H, S) samples of scaled targets or log returns
+        (the map is equivariant to each forecast's positive scale)."""
+        if self.calibration is None:
+            raise ConfigError(f"model {self.model_name} has no calibration")
+        return self._recalibrate(samples, True)
+
     def _recalibrate(self, scaled: np.ndarray, calibrated: bool) -> np.ndarray:
         """Apply the per-horizon quantile map to (B, H, S) samples (a monotone map of each
         forecast's samples, so scaling by the positive target scale later commutes with it)."""
@@ -311,6 +370,7 @@ class SSSDInferenceService:
         times: Sequence[pd.Timestamp],
         elapsed_ms: float,
         calibrated: bool = False,
+        seed: int | None = None,
     ) -> list[SSSDPrediction]:
         """Scaled samples (B, H, S) → price-change samples per forecast."""
         log_ret = scaled * scales[:, :, None]
@@ -327,6 +387,8 @@ class SSSDInferenceService:
                     inference_time_ms=elapsed_ms / len(times),
                     model_name=self.model_name,
                     pip_size=self.pip_size,
+                    seed=seed,
+                    direction_threshold=self.direction_threshold,
                 )
             )
             preds[-1].calibrated = calibrated
@@ -349,10 +411,19 @@ class SSSDInferenceService:
             raise ConfigError(
                 f"sampler must be one of {', '.join(SAMPLERS)}, got {s!r} {where.format('sampler')}"
             )
-        if k < 1:
-            raise ConfigError(f"steps must be >= 1, got {k} {where.format('steps')}")
+        train_steps = self.config.model.diffusion.train_steps
+        if not 1 <= k <= train_steps:
+            raise ConfigError(
+                f"steps must be in [1, {train_steps}] (the model's model.diffusion.train_steps), "
+                f"got {k} {where.format('steps')}"
+            )
         if not 0.0 <= e <= 1.0:
             raise ConfigError(f"eta must be in [0, 1], got {e} {where.format('eta')}")
+        if s == "dpmpp_2m" and e != 0.0:
+            raise ConfigError(
+                f"eta applies to the ddim sampler only; dpmpp_2m is deterministic (got eta={e} "
+                f"{where.format('eta')})"
+            )
         return n, s, k, e
 
     def _sample_chunks(
@@ -390,25 +461,40 @@ class SSSDInferenceService:
         asof: Any = None,
         generator: torch.Generator | None = None,
         calibrated: bool | None = None,
+        allow_stale: bool = False,
+        seed: int | None = None,
     ) -> SSSDPrediction:
         """Forecast from raw candles (1m or 5m) as of the latest complete 5m bar (or ``asof``).
 
+        ``num_samples`` None = ``inference.num_samples`` (the ``predict`` command uses
+        ``inference.forecast_samples``). ``seed`` (None = ``inference.seed``; None there too =
+        fresh noise) makes the forecast bit-identical across calls and processes on the same
+        device; it is recorded in the prediction.
+
         ``calibrated`` (default ``inference.calibrated``) applies the checkpoint's quantile
         recalibration to the samples, so every summary comes from the calibrated distribution.
+        ``asof`` later than the latest bar's close by more than
+        ``inference.max_staleness_minutes`` is refused unless ``allow_stale``.
 
-        Results are cached for ``inference.cache_ttl_seconds`` keyed on the model, the decision
-        time, the last bar and the sampling parameters; an explicit ``generator`` bypasses the cache.
+        Results are cached for ``inference.cache_ttl_seconds`` keyed on what the forecast
+        depends on: a digest of the model's input windows (and the scales and last close that
+        turn samples into prices), the decision time, the model's weights and the sampling
+        parameters. The windows are built (and checked) on every call; an explicit
+        ``generator`` or a seed bypasses the cache.
         """
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
+        seed = self.config.inference.seed if seed is None else seed
+        if seed is not None and generator is None:
+            generator = torch.Generator(device=self.device).manual_seed(int(seed))
         cal = self.uses_calibration(calibrated)
-        win = self._window(df, asof)
+        win = self._window(df, asof, allow_stale)
+        dataset = self._window_dataset(win)
+        features, _, _ = dataset.get_batch([0])
         key = (
-            self.model_name,
-            str(self.checkpoint_path),
+            self.model_digest,
+            features_digest(features, dataset.scales, dataset.last_close),
             win.decision_time,
-            win.last_bar,
-            win.last_close,
             n,
             s,
             k,
@@ -419,13 +505,11 @@ class SSSDInferenceService:
             self.cache_hits += 1
             return self._cache[key]
         self.cache_misses += 1
-        dataset = self._window_dataset(win)
-        features, _, _ = dataset.get_batch([0])
         gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
         scaled = self._sample(features, n, s, k, e, gens, cal)
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal
+            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal, seed
         )[0]
         if generator is None:
             self._cache[key] = pred
@@ -527,10 +611,13 @@ class SSSDInferenceService:
                         calibrated=calibrated,
                     )
                 ]  # fmt: skip
-            candles = validate_candles(df, where=f"candles for {self.asset}")
-            times = [to_utc(t) for t in decision_times]
+            where = f"candles for {self.asset}"
+            candles = validate_candles(df, where=where)
+            times = [parse_utc(t, "decision_times") for t in decision_times]
             dataset = self._dataset(
-                candles[candles.index < max(times)], infer_base_timeframe(candles.index.asi8), times
+                candles[candles.index < max(times)],
+                infer_base_timeframe(candles.index.asi8, where=where),
+                times,
             )
             preds = self.predict_features(
                 dataset, None, num_samples, sampler, steps, eta, generator, batch_size, calibrated
@@ -642,6 +729,14 @@ class SSSDInferenceService:
                 batch_size=batch_size,
                 num_samples=p.num_samples,
             )
+
+
+def _age(delta: pd.Timedelta) -> str:
+    """``3 days 4 h 5 min`` (days only when non-zero)."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 1440)
+    text = f"{rest // 60} h {rest % 60} min"
+    return f"{days:,} day(s) {text}" if days else text
 
 
 def load_sssd_inference_service(

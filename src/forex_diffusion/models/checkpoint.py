@@ -236,6 +236,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         CheckpointError: truncated, corrupted, foreign, newer-format or mismatched content.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a directory, not a checkpoint file; move it away and train again (or "
+            "point to the .ckpt file)"
+        )
     if not path.is_file():
         raise NotFoundError(f"checkpoint not found: {path} (check the path or the registry entry)")
     try:

@@ -116,9 +116,23 @@ class DiffusionHead(nn.Module):
         """
         # in_proj of a scalar: x·w + b as one fused op (same as self.in_proj(x_t))
         h = torch.addcmul(self.in_proj.bias, x_t, self.in_proj.weight[:, 0])
-        for k, block in enumerate(self.blocks):
-            h = block(h, film[..., k, 0, :], film[..., k, 1, :])
+        if self.training or torch.is_grad_enabled():
+            for k, block in enumerate(self.blocks):
+                h = block(h, film[..., k, 0, :], film[..., k, 1, :])
+        else:
+            h = self._blocks_inplace(h, film)
         return self.out(F.layer_norm(h, (self.hidden_dim,)))
+
+    def _blocks_inplace(self, h: Tensor, film: Tensor) -> Tensor:
+        """The blocks without autograd or dropout: the same arithmetic as ``ResidualFiLMBlock``
+        with functional calls and in-place SiLU and residual add (fewer allocations per step)."""
+        dim = (self.hidden_dim,)
+        for k, block in enumerate(self.blocks):
+            assert isinstance(block, ResidualFiLMBlock)
+            z = torch.addcmul(film[..., k, 1, :], F.layer_norm(h, dim), film[..., k, 0, :])
+            z = F.silu(F.linear(z, block.fc1.weight), inplace=True)
+            h += F.linear(z, block.fc2.weight, block.fc2.bias)
+        return h
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         """ε̂/v̂ for rows with their own timestep and conditioning.

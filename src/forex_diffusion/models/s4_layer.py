@@ -87,6 +87,43 @@ def causal_fft_conv(u: Tensor, kernel_f: Tensor, n_fft: int) -> Tensor:
     return torch.fft.irfft(u_f * kernel_f, n=n_fft)[..., :length]
 
 
+class CausalFFTConv(torch.autograd.Function):
+    """``causal_fft_conv`` of u with a time-domain kernel, with a hand-written backward.
+
+    Forward: y = irfft(U·K)[:L] with U = rfft(u), K = rfft(k) at n_fft = fast_fft_len(2L). Both
+    gradients are correlations computed from the saved spectra with one real FFT of the output
+    gradient G = rfft(∂y) and one inverse real FFT each (autograd's generic backward of rfft goes
+    through full complex transforms):
+
+        ∂u = irfft(G·conj(K))[:L],        ∂k = irfft(Σ_b G·conj(U))[:L].
+
+    Shapes: u (B, H, L) float32, k (H, L) float32 → (B, H, L).
+    """
+
+    @staticmethod
+    def forward(ctx, u: Tensor, k: Tensor) -> Tensor:  # type: ignore[override]
+        length = u.shape[-1]
+        n_fft = fast_fft_len(2 * length)
+        u_f = torch.fft.rfft(u, n=n_fft)
+        k_f = torch.fft.rfft(k, n=n_fft)
+        ctx.save_for_backward(u_f, k_f)
+        ctx.n_fft, ctx.length = n_fft, length
+        return torch.fft.irfft(u_f * k_f, n=n_fft)[..., :length]
+
+    @staticmethod
+    def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
+        u_f, k_f = ctx.saved_tensors
+        n_fft, length = ctx.n_fft, ctx.length
+        g_f = torch.fft.rfft(grad_y, n=n_fft)
+        grad_u = grad_k = None
+        if ctx.needs_input_grad[1]:
+            cross = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())
+            grad_k = torch.fft.irfft(cross, n=n_fft)[..., :length]
+        if ctx.needs_input_grad[0]:
+            grad_u = torch.fft.irfft(g_f.mul_(k_f.conj()), n=n_fft)[..., :length]
+        return grad_u, grad_k
+
+
 class S4D(nn.Module):
     """Diagonal state-space layer (S4D) over (B, L, H) sequences.
 
@@ -124,6 +161,7 @@ class S4D(nn.Module):
         self.D = nn.Parameter(torch.randn(d_model))  # (H,)
         self._kernel_cache: dict[tuple[object, ...], dict[str, Tensor]] = {}
         self._step_cache: dict[tuple[object, ...], tuple[Tensor, Tensor]] = {}
+        self._stream_cache: dict[tuple[object, ...], tuple[Tensor, Tensor, Tensor]] = {}
 
     # ------------------------------------------------------------------ parameters
 
@@ -134,6 +172,7 @@ class S4D(nn.Module):
     def train(self, mode: bool = True) -> S4D:
         self._kernel_cache.clear()
         self._step_cache.clear()
+        self._stream_cache.clear()
         return super().train(mode)
 
     def _cache_key(self, *extra: object) -> tuple[object, ...] | None:
@@ -246,6 +285,9 @@ class S4D(nn.Module):
             raise ValueError(f"S4D expects (B, L, {self.d_model}), got {tuple(u.shape)}")
         with torch.autocast(device_type=u.device.type, enabled=False):
             x = u.float().transpose(1, 2)  # (B, H, L)
+            if self.training or torch.is_grad_enabled():  # the kernel is recomputed
+                y = CausalFFTConv.apply(x, self.skip_kernel(x.shape[-1]))
+                return y.transpose(1, 2)
             k_f, n_fft = self.kernel_spectrum(x.shape[-1])
             return causal_fft_conv(x, k_f, n_fft).transpose(1, 2)
 
@@ -272,6 +314,38 @@ class S4D(nn.Module):
             self._step_cache.clear()
             self._step_cache[key] = (a_bar, c_tilde)
         return a_bar, c_tilde
+
+    def stream_coefficients(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Ā (H, N/2) complex, the output weights W (H, N) with 2 Re(Σ C̃ s) = Σ view_as_real(s)·W
+        (W interleaves 2 Re C̃ and -2 Im C̃), and D (H,), float32, without autograd. Cached in
+        eval mode like ``step_parameters``."""
+        key = self._cache_key("stream")
+        if key is not None and key in self._stream_cache:
+            return self._stream_cache[key]
+        with torch.no_grad():
+            a_bar, c_tilde = self.step_parameters()
+            w = torch.stack([2 * c_tilde.real, -2 * c_tilde.imag], dim=-1).flatten(-2)
+            coefs = (a_bar, w.contiguous(), self.D.detach().float())
+        if key is not None:
+            self._stream_cache.clear()
+            self._stream_cache[key] = coefs
+        return coefs
+
+    def step_inference(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """``step`` for streaming without autograd: the same update with the coefficients of
+        ``stream_coefficients`` and fewer tensor operations.
+
+        Args:
+            u_t: (B, H) float32.
+            state: (B, H, N/2) complex64.
+
+        Returns:
+            y_t (B, H) float32 and the new state.
+        """
+        a_bar, w, d = self.stream_coefficients()
+        state = a_bar * state + u_t[..., None]
+        y = torch.addcmul((torch.view_as_real(state).flatten(-2) * w).sum(-1), d, u_t)
+        return y, state
 
     def initial_state(self, batch_size: int, device: torch.device | None = None) -> Tensor:
         """A zero state, (B, H, N/2) complex64."""

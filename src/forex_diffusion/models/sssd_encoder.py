@@ -67,6 +67,15 @@ class S4DBlock(nn.Module):
         z, state = self.s4.step(self.norm(x_t), state)
         return x_t + self._post(z), state
 
+    def step_inference(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """``step`` in eval mode without autograd (dropout is the identity), by functional calls
+        and ``S4D.step_inference``."""
+        norm = self.norm
+        z = F.layer_norm(x_t, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        z, state = self.s4.step_inference(z, state)
+        z = F.glu(F.linear(F.gelu(z), self.out.weight, self.out.bias), dim=-1)
+        return x_t + z, state
+
 
 class TimeframeEncoder(nn.Module):
     """Stem + S4D stack for one timeframe; summary = normalised last position."""
@@ -119,10 +128,11 @@ class TimeframeEncoder(nn.Module):
 
     def step(self, bar: Tensor, states: Sequence[Tensor]) -> tuple[Tensor, list[Tensor]]:
         """Consume one new bar (B, F); returns the new summary (B, d_model) and states."""
+        fast = not self.training and not torch.is_grad_enabled()
         h = self.stem(bar)
         new_states = []
         for block, state in zip(self.block_list(), states, strict=True):
-            h, state = block.step(h, state)
+            h, state = block.step_inference(h, state) if fast else block.step(h, state)
             new_states.append(state)
         return self.norm(h), new_states
 

@@ -1,6 +1,11 @@
-"""Checkpoints: record (upsert by absolute path, one best per model), list, pick the best, forget.
+"""Checkpoints: record (upsert by path, one best per model), list, pick the best, forget.
 
-Every function takes an open ``Session`` inside the caller's transaction.
+Every function takes an open ``Session`` inside the caller's transaction. Paths under the
+session's artifacts root (``session.info[ARTIFACTS_KEY]``, set by the ``Registry``) are stored
+relative to it, so that a copied artifacts folder finds its checkpoints through its own
+registry; records hand out absolute paths. Rows written with absolute paths by older versions
+are read too: when such a file is not under the root, the same tail under the root is used
+where it exists (the folder was copied or moved).
 """
 
 from __future__ import annotations
@@ -19,9 +24,66 @@ from forex_diffusion.registry.models import CheckpointRow, ModelRow, utcnow
 from forex_diffusion.registry.records import CheckpointRecord
 from forex_diffusion.registry.values import loss, to_json
 
+ARTIFACTS_KEY = "artifacts_root"
+_MIN_TAIL_PARTS = 2  # a re-rooted old absolute path keeps at least MODEL/FILE
+
 
 def absolute(path: str | Path) -> str:
     return os.path.abspath(os.fspath(path))
+
+
+def _root(session: Session) -> Path | None:
+    root = session.info.get(ARTIFACTS_KEY)
+    return None if root is None else Path(root)
+
+
+def stored_path(path: str | Path, root: Path | None) -> str:
+    """The form a checkpoint path is stored in: relative to ``root`` when under it (POSIX
+    separators), else absolute."""
+    abs_path = Path(absolute(path))
+    if root is not None and abs_path.is_relative_to(root):
+        return abs_path.relative_to(root).as_posix()
+    return str(abs_path)
+
+
+def resolve_stored(stored: str, root: Path | None) -> str:
+    """The absolute path of a stored checkpoint path (see the module docstring)."""
+    path = Path(stored)
+    if not path.is_absolute():
+        return str((root or Path.cwd()) / path)
+    if root is None or path.is_relative_to(root):
+        return stored
+    parts = path.parts
+    for start in range(1, len(parts) - _MIN_TAIL_PARTS + 1):
+        candidate = root.joinpath(*parts[start:])
+        if candidate.is_file():
+            return str(candidate)
+    return stored
+
+
+def _record_of(session: Session, row: CheckpointRow) -> CheckpointRecord:
+    rec = CheckpointRecord.model_validate(row)
+    return rec.model_copy(update={"path": resolve_stored(row.path, _root(session))})
+
+
+def _row_at(session: Session, path: str | Path) -> CheckpointRow | None:
+    """The row of ``path``: stored relative, absolute, or (an older row of a copied or moved
+    folder) absolute elsewhere but resolving to ``path`` under the root."""
+    root = _root(session)
+    abs_path = absolute(path)
+    forms = {stored_path(abs_path, root), abs_path}
+    found = session.scalars(
+        select(CheckpointRow).where(CheckpointRow.path.in_(forms)).order_by(CheckpointRow.id)
+    ).first()
+    if found is not None or root is None:
+        return found
+    same_name = select(CheckpointRow).where(
+        CheckpointRow.path.like(f"%{os.sep}{Path(abs_path).name}")
+    )
+    for row in session.scalars(same_name.order_by(CheckpointRow.id)):
+        if Path(row.path).is_absolute() and resolve_stored(row.path, root) == abs_path:
+            return row
+    return None
 
 
 def record(
@@ -37,6 +99,7 @@ def record(
 ) -> CheckpointRecord:
     """See ``Registry.record_checkpoint``."""
     abs_path = absolute(path)
+    kept = stored_path(abs_path, _root(session))
     if size_bytes is None:
         try:
             size_bytes = os.path.getsize(abs_path)
@@ -57,14 +120,15 @@ def record(
             .where(
                 CheckpointRow.model_id == model_id,
                 CheckpointRow.is_best.is_(True),
-                CheckpointRow.path != abs_path,
+                CheckpointRow.path.not_in({kept, abs_path}),
             )
             .values(is_best=False)
         )
-    row = session.scalars(select(CheckpointRow).where(CheckpointRow.path == abs_path)).one_or_none()
+    row = _row_at(session, abs_path)
     if row is None:
-        row = CheckpointRow(path=abs_path)
+        row = CheckpointRow(path=kept)
         session.add(row)
+    row.path = kept
     row.model_id = model_id
     row.epoch = int(epoch)
     row.is_best = bool(is_best)
@@ -75,7 +139,7 @@ def record(
     row.created_at = utcnow()
     session.flush()
     session.expire(row, ["model"])
-    return CheckpointRecord.model_validate(row)
+    return _record_of(session, row)
 
 
 def _query(
@@ -106,7 +170,7 @@ def list_checkpoints(
     query = query.order_by(
         ModelRow.asset, ModelRow.model_name, CheckpointRow.epoch, CheckpointRow.id
     )
-    return [CheckpointRecord.model_validate(row) for row in session.scalars(query)]
+    return [_record_of(session, row) for row in session.scalars(query)]
 
 
 def best(session: Session, asset: str, model_name: str | None) -> CheckpointRecord:
@@ -130,14 +194,12 @@ def best(session: Session, asset: str, model_name: str | None) -> CheckpointReco
             f"first (forex-diffusion train) or check the registry (forex-diffusion registry "
             f"show {asset})"
         )
-    return CheckpointRecord.model_validate(found)
+    return _record_of(session, found)
 
 
 def delete(session: Session, path: str | Path) -> bool:
     """Forget the checkpoint at ``path`` (the file is left alone); False if not recorded."""
-    row = session.scalars(
-        select(CheckpointRow).where(CheckpointRow.path == absolute(path))
-    ).one_or_none()
+    row = _row_at(session, path)
     if row is None:
         return False
     session.delete(row)

@@ -108,6 +108,18 @@ def connect_error(exc: BaseException, url: str | URL) -> RegistryError:
     )
 
 
+def sqlite_path(url: str | URL) -> Path | None:
+    """The absolute file of a file-backed SQLite URL; None for other databases, in-memory
+    SQLite or an unparseable URL."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or _is_sqlite_memory(parsed):
+        return None
+    return Path(str(parsed.database)).expanduser().absolute()
+
+
 def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 

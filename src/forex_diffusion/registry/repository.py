@@ -42,6 +42,7 @@ from forex_diffusion.registry.db import (
     head_revision,
     mask_url,
     resolve_db_url,
+    sqlite_path,
 )
 from forex_diffusion.registry.model_configs import model_configs_from_sssd
 from forex_diffusion.registry.records import (
@@ -52,6 +53,7 @@ from forex_diffusion.registry.records import (
     RunRecord,
 )
 from forex_diffusion.registry.values import DateLike, loss
+from forex_diffusion.settings import DEFAULT_ARTIFACTS_DIR
 
 if TYPE_CHECKING:  # the config module pulls in pandas; the registry needs only its paths
     from forex_diffusion.config.sssd_config import SSSDConfig
@@ -68,6 +70,9 @@ class Registry:
         config: the configuration used to resolve the URL.
         auto_upgrade: migrate the schema to head on first use (default). When False, a
             database that is not at head raises RegistryError asking for ``db upgrade``.
+        artifacts_dir: the root checkpoint paths are stored relative to; None = the folder of
+            a SQLite registry file (by default ``<paths.artifacts_dir>/registry.db``), else
+            ``config.paths.artifacts_dir`` (``artifacts`` without a config).
 
     Raises:
         RegistryError: malformed or unreachable URL (named, password masked), or a schema this
@@ -80,8 +85,10 @@ class Registry:
         config: SSSDConfig | None = None,
         *,
         auto_upgrade: bool = True,
+        artifacts_dir: str | Path | None = None,
     ) -> None:
         self.url = resolve_db_url(url, config)
+        self.artifacts_root = artifacts_root_for(self.url, config, artifacts_dir)
         self.engine: Engine = create_registry_engine(self.url)
         try:
             if auto_upgrade:
@@ -99,7 +106,10 @@ class Registry:
         self._sessions = sessionmaker(
             self.engine,
             expire_on_commit=False,
-            info={models_repo.DATABASE_KEY: self.masked_url},
+            info={
+                models_repo.DATABASE_KEY: self.masked_url,
+                checkpoints.ARTIFACTS_KEY: str(self.artifacts_root),
+            },
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -228,7 +238,7 @@ class Registry:
         val_metrics: Mapping[str, Any] | None = None,
         size_bytes: int | None = None,
     ) -> CheckpointRecord:
-        """Record a checkpoint file (upsert by absolute path).
+        """Record a checkpoint file (upsert by path; stored relative to the artifacts root).
 
         Re-recording a path (e.g. ``best.pt`` overwritten) updates its row. ``is_best`` clears
         the flag on the model's other checkpoints in the same transaction. ``size_bytes``
@@ -463,6 +473,19 @@ class Registry:
         asset = normalize_asset(asset)
         with self._tx(f"reading metrics of {asset}") as session:
             return metrics_repo.has_any(session, asset)
+
+
+def artifacts_root_for(
+    url: str, config: SSSDConfig | None = None, artifacts_dir: str | Path | None = None
+) -> Path:
+    """The artifacts root of a registry (see ``Registry``), absolute."""
+    if artifacts_dir is not None:
+        return Path(artifacts_dir).expanduser().absolute()
+    sqlite_file = sqlite_path(url)
+    if sqlite_file is not None:
+        return sqlite_file.parent
+    root = config.paths.artifacts_dir if config is not None else DEFAULT_ARTIFACTS_DIR
+    return Path(root).expanduser().absolute()
 
 
 def open_registry(config: SSSDConfig | None = None, url: str | None = None) -> Registry:

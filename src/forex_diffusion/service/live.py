@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 from loguru import logger
 
-from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
 from forex_diffusion.data.store import CandleStore
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
 from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.models.sssd_encoder import EncoderStream

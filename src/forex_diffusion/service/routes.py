@@ -217,8 +217,10 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
 @router.post("/bars", response_model=BarsResponse)
 async def bars(body: BarsRequest, state: StateDep) -> dict[str, Any]:
     """Append newly closed bars to the store (validated, atomic, idempotent: a bar already
-    stored is kept) and advance the asset's live state; returns the live forecasts made (and
-    ``live_error`` when the live state could not forecast, e.g. too little history)."""
+    stored with the same values is a no-op, one with different values is refused with both
+    values named and nothing written) and advance the asset's live state; returns the live
+    forecasts made (and ``live_error`` when the live state could not forecast, e.g. too little
+    history)."""
     _check_candles(state, len(body.candles))
     asset = body.asset.upper()
     frame = validate_candles(candles_frame(body.candles), where=f"bars for {asset}")

@@ -22,7 +22,8 @@ class EpochSeed(Callback):
         self.seed = seed
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch)
+        # each rank of a distributed fit its own stream (rank 0's is the single-process one)
+        torch.manual_seed(self.seed * 100_003 + trainer.current_epoch + 7_919 * trainer.global_rank)
 
 
 class StartPoint(Callback):

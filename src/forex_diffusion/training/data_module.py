@@ -136,12 +136,25 @@ class SSSDDataModule(L.LightningDataModule):
         """Features per timeframe (F)."""
         return {tf: len(n) for tf, n in self.feature_names.items()}
 
+    def _shard(self) -> tuple[int, int]:
+        """(world size, global rank) of the attached trainer; (1, 0) outside a fit."""
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
     def _loader(self, ds: SSSDTimeSeriesDataset, shuffle: bool) -> DataLoader[FeatureBatch]:
+        """Training batches shard by rank (``training.batch_size`` per process); validation and
+        test are whole on every rank (deterministic, so every rank logs the same metrics)."""
         workers = self.config.data.num_workers
+        replicas, rank = self._shard()
+        sampler = (
+            EpochShuffleSampler(len(ds), self.config.seed, replicas, rank) if shuffle else None
+        )
         return DataLoader(
             ds,
             batch_size=self.config.training.batch_size,
-            sampler=EpochShuffleSampler(len(ds), self.config.seed) if shuffle else None,
+            sampler=sampler,
             # the loader draws its workers' base seed from this generator, not from the global
             # RNG, so the training noise stream does not depend on when the iterator is created
             generator=torch.Generator().manual_seed(self.config.seed),

@@ -33,7 +33,8 @@ class RegistryRunRecorder(Callback):
 
     ``running`` when Lightning sets up the fit; ``completed`` once it has ended normally (after
     ``final.ckpt``); ``interrupted`` on SIGTERM (Lightning's ``SIGTERMException``) or Ctrl-C;
-    ``failed`` with the error message on any other exception. As a ``CheckpointListener`` of
+    ``failed`` with the error message on any other exception. In a distributed fit only global
+    rank 0 writes to the registry (the run id is broadcast to the other ranks). As a ``CheckpointListener`` of
     ``AtomicCheckpointIO`` it records each checkpoint file once it is written (``best_path``
     flagged as the best) with the current metrics. The best epoch is kept in checkpoints, so a
     resumed run reports the right one.
@@ -54,18 +55,24 @@ class RegistryRunRecorder(Callback):
         if stage != "fit" or self.run_id is not None:
             return
         self._trainer = trainer
-        run = self.registry.start_run(
-            model_id=self.model_id,
-            run_name=self.info.run_name,
-            data_range=self.info.data_range,
-            hyperparameters=self.info.hyperparameters,
-            device=self.info.device,
-            log_path=str(self.info.log_path),
-        )
-        self.run_id, self.status = run.id, "running"
+        run_id = None
+        if trainer.is_global_zero:  # one row per run, however many processes train it
+            run_id = self.registry.start_run(
+                model_id=self.model_id,
+                run_name=self.info.run_name,
+                data_range=self.info.data_range,
+                hyperparameters=self.info.hyperparameters,
+                device=self.info.device,
+                log_path=str(self.info.log_path),
+            ).id
+        self.run_id = trainer.strategy.broadcast(run_id, src=0)  # rank 0's id on every rank
+        self.status = "running"
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.run_id is None or self.status != "running":
+            return
+        if not trainer.is_global_zero:
+            self.status = "completed"
             return
         metrics = float_metrics(trainer.callback_metrics)
         self.registry.complete_run(
@@ -77,6 +84,15 @@ class RegistryRunRecorder(Callback):
         )
         self.status = "completed"
 
+    def mark_interrupted(self, reason: str) -> None:
+        """Close the run as ``interrupted`` now (e.g. stopped by a hyperparameter search's
+        scheduler); the exception that ends the fit next is then not recorded as a failure."""
+        if self.run_id is None or self.status != "running":
+            return
+        if self._trainer is None or self._trainer.is_global_zero:
+            self.registry.interrupt_run(self.run_id, reason)
+        self.status = "interrupted"
+
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
@@ -84,10 +100,11 @@ class RegistryRunRecorder(Callback):
             return
         if isinstance(exception, SIGTERMException | KeyboardInterrupt):
             reason = "SIGTERM" if isinstance(exception, SIGTERMException) else "KeyboardInterrupt"
-            self.registry.interrupt_run(self.run_id, f"interrupted ({reason})")
-            self.status = "interrupted"
+            self.mark_interrupted(f"interrupted ({reason})")
         else:
-            self.registry.fail_run(self.run_id, f"{type(exception).__name__}: {exception}")
+            writes = trainer.is_global_zero
+            if writes:
+                self.registry.fail_run(self.run_id, f"{type(exception).__name__}: {exception}")
             self.status = "failed"
             logger.error(f"training failed: {exception}")
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from loguru import logger
 
 from forex_diffusion.config.sssd_config import SSSDConfig
@@ -37,6 +38,7 @@ from forex_diffusion.training.callbacks import (
 from forex_diffusion.training.checkpointing import AtomicCheckpointIO, RunCheckpoints
 from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
+from forex_diffusion.training.mlflow_tracking import mlflow_logging
 from forex_diffusion.training.run_recorder import RegistryRunRecorder, RunInfo
 
 
@@ -82,13 +84,20 @@ class SSSDTrainer:
     """Lightning-based trainer of one SSSD model per asset (SPEC §5)."""
 
     def __init__(
-        self, config: SSSDConfig, registry: Registry | None = None, accelerator: str = "auto"
+        self,
+        config: SSSDConfig,
+        registry: Registry | None = None,
+        accelerator: str = "auto",
+        callbacks: Sequence[Callback] = (),
     ) -> None:
+        """``callbacks`` are added to the trainer's own (e.g. a hyperparameter search's
+        per-epoch reporter); ``training.devices``/``num_nodes``/``strategy`` go to Lightning."""
         self.config = config
         self.registry = registry or open_registry(config)
         if accelerator == "auto":
             accelerator = "gpu" if torch.cuda.is_available() else "cpu"
         self.accelerator = accelerator
+        self.extra_callbacks = list(callbacks)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -117,7 +126,8 @@ class SSSDTrainer:
         )
         run_name = time.strftime("%Y%m%d-%H%M%S")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{run_name}.log"
+        rank = _get_rank() or 0  # set in each process of a distributed run (torchrun, Lightning)
+        log_path = self.log_dir / (f"{run_name}.log" if rank == 0 else f"{run_name}.rank{rank}.log")
         sink = logger.add(log_path, level="INFO")
         try:
             recorder = RegistryRunRecorder(
@@ -199,19 +209,29 @@ class SSSDTrainer:
         start: StartPoint,
     ) -> L.Trainer:
         tcfg = self.config.training
+        loggers: list[Logger] = [
+            TensorBoardLogger(save_dir=str(self.log_dir), name="tensorboard", version=run_name)
+        ]
+        callbacks = [*self._callbacks(checkpoints, recorder, start), *self.extra_callbacks]
+        tracking = mlflow_logging(self.config, run_name, checkpoints.best_path)
+        if tracking is not None:
+            loggers.append(tracking.logger)
+            callbacks.append(tracking.callback)
         return L.Trainer(
             accelerator=self.accelerator,
-            devices=1,
+            devices=tcfg.devices,
+            num_nodes=tcfg.num_nodes,
+            strategy=tcfg.strategy,
+            # the data module shards the training epoch by rank itself (EpochShuffleSampler)
+            use_distributed_sampler=False,
             max_epochs=tcfg.epochs,
             precision=resolve_precision(tcfg.precision, self.accelerator),  # type: ignore[arg-type]
             gradient_clip_val=tcfg.gradient_clip,
             accumulate_grad_batches=tcfg.accumulate_grad_batches,
             limit_train_batches=tcfg.max_train_batches_per_epoch or 1.0,
-            callbacks=self._callbacks(checkpoints, recorder, start),
+            callbacks=callbacks,
             plugins=[AtomicCheckpointIO(listener=recorder)],
-            logger=TensorBoardLogger(
-                save_dir=str(self.log_dir), name="tensorboard", version=run_name
-            ),
+            logger=loggers,
             enable_checkpointing=True,
             enable_progress_bar=sys.stderr.isatty(),
             enable_model_summary=False,
@@ -299,13 +319,25 @@ class SSSDTrainer:
 
 
 def train_from_config(
-    config: SSSDConfig, resume: bool = False, data_dir: str | Path | None = None
+    config: SSSDConfig,
+    resume: bool = False,
+    data_dir: str | Path | None = None,
+    *,
+    registry: Registry | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainingResult:
-    """Build the data module from the store and train (the train command's body)."""
+    """Build the data module from the store and train (the train command's body, also run by
+    each job of ``train-many`` and each trial of ``tune``).
+
+    Args:
+        registry: where the model, run and checkpoints are recorded (default: the config's).
+        callbacks: extra Lightning callbacks for the trainer.
+    """
     from forex_diffusion.data.store import resolve_data_dir
 
     data_module = SSSDDataModule(data_path=resolve_data_dir(config, data_dir), config=config)
-    return SSSDTrainer(config).train(data_module, resume=resume)
+    trainer = SSSDTrainer(config, registry=registry, callbacks=callbacks)
+    return trainer.train(data_module, resume=resume)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,7 +1,10 @@
 """Vectorised row checks of imported bars (SPEC §3, §9).
 
 Every check yields a mask over the rows and a reason per flagged row. Duplicated timestamps
-are not errors: later copies are dropped and counted (the first copy is kept).
+with identical values are not errors: later copies are dropped and counted (the first copy is
+kept). Duplicated timestamps with *different* values are conflicts, returned as pairs for the
+caller to refuse or resolve (``--on-conflict``). Bars outside the asset's sanity bounds
+(:mod:`forex_diffusion.data.sanity`) are bad rows.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forex_diffusion.config.sssd_config import SanityBounds
+from forex_diffusion.data.sanity import sanity_problems
 from forex_diffusion.timeframes import NS_PER_MIN
 
 _NAMES = ("open", "high", "low", "close")
@@ -22,13 +27,15 @@ class CheckResult:
     """``bad``: (position, reason) for rows that break a rule (positions into the input arrays);
     ``keep``: (n,) bool, rows to import; ``duplicates``: later copies of a timestamp, dropped;
     ``conflicting_duplicates``: how many of those differ in value from the first copy;
-    ``earlier``: for a non-monotonic row, the position of the later-timed row before it."""
+    ``earlier``: for a non-monotonic row, the position of the later-timed row before it;
+    ``conflicts``: (later copy, first copy) positions of duplicates that differ in value."""
 
     bad: list[tuple[int, str]]
     keep: np.ndarray
     duplicates: int
     conflicting_duplicates: int
     earlier: dict[int, int]
+    conflicts: list[tuple[int, int]]
 
 
 def _describe_column(
@@ -45,13 +52,21 @@ def _ts(ns: int) -> str:
     return pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def check_bars(ts: np.ndarray, prices: np.ndarray, volume: np.ndarray) -> CheckResult:
+def check_bars(
+    ts: np.ndarray,
+    prices: np.ndarray,
+    volume: np.ndarray,
+    bounds: SanityBounds | None = None,
+    now: pd.Timestamp | None = None,
+) -> CheckResult:
     """Check bars: ``ts`` (n,) int64 UTC ns, ``prices`` (n, 4) open/high/low/close, ``volume`` (n,).
 
     Row rules: finite values, positive prices, high >= max(open, close), low <= min(open,
     close), non-negative volume, times on whole minutes. Order rules (on the rows that pass):
     a time earlier than an earlier row's time is non-monotonic (bad) unless that exact time
-    was seen before, in which case the row is a duplicate (dropped, counted).
+    was seen before, in which case the row is a duplicate (dropped, counted; a conflict when
+    its values differ). Sanity rules (on the remaining rows, in order): ``bounds`` (default
+    :class:`SanityBounds`) as of ``now`` (default: the clock).
     """
     n = len(ts)
     reasons: dict[int, str] = {}
@@ -107,15 +122,18 @@ def check_bars(ts: np.ndarray, prices: np.ndarray, volume: np.ndarray) -> CheckR
                 f"time {_ts(int(t[k]))} is earlier than a previous bar at "
                 f"{_ts(int(t[prev]))} (timestamps must increase)"
             )
-    conflicts = 0
+    pairs: list[tuple[int, int]] = []
     if dup.any():
         first_of = pd.Series(np.arange(len(t))).groupby(t).transform("first").to_numpy()
         rows = pos[dup]
         firsts = pos[first_of[dup]]
-        conflicts = int(
-            ((prices[rows] != prices[firsts]).any(axis=1) | (volume[rows] != volume[firsts])).sum()
-        )
+        differ = (prices[rows] != prices[firsts]).any(axis=1) | (volume[rows] != volume[firsts])
+        pairs = [(int(a), int(b)) for a, b in zip(rows[differ], firsts[differ], strict=True)]
     keep = np.zeros(n, dtype=bool)
     keep[pos[~dup & ~back]] = True
+    kept = np.flatnonzero(keep)
+    for j, reason in sanity_problems(ts[kept], prices[kept], bounds or SanityBounds(), now):
+        reasons[int(kept[j])] = reason
+        keep[kept[j]] = False
     bad = sorted(reasons.items())
-    return CheckResult(bad, keep, int(dup.sum()), conflicts, earlier)
+    return CheckResult(bad, keep, int(dup.sum()), len(pairs), earlier, pairs)

@@ -61,10 +61,20 @@ def detect_format(head: list[str], where: str) -> str:
     Raises:
         DataError: no format matches; the message shows the first line and the options.
     """
+    from forex_diffusion.data.importers.generic import missing_candle_columns
+
     for name, fmt in registry().items():
         if fmt.detect(head):
             return name
     first = head[0][:120] if head else ""
+    missing = missing_candle_columns(head)
+    if missing:
+        raise DataError(
+            f"{where}:1: missing required column(s) {missing}: the header {first!r} names "
+            "candle columns but not all of time, open, high, low and close. Add the column, "
+            "or map the columns with --format generic --columns time=...,open=...,high=...,"
+            "low=...,close=..."
+        )
     hint = (
         " This looks like HistData tick data; import 1-minute bars (M1) instead."
         if _TICK.match(first)

@@ -83,6 +83,17 @@ def _infer_mapping(names: list[str]) -> dict[str, str]:
     return mapping
 
 
+def missing_candle_columns(head: list[str]) -> list[str]:
+    """The required keys (time, open, high, low, close) a candle-like header lacks; [] when it
+    has them all or does not look like a candle header (fewer than three of them)."""
+    if not head:
+        return []
+    mapping = _infer_mapping(split_fields(head[0], sniff_delimiter(head[0])))
+    required = ("time", "open", "high", "low", "close")
+    found = [k for k in required if k in mapping]
+    return [k for k in required if k not in mapping] if len(found) >= 3 else []
+
+
 def detect(head: list[str]) -> bool:
     if not head:
         return False

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from forex_diffusion.config.sssd_config import SanityBounds
 from forex_diffusion.data.candles import candle_frame
 from forex_diffusion.data.importers.checks import check_bars
 from forex_diffusion.data.importers.csvread import CsvLayout, read_rows
@@ -50,13 +51,36 @@ class FileReport:
 
 
 @dataclass(frozen=True)
+class DuplicateConflict:
+    """Two rows of one file with the same time and different values (o/h/l/c/v, (5,) each)."""
+
+    file: str
+    ts: int
+    first_line: int
+    first: np.ndarray
+    line: int
+    values: np.ndarray
+
+
+def _no_lines(rows: np.ndarray) -> np.ndarray:
+    return np.full(len(rows), -1, dtype=np.int64)
+
+
+@dataclass(frozen=True)
 class ParsedFile:
-    """Bars of one CSV text: ``ts`` (n,) int64 UTC ns, strictly increasing; ``values`` (n, 5)."""
+    """Bars of one CSV text: ``ts`` (n,) int64 UTC ns, strictly increasing; ``values`` (n, 5).
+
+    ``lines(rows)`` gives the physical line numbers (k,) of bars ``rows`` (k,) (computed on
+    demand); ``conflicts`` lists duplicated times with different values (the first copy is the
+    bar in ``ts``/``values``).
+    """
 
     ts: np.ndarray
     values: np.ndarray
     report: FileReport
     bad: tuple[BadRow, ...]
+    conflicts: tuple[DuplicateConflict, ...] = ()
+    lines: Callable[[np.ndarray], np.ndarray] = field(default=_no_lines, compare=False)
 
     def frame(self) -> pd.DataFrame:
         return candle_frame(self.ts, self.values)
@@ -81,8 +105,10 @@ def parse_source(
     fmt: str = "auto",
     tz: str | None = None,
     options: FormatOptions | None = None,
+    bounds: SanityBounds | None = None,
 ) -> ParsedFile:
-    """Read, convert to UTC and check one CSV text; bad rows are returned, not raised."""
+    """Read, convert to UTC and check one CSV text; bad rows and conflicting duplicates are
+    returned, not raised."""
     layout = _layout_for(src, fmt, options or FormatOptions())
     header_rows = 1 if layout.has_header else 0
 
@@ -96,7 +122,11 @@ def parse_source(
     times = parse_times(raw.time_text, layout.time_format, layout.time_cleanup)
     valid = times.valid.copy()
     for i in np.flatnonzero(~valid):
-        text = raw.time_text[int(i)].as_py()
+        try:
+            text = raw.time_text[int(i)].as_py()
+        except (OverflowError, ValueError):  # parsed by the reader, outside Python's dates
+            bad.append((int(raw.ordinals[i]), "time out of range (before 1677 or after 2262)"))
+            continue
         bad.append(
             (int(raw.ordinals[i]), _time_reason(None if text is None else str(text), layout))
         )
@@ -122,7 +152,7 @@ def parse_source(
             )
         valid &= conv.valid
     sel = np.flatnonzero(valid)
-    checked = check_bars(utc[sel], raw.prices[sel], raw.volume[sel])
+    checked = check_bars(utc[sel], raw.prices[sel], raw.volume[sel], bounds)
     for pos, reason in checked.bad:
         extra = ""
         if pos in checked.earlier:
@@ -131,6 +161,26 @@ def parse_source(
     keep = sel[checked.keep]
     ts = utc[keep]
     values = np.column_stack([raw.prices[keep], raw.volume[keep]]).reshape(len(keep), 5)
+
+    def row_values(i: int) -> np.ndarray:
+        return np.r_[raw.prices[i], raw.volume[i]]
+
+    conflicts = tuple(
+        DuplicateConflict(
+            src.name,
+            int(utc[sel[later]]),
+            line_of(int(raw.ordinals[sel[first]])),
+            row_values(int(sel[first])),
+            line_of(int(raw.ordinals[sel[later]])),
+            row_values(int(sel[later])),
+        )
+        for later, first in checked.conflicts
+    )
+    kept_ordinals = raw.ordinals[keep]
+
+    def lines(rows: np.ndarray) -> np.ndarray:
+        return np.array([line_of(int(o)) for o in kept_ordinals[rows]], dtype=np.int64)
+
     bad_rows = tuple(
         BadRow(src.name, line_of(o), r) for o, r in sorted(bad, key=lambda item: item[0])
     )
@@ -146,7 +196,7 @@ def parse_source(
         first=pd.Timestamp(int(ts[0]), tz="UTC") if len(ts) else None,
         last=pd.Timestamp(int(ts[-1]), tz="UTC") if len(ts) else None,
     )
-    return ParsedFile(ts, values, report, bad_rows)
+    return ParsedFile(ts, values, report, bad_rows, conflicts, lines)
 
 
 def format_bad_rows(bad: list[BadRow] | tuple[BadRow, ...], limit: int = 10) -> str:
@@ -164,8 +214,12 @@ def read_candles_file(
     skip_bad: bool = False,
     columns: str | Mapping[str, str] | None = None,
     time_format: str | None = None,
+    bounds: SanityBounds | None = None,
 ) -> list[ParsedFile]:
     """Parse one file (a zip may hold several CSV texts) without touching any store.
+
+    Bars outside ``bounds`` (default :class:`SanityBounds`) are bad rows; duplicated times
+    with different values are returned in ``ParsedFile.conflicts`` (see ``import_files``).
 
     Raises:
         DataError: a bad row when ``skip_bad`` is False (names file and line), an unknown format.
@@ -177,7 +231,7 @@ def read_candles_file(
     if options.columns and fmt not in ("auto", "generic"):
         raise DataError(f"--columns applies to the generic format only, not to {fmt}")
     effective = "generic" if options.columns and fmt == "auto" else fmt
-    parsed = [parse_source(src, effective, tz, options) for src in open_sources(path)]
+    parsed = [parse_source(src, effective, tz, options, bounds) for src in open_sources(path)]
     bad = [b for p in parsed for b in p.bad]
     if bad and not skip_bad:
         raise DataError(bad_rows_message(bad))

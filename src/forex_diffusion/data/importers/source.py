@@ -70,9 +70,19 @@ def open_sources(path: str | Path) -> list[TextSource]:
 
     Raises:
         NotFoundError: the file does not exist.
-        DataError: the file is unreadable, empty, a corrupt archive, or a zip without CSV files.
+        DataError: a directory, an unreadable, empty or corrupt file, or a zip without CSV files.
     """
     p = Path(path)
+    if p.is_dir():
+        inside = sorted(q.name for q in p.iterdir() if q.is_file())[:5]
+        raise DataError(
+            f"{p} is a directory, not a candle file; give the files themselves"
+            + (
+                f" (it holds {', '.join(inside)}{' ...' if len(inside) == 5 else ''})"
+                if inside
+                else ""
+            )
+        )
     if not p.is_file():
         raise NotFoundError(f"no such file: {p} (check the path)")
     try:
@@ -85,7 +95,7 @@ def open_sources(path: str | Path) -> list[TextSource]:
         except (OSError, EOFError) as exc:
             raise DataError(f"{p}: corrupt gzip file ({exc}); download it again") from exc
         sources = [TextSource(str(p), _normalise_text(raw))]
-    elif raw[:4] == b"PK\x03\x04":
+    elif raw[:4] in (b"PK\x03\x04", b"PK\x05\x06") or p.suffix.lower() == ".zip":
         sources = _zip_sources(p)
     else:
         sources = [TextSource(str(p), _normalise_text(raw))]
@@ -98,6 +108,10 @@ def open_sources(path: str | Path) -> list[TextSource]:
 def _zip_sources(p: Path) -> list[TextSource]:
     try:
         with zipfile.ZipFile(p) as zf:
+            if not zf.namelist():
+                raise DataError(
+                    f"{p}: the zip archive is empty (no files in it); nothing to import"
+                )
             names = [
                 n
                 for n in zf.namelist()

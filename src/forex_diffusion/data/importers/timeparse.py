@@ -59,8 +59,18 @@ def parse_times(
 
 
 def _parse_iso(text: pa.Array) -> ParsedTimes:
-    first = next((s for s in text.slice(0, 50).to_pylist() if s and s.strip()), "")
-    aware = bool(_OFFSET.search(first.strip()))
+    """ISO 8601 times; the file is aware (UTC offsets) when most times carry an offset, and a
+    time of the other kind (an offset missing or extra) is invalid."""
+    has_offset = np.asarray(
+        pc.match_substring_regex(pc.utf8_trim_whitespace(text), _OFFSET.pattern)
+        .fill_null(False)
+        .to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
+    aware = bool(has_offset.sum() * 2 > len(text))
+    odd = has_offset != aware
+    if odd.any():
+        text = pc.if_else(pa.array(odd), pa.scalar(None, pa.string()), text)
     target = pa.timestamp("ns", tz="UTC") if aware else pa.timestamp("ns")
     try:
         ns, valid = _to_ns(text.cast(target))
@@ -74,6 +84,10 @@ def _parse_iso(text: pa.Array) -> ParsedTimes:
     valid = parsed.notna().to_numpy()
     if aware:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    ns = parsed.astype("datetime64[ns]").to_numpy().astype("int64")
-    ns[~valid] = 0
+    stamps = parsed.to_numpy()  # datetime64 in pandas' chosen unit; out-of-ns-range is invalid
+    factor = _NS_FACTOR[np.datetime_data(stamps.dtype)[0]]
+    raw = np.where(valid, stamps.astype("int64"), 0)
+    in_range = np.abs(raw) <= np.iinfo(np.int64).max // factor
+    valid = valid & in_range
+    ns = np.where(valid, raw, 0) * factor
     return ParsedTimes(ns, valid, aware)

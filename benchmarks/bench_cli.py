@@ -1,0 +1,126 @@
+"""Command-line start-up and end-to-end latency (issue 23): each figure is the median wall time
+of ``--repeats`` runs of the installed console command in a fresh process, with 2 threads.
+
+    python benchmarks/bench_cli.py [--repeats 5]
+
+Targets: ``forex-diffusion --help`` ≤ 0.5 s; ``data info`` ≤ 1 s; ``data import`` of one real
+year (EURUSD 2019 from ../shared/data/fx or FOREX_DIFFUSION_SHARED_DATA) ≤ 3 s; ``predict``
+from the store ≤ 3 s, model load included (a tiny cpu_small model trained once in set-up, not
+timed). Each import run writes into a fresh store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+THREADS = "2"
+YEAR_FILE = "EURUSD_M1_2019.csv.gz"
+TINY_TRAINING = [
+    "training.epochs=1",
+    "training.max_train_batches_per_epoch=4",
+    "training.val_forecast_samples=0",
+    "data.splits.train.start=2019-01-01",
+    "data.splits.train.end=2019-09-30",
+    "data.splits.val.start=2019-10-07",
+    "data.splits.val.end=2019-11-30",
+    "data.splits.test.start=2019-12-07",
+    "data.splits.test.end=2019-12-31",
+]
+
+
+def shared_fx_dir() -> Path:
+    env = os.environ.get("FOREX_DIFFUSION_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fx"
+
+
+def command() -> list[str]:
+    """The console command beside this interpreter, else ``python -m`` of the CLI."""
+    script = Path(sys.executable).with_name("forex-diffusion")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "forex_diffusion.cli.main"]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": THREADS, "TORCH_NUM_THREADS": THREADS}
+
+
+def run(args: list[str], cwd: Path) -> float:
+    """Wall seconds of one run (fails loudly when the command fails)."""
+    started = time.perf_counter()
+    done = subprocess.run([*command(), *args], cwd=cwd, env=env(), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def median_of(repeats: int, args: list[str], cwd: Path, before: object = None) -> float:
+    times = []
+    for _ in range(repeats):
+        if callable(before):
+            before()
+        times.append(run(args, cwd))
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    year = shared_fx_dir() / YEAR_FILE
+    if not year.is_file():
+        raise SystemExit(f"{year} not found: set FOREX_DIFFUSION_SHARED_DATA")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        store, scratch = root / "data", root / "scratch"
+        where = ["--data-dir", str(store)]
+        arts = ["--artifacts-dir", str(root / "artifacts")]
+        run(["data", "import", str(year), "--asset", "EURUSD", *where], root)
+        overrides = [x for o in TINY_TRAINING for x in ("-o", o)]
+        run(
+            ["train", "--asset", "EURUSD", "--preset", "cpu_small", *overrides, *where, *arts], root
+        )
+
+        def clear() -> None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+        rows = [
+            ("forex-diffusion --help", median_of(args.repeats, ["--help"], root), 0.5),
+            ("data info", median_of(args.repeats, ["data", "info", *where], root), 1.0),
+            (
+                f"data import {YEAR_FILE}",
+                median_of(
+                    args.repeats,
+                    ["data", "import", str(year), "--asset", "EURUSD", "--data-dir", str(scratch)],
+                    root,
+                    clear,
+                ),
+                3.0,
+            ),
+            (
+                "predict (store, model load, 640 samples)",
+                median_of(
+                    args.repeats,
+                    ["predict", "--asset", "EURUSD", "--format", "json", *where, *arts],
+                    root,
+                ),
+                3.0,
+            ),
+        ]
+    print(f"median of {args.repeats} runs, {THREADS} threads, fresh process each")
+    print(f"{'command':<44} {'seconds':>8} {'target':>8}  ok")
+    for name, seconds, target in rows:
+        print(f"{name:<44} {seconds:>8.2f} {target:>8.1f}  {'yes' if seconds <= target else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Start-up: ``--help`` and ``data info`` never import torch or lightning (nor, for ``--help``,
+pandas, SQLAlchemy or pydantic), so the light commands answer at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forex_diffusion.cli import common, data_cmd, serve_cmd
+from forex_diffusion.data.importers import FORMAT_NAMES
+from forex_diffusion.service.settings import TOKEN_ENV
+from forex_diffusion.settings import ENV_ARTIFACTS_DIR, ENV_DATA_DIR, ENV_DB_URL
+
+_PROBE = """
+import json, sys
+from forex_diffusion.cli.main import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+print("\\nMODULES=" + json.dumps(sorted(m for m in sys.modules if "." not in m)))
+"""
+
+
+def _modules_after(*args: str, cwd: Path | None = None) -> tuple[set[str], str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=cwd,
+    )
+    head, _, tail = done.stdout.rpartition("MODULES=")
+    return set(json.loads(tail)), head
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["predict", "--help"], ["evaluate", "--help"], ["serve", "--help"]]
+)
+def test_help_imports_nothing_heavy(args: list[str]) -> None:
+    modules, out = _modules_after(*args)
+    assert "Usage" in out
+    heavy = {"torch", "lightning", "pandas", "sqlalchemy", "matplotlib", "numpy"}
+    if args == ["--help"]:  # typer itself imports pydantic to coerce a sub-command's options
+        heavy.add("pydantic")
+    assert not heavy & modules, sorted(heavy & modules)
+
+
+def test_data_info_does_not_import_torch(tmp_path: Path) -> None:
+    modules, out = _modules_after("data", "info", "--data-dir", str(tmp_path / "store"))
+    assert "is empty" in out
+    assert not {"torch", "lightning"} & modules
+
+
+def test_help_names_agree_with_the_modules_they_avoid() -> None:
+    assert (common._ENV_DATA_DIR, common._ENV_ARTIFACTS_DIR, common._ENV_DB_URL) == (
+        ENV_DATA_DIR,
+        ENV_ARTIFACTS_DIR,
+        ENV_DB_URL,
+    )
+    assert data_cmd.IMPORT_FORMATS == FORMAT_NAMES
+    assert serve_cmd.TOKEN_ENV == TOKEN_ENV
