@@ -86,6 +86,7 @@ def config_overrides(root: Path) -> list[str]:
         *SPLITS,
         *TINY_MODEL,
         "evaluation.learned_peer=false",  # its own test: tests/test_evaluation_peer.py
+        "evaluation.pool=false",  # tests/test_evaluation_pool.py and the quickstart test
     ]
 
 

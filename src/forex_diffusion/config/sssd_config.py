@@ -493,6 +493,9 @@ class EvaluationConfig(_Section):
     """Add the LightGBM quantile-regression peer as a forecaster row of the evaluation."""
     peer_samples: int = Field(default=200, ge=10)
     """Pseudo-samples per forecast drawn from the peer's interpolated quantile function."""
+    pool: bool = True
+    """Add the CRPS-optimal linear pool of the model with the seasonal EWMA and GARCH baselines
+    (weights fitted online on outcomes already known) as a forecaster row."""
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:

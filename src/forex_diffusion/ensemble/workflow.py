@@ -19,7 +19,6 @@ from loguru import logger
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
-from forex_diffusion.ensemble.crps_pool import LinearPool, fit_linear_pool, pool_forecast
 from forex_diffusion.ensemble.data import BP, build_xy, five_minute_bars
 from forex_diffusion.ensemble.persistence import FittedEnsemble, load_ensemble, save_ensemble
 from forex_diffusion.ensemble.purged_split import PurgedTimeSeriesSplit
@@ -28,6 +27,7 @@ from forex_diffusion.ensemble.stacking import StackingForecaster, default_member
 from forex_diffusion.errors import DataError
 from forex_diffusion.evaluation.baselines import Baseline, build_baselines
 from forex_diffusion.evaluation.forecast import ForecastDistribution
+from forex_diffusion.evaluation.pool import LinearPool, fit_linear_pool, pool_forecast
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.registry.records import ModelRecord
 from forex_diffusion.registry.repository import open_registry

@@ -41,6 +41,7 @@ from forex_diffusion.evaluation.direction_rules import (
 from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.peers import LightGBMQuantilePeer, peer_features
+from forex_diffusion.evaluation.pool import online_pool
 from forex_diffusion.evaluation.ranges import (
     TuningChoice,
     check_unseen,
@@ -364,6 +365,31 @@ def _peer_forecast(
     return ForecastDistribution.from_samples("lightgbm", times, horizons, samples), [note]
 
 
+def _add_pool(
+    forecasts: dict[str, ForecastDistribution],
+    labels: dict[str, str],
+    variants: list[str],
+    model_key: str | None,
+    targets: np.ndarray,
+    ecfg: EvaluationConfig,
+) -> list[str]:
+    """Add the online CRPS pool of the model with seasonal EWMA and GARCH as a row."""
+    if not ecfg.pool or model_key is None or model_key not in forecasts:
+        return []
+    parts = [forecasts[model_key]]
+    parts += [forecasts[b] for b in ("ewma_seasonal", "garch") if b in forecasts]
+    if len(parts) < 2:
+        return []
+    forecasts["pool"] = online_pool(parts, targets)
+    names = " + ".join(labels.get(p.name, p.name) for p in parts)
+    labels["pool"] = "CRPS pool"
+    variants.append("pool")
+    return [
+        f"CRPS pool: {names}, weights refitted each week on the outcomes known by then "
+        "(equal weights until 20 are known)."
+    ]
+
+
 def forecasts_std(
     baseline: Baseline, bars5: pd.DataFrame, times: pd.DatetimeIndex, horizons: tuple[int, ...]
 ) -> np.ndarray:
@@ -581,6 +607,7 @@ def evaluate(
         keep &= model_ok
         forecasts = {k: f.select(keep) for k, f in forecasts.items()}
         targets, last_close, scored_times = targets[keep], last_close[keep], times[keep]
+        pool_note = _add_pool(forecasts, labels, variants, model_key, targets, ecfg)
         diagnostics, diag_notes = _baseline_diagnostics(baselines)
         diagnostics["baseline_tuning"] = tuning_used
         rules = {k: v[keep] for k, v in rules.items()}
@@ -597,7 +624,14 @@ def evaluate(
             labels=labels,
             start=fmt_time(evaluated.start),
             end=fmt_time(evaluated.end, end=True),
-            notes=[*subject.notes, tuning_used, exclusions.sentence(), *diag_notes, *peer_notes],
+            notes=[
+                *subject.notes,
+                tuning_used,
+                exclusions.sentence(),
+                *diag_notes,
+                *peer_notes,
+                *pool_note,
+            ],
             diagnostics=diagnostics,
             others=variants,
         )

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import ndtri
 
@@ -201,3 +202,45 @@ def _allocate(weights: np.ndarray, total: int) -> np.ndarray:
     short = total - counts.sum()
     counts[np.argsort(raw - counts)[::-1][:short]] += 1
     return counts
+
+
+def online_pool(
+    components: Sequence[ForecastDistribution],
+    y: np.ndarray,
+    block: pd.Timedelta = pd.Timedelta(days=7),
+    min_rows: int = 20,
+    name: str = "pool",
+    n_samples: int = 200,
+) -> ForecastDistribution:
+    """The pool over an evaluated period with weights known at each time: decision times are
+    cut into blocks; block b's weights are fitted on earlier decision times whose outcome
+    (t + h) was known when the block began (equal weights until ``min_rows`` exist), so the
+    pool never uses an outcome it could not have seen."""
+    _check(components)
+    times = components[0].times
+    horizons = components[0].horizons
+    y = np.asarray(y, dtype=np.float64)
+    out = np.full((len(times), len(horizons), n_samples), np.nan)
+    equal = np.full((len(horizons), len(components)), 1.0 / len(components))
+    xs_all = [component_samples(c) for c in components]
+    start = times.min() if len(times) else None
+    while start is not None and start <= times.max():
+        rows = (times >= start) & (times < start + block)
+        if rows.any():
+            known = np.stack(
+                [times + pd.Timedelta(minutes=h) <= start for h in horizons], axis=1
+            )  # (N, H): outcome known at the block start
+            weights = equal.copy()
+            for j in range(len(horizons)):
+                if known[:, j].sum() >= min_rows:
+                    y_fit = np.where(known[:, j], y[:, j], np.nan)
+                    a, B = crps_terms([x[:, j] for x in xs_all], y_fit)
+                    weights[j] = optimal_weights(a, B)
+            pool = LinearPool(
+                tuple(c.name for c in components), tuple(horizons), weights, np.zeros((0,))
+            )
+            part = pool_forecast(pool, [c.select(rows) for c in components], name, n_samples)
+            assert part.samples is not None
+            out[rows] = part.samples
+        start = start + block
+    return ForecastDistribution.from_samples(name, times, horizons, out)
