@@ -1,8 +1,8 @@
 """Schemathesis against the live OpenAPI schema: no server errors, responses conform.
 
 Bounded: a fixed number of generated requests per operation, and a time limit. Job creation
-(it starts worker processes) and the endless event stream are left out; they have their own
-tests."""
+(it starts worker processes: train, evaluate, ensemble, resume) and the endless event stream are
+left out; they have their own tests."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def api_schema(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     limits = Limits(max_num_samples=64, max_steps=8, max_candles=5_000)  # bounded request time
     app = create_app(service_settings(config, data_dir=data_dir, limits=limits))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    return schema.exclude(path_regex=r"^/v1/(jobs/(train|evaluate)|stream/)")
+    return schema.exclude(
+        path_regex=r"^/v1/(jobs/(train|evaluate|ensemble)|stream/|runs/\{run_id\}/resume)"
+    )
 
 
 CHECKS = [

@@ -26,10 +26,12 @@ from forex_diffusion.errors import (
     NotFoundError,
     RegistryError,
 )
+from forex_diffusion.service import config_routes, data_routes, ensemble_routes, ui_job_routes
 from forex_diffusion.service.auth import BodyLimitMiddleware, require_token
 from forex_diffusion.service.routes import router
 from forex_diffusion.service.settings import ServiceSettings
 from forex_diffusion.service.state import ServiceState
+from forex_diffusion.ui import install_ui
 
 STATUS: list[tuple[type[ForexDiffusionError], int]] = [
     (AuthError, 401),
@@ -96,8 +98,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The service for ``settings`` (checked: an exposed host needs a token).
 
-    Endpoints: ``/health`` (no token), ``/v1/...`` (see ``routes``), ``/openapi.json`` and
-    ``/docs`` (behind the token when one is set).
+    Endpoints: ``/health`` (no token), ``/v1/...`` (see ``routes`` and the UI's
+    ``config_routes``, ``data_routes``, ``ui_job_routes``), ``/openapi.json`` and ``/docs``
+    (behind the token when one is set); the browser UI at ``/`` (pages load without the token,
+    their API calls carry it).
     """
     settings = settings.checked()
     state = ServiceState.build(settings)
@@ -142,6 +146,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(router)
+    app.include_router(config_routes.router)
+    app.include_router(data_routes.router)
+    app.include_router(ui_job_routes.router)
+    app.include_router(ensemble_routes.router)
+    install_ui(app)  # the browser UI at / (see forex_diffusion.ui)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
     def openapi() -> JSONResponse:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from forex_diffusion.errors import JobError, NotFoundError
 from forex_diffusion.registry.repository import Registry
 
-JobKind = Literal["train", "evaluate"]
+JobKind = Literal["train", "evaluate", "ensemble"]
 _EPOCH = re.compile(r"epoch (\d+): (\w+=.*)")
 _METRIC = re.compile(r"(\w+)=([-+0-9.eE]+|nan|inf)")
 _BAR = re.compile(r"(\d+)/(\d+) \[")
@@ -51,8 +51,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def run_job(kind: JobKind, spec: dict[str, Any], job_dir: str) -> None:
-    """Body of the worker process: run the train or evaluate function the CLI runs, with
-    stdout/stderr going to ``job.log``, and write ``result.json``."""
+    """Body of the worker process: run the train, evaluate or ``ensemble fit`` function the CLI
+    runs, with stdout/stderr going to ``job.log``, and write ``result.json``."""
     folder = Path(job_dir)
     log = open(folder / "job.log", "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
     os.dup2(log.fileno(), 1)
@@ -68,6 +68,8 @@ def run_job(kind: JobKind, spec: dict[str, Any], job_dir: str) -> None:
 
             trained = train_from_config(config, resume=spec["resume"], data_dir=spec["data_dir"])
             result = json.loads(trained.to_json())
+        elif kind == "ensemble":
+            result = _fit_ensemble(config, spec, folder)
         else:
             from forex_diffusion.evaluation.walk_forward import evaluate
 
@@ -98,6 +100,25 @@ def run_job(kind: JobKind, spec: dict[str, Any], job_dir: str) -> None:
     tmp = folder / "result.json.tmp"
     tmp.write_text(json.dumps(result, default=str))
     os.replace(tmp, folder / "result.json")
+
+
+def _fit_ensemble(config: Any, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``ensemble fit`` with the job's config (written beside the log: the SSSD member
+    reloads it from there in each fold)."""
+    from forex_diffusion.ensemble.workflow import EnsembleSpec, fit_ensemble
+
+    path = folder / "config.yaml"
+    path.write_text(config.to_yaml(), encoding="utf-8")
+    ensemble_spec = EnsembleSpec(
+        **spec["ensemble"], config_path=str(path), data_dir=spec["data_dir"]
+    )
+    record, fitted = fit_ensemble(ensemble_spec, config)
+    return {
+        "status": "completed",
+        "asset": record.asset,
+        "model_name": record.model_name,
+        "summary": fitted.summary,
+    }
 
 
 # ---------------------------------------------------------------------- manager

@@ -206,7 +206,7 @@ class JobProgress(BaseModel):
 
 class JobResponse(BaseModel):
     id: str
-    kind: Literal["train", "evaluate"]
+    kind: Literal["train", "evaluate", "ensemble"]
     asset: str
     status: JobStatus
     created_at: str

@@ -1,8 +1,9 @@
 """Small Lightning callbacks of the trainer: per-epoch seeding (exact resume), CUDA cache
-clearing, the per-epoch metrics line of the run log."""
+clearing, the per-epoch metrics line and the step progress lines of the run log."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -94,3 +95,31 @@ def float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+class StepProgress(Callback):
+    """Logs ``step N: batch i/n of epoch e`` at most every ``every_s`` seconds and at the last
+    batch of an epoch (the service's jobs read their live progress from these lines)."""
+
+    def __init__(self, every_s: float = 2.0) -> None:
+        self.every_s = every_s
+        self._last = 0.0
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        now = time.monotonic()
+        total = trainer.num_training_batches
+        last = isinstance(total, int) and batch_idx + 1 == total
+        if now - self._last < self.every_s and not last:
+            return
+        self._last = now
+        logger.info(
+            f"step {trainer.global_step}: batch {batch_idx + 1}/{total} "
+            f"of epoch {trainer.current_epoch}"
+        )

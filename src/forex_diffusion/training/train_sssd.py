@@ -32,6 +32,7 @@ from forex_diffusion.training.callbacks import (
     EpochMetricsLog,
     EpochSeed,
     StartPoint,
+    StepProgress,
     float_metrics,
 )
 from forex_diffusion.training.checkpointing import AtomicCheckpointIO, RunCheckpoints
@@ -191,6 +192,7 @@ class SSSDTrainer:
         return [
             EpochSeed(self.config.seed),
             EpochMetricsLog(),
+            StepProgress(),
             early,
             CudaCacheClear(tcfg.cuda_empty_cache_every),
             LearningRateMonitor(logging_interval="step"),
