@@ -122,7 +122,12 @@ def evaluate(
                 record=not no_record,
             )
         exported = write_forecasts(result, export, cfg) if export is not None else None
+        from forex_diffusion.evaluation.mlflow_report import log_evaluation
+
+        mlflow_run = log_evaluation(cfg, result.summary, result.files)
     echo_result(result, exported)
+    if mlflow_run is not None:
+        typer.echo(f"MLflow: first table and report logged to run {mlflow_run}")
 
 
 def check_out_dir(out: Path | None) -> None:
