@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import scoringrules as sr
 from scipy.special import ndtr, ndtri
 
 SUMMARY_LEVELS = (0.05, 0.5, 0.95)
@@ -282,9 +281,11 @@ def crps_ensemble_fair(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
         raise ValueError("the fair CRPS needs at least 2 ensemble members")
     if x.shape[:-1] != y.shape:
         raise ValueError(f"samples {x.shape} must be observations {y.shape} + (members,)")
+    import scoringrules as scoring  # imported here: a forecast needs no scoring (start-up)
+
     with np.errstate(invalid="ignore"):  # non-finite members: masked to NaN below
         out = np.asarray(
-            sr.crps_ensemble(
+            scoring.crps_ensemble(
                 y, np.sort(x, axis=-1), estimator="pwm", sorted_ensemble=True, backend="numpy"
             )
         )
