@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +64,19 @@ def fx_dir() -> Path:
             pytest.fail(_missing_data_message(path))
         pytest.skip(_missing_data_message(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_environment() -> Iterator[None]:
+    """MLflow writes MLFLOW_TRACKING_URI into os.environ when a logger sets its URI; without
+    this, every later subprocess of the same worker (trainings, Ray jobs, the UI server) would
+    log to that test's temporary store."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        if key not in before:
+            del os.environ[key]
+    os.environ.update(before)
 
 
 @pytest.fixture(scope="session")

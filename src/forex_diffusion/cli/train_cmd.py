@@ -59,5 +59,5 @@ def train(
             cal = calibrate_model(cfg, result.best_checkpoint, where.settings().data_dir_for(cfg))
         except DataError as exc:
             typer.echo(f"calibration skipped: {exc}", err=True)
-        else:
-            typer.echo(describe(cal, result.best_checkpoint))
+        else:  # on stderr: stdout stays the run's JSON
+            typer.echo(describe(cal, result.best_checkpoint), err=True)

@@ -9,6 +9,7 @@ Usage (the same command as ``forex-diffusion train``, SPEC §2)::
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -38,7 +39,7 @@ from forex_diffusion.training.callbacks import (
 from forex_diffusion.training.checkpointing import AtomicCheckpointIO, RunCheckpoints
 from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
-from forex_diffusion.training.mlflow_tracking import mlflow_logging
+from forex_diffusion.training.mlflow_tracking import ENV_MLFLOW_URI, mlflow_logging
 from forex_diffusion.training.run_recorder import RegistryRunRecorder, RunInfo
 
 
@@ -129,6 +130,7 @@ class SSSDTrainer:
         rank = _get_rank() or 0  # set in each process of a distributed run (torchrun, Lightning)
         log_path = self.log_dir / (f"{run_name}.log" if rank == 0 else f"{run_name}.rank{rank}.log")
         sink = logger.add(log_path, level="INFO")
+        mlflow_env = os.environ.get(ENV_MLFLOW_URI)
         try:
             recorder = RegistryRunRecorder(
                 self.registry, model_id, self._run_info(run_name, log_path), checkpoints.best_path
@@ -143,6 +145,12 @@ class SSSDTrainer:
             self._log_end(recorder, checkpoints, duration)
         finally:
             logger.remove(sink)
+            # MLflow writes its URI into os.environ; a later run of this process must not
+            # inherit this run's tracking
+            if mlflow_env is None:
+                os.environ.pop(ENV_MLFLOW_URI, None)
+            else:
+                os.environ[ENV_MLFLOW_URI] = mlflow_env
         result = self._result(trainer, recorder, checkpoints, model_id, duration)
         return replace(
             result,
