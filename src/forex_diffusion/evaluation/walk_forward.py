@@ -323,14 +323,15 @@ def _peer_forecast(
     ecfg: EvaluationConfig,
     tuning: TuningChoice,
     baselines: Sequence[Baseline],
+    baseline_forecasts: dict[str, ForecastDistribution],
     candles: pd.DataFrame,
     bars5: pd.DataFrame,
     times: pd.DatetimeIndex,
-    horizons: tuple[int, ...],
 ) -> tuple[ForecastDistribution | None, list[str]]:
     """The LightGBM quantile peer, fitted on the baselines' tuning range (targets inside it)
     and scaled by the best-informed baseline's σ forecast; None and a note when it cannot be."""
     scaler = next((b for b in baselines if b.name == "ewma_seasonal"), baselines[0])
+    horizons = baseline_forecasts[scaler.name].horizons
     base = _load(store, asset, tuning.range, "learned-peer training", None)
     train5 = resample_ohlc(base, "5m")
     last = tuning.range.end - pd.Timedelta(minutes=max(horizons))
@@ -349,7 +350,7 @@ def _peer_forecast(
     except ValueError as exc:
         return None, [f"Learned peer (LightGBM) skipped: {exc}."]
     x_eval = peer_features(candles, bars5, times)
-    s_eval = forecasts_std(scaler, bars5, times, horizons)
+    s_eval = baseline_forecasts[scaler.name].std()  # its forecasts at the evaluated times
     valid = np.isfinite(x_eval.to_numpy()).all(axis=1) & np.isfinite(s_eval).all(axis=1)
     samples = np.full((len(times), len(horizons), ecfg.peer_samples), np.nan)
     if valid.any():
@@ -388,13 +389,6 @@ def _add_pool(
         f"CRPS pool: {names}, weights refitted each week on the outcomes known by then "
         "(equal weights until 20 are known)."
     ]
-
-
-def forecasts_std(
-    baseline: Baseline, bars5: pd.DataFrame, times: pd.DatetimeIndex, horizons: tuple[int, ...]
-) -> np.ndarray:
-    """(N, H) predictive standard deviation of a fitted baseline at ``times``."""
-    return baseline.forecast(bars5, times, horizons).std()
 
 
 def _baseline_diagnostics(baselines: Sequence[Baseline]) -> tuple[dict[str, Any], list[str]]:
@@ -560,7 +554,7 @@ def evaluate(
         peer_notes: list[str] = []
         if ecfg.learned_peer:
             peer_fc, peer_notes = _peer_forecast(
-                store, asset, ecfg, subject.tuning, baselines, candles, bars5, times, horizons
+                store, asset, ecfg, subject.tuning, baselines, forecasts, candles, bars5, times
             )
             if peer_fc is not None:
                 forecasts[peer_fc.name] = peer_fc
