@@ -23,7 +23,7 @@ from forex_diffusion.training.train_sssd import SSSDTrainer
 from training_utils import tiny_config, two_month_store
 
 VAL = UtcRange(
-    "validation", pd.Timestamp("2019-03-04", tz="UTC"), pd.Timestamp("2019-03-23", tz="UTC")
+    "validation", pd.Timestamp("2019-03-04", tz="UTC"), pd.Timestamp("2019-03-21 12:00", tz="UTC")
 )
 
 
