@@ -162,6 +162,19 @@ def test_param_groups_split_ssm_dt_and_a_from_everything_else() -> None:
     assert all(id(p) not in expected for m in s4_layers for p in (m.C, m.D))
 
 
+def test_weight_decay_skips_norms_biases_and_the_head_output() -> None:
+    model = _model()
+    ssm, other = model.param_groups()
+    decayed, not_decayed = model.decay_split()
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    assert ids(decayed) | ids(not_decayed) == ids(other)
+    assert not ids(decayed) & ids(not_decayed)
+    assert all(p.ndim >= 2 for p in decayed)
+    assert ids(model.head.out.parameters()) <= ids(not_decayed)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(id(p) in ids(not_decayed) for m in norms for p in m.parameters())
+
+
 def test_gradients_reach_every_parameter() -> None:
     model = _model(("model.loss.consistency_weight=0.1",))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)

@@ -285,3 +285,18 @@ def test_train_cli_config_typo_is_named(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["train", "--asset", "EURUSD", "-o", "training.epoch=3"])
     assert res.exit_code == 2
     assert "training.epoch: unknown key; did you mean 'training.epochs'?" in res.output
+
+
+def test_validation_forecast_rows_are_spread_through_each_batch() -> None:
+    """val_coverage90 is scored on rows spread over the validation range, not its first rows."""
+    from forex_diffusion.training.lightning_module import _concat, _spread_rows
+
+    feats = {"5m": torch.arange(10.0)[:, None, None].expand(10, 3, 2)}
+    batch = (feats, torch.arange(10.0)[:, None, None].expand(10, 4, 1), torch.zeros(10, 4))
+    picked = _spread_rows(batch, 4)
+    assert picked[1][:, 0, 0].tolist() == [0.0, 3.0, 6.0, 9.0]
+    assert picked[0]["5m"][:, 0, 0].tolist() == [0.0, 3.0, 6.0, 9.0]
+    assert _spread_rows(batch, 50)[1].shape[0] == 10
+    both = _concat([picked, _spread_rows(batch, 2)])
+    assert both[1][:, 0, 0].tolist() == [0.0, 3.0, 6.0, 9.0, 0.0, 9.0]
+    assert both[0]["5m"].shape == (6, 3, 2) and both[2].shape == (6, 4)

@@ -375,8 +375,9 @@ class TrainingConfig(_Section):
     """Checkpoint writing."""
     cuda_empty_cache_every: int = Field(default=10, ge=1)
     """Empty the CUDA cache every n batches."""
-    val_forecast_samples: int = Field(default=32, ge=0)
-    """Fixed validation forecasts per epoch for the coverage and CRPS metrics (0 = off)."""
+    val_forecast_samples: int = Field(default=128, ge=0)
+    """Validation rows forecast each epoch for the coverage and CRPS metrics, spread evenly over
+    the validation range and fixed after the first epoch (0 = off)."""
     max_train_batches_per_epoch: int | None = Field(default=None, ge=1)
     """Cap on training batches per epoch, for quick runs (null = all)."""
     # one model on several devices/nodes (Lightning's Trainer arguments of the same names)

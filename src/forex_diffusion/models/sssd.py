@@ -202,6 +202,19 @@ class SSSDModel(nn.Module):
         other = [p for p in self.parameters() if id(p) not in ssm_ids]
         return ssm, other
 
+    def decay_split(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(decayed, not_decayed) among the non-SSM parameters (AdamW's two groups).
+
+        Only matrices are decayed. Biases, LayerNorm gains, the S4D skip ``D`` (all 1-d) and
+        the head's zero-initialised output layer are not: decaying them pulls the norm gains
+        and the output scale towards zero, i.e. towards a too-narrow forecast.
+        """
+        _, other = self.param_groups()
+        out_ids = {id(p) for p in self.head.out.parameters()}
+        decayed = [p for p in other if p.ndim >= 2 and id(p) not in out_ids]
+        kept = {id(p) for p in decayed}
+        return decayed, [p for p in other if id(p) not in kept]
+
     # ------------------------------------------------------------------ encoder
 
     def encode(self, features: Mapping[str, Tensor], check_finite: bool = False) -> Tensor:

@@ -23,6 +23,7 @@ Batch = tuple[dict[str, Tensor], Tensor, Tensor]
 # seeds of the fixed validation noise stream, disjoint from the training seed
 _VAL_NOISE_SEED = 1_000_003
 _VAL_FORECAST_SEED = 2_000_003
+_VAL_FORECAST_DRAWS = 64  # samples per validation forecast (quantiles by the (S+1)p positions)
 
 
 class SSSDLightningModule(L.LightningModule):
@@ -55,6 +56,8 @@ class SSSDLightningModule(L.LightningModule):
         self.model = build_sssd_model(config, self.feature_dims)
         self.horizons = list(config.data.horizons)
         self._forecast_batch: Batch | None = None
+        self._forecast_parts: list[Batch] = []
+        self._forecast_rows_fixed = False
 
     # Checkpoints hold the bare model's weights (no "model." prefix), so that one file serves both
     # Lightning's resume and ``forex_diffusion.models.checkpoint.load_checkpoint``.
@@ -79,14 +82,12 @@ class SSSDLightningModule(L.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         tcfg = self.config.training
-        ssm_params, other_params = self.model.param_groups()
+        ssm_params, _ = self.model.param_groups()
+        decayed, not_decayed = self.model.decay_split()
         optimizer = torch.optim.AdamW(
             [
-                {
-                    "params": other_params,
-                    "lr": tcfg.learning_rate,
-                    "weight_decay": tcfg.weight_decay,
-                },
+                {"params": decayed, "lr": tcfg.learning_rate, "weight_decay": tcfg.weight_decay},
+                {"params": not_decayed, "lr": tcfg.learning_rate, "weight_decay": 0.0},
                 {"params": ssm_params, "lr": tcfg.ssm_learning_rate, "weight_decay": 0.0},
             ],
             betas=(0.9, 0.999),
@@ -126,9 +127,16 @@ class SSSDLightningModule(L.LightningModule):
             noise=noise.to(targets.device),
         )
         self._log_losses("val", out.loss, out.per_horizon, targets.shape[0])
-        if batch_idx == 0 and self._forecast_batch is None:
-            self._forecast_batch = _head(batch, self.config.training.val_forecast_samples)
+        if not self._forecast_rows_fixed:
+            self._forecast_parts.append(_spread_rows(batch, self._rows_per_val_batch()))
         return out.loss
+
+    def _rows_per_val_batch(self) -> int:
+        """Rows taken from each validation batch so that the forecast rows span the whole range."""
+        n_batches = self.trainer.num_val_batches
+        total = int(sum(n_batches)) if isinstance(n_batches, list) else int(n_batches)
+        wanted = self.config.training.val_forecast_samples
+        return -(-wanted // max(1, total))
 
     def _log_losses(self, stage: str, loss: Tensor, per_horizon: Tensor, batch_size: int) -> None:
         """``<stage>_loss`` (progress bar) and ``<stage>_loss_h<minutes>`` from ``per_horizon`` (H,)."""
@@ -137,6 +145,10 @@ class SSSDLightningModule(L.LightningModule):
             self.log(f"{stage}_loss_h{h}", part, batch_size=batch_size)
 
     def on_validation_epoch_end(self) -> None:
+        if not self._forecast_rows_fixed and self._forecast_parts:
+            self._forecast_batch = _concat(self._forecast_parts)
+            self._forecast_parts = []
+            self._forecast_rows_fixed = not self.trainer.sanity_checking
         if self._forecast_batch is None or self.config.training.val_forecast_samples == 0:
             return
         metrics = self.forecast_metrics(self._forecast_batch)
@@ -151,7 +163,7 @@ class SSSDLightningModule(L.LightningModule):
         icfg = self.config.inference
         forecast = self.model.inference_forward(
             features,
-            num_samples=50,
+            num_samples=_VAL_FORECAST_DRAWS,
             sampler=icfg.sampler,
             steps=icfg.steps,
             eta=icfg.eta,
@@ -165,10 +177,22 @@ class SSSDLightningModule(L.LightningModule):
         return {"val_coverage90": coverage, "val_crps": crps}
 
 
-def _head(batch: Batch, n: int) -> Batch:
+def _spread_rows(batch: Batch, n: int) -> Batch:
+    """``n`` rows evenly spaced through the batch (all when it is shorter), copied."""
     features, targets, horizon_idx = batch
+    idx = torch.linspace(0, targets.shape[0] - 1, min(n, targets.shape[0])).round().long()
+    idx = idx.to(targets.device)
     return (
-        {k: v[:n].clone() for k, v in features.items()},
-        targets[:n].clone(),
-        horizon_idx[:n].clone(),
+        {k: v[idx].clone() for k, v in features.items()},
+        targets[idx].clone(),
+        horizon_idx[idx].clone(),
+    )
+
+
+def _concat(parts: list[Batch]) -> Batch:
+    """One batch from row-compatible parts (same timeframes and horizons)."""
+    return (
+        {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]},
+        torch.cat([p[1] for p in parts]),
+        torch.cat([p[2] for p in parts]),
     )
