@@ -164,7 +164,7 @@ def test_param_groups_split_ssm_dt_and_a_from_everything_else() -> None:
 
 def test_weight_decay_skips_norms_biases_and_the_head_output() -> None:
     model = _model()
-    ssm, other = model.param_groups()
+    _, other = model.param_groups()
     decayed, not_decayed = model.decay_split()
     ids = lambda ps: {id(p) for p in ps}  # noqa: E731
     assert ids(decayed) | ids(not_decayed) == ids(other)
