@@ -34,25 +34,61 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from last.ckpt of this asset/model.")
     ] = False,
+    assets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--assets",
+            help="With --global: the assets of the global model, e.g. --assets EURUSD GBPUSD.",
+        ),
+    ] = None,
+    more: Annotated[
+        list[str] | None,
+        typer.Argument(help="More assets after the first (--assets A B C).", show_default=False),
+    ] = None,
+    global_model: Annotated[
+        bool,
+        typer.Option(
+            "--global",
+            help="Train one global model on all --assets (asset embedding, per-asset "
+            "standardizers); it is registered as asset GLOBAL and serves each of them.",
+        ),
+    ] = False,
 ) -> None:
-    """Train one SSSD model for an asset from the candle store; checkpoints and runs go to the registry."""
+    """Train one SSSD model for an asset (or one global model for several) from the candle
+    store; checkpoints and runs go to the registry."""
     from forex_diffusion.cli.calibrate_cmd import calibrate_model, describe
     from forex_diffusion.errors import DataError
     from forex_diffusion.training.data_module import SSSDDataModule
+    from forex_diffusion.training.multi_asset_data_module import MultiAssetDataModule
     from forex_diffusion.training.train_sssd import SSSDTrainer
 
     where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
+        if global_model or assets or more:
+            asset, override = _global_options(
+                asset, [*(assets or ()), *(more or ())], global_model, override
+            )
         cfg = load_cli_config(
             config, asset_config, override, asset=asset, preset=preset, where=where
         )
-        data_module = SSSDDataModule(data_path=where.settings().data_dir_for(cfg), config=cfg)
+        data_path = where.settings().data_dir_for(cfg)
+        data_module = (
+            MultiAssetDataModule(data_path, cfg)
+            if cfg.model.assets
+            else SSSDDataModule(data_path=data_path, config=cfg)
+        )
         with where.registry(cfg) as registry:
             result = SSSDTrainer(cfg, registry=registry).train(data_module, resume=resume)
     typer.echo(result.to_json())
     if result.status != "completed":
         raise typer.Exit(code=1)
-    if cfg.inference.calibrated and result.best_checkpoint is not None:
+    if cfg.model.assets:
+        typer.echo(
+            "the global model is not recalibrated (calibration maps are per-asset models' for "
+            "now): its forecasts are raw and say so",
+            err=True,
+        )
+    elif cfg.inference.calibrated and result.best_checkpoint is not None:
         # the recalibration map, fitted on the validation range; the trained model stands
         # without it (forecasts are then raw, and say so)
         try:
@@ -61,3 +97,23 @@ def train(
             typer.echo(f"calibration skipped: {exc}", err=True)
         else:  # on stderr: stdout stays the run's JSON
             typer.echo(describe(cal, result.best_checkpoint), err=True)
+
+
+def _global_options(
+    asset: str | None, assets: list[str] | None, global_model: bool, override: list[str] | None
+) -> tuple[str, list[str]]:
+    """(asset, overrides) of ``--global --assets A B ...``: the registry asset GLOBAL and
+    ``model.assets``; a usage error names what is missing."""
+    from forex_diffusion.dataset.multi_asset import GLOBAL_ASSET
+
+    names = [n.strip().upper() for a in assets or () for n in a.replace(",", " ").split()]
+    if not global_model:
+        raise typer.BadParameter(
+            "--assets (and extra arguments) train a global model: add --global, or train one "
+            "asset with --asset"
+        )
+    if len(names) < 2:
+        raise typer.BadParameter("--global needs two or more --assets, e.g. --assets EURUSD GBPUSD")
+    if asset is not None and asset.upper() != GLOBAL_ASSET:
+        raise typer.BadParameter(f"--global trains asset {GLOBAL_ASSET}: drop --asset {asset}")
+    return GLOBAL_ASSET, [*(override or ()), f"model.assets=[{', '.join(names)}]"]

@@ -332,6 +332,22 @@ class ModelConfig(_Section):
     """The noise schedule."""
     loss: LossConfig
     """The training loss."""
+    assets: list[str] = Field(default_factory=list)
+    """Assets of a global model (one model trained on several assets, each with its own
+    standardizer and an embedding); empty for a per-asset model."""
+    asset_dropout: float = Field(default=0.1, ge=0, lt=1)
+    """Global models: share of training samples whose asset is replaced by the unseen-asset
+    embedding, which then serves assets the model was not trained on."""
+
+    @field_validator("assets")
+    @classmethod
+    def _distinct_assets(cls, value: list[str]) -> list[str]:
+        names = [a.strip().upper() for a in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model.assets lists an asset twice: {value}")
+        if len(names) == 1:
+            raise ValueError("model.assets needs two or more assets (or none: a per-asset model)")
+        return names
 
 
 class EarlyStoppingConfig(_Section):
@@ -557,6 +573,15 @@ class SSSDConfig(_Section):
     def with_overrides(self, overrides: Sequence[str]) -> SSSDConfig:
         """A new config with dotted overrides applied and validated again."""
         return config_from_dict(_merge([self.to_dict()], overrides, source="<config>"))
+
+
+def config_for_asset(config: SSSDConfig, asset: str) -> SSSDConfig:
+    """A global model's config seen as one asset's: that asset's symbol and default pip size,
+    everything else (network, features, splits) shared."""
+    name = asset.strip().upper()
+    return config.with_overrides(
+        [f"asset.symbol={name}", f"asset.pip_size={default_pip_size(name)}"]
+    )
 
 
 # --------------------------------------------------------------------------- loading

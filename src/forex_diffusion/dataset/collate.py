@@ -10,6 +10,9 @@ import torch
 
 FeatureBatch = tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]
 
+ASSET_KEY = "asset"
+"""Key of a global model's asset indices (B,) beside the timeframe windows in a features dict."""
+
 
 class PrebatchedSamples(Sequence[FeatureBatch]):
     """The samples of one batch whose tensors are views of an already collated batch.

@@ -33,15 +33,22 @@ from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     InferenceConfig,
     SSSDConfig,
+    config_for_asset,
     load_sssd_config,
 )
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
 from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.dataset.collate import ASSET_KEY
+from forex_diffusion.dataset.multi_asset import GLOBAL_ASSET, asset_standardizer
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotFoundError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
-from forex_diffusion.features.unified_pipeline import feature_names, required_history
+from forex_diffusion.features.unified_pipeline import (
+    feature_names,
+    multi_timeframe_features,
+    required_history,
+)
 from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
 from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.prediction import (
@@ -158,6 +165,8 @@ class SSSDInferenceService:
         calibration: QuantileRecalibrator | None = None,
     ) -> None:
         self.config = config
+        # a global model serves this asset through its embedding row (0 = an unseen asset)
+        self.asset_row = model.asset_index(config.asset.symbol) if model.assets else None
         self.calibration = calibration
         self.device = resolve_device(device or config.inference.device)
         self.model = model.to(self.device).eval()
@@ -196,13 +205,22 @@ class SSSDInferenceService:
         model_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         inference: InferenceConfig | None = None,
+        asset: str | None = None,
+        unseen_standardizer: Standardizer | None = None,
     ) -> SSSDInferenceService:
         """Service from a checkpoint file. The model, features and standardizer come from the
         checkpoint; ``inference`` (sampling defaults, cache TTL, threshold, logging, device)
         replaces the checkpoint's inference settings when given (the user's current config);
-        ``device`` None = that config's ``inference.device``."""
+        ``device`` None = that config's ``inference.device``.
+
+        A global model (``model.assets``) serves one ``asset``: one of its assets with that
+        asset's own standardizer, or an asset it never saw through its unseen-asset embedding
+        with ``unseen_standardizer`` (fitted on that asset's history: ``fit_standardizer``)."""
         loaded: LoadedCheckpoint = load_checkpoint(path, map_location="cpu")
-        standardizer = Standardizer.from_dict(loaded.standardizer, where=f"{path} (standardizer)")
+        payload, config = loaded.standardizer, loaded.config
+        if loaded.config.model.assets:
+            payload, config = _global_model_asset(loaded, path, asset, unseen_standardizer)
+        standardizer = Standardizer.from_dict(payload, where=f"{path} (standardizer)")
         names = {tf: list(standardizer.feature_names(tf)) for tf in standardizer.timeframes}
         if names != loaded.feature_names:
             raise CheckpointError(
@@ -221,7 +239,6 @@ class SSSDInferenceService:
                     + ("" if missing or extra else " (same names, different order)")
                     + "; re-train the model with this version"
                 )
-        config = loaded.config
         if inference is not None:
             config = config.model_copy(update={"inference": inference})
         return cls(
@@ -322,7 +339,7 @@ class SSSDInferenceService:
         calibrated: bool = False,
     ) -> np.ndarray:
         """Scaled-target samples (B, H, S) as float64 (recalibrated when ``calibrated``)."""
-        feats = {tf: x.to(self.device) for tf, x in features.items()}
+        feats = self._with_asset_rows({tf: x.to(self.device) for tf, x in features.items()})
         with torch.inference_mode():
             out = self.model.inference_forward(
                 feats,
@@ -333,6 +350,16 @@ class SSSDInferenceService:
                 generator=generator,
             )
         return self._recalibrate(out.samples.double().cpu().numpy(), calibrated)
+
+    def _asset_rows(self, batch: int) -> torch.Tensor | None:
+        """(B,) embedding rows of this service's asset for a global model, else None."""
+        if self.asset_row is None:
+            return None
+        return torch.full((batch,), self.asset_row, dtype=torch.long, device=self.device)
+
+    def _with_asset_rows(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        rows = self._asset_rows(next(iter(features.values())).shape[0])
+        return features if rows is None else {**features, ASSET_KEY: rows}
 
     def uses_calibration(self, calibrated: bool | None) -> bool:
         """Whether a forecast asked with ``calibrated`` (None: ``inference.calibrated``) is
@@ -690,9 +717,9 @@ class SSSDInferenceService:
         cal = self.uses_calibration(calibrated)
         gens = row_generators(noise_base(generator), dataset.decision_ns)
         with torch.inference_mode():
-            out = self.model.sample_from_context(
-                context.to(self.device), n, cast(Sampler, s), k, e, gens
-            )
+            rows = self._asset_rows(context.shape[0])
+            ctx = self.model.with_asset(context.to(self.device), rows)
+            out = self.model.sample_from_context(ctx, n, cast(Sampler, s), k, e, gens)
         scaled = self._recalibrate(out.samples.double().cpu().numpy(), cal)
         elapsed = (time.perf_counter() - started) * 1000
         return self._to_predictions(
@@ -739,6 +766,31 @@ def _age(delta: pd.Timedelta) -> str:
     return f"{days:,} day(s) {text}" if days else text
 
 
+def _global_model_asset(
+    loaded: LoadedCheckpoint,
+    path: str | Path,
+    asset: str | None,
+    unseen: Standardizer | None,
+) -> tuple[dict[str, Any], SSSDConfig]:
+    """(standardizer dict, config) of a global model's checkpoint seen as ``asset``'s model."""
+    assets = list(loaded.config.model.assets)
+    if asset is None:
+        raise ConfigError(
+            f"checkpoint {path} is a global model of {assets}: name the asset to forecast"
+        )
+    found = asset_standardizer(loaded.standardizer, asset)
+    if found is None:
+        if unseen is None:
+            raise NotFoundError(
+                f"{asset.upper()} is not one of the global model's assets {assets}: forecast it "
+                "through the unseen-asset embedding with a standardizer fitted on its own "
+                "history (SSSDInferenceService.from_checkpoint(..., unseen_standardizer="
+                "fit_standardizer(candles, config)))"
+            )
+        found = unseen.to_dict()
+    return found, config_for_asset(loaded.config, asset)
+
+
 def load_sssd_inference_service(
     asset: str,
     checkpoint_dir: str | Path | None = None,
@@ -778,10 +830,13 @@ def load_sssd_inference_service(
             path, model_id = candidate, record.model_id
     if path is None:
         models = sorted(p.parent.name for p in (root / asset).glob("*/best.ckpt"))
+        found_global = None if models else _global_checkpoint(reg, root, model_name)
         if model_name is not None and model_name in models:
             path = root / asset / model_name / "best.ckpt"
         elif model_name is None and len(models) == 1:
             path = root / asset / models[0] / "best.ckpt"
+        elif found_global is not None:
+            return _serve_from_global(found_global, asset, cfg, reg, device)
         else:
             assets = (
                 sorted(p.name for p in root.glob("*") if any(p.glob("*/best.ckpt")))
@@ -804,3 +859,65 @@ def load_sssd_inference_service(
     return SSSDInferenceService.from_checkpoint(
         path, device=device, registry=reg, model_id=model_id, inference=cfg.inference
     )
+
+
+def _global_checkpoint(
+    reg: Registry, root: Path, model_name: str | None
+) -> tuple[Path, int | None] | None:
+    """(best checkpoint, model id) of the global model (``model_name`` or the registry's best),
+    or None when there is none."""
+    try:
+        record = reg.best_checkpoint(GLOBAL_ASSET, model_name)
+    except NotFoundError:
+        pattern = f"{model_name or '*'}/best.ckpt"
+        files = sorted((root / GLOBAL_ASSET).glob(pattern))
+        return (files[0], None) if files else None
+    candidate = Path(record.path)
+    return (candidate, record.model_id) if candidate.is_file() else None
+
+
+def _serve_from_global(
+    found: tuple[Path, int | None],
+    asset: str,
+    cfg: SSSDConfig,
+    reg: Registry,
+    device: str | None,
+) -> SSSDInferenceService:
+    """The global model's service for ``asset`` (no per-asset model exists). An asset the
+    global model never saw gets the unseen-asset embedding and a standardizer fitted on all
+    of its stored history; the log says which."""
+    from forex_diffusion.data.store import CandleStore, resolve_data_dir
+
+    path, model_id = found
+    covered = load_checkpoint(path).config.model.assets
+    unseen = None
+    if asset not in covered:
+        candles = CandleStore(resolve_data_dir(cfg, None)).load(asset)
+        unseen = fit_history_standardizer(candles, config_for_asset(cfg, asset))
+        logger.info(
+            f"no {asset} model: serving the global model {path} (trained on {covered}, not on "
+            f"{asset}: unseen-asset embedding, standardizer fitted on its stored history)"
+        )
+    else:
+        logger.info(f"no {asset} model: serving the global model {path} (trained on {covered})")
+    return SSSDInferenceService.from_checkpoint(
+        path,
+        device=device,
+        registry=reg,
+        model_id=model_id,
+        inference=cfg.inference,
+        asset=asset,
+        unseen_standardizer=unseen,
+    )
+
+
+def fit_history_standardizer(
+    candles: pd.DataFrame, config: SSSDConfig, start: Any = None, end: Any = None
+) -> Standardizer:
+    """A standardizer for ``config``'s features fitted on the bars of the candles inside
+    [start, end) (default: all of them): what a global model needs to serve an asset it
+    never saw, from the history the user has (pass the training range to keep a test range
+    out of it)."""
+    first = parse_utc(start, "start") if start is not None else None
+    last = parse_utc(end, "end") if end is not None else None
+    return Standardizer.fit(multi_timeframe_features(candles, config).raw, start=first, end=last)

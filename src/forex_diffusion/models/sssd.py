@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from forex_diffusion.config.sssd_config import ModelConfig
+from forex_diffusion.dataset.collate import ASSET_KEY
 from forex_diffusion.forecast import SampleForecast, summarize
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import (
@@ -173,6 +174,13 @@ class SSSDModel(nn.Module):
             context_dim=ecfg.context_dim,
         )
         self.horizon_embedding = nn.Embedding(len(self.horizons), mcfg.horizon_embedding_dim)
+        # a global model: one context offset per asset, row 0 for an asset it never saw
+        self.assets = tuple(mcfg.assets)
+        self.asset_dropout = float(mcfg.asset_dropout)
+        self.asset_embedding: nn.Embedding | None = None
+        if self.assets:
+            self.asset_embedding = nn.Embedding(len(self.assets) + 1, ecfg.context_dim)
+            nn.init.zeros_(self.asset_embedding.weight)
         hcfg = mcfg.head
         self.head = DiffusionHead(
             cond_dim=ecfg.context_dim + mcfg.horizon_embedding_dim,
@@ -218,9 +226,46 @@ class SSSDModel(nn.Module):
     # ------------------------------------------------------------------ encoder
 
     def encode(self, features: Mapping[str, Tensor], check_finite: bool = False) -> Tensor:
-        """{tf: (B, L_tf, F_tf)} → context (B, C); ValueError on bad shapes (or NaN/inf)."""
-        self.encoder.check_features(features, check_finite)
-        return self.encoder(features)
+        """{tf: (B, L_tf, F_tf)} (+ ``features["asset"]`` (B,) for a global model) → context
+        (B, C); ValueError on bad shapes (or NaN/inf)."""
+        windows = {k: v for k, v in features.items() if k != ASSET_KEY}
+        self.encoder.check_features(windows, check_finite)
+        return self.with_asset(self.encoder(windows), features.get(ASSET_KEY))
+
+    def asset_index(self, asset: str) -> int:
+        """Row of ``asset`` in the asset embedding: 1 + its place in ``model.assets``, 0 (the
+        unseen-asset row) for an asset the global model was not trained on."""
+        name = asset.strip().upper()
+        return self.assets.index(name) + 1 if name in self.assets else 0
+
+    def with_asset(self, context: Tensor, asset: Tensor | None) -> Tensor:
+        """Context (B, C) plus the asset embedding of ``asset`` (B,) indices (global models).
+
+        Raises:
+            ValueError: a global model without asset indices, or a per-asset model with them.
+        """
+        if self.asset_embedding is None:
+            if asset is not None:
+                raise ValueError(
+                    f"features has an {ASSET_KEY!r} entry but this model was trained for one asset"
+                )
+            return context
+        if asset is None:
+            raise ValueError(
+                f"this global model covers {list(self.assets)}: features need an {ASSET_KEY!r} "
+                "entry (B,) of asset indices (model.asset_index(name); 0 = an unseen asset)"
+            )
+        idx = asset.to(device=context.device, dtype=torch.long).reshape(-1)
+        if (
+            idx.shape[0] != context.shape[0]
+            or int(idx.min()) < 0
+            or int(idx.max()) > len(self.assets)
+        ):
+            raise ValueError(
+                f"asset indices must be (B={context.shape[0]},) in [0, {len(self.assets)}], got "
+                f"{tuple(idx.shape)}"
+            )
+        return context + self.asset_embedding(idx).to(context.dtype)
 
     def start_stream(self, features: Mapping[str, Tensor]) -> EncoderStream:
         """Streaming encoder state primed on the windows (eval mode); see ``EncoderStream``."""
@@ -304,7 +349,7 @@ class SSSDModel(nn.Module):
         t, eps = self._training_noise(batch, n_h, x0.device, generator, timesteps, noise)
         n_draws = t.shape[1]
 
-        context = self.encode(features)  # (B, C)
+        context = self.encode(self._asset_dropped(features, generator))  # (B, C)
         cond_film = self.head.condition_film(self.conditioning(context, hidx))  # (B, H, nb, 2, h)
         film = cond_film[:, None] + self.head.time_film_of(t)  # (B, D, H, nb, 2, h)
 
@@ -329,6 +374,17 @@ class SSSDModel(nn.Module):
         return LossOutput(loss, per_horizon, diffusion_loss, consistency)
 
     training_step = forward
+
+    def _asset_dropped(
+        self, features: Mapping[str, Tensor], generator: torch.Generator | None
+    ) -> Mapping[str, Tensor]:
+        """In training, a share ``asset_dropout`` of a global model's samples get the
+        unseen-asset row, so that row learns a forecast for any asset."""
+        asset = features.get(ASSET_KEY)
+        if asset is None or not self.training or self.asset_dropout == 0:
+            return features
+        u = torch.rand(asset.shape[0], generator=generator, device="cpu").to(asset.device)
+        return {**features, ASSET_KEY: torch.where(u < self.asset_dropout, 0, asset)}
 
     def _training_noise(
         self,

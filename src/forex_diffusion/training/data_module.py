@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import pandas as pd
@@ -126,6 +127,10 @@ class SSSDDataModule(L.LightningDataModule):
     def standardizer(self) -> Standardizer:
         """The standardizer fitted on the training split (save its ``to_dict()``)."""
         return self._ready().standardizer
+
+    def standardizer_payload(self) -> dict[str, Any]:
+        """What the checkpoint stores as the standardizer (``Standardizer.to_dict()``)."""
+        return self.standardizer.to_dict()
 
     @property
     def feature_names(self) -> dict[str, list[str]]:

@@ -165,7 +165,7 @@ class SSSDTrainer:
             self.config,
             data_module.input_dims,
             feature_names=data_module.feature_names,
-            standardizer=data_module.standardizer.to_dict(),
+            standardizer=data_module.standardizer_payload(),
         )
 
     def _make_checkpoint_dir(self) -> Path:
