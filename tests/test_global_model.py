@@ -25,6 +25,7 @@ from forex_diffusion.inference.sssd_inference import (
 )
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import load_checkpoint
+from forex_diffusion.models.init_from import fine_tune_config, per_asset_weights
 from forex_diffusion.training.multi_asset_data_module import MultiAssetDataModule
 from fx_test_utils import load_fx
 from training_utils import tiny_config, tiny_overrides
@@ -156,6 +157,29 @@ def test_train_global_then_serve_each_asset_and_an_unseen_one(fx_dir: Path, tmp_
     assert jpy_fc["asset"] == "USDJPY" and np.isfinite(jpy_fc["mean_pips"]["5"])
     with pytest.raises(NotFoundError, match="not one of the global model's assets"):
         SSSDInferenceService.from_checkpoint(ckpt, asset="USDJPY")
+    # a fine-tune starts exactly where the global model serves the unseen asset
+    jpy_cfg = fine_tune_config(
+        tiny_config(tmp_path, "asset.symbol=USDJPY", "asset.pip_size=0.01"), loaded
+    )
+    assert not jpy_cfg.model.assets
+    start = build_sssd_model(jpy_cfg, {tf: len(n) for tf, n in loaded.feature_names.items()})
+    start.load_state_dict(per_asset_weights(loaded))
+    ft = SSSDInferenceService(
+        start, jpy_cfg.model_copy(update={"inference": cfg.inference}), jpy.standardizer
+    )
+    ft_fc = ft.predict(store.load("USDJPY"), asof=ASOF, seed=3).to_dict()
+    for h in ("5", "240"):
+        assert ft_fc["mean_pips"][h] == pytest.approx(jpy_fc["mean_pips"][h], rel=1e-4, abs=1e-6)
+        assert ft_fc["std_pips"][h] == pytest.approx(jpy_fc["std_pips"][h], rel=1e-4)
+    res = CliRunner().invoke(
+        app,
+        ["train", "--asset", "USDJPY", "--init-from", str(ckpt), "--preset", "cpu_small"]
+        + [x for o in overrides for x in ("-o", o)],
+    )
+    assert res.exit_code == 0, res.output
+    assert "global model of ['EURUSD', 'GBPUSD']" in res.output
+    tuned = load_checkpoint(tmp_path / "checkpoints" / "USDJPY" / "sssd_cpu_small" / "best.ckpt")
+    assert not tuned.config.model.assets and tuned.config.asset.symbol == "USDJPY"
 
 
 def test_unseen_asset_standardizer_uses_only_the_range_given(fx_dir: Path, tmp_path: Path) -> None:

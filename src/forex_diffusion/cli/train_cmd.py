@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +21,11 @@ from forex_diffusion.cli.common import (
     load_cli_config,
 )
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from forex_diffusion.config.sssd_config import SSSDConfig
 
 
 def train(
@@ -44,6 +50,14 @@ def train(
     more: Annotated[
         list[str] | None,
         typer.Argument(help="More assets after the first (--assets A B C).", show_default=False),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from",
+            help="Fine-tune: start from this checkpoint's weights (e.g. a global model's "
+            "best.ckpt; its network, features and windows are used).",
+        ),
     ] = None,
     global_model: Annotated[
         bool,
@@ -71,6 +85,9 @@ def train(
         cfg = load_cli_config(
             config, asset_config, override, asset=asset, preset=preset, where=where
         )
+        init_weights = None
+        if init_from is not None:
+            cfg, init_weights = _init_from(cfg, init_from)
         data_path = where.settings().data_dir_for(cfg)
         data_module = (
             MultiAssetDataModule(data_path, cfg)
@@ -78,7 +95,8 @@ def train(
             else SSSDDataModule(data_path=data_path, config=cfg)
         )
         with where.registry(cfg) as registry:
-            result = SSSDTrainer(cfg, registry=registry).train(data_module, resume=resume)
+            trainer = SSSDTrainer(cfg, registry=registry, init_weights=init_weights)
+            result = trainer.train(data_module, resume=resume)
     typer.echo(result.to_json())
     if result.status != "completed":
         raise typer.Exit(code=1)
@@ -117,3 +135,23 @@ def _global_options(
     if asset is not None and asset.upper() != GLOBAL_ASSET:
         raise typer.BadParameter(f"--global trains asset {GLOBAL_ASSET}: drop --asset {asset}")
     return GLOBAL_ASSET, [*(override or ()), f"model.assets=[{', '.join(names)}]"]
+
+
+def _init_from(cfg: SSSDConfig, path: Path) -> tuple[SSSDConfig, dict[str, Tensor]]:
+    """(config, initial weights) of a fine-tune from the checkpoint at ``path``."""
+    from forex_diffusion.models.checkpoint import load_checkpoint
+    from forex_diffusion.models.init_from import fine_tune_config, per_asset_weights
+
+    if cfg.model.assets:
+        raise typer.BadParameter("--init-from fine-tunes a per-asset model: drop --global")
+    source = load_checkpoint(path)
+    typer.echo(
+        f"initialising {cfg.asset.symbol}/{cfg.model.name} from {path}"
+        + (
+            f" (global model of {source.config.model.assets}, unseen-asset row)"
+            if source.config.model.assets
+            else ""
+        ),
+        err=True,
+    )
+    return fine_tune_config(cfg, source), per_asset_weights(source)

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -90,10 +90,14 @@ class SSSDTrainer:
         registry: Registry | None = None,
         accelerator: str = "auto",
         callbacks: Sequence[Callback] = (),
+        init_weights: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         """``callbacks`` are added to the trainer's own (e.g. a hyperparameter search's
-        per-epoch reporter); ``training.devices``/``num_nodes``/``strategy`` go to Lightning."""
+        per-epoch reporter); ``training.devices``/``num_nodes``/``strategy`` go to Lightning.
+        ``init_weights``: start from these weights instead of a fresh initialisation (a
+        fine-tune; see ``models.init_from``)."""
         self.config = config
+        self.init_weights = init_weights
         self.registry = registry or open_registry(config)
         if accelerator == "auto":
             accelerator = "gpu" if torch.cuda.is_available() else "cpu"
@@ -161,12 +165,21 @@ class SSSDTrainer:
     # ------------------------------------------------------------------ steps of ``train``
     def _lightning_module(self, data_module: SSSDDataModule) -> SSSDLightningModule:
         data_module.setup("fit")
-        return SSSDLightningModule(
+        module = SSSDLightningModule(
             self.config,
             data_module.input_dims,
             feature_names=data_module.feature_names,
             standardizer=data_module.standardizer_payload(),
         )
+        if self.init_weights is not None:
+            try:
+                module.model.load_state_dict(self.init_weights, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(
+                    f"the initial weights do not fit this model ({exc}); the features or "
+                    "window shapes differ from the model they came from"
+                ) from exc
+        return module
 
     def _make_checkpoint_dir(self) -> Path:
         directory = self.checkpoint_dir
