@@ -139,6 +139,11 @@ def test_train_global_then_serve_each_asset_and_an_unseen_one(fx_dir: Path, tmp_
     assert (eur.asset, eur.asset_row, gbp.asset, gbp.asset_row) == ("EURUSD", 1, "GBPUSD", 2)
     assert eur.standardizer.to_dict() == loaded.standardizer["assets"]["EURUSD"]
     assert gbp.pip_size == 0.0001 and eur.model_name == "sssd_cpu_small"
+    # train calibrated each asset on its own validation forecasts
+    assert "EURUSD: calibration fitted on" in res.output and "GBPUSD: calibration" in res.output
+    assert eur.calibration is not None and gbp.calibration is not None
+    assert eur.calibration.to_dict() == loaded.calibration["assets"]["EURUSD"]
+    assert eur.calibration.to_dict() != gbp.calibration.to_dict()
     store = CandleStore(data_dir)
     eur_df = store.load("EURUSD")
     p1 = eur.predict(eur_df, asof=ASOF, seed=3).to_dict()
@@ -153,6 +158,7 @@ def test_train_global_then_serve_each_asset_and_an_unseen_one(fx_dir: Path, tmp_
     # an asset the model never saw: unseen-asset row, standardizer fitted on its own history
     jpy = load_sssd_inference_service("USDJPY", config=cfg)
     assert (jpy.asset, jpy.asset_row, jpy.pip_size) == ("USDJPY", 0, 0.01)
+    assert jpy.calibration is None  # no map for an asset without validation forecasts
     jpy_fc = jpy.predict(store.load("USDJPY"), asof=ASOF, seed=3).to_dict()
     assert jpy_fc["asset"] == "USDJPY" and np.isfinite(jpy_fc["mean_pips"]["5"])
     with pytest.raises(NotFoundError, match="not one of the global model's assets"):

@@ -26,24 +26,33 @@ if TYPE_CHECKING:
 
 def calibrate_model(
     cfg: SSSDConfig, checkpoint: Path, data_dir: str | Path | None = None
-) -> CalibrationResult:
-    """Fit on the model's validation range from the store and write the map into ``checkpoint``."""
+) -> dict[str, CalibrationResult]:
+    """Fit on the model's validation range from the store and write the map into ``checkpoint``:
+    {asset: result}, one entry per asset of a global model."""
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
-    from forex_diffusion.inference.calibrate import calibrate_checkpoint
+    from forex_diffusion.inference.calibrate import (
+        calibrate_checkpoint,
+        calibrate_global_checkpoint,
+    )
+    from forex_diffusion.models.checkpoint import load_checkpoint
 
     with CandleStore(resolve_data_dir(cfg, data_dir)) as store:
-        return calibrate_checkpoint(checkpoint, store)
+        if load_checkpoint(checkpoint).config.model.assets:
+            return calibrate_global_checkpoint(checkpoint, store)
+        return {cfg.asset.symbol: calibrate_checkpoint(checkpoint, store)}
 
 
-def describe(result: CalibrationResult, checkpoint: Path) -> str:
+def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
     """What happened, one line per horizon (in-sample coverage on the calibration forecasts)."""
-    lines = [
-        f"calibration fitted on {result.forecasts} forecasts of {result.range} and stored in "
-        f"{checkpoint}",
-        "horizon  90% coverage raw -> calibrated (in-sample)",
-    ]
-    for h, before in result.coverage90_before.items():
-        lines.append(f"{h:>4} min  {before:6.1%} -> {result.coverage90_after[h]:6.1%}")
+    lines = []
+    for asset, result in results.items():
+        lines += [
+            f"{asset}: calibration fitted on {result.forecasts} forecasts of {result.range} and "
+            f"stored in {checkpoint}",
+            "horizon  90% coverage raw -> calibrated (in-sample)",
+        ]
+        for h, before in result.coverage90_before.items():
+            lines.append(f"{h:>4} min  {before:6.1%} -> {result.coverage90_after[h]:6.1%}")
     return "\n".join(lines)
 
 

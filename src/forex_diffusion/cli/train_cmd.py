@@ -100,13 +100,7 @@ def train(
     typer.echo(result.to_json())
     if result.status != "completed":
         raise typer.Exit(code=1)
-    if cfg.model.assets:
-        typer.echo(
-            "the global model is not recalibrated (calibration maps are per-asset models' for "
-            "now): its forecasts are raw and say so",
-            err=True,
-        )
-    elif cfg.inference.calibrated and result.best_checkpoint is not None:
+    if cfg.inference.calibrated and result.best_checkpoint is not None:
         # the recalibration map, fitted on the validation range; the trained model stands
         # without it (forecasts are then raw, and say so)
         try:

@@ -91,3 +91,16 @@ def asset_standardizer(payload: Mapping[str, Any], asset: str) -> dict[str, Any]
         raise ValueError("this checkpoint's standardizer is not a global model's per-asset one")
     found = payload["assets"].get(asset.strip().upper())
     return None if found is None else dict(found)
+
+
+def per_asset_calibrations(maps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The calibration payload of a global model's checkpoint: one map per asset."""
+    return {"kind": PER_ASSET, "assets": {a: dict(m) for a, m in maps.items()}}
+
+
+def asset_calibration(payload: Mapping[str, Any] | None, asset: str) -> dict[str, Any] | None:
+    """``asset``'s map in a global model's calibration payload (None: none for it)."""
+    if payload is None:
+        return None
+    found = payload.get("assets", {}).get(asset.strip().upper())
+    return None if found is None else dict(found)

@@ -18,11 +18,12 @@ import torch
 from forex_diffusion.calibration import QuantileRecalibrator
 from forex_diffusion.data.candles import infer_base_timeframe
 from forex_diffusion.data.store import CandleStore
+from forex_diffusion.dataset.multi_asset import per_asset_calibrations
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError
 from forex_diffusion.forecast import sample_cdf
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
-from forex_diffusion.models.checkpoint import attach_calibration
+from forex_diffusion.models.checkpoint import attach_calibration, load_checkpoint
 from forex_diffusion.timeframes import UtcRange
 
 
@@ -111,11 +112,49 @@ def calibrate_checkpoint(
     """Fit on the model's validation range (or ``rng``) with candles from ``store`` and store
     the map in the checkpoint at ``path``."""
     service = SSSDInferenceService.from_checkpoint(path, device="cpu")
+    result = _fit_on_validation(service, store, rng, num_samples, max_forecasts)
+    attach_calibration(path, result.calibration.to_dict())
+    return result
+
+
+def calibrate_global_checkpoint(
+    path: str | Path,
+    store: CandleStore,
+    rng: UtcRange | None = None,
+    num_samples: int | None = None,
+    max_forecasts: int | None = None,
+) -> dict[str, CalibrationResult]:
+    """A global model's maps, one per asset, each fitted on that asset's validation forecasts
+    (its own standardizer and embedding row), stored together in the checkpoint at ``path``."""
+    assets = load_checkpoint(path).config.model.assets
+    results = {
+        asset: _fit_on_validation(
+            SSSDInferenceService.from_checkpoint(path, device="cpu", asset=asset),
+            store,
+            rng,
+            num_samples,
+            max_forecasts,
+        )
+        for asset in assets
+    }
+    attach_calibration(
+        path, per_asset_calibrations({a: r.calibration.to_dict() for a, r in results.items()})
+    )
+    return results
+
+
+def _fit_on_validation(
+    service: SSSDInferenceService,
+    store: CandleStore,
+    rng: UtcRange | None,
+    num_samples: int | None,
+    max_forecasts: int | None,
+) -> CalibrationResult:
     icfg = service.config.inference
     rng = rng or service.config.data.splits.val.utc_range("validation range")
     candles = store.load(service.asset, start=rng.start - service.history_span, end=rng.end)
     dataset = calibration_dataset(service, candles, rng)
-    result = fit_calibration(
+    return fit_calibration(
         service,
         dataset,
         rng,
@@ -123,5 +162,3 @@ def calibrate_checkpoint(
         max_forecasts or icfg.calibration_forecasts,
         seed=service.config.seed,
     )
-    attach_calibration(path, result.calibration.to_dict())
-    return result

@@ -39,7 +39,11 @@ from forex_diffusion.config.sssd_config import (
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.dataset.collate import ASSET_KEY
-from forex_diffusion.dataset.multi_asset import GLOBAL_ASSET, asset_standardizer
+from forex_diffusion.dataset.multi_asset import (
+    GLOBAL_ASSET,
+    asset_calibration,
+    asset_standardizer,
+)
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotFoundError
 from forex_diffusion.features.standardizer import Standardizer
@@ -217,9 +221,10 @@ class SSSDInferenceService:
         asset's own standardizer, or an asset it never saw through its unseen-asset embedding
         with ``unseen_standardizer`` (fitted on that asset's history: ``fit_standardizer``)."""
         loaded: LoadedCheckpoint = load_checkpoint(path, map_location="cpu")
-        payload, config = loaded.standardizer, loaded.config
+        payload, config, calibration = loaded.standardizer, loaded.config, loaded.calibration
         if loaded.config.model.assets:
             payload, config = _global_model_asset(loaded, path, asset, unseen_standardizer)
+            calibration = asset_calibration(loaded.calibration, config.asset.symbol)
         standardizer = Standardizer.from_dict(payload, where=f"{path} (standardizer)")
         names = {tf: list(standardizer.feature_names(tf)) for tf in standardizer.timeframes}
         if names != loaded.feature_names:
@@ -252,9 +257,7 @@ class SSSDInferenceService:
             clock=clock,
             checkpoint_path=Path(path),
             calibration=(
-                QuantileRecalibrator.from_dict(loaded.calibration)
-                if loaded.calibration is not None
-                else None
+                QuantileRecalibrator.from_dict(calibration) if calibration is not None else None
             ),
         )
 
