@@ -85,3 +85,29 @@ def test_report_says_when_the_models_direction_adds_nothing() -> None:
     assert acc["momentum"] == pytest.approx(1.0) and acc["reversal"] == pytest.approx(0.0)
     note = next(n for n in out.notes if n.startswith("Direction at 5 min"))
     assert "adds nothing over the better rule" in note
+
+
+def test_a_learned_peer_competes_for_best_baseline() -> None:
+    """The verdicts compare the model with the best of the baselines and the learned peers."""
+    w = _world()
+    forecasts = {k: w[k] for k in ("m", "m (raw)", "wide")}
+    common = dict(
+        asset="X",
+        forecasts=forecasts,
+        baselines=["wide"],
+        targets=w["y"],
+        last_close=np.full(len(w["times"]), 1.1),
+        pip_size=1e-4,
+        cfg=EvaluationConfig(),
+    )
+    n = len(w["times"])  # a peer that forecasts the true law beats the too-wide baseline
+    forecasts["peer"] = ForecastDistribution.gaussian(
+        "peer", w["times"], H, np.zeros((n, 2)), np.tile(np.array([1e-4, 4e-4]), (n, 1))
+    )
+    as_peer = summarize_forecasts(**common, model_name="m (raw)", others=["peer"], peers=["peer"])
+    as_row = summarize_forecasts(**common, model_name="m (raw)", others=["peer"])
+    for h in H:
+        assert as_peer.verdict(h).best_baseline == "peer"
+        assert as_row.verdict(h).best_baseline == "wide"  # not a peer: only scored
+        assert as_peer.get("m (raw)", h).dm.against == "peer"
+        assert as_peer.get("peer", h).dm is None

@@ -222,6 +222,7 @@ def summarize_forecasts(
     notes: Sequence[str] = (),
     diagnostics: Mapping[str, Any] | None = None,
     others: Sequence[str] = (),
+    peers: Sequence[str] = (),
 ) -> EvaluationSummary:
     """Score every forecaster on the common pairs of each horizon.
 
@@ -240,7 +241,10 @@ def summarize_forecasts(
         diagnostics: extra facts for metrics.json (e.g. GARCH refit failures); the DM
             variance kernel used is always added.
         others: further forecasters scored like the model (its raw variant beside the
-            calibrated one, a learned peer); never the "best baseline" and not in the verdicts.
+            calibrated one, a learned peer, a pool).
+        peers: those of ``others`` that compete with the baselines for "best baseline" (the
+            learned peers: what a quant would otherwise pick), so the verdicts compare the
+            model with the best of both.
     """
     if not baselines:
         raise ValueError("at least one baseline is needed")
@@ -279,10 +283,9 @@ def summarize_forecasts(
     for j, h in enumerate(ref.horizons):
         ok = common[:, j]
         mean_crps = {n: float(crps[n][ok, j].mean()) if ok.any() else math.nan for n in names}
-        finite_baselines = [b for b in baselines if math.isfinite(mean_crps[b])]
-        best = (
-            min(finite_baselines, key=lambda b: mean_crps[b]) if finite_baselines else baselines[0]
-        )
+        contenders = [*baselines, *(p for p in peers if p in others)]
+        finite = [b for b in contenders if math.isfinite(mean_crps[b])]
+        best = min(finite, key=lambda b: mean_crps[b]) if finite else baselines[0]
         lag = overlap_lag(h, cfg.stride)
         for n in names:
             c = crps[n][:, j]

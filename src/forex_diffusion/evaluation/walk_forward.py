@@ -550,7 +550,8 @@ def evaluate(
 
         forecasts = {b.name: b.forecast(bars5, times, horizons) for b in baselines}
         labels = {b.name: b.label for b in baselines}
-        variants: list[str] = []  # rows scored like the model, never the best baseline
+        variants: list[str] = []  # rows scored like the model
+        peers: list[str] = []  # of those, the learned peers, which compete for best baseline
         peer_notes: list[str] = []
         if ecfg.learned_peer:
             peer_fc, peer_notes = _peer_forecast(
@@ -560,6 +561,7 @@ def evaluate(
                 forecasts[peer_fc.name] = peer_fc
                 labels[peer_fc.name] = "LightGBM quantile peer"
                 variants.append(peer_fc.name)
+                peers.append(peer_fc.name)
         baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
         keep = has_targets & baseline_ok
         model_ok = np.ones(len(times), dtype=bool)
@@ -628,6 +630,7 @@ def evaluate(
             ],
             diagnostics=diagnostics,
             others=variants,
+            peers=peers,
         )
         summary = with_direction_rules(summary, rules, targets)
         out = Path(out_dir) if out_dir else _default_out_dir(config, asset, evaluated, model_key)
