@@ -222,6 +222,21 @@ def test_checkpoint_carries_the_options_to_the_inference_service(
     assert pred.timestamp == t
 
 
+def test_evaluation_model_inputs_use_the_checkpoint_scale(
+    candles: pd.DataFrame, cfg: SSSDConfig, source: FeatureSource, dataset: SSSDTimeSeriesDataset
+) -> None:
+    from forex_diffusion.evaluation.model_forecast import build_model_inputs
+
+    model = build_sssd_model(cfg, {tf: len(n) for tf, n in source.feature_names.items()})
+    service = SSSDInferenceService(model, cfg, source.standardizer, device="cpu")
+    times = dataset.decision_times[(dataset.decision_times >= "2020-03-09")][:300:7]
+    part = candles[candles.index >= pd.Timestamp("2020-02-10", tz="UTC")]
+    inputs = build_model_inputs(part, cfg, service, times)
+    assert inputs.dataset is not None and inputs.has_history.all()
+    want = dataset.scales[np.searchsorted(dataset.decision_ns, times.as_unit("ns").asi8)]
+    np.testing.assert_allclose(inputs.dataset.scales, want, rtol=1e-9)
+
+
 # --------------------------------------------------------------------------- inputs
 
 
