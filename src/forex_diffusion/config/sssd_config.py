@@ -149,6 +149,13 @@ class DataConfig(_Section):
     """
     decision_stride: int = Field(default=1, ge=1)
     """Decision times are 5m closes on the stride x 5 min clock grid (6 = every :00 and :30)."""
+    target_scale: Literal["ewma", "seasonal_ewma"] = "ewma"
+    """What each horizon's target log return is divided by: ewma (EWMA σ of 5m returns,
+    λ = features.vol_ewma_lambda, × sqrt(h/5)) or seasonal_ewma (the seasonal-EWMA σ forecast
+    for that horizon, the evaluation's ewma_seasonal baseline: evaluation.ewma_lambdas,
+    ewma_objective, seasonal_slot_minutes and seasonal_prior_count, fitted on the training
+    range only and stored in the checkpoint).
+    """
     num_workers: int = Field(default=0, ge=0)
     """DataLoader worker processes (0 = load in the main process)."""
 
@@ -233,7 +240,15 @@ class FeaturesConfig(_Section):
     volume_window: int = Field(default=20, ge=1)
     """Bars averaged by the volume feature (used only with 'volume')."""
     vol_ewma_lambda: float = Field(default=0.94, gt=0, lt=1)
-    """EWMA decay of 5m returns for the causal target scale."""
+    """EWMA decay of 5m returns for the causal target scale (data.target_scale: ewma)."""
+    realized: bool = False
+    """Add to the 5m timeframe's features the HAR realised volatilities (realised variance of
+    the base candles inside each 5m bar, Parkinson and Garman-Klass range variances, each
+    averaged over the last hour, day and week of 5m bars; a week of warm-up)."""
+    time_of_week: bool = False
+    """Add to the 5m timeframe's features the hour-of-week volatility scale log s(k) of the
+    bar's own and of the next bar's (weekday, slot) (the seasonal-EWMA factors fitted on the
+    training range; the week phase itself is the calendar family's dow_sin/dow_cos)."""
 
     @model_validator(mode="after")
     def _macd_order(self) -> FeaturesConfig:

@@ -27,7 +27,8 @@ class Candidates:
 
     decision_ns (N,) int64; starts tf -> (N,) first window row (negative: not enough
     history); window_start_ns (N,) open time of the earliest bar in any window (valid where
-    history_ok); targets: HorizonTargets (N, H).
+    history_ok); targets: HorizonTargets (N, H), scaled by the source's target scale (the
+    EWMA with decay ``lam``, or ``source.target_seasonal`` when set).
     """
 
     decision_ns: np.ndarray
@@ -52,7 +53,9 @@ class Candidates:
                 first_open = block.open_ns[np.clip(start, 0, len(block.open_ns) - 1)]
                 window_start = np.minimum(window_start, first_open)
         try:
-            targets = compute_targets(source.close5_ns, source.close5, decision_ns, horizons, lam)
+            targets = compute_targets(
+                source.close5_ns, source.close5, decision_ns, horizons, lam, source.target_seasonal
+            )
         except ValueError as exc:
             raise DataError(f"{exc}; decision times must be 5m bar closes") from None
         return cls(decision_ns, starts, ok, window_start, targets)

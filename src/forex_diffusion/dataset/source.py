@@ -1,8 +1,9 @@
 """What all samples built from one candle frame share: standardized contiguous float32
 feature blocks per timeframe, and the 5m closes the targets are read from.
 
-Feature dimension: every timeframe has the same F features (``features.names`` expanded),
-so a block's values are (rows, F).
+Feature dimension: each timeframe has F_tf features (``features.names`` expanded, plus the
+5m extras of ``features.realized`` / ``features.time_of_week``), so a block's values are
+(rows, F_tf).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.features.seasonal_fit import seasonal_of
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import (
     fit_standardizer,
     multi_timeframe_features,
     required_history,
 )
+from forex_diffusion.features.volatility import SeasonalEwma
 from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes
 
 
@@ -44,6 +47,8 @@ class FeatureSource:
     blocks: timeframe -> TimeframeBlock (warm-up rows already dropped).
     close5_ns, close5: (M,) close times and close prices of every complete 5m bar (targets).
     bar_close_ns: close times of every complete bar per timeframe in the candles.
+    target_seasonal: the training range's seasonal-EWMA fit that scales the targets
+        (``data.target_scale: seasonal_ewma``); None: the EWMA scale.
     """
 
     blocks: dict[str, TimeframeBlock]
@@ -54,6 +59,7 @@ class FeatureSource:
     bar_close_ns: dict[str, np.ndarray]
     needed: dict[str, int]
     candle_span: str
+    target_seasonal: SeasonalEwma | None = None
 
 
 def build_feature_source(
@@ -63,20 +69,24 @@ def build_feature_source(
 
     Args:
         df: base candles (config.asset.base_timeframe).
-        standardizer: a fitted standardizer to apply; None fits one on the training split.
+        standardizer: a fitted standardizer to apply (with the seasonal-EWMA fit it carries
+            when the config needs one); None fits one, and that fit, on the training split.
 
     Raises:
         DataError: bad candles, or too little history for the lookbacks (naming, per
             timeframe, the bars needed and the bars given).
+        CheckpointError: the config needs a seasonal-EWMA fit the standardizer lacks.
     """
-    assembled = multi_timeframe_features(df, config, check_history=True)
+    seasonal = None if standardizer is None else seasonal_of(standardizer, config)
+    assembled = multi_timeframe_features(df, config, check_history=True, seasonal=seasonal)
+    seasonal = assembled.seasonal
     first = config.data.timeframes[0]
     bar_close_ns = {tf: assembled.bar_close_ns(tf) for tf in config.data.timeframes}
     close5 = assembled.bars[first]["close"].to_numpy(dtype=np.float64).copy()
     raw, span = assembled.raw, assembled.span
     del assembled  # the bars are no longer needed
     if standardizer is None:
-        standardizer = fit_standardizer(raw, config)
+        standardizer = fit_standardizer(raw, config, seasonal)
     blocks: dict[str, TimeframeBlock] = {}
     names: dict[str, list[str]] = {}
     for tf in config.data.timeframes:
@@ -96,4 +106,5 @@ def build_feature_source(
         bar_close_ns,
         required_history(config),
         span,
+        seasonal if config.data.target_scale == "seasonal_ewma" else None,
     )

@@ -6,8 +6,8 @@ is the ``lookback`` feature rows ending with the last bar of that timeframe whos
 are slices (views) of one contiguous float32 array per timeframe, shared by every sample and
 every split built from the same candles; nothing is materialised per sample.
 
-Feature dimension: every timeframe has the same F features (``features.names`` expanded), so
-``features_dict[tf]`` is (lookback_tf, F).
+Feature dimension: each timeframe has F_tf features (``features.names`` expanded, plus the 5m
+extras), so ``features_dict[tf]`` is (lookback_tf, F_tf).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from forex_diffusion.errors import DataError
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.unified_pipeline import (
     decision_grid,
-    feature_warmup,
     history_shortfall,
+    history_warmups,
 )
 from forex_diffusion.timeframes import to_utc
 
@@ -141,7 +141,7 @@ class SSSDTimeSeriesDataset(Dataset[FeatureBatch]):
         if not cand.history_ok.any() or (explicit and not cand.history_ok.all()):
             first_bad = int(np.flatnonzero(~cand.history_ok)[0])
             t = pd.Timestamp(int(cand.decision_ns[first_bad]), tz="UTC")
-            warm = feature_warmup(config.features)
+            warm = history_warmups(config)
             given = {
                 tf: int(
                     np.searchsorted(source.bar_close_ns[tf], cand.decision_ns[first_bad], "right")

@@ -15,7 +15,8 @@ variance comes from 5m log returns known at the decision time t:
 A 5m return is log(close_i / close_{i-1}) for two bars exactly 5 minutes apart; returns across
 a gap (weekend, missing bars) are not 5m returns and are left out. Each forecast for t uses
 only bars that closed at or before t; parameters come from ``fit`` (training range only) or,
-for GARCH, from fits on returns known at the refit's decision time.
+for GARCH, from fits on returns known at the refit's decision time. The returns, the EWMA and
+the seasonal EWMA are ``features.volatility`` (shared with the model's seasonal target scale).
 """
 
 from __future__ import annotations
@@ -35,68 +36,41 @@ from scipy.signal import lfilter
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.errors import DataError
 from forex_diffusion.evaluation.forecast import ForecastDistribution
-from forex_diffusion.evaluation.metrics import crps_gaussian
-from forex_diffusion.timeframes import NS_PER_MIN
+from forex_diffusion.features.volatility import (
+    TUNE_BURN_IN as _TUNE_BURN_IN,
+)
+from forex_diffusion.features.volatility import (
+    VAR_FLOOR_RATIO as _VAR_FLOOR_RATIO,
+)
+from forex_diffusion.features.volatility import (
+    FiveMinuteReturns,
+    SeasonalEwma,
+    SeasonalFactors,
+    estimate_seasonal_factors,
+    ewma_states,
+    five_minute_returns,
+    tune_ewma_lambda,
+)
+from forex_diffusion.features.volatility import utc_ns as _utc_ns
 
-_BAR_NS = 5 * NS_PER_MIN
-_VAR_FLOOR_RATIO = 1e-4  # variances are floored at this share of the training variance
-_TUNE_BURN_IN = 288  # one-step forecasts skipped at the start of λ tuning (1 day of 5m bars)
+__all__ = [
+    "Baseline",
+    "EwmaVolBaseline",
+    "FiveMinuteReturns",
+    "GarchBaseline",
+    "RollingVolBaseline",
+    "SeasonalEwmaBaseline",
+    "SeasonalFactors",
+    "build_baselines",
+    "estimate_seasonal_factors",
+    "ewma_states",
+    "fit_garch",
+    "five_minute_returns",
+    "garch_horizon_variance",
+    "tune_ewma_lambda",
+]
+
 _MIN_GARCH_FIT = 250  # fewer known returns than this: use the training-range GARCH fit
-
-
-# --------------------------------------------------------------------------- returns
-
-
-@dataclass(frozen=True)
-class FiveMinuteReturns:
-    """Contiguous 5m log returns of a bar series.
-
-    Attributes:
-        close_ns: (B,) bar close times (label + 5 min) in ns since the epoch, increasing.
-        returns: (K,) log returns between bars exactly 5 minutes apart, in time order.
-        label_ns: (K,) open time (label) of the bar each return ends with.
-        known: (B + 1,) known[b] = number of returns known once the first b bars have closed.
-    """
-
-    close_ns: np.ndarray
-    returns: np.ndarray
-    label_ns: np.ndarray
-    known: np.ndarray
-
-    def known_at(self, times: pd.DatetimeIndex) -> np.ndarray:
-        """(N,) number of returns whose bar closed at or before each time."""
-        bars = np.searchsorted(self.close_ns, _utc_ns(times), side="right")
-        return self.known[bars]
-
-
-def five_minute_returns(
-    bars: pd.DataFrame | pd.Series, where: str = "5m bars"
-) -> FiveMinuteReturns:
-    """Contiguous 5m log returns of 5m bars (a frame with ``close`` or a close Series)."""
-    closes = bars["close"] if isinstance(bars, pd.DataFrame) else bars
-    if not isinstance(closes.index, pd.DatetimeIndex) or closes.index.tz is None:
-        raise DataError(f"{where}: expected a UTC DatetimeIndex of 5m bar open times")
-    labels = closes.index.tz_convert("UTC").as_unit("ns").asi8
-    if len(labels) and (np.diff(labels) <= 0).any():
-        raise DataError(f"{where}: bar times must be strictly increasing")
-    if len(labels) and (labels % _BAR_NS).any():
-        bad = closes.index[np.flatnonzero(labels % _BAR_NS)[0]]
-        raise DataError(f"{where}: bar at {bad} is not on the 5-minute grid; pass 5m bars")
-    values = closes.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all() or (values <= 0).any():
-        raise DataError(f"{where}: closes must be finite and positive")
-    contiguous = np.diff(labels) == _BAR_NS
-    returns = np.diff(np.log(values))[contiguous]
-    label_ns = labels[1:][contiguous]
-    known = np.concatenate([[0, 0], np.cumsum(contiguous)]) if len(labels) else np.zeros(1, int)
-    return FiveMinuteReturns(labels + _BAR_NS, returns, label_ns, known.astype(np.int64))
-
-
-def _utc_ns(times: pd.DatetimeIndex) -> np.ndarray:
-    idx = pd.DatetimeIndex(times)
-    if idx.tz is None:
-        raise ValueError("decision times must be tz-aware (UTC)")
-    return idx.tz_convert("UTC").as_unit("ns").asi8
 
 
 def _steps(horizons: tuple[int, ...]) -> np.ndarray:
@@ -208,61 +182,6 @@ class RollingVolBaseline(Baseline):
 # --------------------------------------------------------------------------- EWMA
 
 
-def ewma_states(x2: np.ndarray, lam: float, init: float) -> np.ndarray:
-    """EWMA variance states: s_0 = init, s_{j+1} = λ s_j + (1 − λ) x2_j.
-
-    Args:
-        x2: (K,) squared returns in time order.
-
-    Returns:
-        (K + 1,) s, where s_j is the one-step variance forecast made after j returns.
-    """
-    if x2.size == 0:
-        return np.array([init])
-    y, _ = lfilter([1.0 - lam], [1.0, -lam], x2, zi=[lam * init])
-    return np.concatenate([[init], y])
-
-
-def tune_ewma_lambda(
-    returns: np.ndarray,
-    lambdas: tuple[float, ...] | list[float],
-    objective: str = "loglik",
-    factor2: np.ndarray | None = None,
-    burn_in: int = _TUNE_BURN_IN,
-) -> tuple[float, dict[float, float]]:
-    """Pick the λ whose one-step forecasts of ``returns`` score best.
-
-    Args:
-        returns: (K,) 5m returns (training range).
-        lambdas: candidate decay factors in (0, 1).
-        objective: "loglik" (maximise the mean Gaussian log-likelihood) or "crps"
-            (minimise the mean Gaussian CRPS).
-        factor2: optional (K,) squared seasonal factors; the EWMA then runs on
-            returns / factor and the forecast variance of return j is s_j · factor2_j.
-        burn_in: one-step forecasts skipped at the start.
-
-    Returns:
-        (best λ, {λ: score}) where score is the mean log-likelihood or the mean CRPS.
-    """
-    if objective not in ("loglik", "crps"):
-        raise ValueError(f"objective must be loglik or crps, got {objective!r}")
-    f2 = np.ones_like(returns) if factor2 is None else factor2
-    u2 = returns**2 / f2
-    init = float(u2[:burn_in].mean())
-    floor = _VAR_FLOOR_RATIO * float((returns**2).mean())
-    r = returns[burn_in:]
-    scores: dict[float, float] = {}
-    for lam in lambdas:
-        var = np.maximum(ewma_states(u2, float(lam), init)[:-1] * f2, floor)[burn_in:]
-        if objective == "loglik":
-            scores[float(lam)] = float(np.mean(-0.5 * (np.log(2 * np.pi * var) + r * r / var)))
-        else:
-            scores[float(lam)] = float(np.mean(crps_gaussian(0.0, np.sqrt(var), r)))
-    pick = max if objective == "loglik" else min
-    best = pick(scores, key=lambda lam: scores[lam])
-    return best, scores
-
-
 class EwmaVolBaseline(Baseline):
     """Random walk with EWMA volatility of 5m returns; λ tuned on the training range."""
 
@@ -295,61 +214,6 @@ class EwmaVolBaseline(Baseline):
 # --------------------------------------------------------------------------- seasonal EWMA
 
 
-@dataclass(frozen=True)
-class SeasonalFactors:
-    """Squared volatility factors per (weekday, intraday slot), mean 1 over the training returns.
-
-    Attributes:
-        slot_minutes: slot length (divides 1440).
-        factor2: (7, 1440 / slot_minutes) squared factors, Monday = 0.
-    """
-
-    slot_minutes: int
-    factor2: np.ndarray
-
-    def at(self, label_ns: np.ndarray) -> np.ndarray:
-        """Squared factors for bars opening at ``label_ns`` (ns since the epoch, any shape)."""
-        return self.factor2[_weekday_slot(label_ns, self.slot_minutes)]
-
-
-def _weekday_slot(label_ns: np.ndarray, slot_minutes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(weekday, Monday = 0; intraday slot) of bars opening at ``label_ns``, same shape."""
-    minutes = label_ns // NS_PER_MIN
-    weekday = (minutes // 1440 + 3) % 7  # 1970-01-01 was a Thursday
-    return weekday, (minutes % 1440) // slot_minutes
-
-
-def estimate_seasonal_factors(
-    returns: np.ndarray, label_ns: np.ndarray, slot_minutes: int, prior_count: float
-) -> SeasonalFactors:
-    """(weekday, slot) variance factors from training returns, shrunk towards pooled values.
-
-    Each slot's variance (pooled over weekdays) is shrunk to the overall variance, and each
-    (weekday, slot) cell to its slot's, with ``prior_count`` pseudo-observations; cells never
-    seen take their slot's value. Factors are then normalised so their mean over the
-    training returns is 1.
-    """
-    n_slots = 1440 // slot_minutes
-    weekday, slot = _weekday_slot(label_ns, slot_minutes)
-    r2 = returns**2
-    overall = float(r2.mean())
-    slot_sum = np.bincount(slot, weights=r2, minlength=n_slots)
-    slot_n = np.bincount(slot, minlength=n_slots)
-    slot_var = (slot_sum + prior_count * overall) / np.maximum(slot_n + prior_count, 1e-12)
-    slot_var = np.where(slot_n + prior_count > 0, slot_var, overall)
-    cell = weekday * n_slots + slot
-    cell_sum = np.bincount(cell, weights=r2, minlength=7 * n_slots).reshape(7, n_slots)
-    cell_n = np.bincount(cell, minlength=7 * n_slots).reshape(7, n_slots)
-    denom = cell_n + prior_count
-    cell_var = np.where(
-        denom > 0, (cell_sum + prior_count * slot_var) / np.maximum(denom, 1e-12), slot_var
-    )
-    floor = _VAR_FLOOR_RATIO * overall
-    factor2 = np.maximum(cell_var, floor) / overall
-    norm = float(factor2[weekday, slot].mean())
-    return SeasonalFactors(slot_minutes, factor2 / norm)
-
-
 class SeasonalEwmaBaseline(EwmaVolBaseline):
     """EWMA on deseasonalised 5m returns, re-seasonalised over the horizon's future slots."""
 
@@ -369,34 +233,24 @@ class SeasonalEwmaBaseline(EwmaVolBaseline):
             )
         self.slot_minutes = slot_minutes
         self.prior_count = prior_count
+        self.fit_: SeasonalEwma | None = None
         self.factors_: SeasonalFactors | None = None
         self.init_u2_: float | None = None
         self.label = "RW, seasonal EWMA σ"
 
     def _fit(self, returns: np.ndarray, label_ns: np.ndarray) -> None:
-        self.factors_ = estimate_seasonal_factors(
-            returns, label_ns, self.slot_minutes, self.prior_count
+        self.fit_ = SeasonalEwma.fit(
+            returns, label_ns, self.lambdas, self.objective, self.slot_minutes, self.prior_count
         )
-        factor2 = self.factors_.at(label_ns)
-        self.init_u2_ = float(np.mean(returns**2 / factor2))
-        self.lambda_, self.scores_ = tune_ewma_lambda(
-            returns, self.lambdas, self.objective, factor2=factor2
-        )
+        self.factors_, self.init_u2_ = self.fit_.factors, self.fit_.init_u2
+        self.lambda_, self.scores_ = self.fit_.lam, dict(self.fit_.scores)
         self.label = f"RW, seasonal EWMA σ (λ={self.lambda_:g})"
 
     def _variance(
         self, rs: FiveMinuteReturns, times: pd.DatetimeIndex, steps: np.ndarray
     ) -> np.ndarray:
-        assert self.lambda_ is not None and self.factors_ is not None
-        u2 = rs.returns**2 / self.factors_.at(rs.label_ns)
-        assert self.init_u2_ is not None
-        states = ewma_states(u2, self.lambda_, self.init_u2_)
-        base = states[rs.known_at(times)]
-        # future bars open at t, t+5, ..., t+5(m-1) minutes
-        offsets = np.arange(int(steps.max())) * _BAR_NS
-        future = _utc_ns(times)[:, None] // _BAR_NS * _BAR_NS + offsets[None, :]
-        cum = np.cumsum(self.factors_.at(future), axis=1)
-        return base[:, None] * cum[:, steps - 1]
+        assert self.fit_ is not None
+        return self.fit_.horizon_variance(rs, _utc_ns(times), steps)
 
 
 # --------------------------------------------------------------------------- GARCH(1,1)

@@ -6,8 +6,10 @@ rolling statistics) and turns each newly closed bar of its timeframe into the ro
 ``unified_pipeline.compute_timeframe_features`` gives that bar when run over all bars fed so far
 (same columns, same order, same conventions: EMA seeded with the first value, Wilder smoothing
 seeded with the mean of the first ``window`` valid values, rolling statistics with the current
-bar and ddof=0). The first ``feature_warmup`` bars give no row, as the batch drops them. Results
-equal the batch computation up to floating-point rounding (running sums against pandas' own).
+bar and ddof=0), plus the 5m extras (``features.realized``: HAR means of the bar's realised
+variance ``Bar.rv`` and range variances; ``features.time_of_week``: the training fit's slot
+scales). The first ``feature_warmup`` bars give no row, as the batch drops them. Results equal
+the batch computation up to floating-point rounding (running sums against pandas' own).
 
 One bar costs O(F + largest window) instead of recomputing the whole history.
 """
@@ -25,16 +27,25 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.config.sssd_config import FeaturesConfig
+from forex_diffusion.errors import ConfigError
 from forex_diffusion.features import indicators as ind
-from forex_diffusion.features.unified_pipeline import feature_names, feature_warmup
-from forex_diffusion.timeframes import NS_PER_DAY, timeframe_minutes
+from forex_diffusion.features import realized as rz
+from forex_diffusion.features.unified_pipeline import (
+    EXTRAS_TIMEFRAME,
+    feature_names,
+    feature_warmup,
+)
+from forex_diffusion.features.volatility import SeasonalEwma
+from forex_diffusion.timeframes import NS_PER_DAY, NS_PER_MIN, timeframe_minutes
 
 _SESSION_ZONES = [(ZoneInfo(zone), start, end) for zone, start, end in ind.SESSIONS.values()]
 
 
 @dataclass(frozen=True)
 class Bar:
-    """One closed bar: open time (ns since the epoch, UTC), OHLCV and the number of base bars."""
+    """One closed bar: open time (ns since the epoch, UTC), OHLCV, the number of base bars and
+    ``rv``, the realised variance of the base candles inside it (``realized.bar_realized_variance``;
+    needed by the 5m bars with ``features.realized``)."""
 
     open_ns: int
     open: float
@@ -43,6 +54,7 @@ class Bar:
     close: float
     volume: float = 0.0
     n_base: int | None = None
+    rv: float | None = None
 
 
 class _Ema:
@@ -116,15 +128,36 @@ class IncrementalTimeframeFeatures:
         timeframe: the bars' timeframe ("5m", "1h", ...).
         cfg: the feature configuration (``features.names`` and windows).
         base_timeframe: the base candles' timeframe (for ``bar_fill``).
+        seasonal: the model's seasonal-EWMA fit (needed by the 5m ``features.time_of_week``).
+
+    Raises:
+        ConfigError: ``features.time_of_week`` on the 5m timeframe without ``seasonal``.
     """
 
-    def __init__(self, timeframe: str, cfg: FeaturesConfig, base_timeframe: str = "1m") -> None:
+    def __init__(
+        self,
+        timeframe: str,
+        cfg: FeaturesConfig,
+        base_timeframe: str = "1m",
+        seasonal: SeasonalEwma | None = None,
+    ) -> None:
         self.timeframe = timeframe
         self.cfg = cfg
         self.tf_minutes = timeframe_minutes(timeframe)
         self.base_minutes = timeframe_minutes(base_timeframe)
-        self.names = feature_names(cfg)
-        self.warmup = feature_warmup(cfg)
+        self.names = feature_names(cfg, timeframe)
+        self.warmup = feature_warmup(cfg, timeframe)
+        extras = timeframe == EXTRAS_TIMEFRAME
+        self._realized = extras and cfg.realized
+        self._seasonal = seasonal if extras and cfg.time_of_week else None
+        if extras and cfg.time_of_week and seasonal is None:
+            raise ConfigError(
+                "features.time_of_week needs the model's seasonal-EWMA fit "
+                "(features.seasonal_fit.seasonal_of(standardizer, config))"
+            )
+        self._har = {
+            (col, w): _Window(w) for col in ("rv", "pk", "gk") for w in rz.WINDOWS.values()
+        }
         self.bars_seen = 0
         self.prev_close = math.nan
         self.prev_open_ns: int | None = None
@@ -156,11 +189,37 @@ class IncrementalTimeframeFeatures:
         values: list[float] = []
         for name in self.cfg.names:
             values.extend(self._family(name, bar, tr))
+        if self._realized:
+            values.extend(self._har_row(bar))
+        if self._seasonal is not None:
+            opens = np.array([bar.open_ns, bar.open_ns + self.tf_minutes * NS_PER_MIN])
+            values.extend(float(x) for x in self._seasonal.log_slot_scale(opens))
         self.prev_close, self.prev_open_ns = bar.close, bar.open_ns
         self.bars_seen += 1
         if self.bars_seen <= self.warmup:
             return None
         return np.asarray(values, dtype=np.float64)
+
+    def _har_row(self, bar: Bar) -> list[float]:
+        """``realized.har_features`` of this bar: ½ log of each variance's mean over the last
+        hour, day and week of bars (NaN until the window is full)."""
+        if bar.rv is None:
+            raise ValueError(
+                "features.realized: the 5m bar carries no realised variance (Bar.rv); feed bars "
+                "built from base candles (bars_of a frame with an 'rv' column, or "
+                "LiveFeatureWindows)"
+            )
+        ranges = rz.range_variances(
+            np.array([bar.open]), np.array([bar.high]), np.array([bar.low]), np.array([bar.close])
+        )
+        variances = {"rv": bar.rv, "pk": float(ranges["pk"][0]), "gk": float(ranges["gk"][0])}
+        out = []
+        for col in ("rv", "pk", "gk"):
+            v = max(variances[col], 0.0)
+            for w in rz.WINDOWS.values():
+                mean = _rolling(self._har[(col, w)], v, np.mean)
+                out.append(0.5 * math.log(max(mean, rz.FLOOR)) if mean == mean else math.nan)
+        return out
 
     def _family(self, name: str, bar: Bar, tr: float) -> list[float]:
         c, prev = self.cfg, self.prev_close
@@ -246,6 +305,7 @@ def bars_of(frame: pd.DataFrame) -> list[Bar]:
     ns = frame.index.as_unit("ns").asi8
     vol = frame["volume"].to_numpy() if "volume" in frame.columns else np.zeros(len(frame))
     n_base = frame["n_base"].to_numpy() if "n_base" in frame.columns else None
+    rv = frame["rv"].to_numpy(dtype=np.float64) if "rv" in frame.columns else None
     o, h, low, c = (frame[k].to_numpy(dtype=np.float64) for k in ("open", "high", "low", "close"))
     return [
         Bar(
@@ -256,6 +316,7 @@ def bars_of(frame: pd.DataFrame) -> list[Bar]:
             float(c[i]),
             float(vol[i]),
             int(n_base[i]) if n_base is not None else None,
+            float(rv[i]) if rv is not None else None,
         )
         for i in range(len(frame))
     ]

@@ -14,6 +14,8 @@ All rows depend only on bars up to their own (causal); a window needs all its ba
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -22,7 +24,51 @@ from forex_diffusion.timeframes import timeframe_minutes
 WINDOWS: dict[str, int] = {"1h": 12, "1d": 288, "1w": 1440}
 _LN2 = np.log(2.0)
 MAX_RETURN_GAP_MIN = 60  # a return across a longer gap (weekend, holiday) is not realised variance
-_FLOOR = 1e-20  # variance floor: a bar with no price change has log-vol log(1e-10), not -inf
+FLOOR = 1e-20  # variance floor: a bar with no price change has log-vol log(1e-10), not -inf
+
+
+def base_return_squares(base: pd.DataFrame) -> pd.Series:
+    """Squared close-to-close log return of each base candle from the previous one; NaN for the
+    first candle and across a gap of more than ``MAX_RETURN_GAP_MIN``. (n,) indexed like base."""
+    close = base["close"].to_numpy(np.float64)
+    r = np.log(close[1:] / close[:-1])
+    gap = np.diff(base.index.as_unit("ns").asi8) > MAX_RETURN_GAP_MIN * 60 * 10**9
+    return pd.Series(np.r_[np.nan, np.where(gap, np.nan, r * r)], index=base.index)
+
+
+class BaseReturnSquares:
+    """:func:`base_return_squares` one candle at a time: each new candle's squared log return
+    from the previous candle, 0.0 where the batch has NaN (first candle, or across a gap of
+    more than ``MAX_RETURN_GAP_MIN``), which the per-bar sum counts as 0."""
+
+    def __init__(self) -> None:
+        self.prev_ns: int | None = None
+        self.prev_close = math.nan
+
+    def update(self, open_ns: int, close: float) -> float:
+        """The squared return of the candle opening at ``open_ns`` (ns) with ``close``."""
+        near = (
+            self.prev_ns is not None and open_ns - self.prev_ns <= MAX_RETURN_GAP_MIN * 60 * 10**9
+        )
+        r2 = math.log(close / self.prev_close) ** 2 if near else 0.0
+        self.prev_ns, self.prev_close = open_ns, close
+        return r2
+
+
+def bar_realized_variance(base: pd.DataFrame, bar: str = "5m") -> pd.Series:
+    """``rv`` of each ``bar`` (indexed by its open time): the sum of the squared base returns of
+    the candles inside it (see :func:`base_return_squares`; left-out returns count as 0)."""
+    r2 = base_return_squares(base)
+    return r2.groupby(base.index.floor(f"{timeframe_minutes(bar)}min")).sum(min_count=0)
+
+
+def range_variances(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Parkinson ``pk`` and Garman–Klass ``gk`` variances of bars from their OHLC, each (n,)."""
+    hl = np.log(high / low)
+    co = np.log(close / open_)
+    return {"pk": hl * hl / (4 * _LN2), "gk": 0.5 * hl * hl - (2 * _LN2 - 1) * co * co}
 
 
 def per_bar_variances(base: pd.DataFrame, bar: str = "5m") -> pd.DataFrame:
@@ -32,26 +78,24 @@ def per_bar_variances(base: pd.DataFrame, bar: str = "5m") -> pd.DataFrame:
     close-to-close log return.
     """
     minutes = timeframe_minutes(bar)
-    close = base["close"].to_numpy(np.float64)
-    r = np.log(close[1:] / close[:-1])
-    gap = np.diff(base.index.as_unit("ns").asi8) > MAX_RETURN_GAP_MIN * 60 * 10**9
-    r2 = pd.Series(np.r_[np.nan, np.where(gap, np.nan, r * r)], index=base.index)
     key = base.index.floor(f"{minutes}min")
     grouped = base.groupby(key)
     o = grouped["open"].first().to_numpy(np.float64)
     h = grouped["high"].max().to_numpy(np.float64)
     lo = grouped["low"].min().to_numpy(np.float64)
     c = grouped["close"].last().to_numpy(np.float64)
-    rv = r2.groupby(key).sum(min_count=0).to_numpy()
-    hl = np.log(h / lo)
-    co = np.log(c / o)
+    rv = bar_realized_variance(base, bar).to_numpy()
     return pd.DataFrame(
-        {
-            "rv": rv,
-            "pk": hl * hl / (4 * _LN2),
-            "gk": 0.5 * hl * hl - (2 * _LN2 - 1) * co * co,
-        },
-        index=grouped["open"].first().index,
+        {"rv": rv, **range_variances(o, h, lo, c)}, index=grouped["open"].first().index
+    )
+
+
+def bar_variances(bars: pd.DataFrame) -> pd.DataFrame:
+    """rv, pk and gk of 5m bars that carry their realised variance in an ``rv`` column
+    (``bar_realized_variance`` of the base candles). (n_bars, 3)"""
+    o, h, lo, c = (bars[k].to_numpy(np.float64) for k in ("open", "high", "low", "close"))
+    return pd.DataFrame(
+        {"rv": bars["rv"].to_numpy(np.float64), **range_variances(o, h, lo, c)}, index=bars.index
     )
 
 
@@ -70,8 +114,18 @@ def har_features(variances: pd.DataFrame) -> pd.DataFrame:
         v = variances[col].clip(lower=0)
         for name, w in WINDOWS.items():
             mean = v.rolling(w, min_periods=w).mean().to_numpy()
-            out[f"{col}_{name}"] = 0.5 * np.log(np.maximum(mean, _FLOOR))
+            out[f"{col}_{name}"] = 0.5 * np.log(np.maximum(mean, FLOOR))
     return pd.DataFrame(out, index=variances.index)
+
+
+def har_warmup() -> int:
+    """Leading 5m bars whose HAR features are NaN (the longest window minus one)."""
+    return max(WINDOWS.values()) - 1
+
+
+def har_names() -> list[str]:
+    """Column names of :func:`har_features`, in order."""
+    return [f"{col}_{name}" for col in ("rv", "pk", "gk") for name in WINDOWS]
 
 
 def realized_features(base: pd.DataFrame) -> pd.DataFrame:

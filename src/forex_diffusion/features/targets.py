@@ -8,6 +8,10 @@ For a decision time t (the close of a 5m bar) and a horizon h minutes:
 * ``scale_h = sqrt(EWMA variance of 5m log returns known at t) * sqrt(h / 5)``; the model
   learns ``r / scale_h``. The EWMA (``lambda`` = features.vol_ewma_lambda) uses the returns
   of the 5m bars that closed at or before t only.
+* With ``data.target_scale: seasonal_ewma`` instead ``scale_h`` = the seasonal-EWMA σ forecast
+  of the h-minute return at t (``features.volatility.SeasonalEwma.horizon_std``, the
+  evaluation's ``ewma_seasonal`` baseline with the model's training-range fit), from the 5m
+  returns of bars closed at or before t.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from forex_diffusion.features.volatility import BAR_NS, SeasonalEwma, returns_of_bars
 from forex_diffusion.timeframes import NS_PER_MIN
 
 MIN_SCALE = 1e-10  # floor of the volatility scale (log-return units), avoids division by 0
@@ -77,6 +82,7 @@ def compute_targets(
     decision_ns: np.ndarray,
     horizons: Sequence[int],
     lam: float,
+    seasonal: SeasonalEwma | None = None,
 ) -> HorizonTargets:
     """Targets for decision times given the complete 5m bars.
 
@@ -86,6 +92,7 @@ def compute_targets(
         decision_ns: (N,) int64 decision times; each must equal one of ``close_ns``.
         horizons: H horizons in minutes.
         lam: EWMA decay of the variance of 5m log returns.
+        seasonal: when given, the scales are its horizon σ forecasts instead of the EWMA's.
 
     Raises:
         ValueError: a decision time is not the close of one of the bars.
@@ -99,7 +106,6 @@ def compute_targets(
     if not ok.all():
         bad = pd.Timestamp(int(decision_ns[~ok][0]), tz="UTC")
         raise ValueError(f"decision time {bad} is not the close of a 5m bar in the data")
-    variance = ewma_variance(close_to_close_log_returns(close), lam)
     last = close[at]
     out = np.full((len(decision_ns), len(horizons)), np.nan)
     for j, h in enumerate(horizons):
@@ -108,7 +114,32 @@ def compute_targets(
         k_safe = np.minimum(k, len(close_ns) - 1)
         exists = (k < len(close_ns)) & (close_ns[k_safe] == when)
         out[exists, j] = np.log(close[k_safe[exists]] / last[exists])
-    return HorizonTargets(out, horizon_scales(variance[at], horizons), last)
+    if seasonal is None:
+        variance = ewma_variance(close_to_close_log_returns(close), lam)
+        scales = horizon_scales(variance[at], horizons)
+    else:
+        scales = seasonal_horizon_scales(close_ns, close, decision_ns, horizons, seasonal)
+    return HorizonTargets(out, scales, last)
+
+
+def seasonal_horizon_scales(
+    close_ns: np.ndarray,
+    close: np.ndarray,
+    decision_ns: np.ndarray,
+    horizons: Sequence[int],
+    seasonal: SeasonalEwma,
+) -> np.ndarray:
+    """Seasonal-EWMA σ of each horizon's log return at each decision time. (N, H)
+
+    Args:
+        close_ns, close: (M,) close times and closes of the complete 5m bars, increasing.
+        decision_ns: (N,) decision times (ns); each uses the bars closed by then only.
+        horizons: H horizons in minutes (multiples of 5).
+    """
+    rs = returns_of_bars(np.asarray(close_ns, dtype=np.int64) - BAR_NS, close)
+    steps = np.asarray(horizons, dtype=np.int64) // 5
+    std = seasonal.horizon_std(rs, np.asarray(decision_ns, dtype=np.int64), steps)
+    return np.maximum(std, MIN_SCALE)
 
 
 def scaled_to_log_return(scaled: np.ndarray, scales: np.ndarray) -> np.ndarray:

@@ -4,8 +4,11 @@ Base candles (1m or 5m) -> causal bars of every configured timeframe (``resample
 the configured feature families computed on EACH timeframe's own bars -> warm-up rows
 dropped -> standardized with a standardizer fitted on the training split only.
 
-Every timeframe gets the same feature columns (same F for 5m, 15m, 1h and 4h), in the
-order of ``features.names``.
+Every timeframe gets the feature families of ``features.names``, in that order; the 5m
+timeframe (that of the decision times) may add, after them, the HAR realised volatilities
+(``features.realized``, from the base candles inside each 5m bar) and the hour-of-week
+volatility scale (``features.time_of_week``, from the seasonal-EWMA fit of the training
+range, see ``features.seasonal_fit``). With neither, every timeframe has the same columns.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from forex_diffusion.data.candles import validate_candles
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.features import indicators as ind
+from forex_diffusion.features import realized as rz
+from forex_diffusion.features.seasonal_fit import (
+    fit_seasonal,
+    needs_seasonal,
+    seasonal_of,
+    with_seasonal,
+)
 from forex_diffusion.features.standardizer import Standardizer
+from forex_diffusion.features.volatility import SeasonalEwma
 from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes
 
 OutputFormat = Literal["flat", "sequence", "multi_timeframe"]
@@ -89,31 +100,50 @@ FAMILIES: dict[str, _Family] = {
 }
 
 
+# the timeframe of the decision times, the only one that gets the optional extra inputs
+EXTRAS_TIMEFRAME = "5m"
+TIME_OF_WEEK_NAMES = ("tow_log_scale", "tow_log_scale_next")
+
+
 def family_warmup(name: str, cfg: FeaturesConfig) -> int:
     """Leading bars of a timeframe that family ``name`` needs before its values are used."""
     return FAMILIES[name].warmup(cfg)
 
 
-def feature_warmup(cfg: FeaturesConfig) -> int:
-    """Bars dropped at the start of every timeframe's feature frame."""
-    return max(family_warmup(name, cfg) for name in cfg.names)
+def feature_warmup(cfg: FeaturesConfig, timeframe: str | None = None) -> int:
+    """Bars dropped at the start of ``timeframe``'s feature frame (None: the warm-up of the
+    ``features.names`` families, which every timeframe has; the 5m extras may add to it)."""
+    warm = max(family_warmup(name, cfg) for name in cfg.names)
+    if timeframe == EXTRAS_TIMEFRAME and cfg.realized:
+        warm = max(warm, rz.har_warmup())
+    return warm
 
 
 def required_history(config: SSSDConfig) -> dict[str, int]:
     """Complete bars each timeframe needs before the first decision time: warm-up + lookback."""
-    warm = feature_warmup(config.features)
-    return {tf: warm + config.data.lookbacks[tf] for tf in config.data.timeframes}
+    return {
+        tf: feature_warmup(config.features, tf) + config.data.lookbacks[tf]
+        for tf in config.data.timeframes
+    }
 
 
-def history_shortfall(needed: Mapping[str, int], given: Mapping[str, int], warmup: int) -> str:
+def history_shortfall(
+    needed: Mapping[str, int], given: Mapping[str, int], warmup: int | Mapping[str, int]
+) -> str:
     """Per timeframe short of history: the bars it needs (warm-up + lookback) and has."""
+    warm = warmup if isinstance(warmup, Mapping) else dict.fromkeys(needed, warmup)
     parts = [
-        f"{tf} needs {needed[tf]} complete bars ({warmup} warm-up + {needed[tf] - warmup} "
+        f"{tf} needs {needed[tf]} complete bars ({warm[tf]} warm-up + {needed[tf] - warm[tf]} "
         f"lookback) and the candles give {given[tf]}"
         for tf in needed
         if given[tf] < needed[tf]
     ]
     return "; ".join(parts)
+
+
+def history_warmups(config: SSSDConfig) -> dict[str, int]:
+    """Warm-up bars of every configured timeframe."""
+    return {tf: feature_warmup(config.features, tf) for tf in config.data.timeframes}
 
 
 def prepare_candles(df: pd.DataFrame, base_timeframe: str, where: str = "candles") -> pd.DataFrame:
@@ -145,19 +175,27 @@ def build_bars(
 
 
 def compute_timeframe_features(
-    bars: pd.DataFrame, timeframe: str, cfg: FeaturesConfig, base_timeframe: str = "1m"
+    bars: pd.DataFrame,
+    timeframe: str,
+    cfg: FeaturesConfig,
+    base_timeframe: str = "1m",
+    seasonal: SeasonalEwma | None = None,
 ) -> pd.DataFrame:
     """Raw features of one timeframe computed from its own bars, warm-up rows dropped.
 
     Args:
-        bars: complete bars of ``timeframe`` (open-time index, OHLCV, optional n_base).
+        bars: complete bars of ``timeframe`` (open-time index, OHLCV, optional n_base; with
+            ``features.realized`` the 5m bars also carry ``rv``, the realised variance of the
+            base candles inside each bar, as ``multi_timeframe_features`` adds it).
+        seasonal: the training range's seasonal-EWMA fit (needed by ``features.time_of_week``).
 
     Returns:
-        float64 frame (rows, F) indexed by bar open time, columns in ``cfg.names`` order.
+        float64 frame (rows, F) indexed by bar open time, columns as ``feature_names``.
 
     Raises:
-        DataError: "volume" requested on candles without volume, or non-finite values after
-            the warm-up.
+        DataError: "volume" requested on candles without volume, 5m bars without ``rv`` for
+            ``features.realized``, or non-finite values after the warm-up.
+        ConfigError: ``features.time_of_week`` without a seasonal fit.
     """
     if "volume" in cfg.names and not (bars["volume"].to_numpy() > 0).any():
         raise DataError(
@@ -166,7 +204,9 @@ def compute_timeframe_features(
         )
     tf_min, base_min = timeframe_minutes(timeframe), timeframe_minutes(base_timeframe)
     parts = [FAMILIES[name].compute(bars, cfg, tf_min, base_min) for name in cfg.names]
-    frame = pd.concat(parts, axis=1).iloc[feature_warmup(cfg) :]
+    if timeframe == EXTRAS_TIMEFRAME:
+        parts += _extras(bars, cfg, seasonal)
+    frame = pd.concat(parts, axis=1).iloc[feature_warmup(cfg, timeframe) :]
     values = frame.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -178,8 +218,34 @@ def compute_timeframe_features(
     return frame
 
 
-def feature_names(cfg: FeaturesConfig) -> list[str]:
-    """Column names of a timeframe's feature frame (same for every timeframe)."""
+def _extras(
+    bars: pd.DataFrame, cfg: FeaturesConfig, seasonal: SeasonalEwma | None
+) -> list[pd.DataFrame]:
+    """The optional 5m inputs: HAR realised volatilities, hour-of-week volatility scale."""
+    out = []
+    if cfg.realized:
+        if "rv" not in bars.columns:
+            raise DataError(
+                "features.realized needs the realised variance of the base candles inside each "
+                "5m bar (column 'rv'); build the bars with multi_timeframe_features"
+            )
+        out.append(rz.har_features(rz.bar_variances(bars)))
+    if cfg.time_of_week:
+        if seasonal is None:
+            raise ConfigError(
+                "features.time_of_week needs the seasonal-EWMA fit of the training range "
+                "(features.seasonal_fit.fit_seasonal, or the model's standardizer)"
+            )
+        open_ns = bars.index.as_unit("ns").asi8
+        close_ns = open_ns + timeframe_minutes(EXTRAS_TIMEFRAME) * NS_PER_MIN
+        values = [seasonal.log_slot_scale(open_ns), seasonal.log_slot_scale(close_ns)]
+        out.append(pd.DataFrame(dict(zip(TIME_OF_WEEK_NAMES, values, strict=True)), bars.index))
+    return out
+
+
+def feature_names(cfg: FeaturesConfig, timeframe: str | None = None) -> list[str]:
+    """Column names of ``timeframe``'s feature frame (None: the ``features.names`` families,
+    which every timeframe has; the 5m timeframe appends its extras)."""
     n = max(feature_warmup(cfg) + 2, 3)
     idx = pd.date_range("2020-01-06", periods=n, freq="5min", tz="UTC")
     price = 1.0 + 0.001 * np.arange(n)
@@ -187,7 +253,12 @@ def feature_names(cfg: FeaturesConfig) -> list[str]:
         {"open": price, "high": price + 0.002, "low": price - 0.002, "close": price, "volume": 1.0},
         index=idx,
     )
-    return [str(c) for c in compute_timeframe_features(bars, "5m", cfg, "5m").columns]
+    families = cfg.model_copy(update={"realized": False, "time_of_week": False})
+    names = [str(c) for c in compute_timeframe_features(bars, "5m", families, "5m").columns]
+    if timeframe == EXTRAS_TIMEFRAME:
+        names += rz.har_names() if cfg.realized else []
+        names += list(TIME_OF_WEEK_NAMES) if cfg.time_of_week else []
+    return names
 
 
 @dataclass(frozen=True)
@@ -198,11 +269,14 @@ class TimeframeFeatures:
     raw: tf -> float64 raw features (rows, F) indexed by bar open time, warm-up dropped,
         columns in ``features.names`` order (the same F for every timeframe).
     span: the base candles, for messages ("N 1m candles first .. last").
+    seasonal: the training range's seasonal-EWMA fit the features (and, with
+        ``data.target_scale: seasonal_ewma``, the targets) use; None when the config needs none.
     """
 
     bars: dict[str, pd.DataFrame]
     raw: dict[str, pd.DataFrame]
     span: str
+    seasonal: SeasonalEwma | None = None
 
     def bar_close_ns(self, timeframe: str) -> np.ndarray:
         """(bars,) int64 close times (open + timeframe) of every complete bar of ``timeframe``."""
@@ -211,7 +285,11 @@ class TimeframeFeatures:
 
 
 def multi_timeframe_features(
-    df: pd.DataFrame, config: SSSDConfig, *, check_history: bool = False
+    df: pd.DataFrame,
+    config: SSSDConfig,
+    *,
+    check_history: bool = False,
+    seasonal: SeasonalEwma | None = None,
 ) -> TimeframeFeatures:
     """Base candles ``df`` -> bars -> raw features of every configured timeframe.
 
@@ -221,6 +299,8 @@ def multi_timeframe_features(
         df: base candles (config.asset.base_timeframe), UTC open-time index.
         check_history: before computing features, require every timeframe to have the bars
             of ``required_history`` (warm-up + lookback).
+        seasonal: the model's seasonal-EWMA fit (``seasonal_of`` its standardizer); None with a
+            config that needs one fits it on the training split of these candles (training).
 
     Raises:
         DataError: bad candles, or (``check_history``) too little history for the lookbacks,
@@ -230,24 +310,36 @@ def multi_timeframe_features(
     candles = prepare_candles(df, base)
     span = f"{len(candles)} {base} candles {candles.index[0]} .. {candles.index[-1]}"
     bars = build_bars(candles, config.data.timeframes, base)
+    if config.features.realized:
+        five = bars[EXTRAS_TIMEFRAME]
+        rv = rz.bar_realized_variance(candles, EXTRAS_TIMEFRAME).reindex(five.index)
+        bars[EXTRAS_TIMEFRAME] = five.assign(rv=rv.to_numpy(dtype=np.float64))
     del candles
     if check_history:
         needed = required_history(config)
         counts = {tf: len(b) for tf, b in bars.items()}
         if any(counts[tf] < needed[tf] for tf in needed):
-            shortfall = history_shortfall(needed, counts, feature_warmup(config.features))
+            shortfall = history_shortfall(needed, counts, history_warmups(config))
             raise DataError(
                 f"too little history for the lookbacks: {shortfall} ({span}). "
                 "Provide more candles (earlier start) or reduce data.lookbacks."
             )
-    raw = {tf: compute_timeframe_features(b, tf, config.features, base) for tf, b in bars.items()}
-    return TimeframeFeatures(bars, raw, span)
+    if seasonal is None and needs_seasonal(config):
+        seasonal = fit_seasonal(bars[EXTRAS_TIMEFRAME], config)
+    raw = {
+        tf: compute_timeframe_features(b, tf, config.features, base, seasonal)
+        for tf, b in bars.items()
+    }
+    return TimeframeFeatures(bars, raw, span, seasonal if needs_seasonal(config) else None)
 
 
-def fit_standardizer(frames: Mapping[str, pd.DataFrame], config: SSSDConfig) -> Standardizer:
-    """A standardizer fitted on the rows of the training split only."""
+def fit_standardizer(
+    frames: Mapping[str, pd.DataFrame], config: SSSDConfig, seasonal: SeasonalEwma | None = None
+) -> Standardizer:
+    """A standardizer fitted on the rows of the training split only, carrying ``seasonal``
+    (the training range's seasonal-EWMA fit) in its meta when given."""
     train = config.data.splits.train.utc_range("train")
-    return Standardizer.fit(frames, start=train.start, end=train.end)
+    return with_seasonal(Standardizer.fit(frames, start=train.start, end=train.end), seasonal)
 
 
 def decision_grid(close_ns: np.ndarray, stride: int) -> np.ndarray:
@@ -297,10 +389,11 @@ def unified_feature_pipeline(
         raise ValueError(
             f"output_format must be 'flat', 'sequence' or 'multi_timeframe', got {output_format!r}"
         )
-    raw = multi_timeframe_features(df, config).raw
+    seasonal = None if standardizer is None else seasonal_of(standardizer, config)
+    built = multi_timeframe_features(df, config, seasonal=seasonal)
     if standardizer is None:
-        standardizer = fit_standardizer(raw, config)
-    frames = standardizer.transform(raw)
+        standardizer = fit_standardizer(built.raw, config, built.seasonal)
+    frames = standardizer.transform(built.raw)
     names = {tf: list(f.columns) for tf, f in frames.items()}
     first = config.data.timeframes[0]
     if output_format == "multi_timeframe":

@@ -22,6 +22,8 @@ import torch
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.features.incremental import Bar, IncrementalTimeframeFeatures
+from forex_diffusion.features.realized import BaseReturnSquares
+from forex_diffusion.features.seasonal_fit import seasonal_of
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes
 
@@ -35,6 +37,7 @@ class _OpenBar:
     close: float
     volume: float
     n_base: int
+    rv: float
 
 
 class LiveFeatureWindows:
@@ -52,9 +55,12 @@ class LiveFeatureWindows:
         base = config.asset.base_timeframe
         self.base_ns = timeframe_minutes(base) * NS_PER_MIN
         self.tf_ns = {tf: timeframe_minutes(tf) * NS_PER_MIN for tf in self.timeframes}
+        seasonal = seasonal_of(standardizer, config)
         self.features = {
-            tf: IncrementalTimeframeFeatures(tf, config.features, base) for tf in self.timeframes
+            tf: IncrementalTimeframeFeatures(tf, config.features, base, seasonal)
+            for tf in self.timeframes
         }
+        self._r2 = BaseReturnSquares()
         self.rows: dict[str, deque[np.ndarray]] = {
             tf: deque(maxlen=config.data.lookbacks[tf]) for tf in self.timeframes
         }
@@ -80,8 +86,9 @@ class LiveFeatureWindows:
         closed: list[tuple[str, np.ndarray]] = []
         for i in range(len(ns)):
             t = int(ns[i])
+            r2 = self._r2.update(t, cols[3][i])
             for tf in self.timeframes:
-                self._add(tf, t, cols[0][i], cols[1][i], cols[2][i], cols[3][i], vol[i], closed)
+                self._add(tf, t, cols[0][i], cols[1][i], cols[2][i], cols[3][i], vol[i], r2, closed)
             self.last_candle_ns = t
         return closed
 
@@ -94,6 +101,7 @@ class LiveFeatureWindows:
         low: float,
         c: float,
         v: float,
+        r2: float,
         closed: list[tuple[str, np.ndarray]],
     ) -> None:
         size = self.tf_ns[tf]
@@ -103,10 +111,11 @@ class LiveFeatureWindows:
             self._close(tf, bar, closed)  # a later bin started: that bar's end has passed
             bar = None
         if bar is None:
-            bar = _OpenBar(key, o, h, low, c, v, 1)
+            bar = _OpenBar(key, o, h, low, c, v, 1, r2)
         else:
             bar.high, bar.low = max(bar.high, h), min(bar.low, low)
             bar.close, bar.volume, bar.n_base = c, bar.volume + v, bar.n_base + 1
+            bar.rv += r2
         if t + self.base_ns >= (key + 1) * size:  # the candles reached the bar's end
             self._close(tf, bar, closed)
             bar = None
@@ -123,6 +132,7 @@ class LiveFeatureWindows:
                 bar.close,
                 bar.volume,
                 bar.n_base,
+                bar.rv,
             )
         )
         if row is None:

@@ -232,8 +232,8 @@ class SSSDInferenceService:
                 f"checkpoint {path}: its standardizer's feature names differ from the model's "
                 "feature names; the checkpoint is inconsistent, re-train the model"
             )
-        produced = feature_names(loaded.config.features)
         for tf, expected in loaded.feature_names.items():
+            produced = feature_names(loaded.config.features, tf)
             if expected != produced:
                 missing = sorted(set(expected) - set(produced))
                 extra = sorted(set(produced) - set(expected))
