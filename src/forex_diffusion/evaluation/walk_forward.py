@@ -33,15 +33,12 @@ from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig, def
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.errors import ConfigError, DataError
-from forex_diffusion.evaluation.baselines import Baseline, GarchBaseline, build_baselines
 from forex_diffusion.evaluation.direction_rules import (
     direction_rule_signals,
     with_direction_rules,
 )
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.peers import LightGBMQuantilePeer, peer_features
-from forex_diffusion.evaluation.pool import online_pool
 from forex_diffusion.evaluation.ranges import (
     TuningChoice,
     check_unseen,
@@ -62,6 +59,9 @@ from forex_diffusion.inference.sssd_inference import (
     SSSDInferenceService,
     load_sssd_inference_service,
 )
+from forex_diffusion.models.baselines import Baseline, GarchBaseline, build_baselines
+from forex_diffusion.models.distribution import ForecastDistribution
+from forex_diffusion.models.pool import online_pool
 from forex_diffusion.registry.repository import Registry, open_registry
 from forex_diffusion.timeframes import UtcRange, fmt_time, timeframe_minutes
 

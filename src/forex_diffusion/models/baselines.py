@@ -1,4 +1,4 @@
-"""Honest baseline forecasters for the evaluation (SPEC §7).
+"""Honest baseline forecasters (SPEC §7): scored in the evaluation, served by the fallback policy.
 
 All four are zero-mean (random walk) Gaussian forecasts of the h-minute log return whose
 variance comes from 5m log returns known at the decision time t:
@@ -34,8 +34,7 @@ from scipy.signal import lfilter
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.errors import DataError
-from forex_diffusion.evaluation.forecast import ForecastDistribution
-from forex_diffusion.evaluation.metrics import crps_gaussian
+from forex_diffusion.models.distribution import ForecastDistribution, crps_gaussian
 from forex_diffusion.timeframes import NS_PER_MIN
 
 _BAR_NS = 5 * NS_PER_MIN
