@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Self
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -614,3 +615,84 @@ def build_baselines(cfg: EvaluationConfig) -> list[Baseline]:
         else:  # pragma: no cover - the config validates names
             raise ValueError(f"unknown baseline {name!r}")
     return out
+
+
+# --------------------------------------------------------------------------- fitted state
+
+
+def baseline_state(baseline: Baseline) -> dict[str, Any]:
+    """A fitted baseline as plain JSON values (its name, settings and what ``fit`` estimated),
+    so that the exact baseline a model was judged against can be stored and served later."""
+    if baseline.train_var_ is None:
+        raise RuntimeError(f"baseline {baseline.name!r}: fit it before saving its state")
+    state: dict[str, Any] = {"name": baseline.name, "train_var": baseline.train_var_}
+    if isinstance(baseline, RollingVolBaseline):
+        state["window"] = baseline.window
+    elif isinstance(baseline, EwmaVolBaseline):
+        state.update(
+            lambdas=list(baseline.lambdas), objective=baseline.objective, lambda_=baseline.lambda_
+        )
+        if isinstance(baseline, SeasonalEwmaBaseline):
+            assert baseline.factors_ is not None
+            state.update(
+                slot_minutes=baseline.slot_minutes,
+                prior_count=baseline.prior_count,
+                factor2=baseline.factors_.factor2.tolist(),
+                init_u2=baseline.init_u2_,
+            )
+    elif isinstance(baseline, GarchBaseline):
+        assert baseline.train_fit_ is not None
+        state.update(
+            window=baseline.window,
+            refit_every=baseline.refit_every,
+            dist=baseline.dist,
+            train_fit=asdict(baseline.train_fit_),
+        )
+    else:  # pragma: no cover - every baseline class is listed above
+        raise TypeError(f"no state for a {type(baseline).__name__}")
+    return state
+
+
+def baseline_from_state(state: Mapping[str, Any]) -> Baseline:
+    """The fitted baseline saved by :func:`baseline_state` (ready to ``forecast``).
+
+    Raises:
+        ValueError: an unknown baseline name or a state missing what that baseline needs.
+    """
+    name = state.get("name")
+    try:
+        baseline: Baseline
+        if name == "rolling":
+            baseline = RollingVolBaseline(int(state["window"]))
+        elif name in ("ewma", "ewma_seasonal"):
+            lambdas = [float(x) for x in state["lambdas"]]
+            if name == "ewma":
+                baseline = EwmaVolBaseline(lambdas, str(state["objective"]))
+            else:
+                seasonal = SeasonalEwmaBaseline(
+                    lambdas,
+                    str(state["objective"]),
+                    int(state["slot_minutes"]),
+                    float(state["prior_count"]),
+                )
+                seasonal.factors_ = SeasonalFactors(
+                    seasonal.slot_minutes, np.asarray(state["factor2"], dtype=np.float64)
+                )
+                seasonal.init_u2_ = float(state["init_u2"])
+                baseline = seasonal
+            assert isinstance(baseline, EwmaVolBaseline)
+            baseline.lambda_ = float(state["lambda_"])
+            baseline.label = (
+                f"RW, {'seasonal ' if name == 'ewma_seasonal' else ''}EWMA σ "
+                f"(λ={baseline.lambda_:g})"
+            )
+        elif name == "garch":
+            garch = GarchBaseline(int(state["window"]), int(state["refit_every"]), state["dist"])
+            garch.train_fit_ = GarchFit(**state["train_fit"])
+            baseline = garch
+        else:
+            raise ValueError(f"unknown baseline {name!r}")
+        baseline.train_var_ = float(state["train_var"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"baseline state of {name!r} is incomplete ({exc!r})") from None
+    return baseline
