@@ -475,7 +475,6 @@ class Registry:
         with self._tx(f"reading metrics of {asset}") as session:
             return metrics_repo.has_any(session, asset)
 
-
     # ------------------------------------------------------------------ model cards
 
     def save_model_card(self, card: ModelCard) -> ModelCard:
@@ -487,6 +486,7 @@ class Registry:
         """The card of model ``model_id``, or None when it was never evaluated."""
         with self._tx(f"reading the model card of model {model_id}") as session:
             return model_cards.of_model(session, model_id)
+
 
 def artifacts_root_for(
     url: str, config: SSSDConfig | None = None, artifacts_dir: str | Path | None = None
