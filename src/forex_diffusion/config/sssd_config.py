@@ -512,6 +512,9 @@ class EvaluationConfig(_Section):
     pool: bool = True
     """Add the CRPS-optimal linear pool of the model with the seasonal EWMA and GARCH baselines
     (weights fitted online on outcomes already known) as a forecaster row."""
+    served: bool = True
+    """Add what the fallback policy (inference.fallback) serves as a forecaster row, with the
+    model's card when it is from before the evaluated range, else a walk-forward card."""
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:
