@@ -263,3 +263,44 @@ def test_served_row_uses_the_earlier_card_out_of_sample(
             np.testing.assert_array_equal(served[:, j], model[:, j])
     # the later evaluation replaced the card (one per model)
     assert later.card is not None and registry.model_card(later.card.model_id) == later.card
+
+
+def test_served_row_without_an_earlier_card_uses_a_walk_forward_card(
+    root: Path, registry: Registry, card_run: EvaluationResult
+) -> None:
+    """On a range that overlaps the stored card's, the card would be in-sample: the served row
+    draws its verdicts at the start of each week from the outcomes known by then, so the first
+    week is the model's forecast and the second falls back where enough outcomes show the loss."""
+    run = evaluate(
+        eval_config(root, ["evaluation.served=true"]),
+        "EURUSD",
+        "2019-01-28",
+        "2019-02-06",
+        model_name=MODEL_NAME,
+        num_samples=16,
+        out_dir=root / "reports" / "walk_forward",
+        registry=registry,
+        progress=False,
+    )
+    assert run.summary.labels["served"] == "served (walk-forward card)"
+    served = run.forecasts["served"].samples
+    model = run.forecasts[MODEL_NAME].samples
+    assert served is not None and model is not None
+    times = run.forecasts["served"].times
+    week2 = times.min() + pd.Timedelta(days=7)  # the second block of the walk-forward card
+    second = times >= week2
+    assert second.any() and (~second).any()
+    np.testing.assert_array_equal(served[~second], model[~second])
+    grids = {b: stratified_samples(run.forecasts[b], 16) for b in run.summary.baselines}
+    fell_back = 0
+    for j, h in enumerate(run.summary.horizons):
+        known = int((times + pd.Timedelta(minutes=h) <= week2).sum())
+        if known < 100:  # no verdict yet: the model is served
+            np.testing.assert_array_equal(served[second, j], model[second, j])
+            continue
+        # the bad model loses by far: the second week is a baseline's distribution
+        assert any(np.allclose(served[second, j], g[second, j]) for g in grids.values()), h
+        fell_back += 1
+    assert fell_back >= 1
+    # the served row beats the bad model by far wherever it fell back
+    assert run.summary.get("served", 5).crps < run.summary.get(MODEL_NAME, 5).crps
