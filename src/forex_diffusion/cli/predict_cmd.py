@@ -87,7 +87,9 @@ def forecast_table(data: dict[str, Any]) -> Table:
         f"{data['model_name']} · {data['num_samples']} samples · {seed} · "
         f"{data['inference_time_ms']:.0f} ms\n"
         + CONFIDENCE_NOTE.format(threshold=data["direction_threshold"])
-        + "".join(f"\n{r['horizon_min']} min: {r['card_statement']}" for r in rows)
+        + "".join(
+            f"\n{r['horizon_min']} min: {r['card_statement']}" for r in rows if r["card_statement"]
+        )
     )
     return table
 
