@@ -55,14 +55,6 @@ class HorizonSource:
     baseline: str | None = None
     pool_weight: float | None = None
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "source": self.source,
-            "statement": self.statement,
-            "baseline": self.baseline,
-            "pool_weight": self.pool_weight,
-        }
-
 
 @dataclass(frozen=True)
 class ServingPlan:
@@ -89,7 +81,9 @@ class ServingPlan:
         return {h.horizon: h.source for h in self.horizons}
 
     def baselines(self) -> dict[str, Baseline]:
-        """The fitted baselines that some horizon serves, rebuilt from the card."""
+        """The fitted baselines that some horizon serves, rebuilt from the card (new objects
+        on every call: a baseline keeps per-forecast state, so concurrent forecasts must not
+        share one)."""
         if self.card is None:
             return {}
         return {

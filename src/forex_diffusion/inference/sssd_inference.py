@@ -188,7 +188,7 @@ class SSSDInferenceService:
         self.serving: ServingPlan = plan_serving(
             card, self.horizons, config.inference.fallback, self.model_name, self.model_digest
         )
-        self._fallback_baselines = self.serving.baselines()
+        self.serving.baselines()  # a card whose baselines cannot be rebuilt fails here
         history = required_history(config)
         # calendar span that surely holds the needed bars: trading time x 7/5 for weekends + slack
         need_min = max(n * timeframe_minutes(tf) for tf, n in history.items())
@@ -459,7 +459,7 @@ class SSSDInferenceService:
             )
             baselines = {
                 name: baseline.forecast(bars5, times, self.horizons)
-                for name, baseline in self._fallback_baselines.items()
+                for name, baseline in plan.baselines().items()
             }
             served, rows = serve(plan, model, baselines)
             out[b] = served[0] / scales[b, :, None]
