@@ -223,15 +223,15 @@ def serve(
     for name in plan.baselines_needed():
         base = baselines[name]
         grid = stratified_samples(base, s)
-        pooled = [(j, h) for j, h in enumerate(plan.horizons) if h.baseline == name]
+        using = [(j, h) for j, h in enumerate(plan.horizons) if h.baseline == name]
         weights = np.array(
             [[h.pool_weight or 0.0, 1.0 - (h.pool_weight or 0.0)] for h in plan.horizons]
         )
         mixture = None
-        if any(h.source == POOL for _, h in pooled):
+        if any(h.source == POOL for _, h in using):
             pool = LinearPool((model.name, base.name), model.horizons, weights, np.zeros((0,)))
             mixture = pool_forecast(pool, [model, base], POOL, s).samples
-        for j, h in pooled:
+        for j, h in using:
             if h.source == MODEL:
                 continue
             ok = base.valid()[:, j]
