@@ -18,7 +18,12 @@ from forex_diffusion.data.synthetic import (
     generate_synthetic_market,
 )
 from forex_diffusion.errors import DataError
-from forex_diffusion.evaluation.baselines import (
+from forex_diffusion.evaluation.targets import (
+    close_at,
+    realized_log_returns,
+    select_decision_times,
+)
+from forex_diffusion.models.baselines import (
     Baseline,
     EwmaVolBaseline,
     GarchBaseline,
@@ -28,11 +33,6 @@ from forex_diffusion.evaluation.baselines import (
     fit_garch,
     five_minute_returns,
     garch_horizon_variance,
-)
-from forex_diffusion.evaluation.targets import (
-    close_at,
-    realized_log_returns,
-    select_decision_times,
 )
 
 HORIZONS = (5, 15, 60, 240)

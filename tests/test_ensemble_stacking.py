@@ -19,7 +19,7 @@ from forex_diffusion.ensemble import (
     pool_forecast,
 )
 from forex_diffusion.ensemble.reweighting import relative_log_std
-from forex_diffusion.evaluation.forecast import ForecastDistribution
+from forex_diffusion.models.distribution import ForecastDistribution
 
 
 class StdSignalMember(RegressorMixin, BaseEstimator):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from forex_diffusion.evaluation.forecast import ForecastDistribution
-from forex_diffusion.evaluation.pool import online_pool
+from forex_diffusion.models.distribution import ForecastDistribution
+from forex_diffusion.models.pool import online_pool
 
 H = (5, 60)
 

@@ -10,9 +10,9 @@ import pytest
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.evaluation.direction_rules import direction_rule_signals, with_direction_rules
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.report import write_report
 from forex_diffusion.evaluation.summary import summarize_forecasts
+from forex_diffusion.models.distribution import ForecastDistribution
 
 H = (5, 60)
 

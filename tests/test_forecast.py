@@ -8,7 +8,6 @@ import pytest
 import torch
 from scipy import stats
 
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.forecast import (
     SUMMARY_LEVELS,
     MixtureForecast,
@@ -17,6 +16,7 @@ from forex_diffusion.forecast import (
     weighted_quantile,
 )
 from forex_diffusion.inference.prediction import SSSDPrediction
+from forex_diffusion.models.distribution import ForecastDistribution
 from forex_diffusion.models.sssd import ForecastOutput
 
 

@@ -10,11 +10,11 @@ from scipy import integrate, stats
 
 from forex_diffusion.data.candles import validate_candles
 from forex_diffusion.data.resample import resample_ohlc
-from forex_diffusion.evaluation import baselines as bl_mod
-from forex_diffusion.evaluation.baselines import GarchBaseline
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.metrics import crps_gaussian, crps_student_t
 from forex_diffusion.evaluation.targets import select_decision_times
+from forex_diffusion.models import baselines as bl_mod
+from forex_diffusion.models.baselines import GarchBaseline
+from forex_diffusion.models.distribution import ForecastDistribution
 
 HORIZONS = (5, 15, 60, 240)
 

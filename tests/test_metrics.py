@@ -9,8 +9,8 @@ import scoringrules as sr
 from scipy import stats
 
 from forex_diffusion.evaluation import metrics as M
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.features.targets import log_return_to_pips, log_return_to_price_change
+from forex_diffusion.models.distribution import ForecastDistribution
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 

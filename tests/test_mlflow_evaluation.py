@@ -13,10 +13,10 @@ from forex_diffusion.config.sssd_config import (
     EvaluationConfig,
     load_sssd_config,
 )
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.mlflow_report import log_evaluation
 from forex_diffusion.evaluation.report import first_table_text, write_report
 from forex_diffusion.evaluation.summary import summarize_forecasts
+from forex_diffusion.models.distribution import ForecastDistribution
 
 mlflow = pytest.importorskip("mlflow")
 H = (5, 60)

@@ -22,7 +22,6 @@ from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.dataset.source import FeatureSource, build_feature_source
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError
-from forex_diffusion.evaluation.baselines import SeasonalEwmaBaseline
 from forex_diffusion.features.incremental import IncrementalTimeframeFeatures, bars_of
 from forex_diffusion.features.realized import WINDOWS, har_names, realized_features
 from forex_diffusion.features.seasonal_fit import META_KEY
@@ -36,6 +35,7 @@ from forex_diffusion.features.unified_pipeline import (
 )
 from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
+from forex_diffusion.models.baselines import SeasonalEwmaBaseline
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import save_checkpoint
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config

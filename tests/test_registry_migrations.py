@@ -33,6 +33,7 @@ TABLES = {
     "sssd_training_runs",
     "sssd_inference_logs",
     "sssd_performance_metrics",
+    "sssd_model_cards",
 }
 
 

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.report import write_report
 from forex_diffusion.evaluation.summary import (
     EvaluationSummary,
     fan_chart_data,
     summarize_forecasts,
 )
+from forex_diffusion.models.distribution import ForecastDistribution
 
 HORIZONS = (5, 60)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -46,7 +46,8 @@ CONFIDENCE_NOTE = (
 def forecast_table(data: dict[str, Any]) -> Table:
     """The table of a prediction's JSON dict (``SSSDPrediction.to_dict``): per horizon the
     mean ± std in pips, q05/q50/q95 as price levels, prob_up, direction and confidence, with
-    the Monte-Carlo standard errors beside them."""
+    the Monte-Carlo standard errors beside them, and what was served (model, fallback or pool)
+    with the model card's sentence below."""
     from rich.table import Table
 
     from forex_diffusion.inference.prediction import horizon_rows
@@ -66,6 +67,7 @@ def forecast_table(data: dict[str, Any]) -> Table:
         "prob_up",
         "direction",
         "confidence",
+        "source",
     ):
         table.add_column(col, justify="right")
     for r in rows:
@@ -78,12 +80,16 @@ def forecast_table(data: dict[str, Any]) -> Table:
             f"{r['prob_up']:.1%} ± {r['prob_up_se']:.1%}",
             r["direction"],
             f"{r['confidence']:.1%}",
+            r["source"],
         )
     seed = "no seed (fresh noise)" if data["seed"] is None else f"seed {data['seed']}"
     table.caption = (
         f"{data['model_name']} · {data['num_samples']} samples · {seed} · "
         f"{data['inference_time_ms']:.0f} ms\n"
         + CONFIDENCE_NOTE.format(threshold=data["direction_threshold"])
+        + "".join(
+            f"\n{r['horizon_min']} min: {r['card_statement']}" for r in rows if r["card_statement"]
+        )
     )
     return table
 

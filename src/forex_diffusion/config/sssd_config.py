@@ -435,6 +435,19 @@ class TrainingConfig(_Section):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class FallbackConfig(_Section):
+    """What is served at a horizon where the model's card says it lost to the best baseline."""
+
+    enabled: bool = True
+    """Serve the fallback where the model lost significantly (false: always the model, with the
+    card's sentence beside it)."""
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    """DM p-value below which a loss on the card counts (the model is worse at that horizon)."""
+    mode: Literal["baseline", "pool"] = "baseline"
+    """baseline: the best baseline's distribution; pool: the CRPS-optimal pool of the model and
+    that baseline (weights from the card's range)."""
+
+
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
     """Samples per forecast in batches and evaluations."""
@@ -473,6 +486,8 @@ class InferenceConfig(_Section):
     max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
     """Largest age (minutes) of the latest bar at the decision time before a forecast is
     refused (predict --allow-stale overrides)."""
+    fallback: FallbackConfig = FallbackConfig()
+    """Per horizon, serve the best baseline (or the pool) where the model's card says it lost."""
 
 
 class EvaluationConfig(_Section):
@@ -528,6 +543,9 @@ class EvaluationConfig(_Section):
     pool: bool = True
     """Add the CRPS-optimal linear pool of the model with the seasonal EWMA and GARCH baselines
     (weights fitted online on outcomes already known) as a forecaster row."""
+    served: bool = True
+    """Add what the fallback policy (inference.fallback) serves as a forecaster row, with the
+    model's card when it is from before the evaluated range, else a walk-forward card."""
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:

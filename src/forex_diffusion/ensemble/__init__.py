@@ -3,7 +3,7 @@
 from forex_diffusion.ensemble.purged_split import PurgedTimeSeriesSplit
 from forex_diffusion.ensemble.sssd_wrapper import SSSDWrapper
 from forex_diffusion.ensemble.stacking import StackingForecaster, StackPrediction, default_members
-from forex_diffusion.evaluation.pool import LinearPool, fit_linear_pool, pool_forecast
+from forex_diffusion.models.pool import LinearPool, fit_linear_pool, pool_forecast
 
 __all__ = [
     "LinearPool",

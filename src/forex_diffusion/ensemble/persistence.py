@@ -17,8 +17,8 @@ import joblib
 
 from forex_diffusion.ensemble.stacking import StackingForecaster
 from forex_diffusion.errors import CheckpointError, NotFoundError
-from forex_diffusion.evaluation.pool import LinearPool
 from forex_diffusion.fileio import atomic_write
+from forex_diffusion.models.pool import LinearPool
 from forex_diffusion.registry.records import ModelRecord
 from forex_diffusion.registry.repository import Registry
 

@@ -38,11 +38,11 @@ from forex_diffusion.config.sssd_config import (
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.ensemble.data import BP
 from forex_diffusion.ensemble.purged_split import decision_times_of
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.inference.sssd_inference import (
     SSSDInferenceService,
     load_sssd_inference_service,
 )
+from forex_diffusion.models.distribution import ForecastDistribution
 
 Output = Literal["mean", "median"]
 

@@ -25,10 +25,10 @@ from forex_diffusion.ensemble.purged_split import PurgedTimeSeriesSplit
 from forex_diffusion.ensemble.sssd_wrapper import SSSDWrapper
 from forex_diffusion.ensemble.stacking import StackingForecaster, default_members
 from forex_diffusion.errors import DataError
-from forex_diffusion.evaluation.baselines import Baseline, build_baselines
-from forex_diffusion.evaluation.forecast import ForecastDistribution
-from forex_diffusion.evaluation.pool import LinearPool, fit_linear_pool, pool_forecast
 from forex_diffusion.features.standardizer import Standardizer
+from forex_diffusion.models.baselines import Baseline, build_baselines
+from forex_diffusion.models.distribution import ForecastDistribution
+from forex_diffusion.models.pool import LinearPool, fit_linear_pool, pool_forecast
 from forex_diffusion.registry.records import ModelRecord
 from forex_diffusion.registry.repository import open_registry
 from forex_diffusion.timeframes import to_utc

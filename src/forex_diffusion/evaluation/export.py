@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from forex_diffusion.errors import ConfigError
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.fileio import atomic_write
+from forex_diffusion.models.distribution import ForecastDistribution
 
 EXPORT_SUFFIXES = (".parquet", ".csv")
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import scoringrules as sr
 from scipy import stats
 
-# the sample CRPS lives with the forecast type (training metrics use it too); re-exported here
+# the sample CRPS lives with the forecast type (training metrics use it too), the closed forms
+# with the parametric forecasts (the baselines use them); re-exported here
 from forex_diffusion.forecast import crps_ensemble_fair as crps_ensemble_fair
+from forex_diffusion.models.distribution import crps_gaussian as crps_gaussian
+from forex_diffusion.models.distribution import crps_student_t as crps_student_t
 
 # Named on every call: scoringrules' default backend is process-wide state (numba when
 # installed, which compiles on first use).
@@ -24,31 +26,6 @@ _BACKEND = "numpy"
 
 
 # --------------------------------------------------------------------------- CRPS
-
-
-def crps_gaussian(mu: npt.ArrayLike, sigma: npt.ArrayLike, y: npt.ArrayLike) -> np.ndarray:
-    """Closed-form CRPS of N(mu, sigma²) at ``y`` (Gneiting et al. 2005), broadcast elementwise.
-
-    CRPS = sigma · [z (2Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − mu) / sigma
-    (``scoringrules.crps_normal``).
-    """
-    mu, sigma, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, y))
-    return np.asarray(sr.crps_normal(y, mu, sigma, backend=_BACKEND))
-
-
-def crps_student_t(
-    mu: npt.ArrayLike, sigma: npt.ArrayLike, nu: npt.ArrayLike, y: npt.ArrayLike
-) -> np.ndarray:
-    """Closed-form CRPS of a location-scale Student-t (ν > 1) at ``y``, elementwise.
-
-    scoringrules' ``crps_t``: with z = (y − mu)/sigma and F_ν, f_ν the standard t CDF and
-    density, CRPS = sigma · [z (2F_ν(z) − 1) + 2 f_ν(z) (ν + z²)/(ν − 1)
-    − 2√ν B(½, ν − ½) / ((ν − 1) B(½, ν/2)²)].
-    """
-    mu, sigma, nu, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, nu, y))
-    if np.any(nu[np.isfinite(nu)] <= 1):
-        raise ValueError("the Student-t CRPS needs ν > 1 (finite mean)")
-    return np.asarray(sr.crps_t(y, nu, mu, sigma, backend=_BACKEND), dtype=np.float64)
 
 
 def crps_skill(crps: np.ndarray, crps_ref: np.ndarray) -> float:

@@ -17,8 +17,8 @@ from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.dataset.candidates import Candidates
 from forex_diffusion.dataset.source import build_feature_source
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
+from forex_diffusion.models.distribution import ForecastDistribution
 
 
 @dataclass(frozen=True)

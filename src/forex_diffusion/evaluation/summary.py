@@ -18,9 +18,9 @@ import pandas as pd
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.evaluation import metrics as M
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.evaluation.stat_tests import diebold_mariano, overlap_lag, pesaran_timmermann
 from forex_diffusion.features.targets import log_return_to_pips, log_return_to_price
+from forex_diffusion.models.distribution import ForecastDistribution
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,13 @@ from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig, def
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
 from forex_diffusion.errors import ConfigError, DataError
-from forex_diffusion.evaluation.baselines import Baseline, GarchBaseline, build_baselines
 from forex_diffusion.evaluation.direction_rules import (
     direction_rule_signals,
     with_direction_rules,
 )
-from forex_diffusion.evaluation.forecast import ForecastDistribution
+from forex_diffusion.evaluation.model_card import card_from_evaluation, served_forecast
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.peers import LightGBMQuantilePeer, peer_features
-from forex_diffusion.evaluation.pool import online_pool
 from forex_diffusion.evaluation.ranges import (
     TuningChoice,
     check_unseen,
@@ -62,6 +60,10 @@ from forex_diffusion.inference.sssd_inference import (
     SSSDInferenceService,
     load_sssd_inference_service,
 )
+from forex_diffusion.models.baselines import Baseline, GarchBaseline, build_baselines
+from forex_diffusion.models.distribution import ForecastDistribution
+from forex_diffusion.models.pool import online_pool
+from forex_diffusion.registry.model_cards import ModelCard
 from forex_diffusion.registry.repository import Registry, open_registry
 from forex_diffusion.timeframes import UtcRange, fmt_time, timeframe_minutes
 
@@ -113,6 +115,8 @@ class EvaluationResult:
             ``decision_times`` (N,) the scored decision times (UTC).
         model_name, model_id, checkpoint: the evaluated model (None for baselines only).
         metric_rows: rows written to ``sssd_performance_metrics``.
+        card: the model card written to the registry (None for baselines only or without
+            ``record``).
     """
 
     summary: EvaluationSummary
@@ -129,6 +133,7 @@ class EvaluationResult:
     checkpoint: Path | None
     metric_rows: int
     decision_times: pd.DatetimeIndex | None = None
+    card: ModelCard | None = None
 
     def text(self) -> str:
         """The first table and the verdicts (what the CLI prints)."""
@@ -391,6 +396,49 @@ def _add_pool(
     ]
 
 
+def _add_served(
+    forecasts: dict[str, ForecastDistribution],
+    labels: dict[str, str],
+    variants: list[str],
+    subject: _Subject,
+    baselines: Sequence[Baseline],
+    targets: np.ndarray,
+    config: SSSDConfig,
+    ecfg: EvaluationConfig,
+    registry: Registry | None,
+    evaluated: UtcRange,
+) -> list[str]:
+    """Add what the fallback policy serves as the row ``served`` (see ``model_card``)."""
+    service = subject.service
+    if not ecfg.served or service is None or service.model_name not in forecasts:
+        return []
+    model_id = service.model_id
+    prior = registry.model_card(model_id) if registry is not None and model_id is not None else None
+    row = served_forecast(
+        forecasts,
+        service.model_name,
+        baselines,
+        targets,
+        config.inference.fallback,
+        ecfg,
+        prior_card=prior,
+        model_id=model_id or 0,
+        weights_digest=service.model_digest,
+        evaluated=evaluated,
+    )
+    forecasts[row.forecast.name] = row.forecast
+    labels[row.forecast.name] = row.label
+    variants.append(row.forecast.name)
+    return [row.note]
+
+
+def _range_name(model_config: SSSDConfig, evaluated: UtcRange) -> str:
+    """ "test range" when the evaluated range lies in the model's test split."""
+    test = model_config.data.splits.test.utc_range("test range")
+    inside = test.start <= evaluated.start and evaluated.end <= test.end
+    return "test range" if inside else "evaluation range"
+
+
 def _baseline_diagnostics(baselines: Sequence[Baseline]) -> tuple[dict[str, Any], list[str]]:
     """Counts of GARCH refits that failed or did not converge, for metrics.json and the notes."""
     data: dict[str, Any] = {}
@@ -604,6 +652,18 @@ def evaluate(
         forecasts = {k: f.select(keep) for k, f in forecasts.items()}
         targets, last_close, scored_times = targets[keep], last_close[keep], times[keep]
         pool_note = _add_pool(forecasts, labels, variants, model_key, targets, ecfg)
+        pool_note += _add_served(
+            forecasts,
+            labels,
+            variants,
+            subject,
+            baselines,
+            targets,
+            config,
+            ecfg,
+            registry,
+            evaluated,
+        )
         diagnostics, diag_notes = _baseline_diagnostics(baselines)
         diagnostics["baseline_tuning"] = tuning_used
         rules = {k: v[keep] for k, v in rules.items()}
@@ -642,6 +702,7 @@ def evaluate(
         service = subject.service
         model_id = service.model_id if service is not None else None
         rows = 0
+        card = None
         if record and registry is not None:
             if service is not None and model_id is None:  # a checkpoint the registry lacks
                 model_id = registry.register_from_config(service.config).id
@@ -649,6 +710,21 @@ def evaluate(
             if service is not None:
                 extra["num_samples"] = samples
             rows = record_evaluation(registry, summary, evaluated, model_id, extra)
+            if service is not None and model_id is not None and model_key is not None:
+                assert subject.model_config is not None
+                card = registry.save_model_card(
+                    card_from_evaluation(
+                        summary,
+                        forecasts,
+                        targets,
+                        baselines,
+                        model_id=model_id,
+                        weights_digest=service.model_digest,
+                        evaluated=evaluated,
+                        range_name=_range_name(subject.model_config, evaluated),
+                        report=str(files.report),
+                    )
+                )
         return EvaluationResult(
             summary=summary,
             files=files,
@@ -664,6 +740,7 @@ def evaluate(
             checkpoint=service.checkpoint_path if service is not None else None,
             metric_rows=rows,
             decision_times=scored_times,
+            card=card,
         )
 
 

@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scoringrules as sr
-from scipy.signal import lfilter
 
 from forex_diffusion.errors import CheckpointError, DataError
 from forex_diffusion.timeframes import NS_PER_MIN
@@ -116,6 +114,8 @@ def ewma_states(x2: np.ndarray, lam: float, init: float) -> np.ndarray:
     """
     if x2.size == 0:
         return np.array([init])
+    from scipy.signal import lfilter  # imported here: scipy.signal is slow to import
+
     y, _ = lfilter([1.0 - lam], [1.0, -lam], x2, zi=[lam * init])
     return np.concatenate([[init], y])
 
@@ -149,12 +149,15 @@ def tune_ewma_lambda(
     floor = VAR_FLOOR_RATIO * float((returns**2).mean())
     r = returns[burn_in:]
     scores: dict[float, float] = {}
+    if objective == "crps":
+        from scoringrules import crps_normal  # imported here: forecasting needs no scoring
+
     for lam in lambdas:
         var = np.maximum(ewma_states(u2, float(lam), init)[:-1] * f2, floor)[burn_in:]
         if objective == "loglik":
             scores[float(lam)] = float(np.mean(-0.5 * (np.log(2 * np.pi * var) + r * r / var)))
         else:
-            crps = sr.crps_normal(r, 0.0, np.sqrt(var), backend="numpy")
+            crps = crps_normal(r, 0.0, np.sqrt(var), backend="numpy")
             scores[float(lam)] = float(np.mean(np.asarray(crps)))
     pick = max if objective == "loglik" else min
     best = pick(scores, key=lambda lam: scores[lam])

@@ -90,7 +90,7 @@ class SSSDEnsembleInferenceService:
         mix = mixture_forecast(preds, self.weights)
         draws = mix.draw(num_samples, self._rng).samples  # (H, num_samples)
         first = preds[0]
-        return SSSDPrediction.from_forecast(
+        out = SSSDPrediction.from_forecast(
             mix,
             first.horizons,
             samples={h: draws[j] for j, h in enumerate(first.horizons)},
@@ -101,6 +101,14 @@ class SSSDEnsembleInferenceService:
             model_name=self.model_name,
             pip_size=first.pip_size,
         )
+        for h in first.horizons:  # what each member served (its fallback policy) and why
+            sources = {p.source.get(h, "model") for p in preds}
+            out.source[h] = sources.pop() if len(sources) == 1 else "mixed"
+            out.card_statement[h] = "; ".join(
+                f"member {p.model_name}: {p.source.get(h, 'model')} ({p.card_statement.get(h)})"
+                for p in preds
+            )
+        return out
 
     def get_direction(self, pred: SSSDPrediction, horizon: int) -> str:
         return direction_from_prediction(pred, horizon, self.direction_threshold)

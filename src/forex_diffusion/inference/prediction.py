@@ -28,6 +28,10 @@ UNITS = {
     "mc_se": "Monte-Carlo standard error of each figure (noise of the sampling; price change, "
     "prob_up as a probability)",
     "horizons": "minutes after the decision time (timestamp, UTC)",
+    "source": "what is served per horizon: model, fallback:<baseline> (the best baseline, where "
+    "the model's card says it lost significantly) or pool (the model pooled with that baseline)",
+    "card_statement": "per horizon, the model card's sentence (how the model did against the best "
+    "baseline on a range it never saw) and what is served, or why there is no card",
 }
 
 
@@ -56,6 +60,9 @@ class SSSDPrediction:
     calibrated: bool = False  # the samples went through the model's recalibration map
     seed: int | None = None
     direction_threshold: float = 0.7
+    source: dict[int, str] = field(default_factory=dict)  # "model" | "fallback:<b>" | "pool"
+    card_statement: dict[int, str] = field(default_factory=dict)
+    card: dict[str, Any] | None = None  # the model card (without the baselines' fitted state)
 
     @classmethod
     def from_samples(
@@ -223,6 +230,9 @@ class SSSDPrediction:
             "seed": self.seed,
             "direction_threshold": self.direction_threshold,
             "units": dict(UNITS),
+            "source": {str(h): self.source.get(h, "model") for h in self.horizons},
+            "card_statement": {str(h): self.card_statement.get(h) for h in self.horizons},
+            "card": self.card,
         }
         for name in SUMMARIES:
             out[name] = {str(h): v for h, v in getattr(self, name).items()}
@@ -287,6 +297,8 @@ def horizon_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
             "prob_up_se": se.get("prob_up", {}).get(key),
             "confidence": data.get("confidence", {}).get(key),
             "direction": data.get("direction", {}).get(key),
+            "source": data.get("source", {}).get(key, "model"),
+            "card_statement": data.get("card_statement", {}).get(key),
         }
         for name in SUMMARIES:
             row[f"{name}_change"] = data[name][key]

@@ -54,6 +54,7 @@ from forex_diffusion.features.unified_pipeline import (
     required_history,
 )
 from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
+from forex_diffusion.inference.fallback import MODEL, ServingPlan, plan_serving, serve
 from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.prediction import (
     SSSDPrediction,
@@ -63,6 +64,7 @@ from forex_diffusion.inference.prediction import (
 from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint, weights_digest
 from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
 from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.registry.model_cards import ModelCard
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.timeframes import timeframe_minutes
 from forex_diffusion.timeinput import parse_utc
@@ -153,6 +155,9 @@ class SSSDInferenceService:
         device: "auto", "cpu" or "cuda"; None = ``config.inference.device``.
         registry, model_id: where predictions are logged when ``inference.log_predictions``.
         clock: monotonic clock of the TTL cache (injectable for tests).
+        card: the model's card from the registry (None: never evaluated); with
+            ``inference.fallback`` it decides per horizon what ``predict`` serves
+            (``inference.fallback``; ``serving`` holds the decision).
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class SSSDInferenceService:
         clock: Callable[[], float] = time.monotonic,
         checkpoint_path: Path | None = None,
         calibration: QuantileRecalibrator | None = None,
+        card: ModelCard | None = None,
     ) -> None:
         self.config = config
         # a global model serves this asset through its embedding row (0 = an unseen asset)
@@ -190,6 +196,11 @@ class SSSDInferenceService:
         self.cache_misses = 0
         # identity of the weights in the cache key: the service's model is fixed at construction
         self.model_digest = weights_digest(self.model.state_dict())
+        self.card = card
+        self.serving: ServingPlan = plan_serving(
+            card, self.horizons, config.inference.fallback, self.model_name, self.model_digest
+        )
+        self.serving.baselines()  # a card whose baselines cannot be rebuilt fails here
         history = required_history(config)
         # calendar span that surely holds the needed bars: trading time x 7/5 for weekends + slack
         need_min = max(n * timeframe_minutes(tf) for tf, n in history.items())
@@ -211,6 +222,7 @@ class SSSDInferenceService:
         inference: InferenceConfig | None = None,
         asset: str | None = None,
         unseen_standardizer: Standardizer | None = None,
+        card: ModelCard | None = None,
     ) -> SSSDInferenceService:
         """Service from a checkpoint file. The model, features and standardizer come from the
         checkpoint; ``inference`` (sampling defaults, cache TTL, threshold, logging, device)
@@ -259,6 +271,7 @@ class SSSDInferenceService:
             calibration=(
                 QuantileRecalibrator.from_dict(calibration) if calibration is not None else None
             ),
+            card=card,
         )
 
     # ------------------------------------------------------------------ windows
@@ -401,8 +414,11 @@ class SSSDInferenceService:
         elapsed_ms: float,
         calibrated: bool = False,
         seed: int | None = None,
+        sources: list[list[str]] | None = None,
     ) -> list[SSSDPrediction]:
-        """Scaled samples (B, H, S) → price-change samples per forecast."""
+        """Scaled samples (B, H, S) → price-change samples per forecast, each with what was
+        served per horizon (``sources`` from the fallback policy; None: the model, the policy
+        not applied on this path)."""
         log_ret = scaled * scales[:, :, None]
         change = log_return_to_price_change(log_ret, last_close[:, None, None])
         preds = []
@@ -422,7 +438,64 @@ class SSSDInferenceService:
                 )
             )
             preds[-1].calibrated = calibrated
+            self._describe_serving(preds[-1], None if sources is None else sources[b])
         return preds
+
+    def _describe_serving(self, pred: SSSDPrediction, sources: list[str] | None) -> None:
+        """Set the prediction's per-horizon source, the card's statement and the card."""
+        plan = self.serving
+        pred.card = (
+            None if plan.card is None else plan.card.model_dump(mode="json", exclude={"baselines"})
+        )
+        for j, h in enumerate(plan.horizons):
+            served = MODEL if sources is None else sources[j]
+            statement = h.statement
+            if served != h.source:
+                statement += (
+                    "; not applied here (no candles for the baseline on this call path)"
+                    if sources is None
+                    else "; not applied here (too little history for the baseline), so the "
+                    "model is served"
+                )
+            pred.source[h.horizon] = served
+            pred.card_statement[h.horizon] = statement
+
+    def _fallback_digest(self, win: _Window) -> str | None:
+        """Digest of the bars a served baseline reads (None when no horizon serves one)."""
+        if not self.serving.baselines_needed():
+            return None
+        times = win.candles.index.asi8
+        return features_digest({}, times, win.candles["close"].to_numpy(dtype=np.float64))
+
+    def _apply_fallback(
+        self, scaled: np.ndarray, scales: np.ndarray, windows: Sequence[_Window]
+    ) -> tuple[np.ndarray, list[list[str]]]:
+        """The fallback policy on scaled samples (B, H, S) of the B ``windows``' decision times:
+        the served scaled samples and the B × H sources (see ``inference.fallback``). Each
+        baseline forecasts from the window's 5m bars closed by its decision time."""
+        plan = self.serving
+        if not plan.baselines_needed():
+            return scaled, [[h.source for h in plan.horizons] for _ in windows]
+        from forex_diffusion.models.distribution import ForecastDistribution  # scipy: lazily
+
+        out = scaled.copy()
+        sources = []
+        for b, win in enumerate(windows):
+            bars5 = resample_ohlc(
+                win.candles, "5m", base_timeframe=win.base_timeframe, asof=win.decision_time
+            )
+            times = pd.DatetimeIndex([win.decision_time])
+            model = ForecastDistribution.from_samples(
+                self.model_name, times, self.horizons, scaled[b : b + 1] * scales[b, :, None]
+            )
+            baselines = {
+                name: baseline.forecast(bars5, times, self.horizons)
+                for name, baseline in plan.baselines().items()
+            }
+            served, rows = serve(plan, model, baselines)
+            out[b] = served[0] / scales[b, :, None]
+            sources.append(rows[0])
+        return out, sources
 
     def _params(
         self, num_samples: int | None, sampler: str | None, steps: int | None, eta: float | None
@@ -524,6 +597,7 @@ class SSSDInferenceService:
         key = (
             self.model_digest,
             features_digest(features, dataset.scales, dataset.last_close),
+            self._fallback_digest(win),
             win.decision_time,
             n,
             s,
@@ -537,9 +611,17 @@ class SSSDInferenceService:
         self.cache_misses += 1
         gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
         scaled = self._sample(features, n, s, k, e, gens, cal)
+        scaled, sources = self._apply_fallback(scaled, dataset.scales, [win])
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
-            scaled, dataset.scales, dataset.last_close, [win.decision_time], elapsed, cal, seed
+            scaled,
+            dataset.scales,
+            dataset.last_close,
+            [win.decision_time],
+            elapsed,
+            cal,
+            seed,
+            sources,
         )[0]
         if generator is None:
             self._cache[key] = pred
@@ -653,11 +735,20 @@ class SSSDInferenceService:
                 dataset, None, num_samples, sampler, steps, eta, generator, batch_size, calibrated
             )
         else:
-            datasets = [self._window_dataset(self._window(f)) for f in df]
+            windows = [self._window(f) for f in df]
+            datasets = [self._window_dataset(w) for w in windows]
             if not datasets:
                 return []
             preds = self._predict_many(
-                datasets, num_samples, sampler, steps, eta, generator, batch_size, calibrated
+                datasets,
+                num_samples,
+                sampler,
+                steps,
+                eta,
+                generator,
+                batch_size,
+                calibrated,
+                windows,
             )
         self._log(preds, batch_size=len(preds))
         return preds
@@ -672,8 +763,10 @@ class SSSDInferenceService:
         generator: torch.Generator | None,
         batch_size: int,
         calibrated: bool | None = None,
+        windows: Sequence[_Window] | None = None,
     ) -> list[SSSDPrediction]:
-        """One forecast per one-sample dataset, their features stacked ``batch_size`` at a time."""
+        """One forecast per one-sample dataset, their features stacked ``batch_size`` at a time
+        (with the fallback policy applied when the datasets' ``windows`` are given)."""
 
         def features_of(lo: int, hi: int) -> dict[str, torch.Tensor]:
             batches = [d.get_batch([0])[0] for d in datasets[lo:hi]]
@@ -687,14 +780,19 @@ class SSSDInferenceService:
             decision_ns, features_of, params, generator, batch_size, cal
         ):
             chunk = datasets[lo:hi]
+            scales = np.concatenate([d.scales for d in chunk])
+            sources = None
+            if windows is not None:
+                scaled, sources = self._apply_fallback(scaled, scales, windows[lo:hi])
             preds.extend(
                 self._to_predictions(
                     scaled,
-                    np.concatenate([d.scales for d in chunk]),
+                    scales,
                     np.concatenate([d.last_close for d in chunk]),
                     [d.decision_times[0] for d in chunk],
                     ms,
                     cal,
+                    sources=sources,
                 )
             )
         return preds
@@ -811,6 +909,9 @@ def load_sssd_inference_service(
     loss) under ``checkpoint_dir`` is used; otherwise that model's best. Falls back to
     ``checkpoint_dir/ASSET/MODEL/best.ckpt`` when the registry has no entry.
 
+    The model's card (``Registry.model_card``) comes with it: ``service.card``, and
+    ``service.serving`` says per horizon what ``predict`` serves (``inference.fallback``).
+
     Raises:
         NotFoundError: unknown asset or model (the message lists what exists).
     """
@@ -858,9 +959,15 @@ def load_sssd_inference_service(
                 model_id = reg.get_model(asset, path.parent.name).id
             except NotFoundError:
                 model_id = None
+    card = reg.model_card(model_id) if model_id is not None else None
     logger.info(f"loading {asset} model from {path}")
     return SSSDInferenceService.from_checkpoint(
-        path, device=device, registry=reg, model_id=model_id, inference=cfg.inference
+        path,
+        device=device,
+        registry=reg,
+        model_id=model_id,
+        inference=cfg.inference,
+        card=card,
     )
 
 

@@ -4,6 +4,7 @@ taking a Session, and the ``Registry`` facade over them.
 Use ``open_registry(config)`` (or ``Registry(url)``); the schema is migrated on first use.
 """
 
+from forex_diffusion.registry.model_cards import CardHorizon, ModelCard
 from forex_diffusion.registry.model_configs import model_configs_from_sssd
 from forex_diffusion.registry.records import (
     CheckpointRecord,
@@ -15,9 +16,11 @@ from forex_diffusion.registry.records import (
 from forex_diffusion.registry.repository import Registry, open_registry
 
 __all__ = [
+    "CardHorizon",
     "CheckpointRecord",
     "InferenceLogRecord",
     "MetricRecord",
+    "ModelCard",
     "ModelRecord",
     "Registry",
     "RunRecord",

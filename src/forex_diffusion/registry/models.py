@@ -1,6 +1,6 @@
 """SQLAlchemy 2 declarative ORM of the model registry (SPEC §6).
 
-Five tables; the Alembic migrations in ``migrations/versions`` create exactly this schema (a test
+Six tables (the sixth, model cards, since revision 0002); the Alembic migrations in ``migrations/versions`` create exactly this schema (a test
 runs autogenerate's ``compare_metadata`` against both SQLite and PostgreSQL). Timestamps are
 stored in UTC and always come back tz-aware. The classes are named for rows (``ModelRow``, not the
 network); they stay inside the registry package: its API hands out frozen pydantic records
@@ -229,3 +229,20 @@ class MetricRow(Base):
     def model_name(self) -> str | None:
         """The model's name; None for a baseline."""
         return None if self.model is None else self.model.model_name
+
+
+class ModelCardRow(Base):
+    """The model card of one model: its verdict against the baselines on an evaluated range
+    (``card`` is the ``ModelCard`` as JSON); one per model, replaced by each new evaluation."""
+
+    __tablename__ = "sssd_model_cards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("sssd_models.id", ondelete="CASCADE"), unique=True
+    )
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    card: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

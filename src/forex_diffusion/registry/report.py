@@ -17,7 +17,8 @@ def registry_report(
     reg: Registry, asset: str, model_name: str | None = None, max_runs: int = 20
 ) -> dict[str, Any]:
     """Everything about an asset (or one model): models with their runs, checkpoints,
-    latest metrics and inference activity, plus the latest baseline metrics (JSON-ready).
+    latest metrics, inference activity and model card, plus the latest baseline metrics
+    (JSON-ready).
 
     An asset evaluated only by baselines (no model) reports its baselines and no models.
 
@@ -53,6 +54,7 @@ def registry_report(
                     "count": reg.count_inference_logs(model.id),
                     "latest": inference[0].to_dict() if inference else None,
                 },
+                "card": card.to_dict() if (card := reg.model_card(model.id)) else None,
             }
         )
     baselines = [m.to_dict() for m in reg.latest_baseline_metrics(asset)]

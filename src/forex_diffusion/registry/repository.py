@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from forex_diffusion.assets import normalize_asset
 from forex_diffusion.errors import RegistryError
-from forex_diffusion.registry import checkpoints, inference_logs, models_repo, runs
+from forex_diffusion.registry import checkpoints, inference_logs, model_cards, models_repo, runs
 from forex_diffusion.registry import metrics as metrics_repo
 from forex_diffusion.registry.db import (
     create_registry_engine,
@@ -44,6 +44,7 @@ from forex_diffusion.registry.db import (
     resolve_db_url,
     sqlite_path,
 )
+from forex_diffusion.registry.model_cards import ModelCard
 from forex_diffusion.registry.model_configs import model_configs_from_sssd
 from forex_diffusion.registry.records import (
     CheckpointRecord,
@@ -473,6 +474,18 @@ class Registry:
         asset = normalize_asset(asset)
         with self._tx(f"reading metrics of {asset}") as session:
             return metrics_repo.has_any(session, asset)
+
+    # ------------------------------------------------------------------ model cards
+
+    def save_model_card(self, card: ModelCard) -> ModelCard:
+        """Store ``card`` as its model's card, replacing the previous one."""
+        with self._tx(f"saving the model card of {card.asset}/{card.model_name}") as session:
+            return model_cards.save(session, card)
+
+    def model_card(self, model_id: int) -> ModelCard | None:
+        """The card of model ``model_id``, or None when it was never evaluated."""
+        with self._tx(f"reading the model card of model {model_id}") as session:
+            return model_cards.of_model(session, model_id)
 
 
 def artifacts_root_for(

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import ndtri
 
-from forex_diffusion.evaluation.forecast import ForecastDistribution
+from forex_diffusion.models.distribution import ForecastDistribution
 
 
 def component_samples(dist: ForecastDistribution, n_quantiles: int = 100) -> np.ndarray:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 from scipy.special import ndtr, ndtri
@@ -24,6 +25,39 @@ from scipy.special import ndtr, ndtri
 from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast, crps_ensemble_fair
 
 Kind = Literal["gaussian", "student_t", "samples"]
+
+# Named on every call: scoringrules' default backend is process-wide state (numba when
+# installed, which compiles on first use).
+_BACKEND = "numpy"
+
+
+def crps_gaussian(mu: npt.ArrayLike, sigma: npt.ArrayLike, y: npt.ArrayLike) -> np.ndarray:
+    """Closed-form CRPS of N(mu, sigma²) at ``y`` (Gneiting et al. 2005), broadcast elementwise.
+
+    CRPS = sigma · [z (2Φ(z) − 1) + 2 φ(z) − 1/√π], z = (y − mu) / sigma
+    (``scoringrules.crps_normal``).
+    """
+    import scoringrules as sr  # imported here: forecasting needs no scoring (start-up)
+
+    mu, sigma, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, y))
+    return np.asarray(sr.crps_normal(y, mu, sigma, backend=_BACKEND))
+
+
+def crps_student_t(
+    mu: npt.ArrayLike, sigma: npt.ArrayLike, nu: npt.ArrayLike, y: npt.ArrayLike
+) -> np.ndarray:
+    """Closed-form CRPS of a location-scale Student-t (ν > 1) at ``y``, elementwise.
+
+    scoringrules' ``crps_t``: with z = (y − mu)/sigma and F_ν, f_ν the standard t CDF and
+    density, CRPS = sigma · [z (2F_ν(z) − 1) + 2 f_ν(z) (ν + z²)/(ν − 1)
+    − 2√ν B(½, ν − ½) / ((ν − 1) B(½, ν/2)²)].
+    """
+    mu, sigma, nu, y = (np.asarray(a, dtype=np.float64) for a in (mu, sigma, nu, y))
+    if np.any(nu[np.isfinite(nu)] <= 1):
+        raise ValueError("the Student-t CRPS needs ν > 1 (finite mean)")
+    import scoringrules as sr  # imported here: forecasting needs no scoring (start-up)
+
+    return np.asarray(sr.crps_t(y, nu, mu, sigma, backend=_BACKEND), dtype=np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -280,8 +314,6 @@ class ForecastDistribution:
 
         Gaussian and Student-t: closed forms; samples: the fair (unbiased) ensemble estimator.
         """
-        from forex_diffusion.evaluation.metrics import crps_gaussian, crps_student_t
-
         y = self._observations(y)
         f = self.forecast
         if isinstance(f, GaussianForecast):

@@ -1,4 +1,4 @@
-"""Honest baseline forecasters for the evaluation (SPEC §7).
+"""Honest baseline forecasters (SPEC §7): scored in the evaluation, served by the fallback policy.
 
 All four are zero-mean (random walk) Gaussian forecasts of the h-minute log return whose
 variance comes from 5m log returns known at the decision time t:
@@ -24,18 +24,16 @@ from __future__ import annotations
 import math
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Self
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from arch import arch_model
 from loguru import logger
-from scipy.signal import lfilter
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.errors import DataError
-from forex_diffusion.evaluation.forecast import ForecastDistribution
 from forex_diffusion.features.volatility import (
     TUNE_BURN_IN as _TUNE_BURN_IN,
 )
@@ -52,6 +50,7 @@ from forex_diffusion.features.volatility import (
     tune_ewma_lambda,
 )
 from forex_diffusion.features.volatility import utc_ns as _utc_ns
+from forex_diffusion.models.distribution import ForecastDistribution
 
 __all__ = [
     "Baseline",
@@ -296,6 +295,8 @@ def fit_garch(returns: np.ndarray, dist: str = "t") -> GarchFit:
     if r.size < 10 or rms <= 0:
         raise DataError(f"GARCH fit needs moving prices: {r.size} returns, rms {rms:g}")
     scale = 1.0 / rms
+    from arch import arch_model  # imported here: slow to import, and only fitting needs it
+
     model = arch_model(
         r * scale,
         mean="Zero",
@@ -435,6 +436,8 @@ class GarchBaseline(Baseline):
             path = np.array([v_state])
             if k_max > k_state:  # filter forward with fixed parameters
                 x = params.omega + params.alpha * r2[k_state:k_max]
+                from scipy.signal import lfilter  # slow to import: only GARCH filtering needs it
+
                 y, _ = lfilter([1.0], [1.0, -params.beta], x, zi=[params.beta * v_state])
                 path = np.concatenate([path, y])
                 k_state, v_state = k_max, float(path[-1])
@@ -469,3 +472,93 @@ def build_baselines(cfg: EvaluationConfig) -> list[Baseline]:
         else:  # pragma: no cover - the config validates names
             raise ValueError(f"unknown baseline {name!r}")
     return out
+
+
+# --------------------------------------------------------------------------- fitted state
+
+
+def baseline_state(baseline: Baseline) -> dict[str, Any]:
+    """A fitted baseline as plain JSON values (its name, settings and what ``fit`` estimated),
+    so that the exact baseline a model was judged against can be stored and served later."""
+    if baseline.train_var_ is None:
+        raise RuntimeError(f"baseline {baseline.name!r}: fit it before saving its state")
+    state: dict[str, Any] = {"name": baseline.name, "train_var": baseline.train_var_}
+    if isinstance(baseline, RollingVolBaseline):
+        state["window"] = baseline.window
+    elif isinstance(baseline, EwmaVolBaseline):
+        state.update(
+            lambdas=list(baseline.lambdas), objective=baseline.objective, lambda_=baseline.lambda_
+        )
+        if isinstance(baseline, SeasonalEwmaBaseline):
+            assert baseline.factors_ is not None
+            state.update(
+                slot_minutes=baseline.slot_minutes,
+                prior_count=baseline.prior_count,
+                factor2=baseline.factors_.factor2.tolist(),
+                init_u2=baseline.init_u2_,
+            )
+    elif isinstance(baseline, GarchBaseline):
+        assert baseline.train_fit_ is not None
+        state.update(
+            window=baseline.window,
+            refit_every=baseline.refit_every,
+            dist=baseline.dist,
+            train_fit=asdict(baseline.train_fit_),
+        )
+    else:  # pragma: no cover - every baseline class is listed above
+        raise TypeError(f"no state for a {type(baseline).__name__}")
+    return state
+
+
+def baseline_from_state(state: Mapping[str, Any]) -> Baseline:
+    """The fitted baseline saved by :func:`baseline_state` (ready to ``forecast``).
+
+    Raises:
+        ValueError: an unknown baseline name or a state missing what that baseline needs.
+    """
+    name = state.get("name")
+    try:
+        baseline: Baseline
+        if name == "rolling":
+            baseline = RollingVolBaseline(int(state["window"]))
+        elif name in ("ewma", "ewma_seasonal"):
+            lambdas = [float(x) for x in state["lambdas"]]
+            if name == "ewma":
+                baseline = EwmaVolBaseline(lambdas, str(state["objective"]))
+            else:
+                seasonal = SeasonalEwmaBaseline(
+                    lambdas,
+                    str(state["objective"]),
+                    int(state["slot_minutes"]),
+                    float(state["prior_count"]),
+                )
+                seasonal.factors_ = SeasonalFactors(
+                    seasonal.slot_minutes, np.asarray(state["factor2"], dtype=np.float64)
+                )
+                seasonal.init_u2_ = float(state["init_u2"])
+                baseline = seasonal
+            assert isinstance(baseline, EwmaVolBaseline)
+            baseline.lambda_ = float(state["lambda_"])
+            if isinstance(baseline, SeasonalEwmaBaseline):
+                assert baseline.factors_ is not None and baseline.init_u2_ is not None
+                baseline.fit_ = SeasonalEwma(
+                    baseline.factors_,
+                    baseline.lambda_,
+                    baseline.init_u2_,
+                    float(state["train_var"]),
+                    {},
+                )
+            baseline.label = (
+                f"RW, {'seasonal ' if name == 'ewma_seasonal' else ''}EWMA σ "
+                f"(λ={baseline.lambda_:g})"
+            )
+        elif name == "garch":
+            garch = GarchBaseline(int(state["window"]), int(state["refit_every"]), state["dist"])
+            garch.train_fit_ = GarchFit(**state["train_fit"])
+            baseline = garch
+        else:
+            raise ValueError(f"unknown baseline {name!r}")
+        baseline.train_var_ = float(state["train_var"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"baseline state of {name!r} is incomplete ({exc!r})") from None
+    return baseline
