@@ -13,6 +13,7 @@ import pytest
 
 from forex_diffusion.cli import common, data_cmd, serve_cmd
 from forex_diffusion.data.importers import FORMAT_NAMES
+from forex_diffusion.data.store import CandleStore
 from forex_diffusion.service.settings import TOKEN_ENV
 from forex_diffusion.settings import ENV_ARTIFACTS_DIR, ENV_DATA_DIR, ENV_DB_URL
 
@@ -57,6 +58,23 @@ def test_data_info_does_not_import_torch(tmp_path: Path) -> None:
     modules, out = _modules_after("data", "info", "--data-dir", str(tmp_path / "store"))
     assert "is empty" in out
     assert not {"torch", "lightning"} & modules
+
+
+def test_data_info_on_a_store_reads_only_what_it_needs(tmp_path: Path) -> None:
+    """A stored asset is summarised without torch, pandas, DuckDB or the config: the year
+    files are read (pyarrow, numpy) only until the store's manifest describes them."""
+    store = tmp_path / "store"
+    modules, out = _modules_after(
+        "data", "synth", "--start", "2021-03-01", "--end", "2021-03-02", "--data-dir", str(store)
+    )
+    assert "SYNTHETIC" in out
+    heavy = {"torch", "lightning", "pandas", "duckdb", "sqlalchemy", "omegaconf"}
+    bars = CandleStore(store).info("SYNTH").bars
+    for read_files in (True, False):  # no manifest yet, then the manifest
+        modules, out = _modules_after("data", "info", "--data-dir", str(store))
+        assert f"│ SYNTH │ 1m   │ {bars:,} │" in out, out
+        assert not heavy & modules, sorted(heavy & modules)
+        assert ({"pyarrow", "numpy"} <= modules) is read_files
 
 
 def test_help_names_agree_with_the_modules_they_avoid() -> None:

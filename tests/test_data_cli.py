@@ -152,3 +152,94 @@ def test_config_paths_data_dir_is_used(
     )
     assert code == 0, out
     assert CandleStore(tmp_path / "cfg_store").assets() == ["SYNTH"]
+
+
+def _info_rows(out: str) -> dict[str, list[str]]:
+    """The cells of each asset row of the `data info` table, by asset."""
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()]
+    return {r[0]: r for r in rows if len(r) == 8}
+
+
+def test_info_is_the_stores_summary_on_real_data(tmp_path: Path, fx_dir: Path) -> None:
+    """`data info` (store_info: the manifest, no pandas) shows exactly CandleStore.info: a
+    real year plus the first week of the next (a year boundary), before and after the
+    manifest exists, and after an append changes a year file."""
+    from forex_diffusion.data import store_info
+    from forex_diffusion.data.store import _YEAR_FILE, CLOSURE_MIN, GAP_THRESHOLD, META_FILE
+    from fx_test_utils import load_fx
+
+    assert store_info.META_FILE == META_FILE and store_info.YEAR_FILE.pattern == _YEAR_FILE.pattern
+    assert GAP_THRESHOLD.value == store_info.GAP_THRESHOLD_NS
+    assert CLOSURE_MIN.value == store_info.CLOSURE_MIN_NS
+    root = tmp_path / "store"
+    code, out = run(
+        "data", "import", str(fx_dir / "EURUSD_M1_2019.csv.gz"), "--asset", "EURUSD",
+        "--data-dir", str(root),
+    )  # fmt: skip
+    assert code == 0, out
+    store = CandleStore(root)
+    store.write("EURUSD", load_fx(fx_dir, "2020-01-01", "2020-01-06"))
+    store.write("EURUSD", load_fx(fx_dir, "2020-01-06", "2020-01-08"))  # one file, rewritten
+
+    def check() -> None:
+        want = store.info("EURUSD")
+        got = store_info.summarize_asset(root, "EURUSD")
+        assert (got.asset, got.base_timeframe, got.bars) == (
+            want.asset,
+            want.base_timeframe,
+            want.bars,
+        )
+        assert (pd.Timestamp(got.first), pd.Timestamp(got.last)) == (want.first, want.last)
+        assert [(pd.Timestamp(s), pd.Timestamp(e)) for s, e in got.gaps] == [
+            (g.start, g.end) for g in want.gaps
+        ]
+        assert (got.closures, got.synthetic) == (want.closures, want.synthetic)
+        code, out = run("data", "info", "--data-dir", str(root))
+        assert code == 0, out
+        assert _info_rows(out)["EURUSD"] == [
+            "EURUSD", "1m", f"{want.bars:,}", want.first.strftime("%Y-%m-%d %H:%M"),
+            want.last.strftime("%Y-%m-%d %H:%M"), str(want.gap_count), str(want.closures),
+            "market",
+        ]  # fmt: skip
+        code, out = run("data", "info", "--data-dir", str(root), "--asset", "eurusd")
+        assert code == 0, out
+        for g in want.gaps[:20]:
+            line = f"│ {g.start:%Y-%m-%d %H:%M} │ {g.end:%Y-%m-%d %H:%M} │ {g.duration} │"
+            assert line in out, line
+
+    manifest = root / "EURUSD" / store_info.MANIFEST_FILE
+    assert not manifest.exists()
+    check()  # reads the year files, writes the manifest
+    assert manifest.is_file()
+    check()  # from the manifest
+    assert store.info("EURUSD").gap_count > 0 and store.info("EURUSD").closures > 50
+    before = store.info("EURUSD").bars
+    store.write("EURUSD", load_fx(fx_dir, "2020-01-08", "2020-01-10"))  # 2020.parquet replaced
+    assert store.info("EURUSD").bars > before
+    check()
+
+
+def test_info_reads_no_damaged_file_from_the_manifest(tmp_path: Path) -> None:
+    """A year file replaced behind the manifest's back is read again, and a damaged one is
+    reported by name as before."""
+    from forex_diffusion.data import store_info
+
+    root = tmp_path / "store"
+    code, out = run(
+        "data", "synth", "--start", "2021-03-01", "--end", "2021-03-03", "--data-dir", str(root)
+    )
+    assert code == 0, out
+    assert run("data", "info", "--data-dir", str(root))[0] == 0
+    assert (root / "SYNTH" / store_info.MANIFEST_FILE).is_file()
+    (root / "SYNTH" / "2021.parquet").write_bytes(b"not parquet")
+    code, out = run("data", "info", "--data-dir", str(root))
+    assert code == 2 and "DAMAGED" in out and "2021.parquet" in out
+
+
+@pytest.mark.parametrize("minutes", [1, 31, 59, 61, 14 * 60 + 6, 23 * 60 + 59, 25 * 60])
+def test_gap_length_is_written_as_pandas_writes_it(minutes: int) -> None:
+    from datetime import timedelta
+
+    from forex_diffusion.cli.data_cmd import _duration
+
+    assert _duration(timedelta(minutes=minutes)) == str(pd.Timedelta(minutes=minutes))

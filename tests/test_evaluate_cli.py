@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -127,6 +128,20 @@ def test_no_record(root: Path) -> None:
     code, text = cli(root, *args, "--stride", "48", "--no-record")
     assert code == 0, text
     assert "Registry:" not in text and (out / "report.md").is_file()
+    # off a terminal, the baselines' stages are one summary line each, timing every baseline
+    tuned = re.search(
+        r"^tuning (\d) baselines on .+: (\d)/(\d) done in [\d.]+ s; (.+)$", text, re.M
+    )
+    assert tuned is not None and tuned[1] == tuned[2] == tuned[3], text
+    names = re.findall(r"(\w+) [\d.]+ s", tuned[4])
+    assert len(names) == int(tuned[1]) and "ewma_seasonal" in names, tuned[4]
+    forecast = re.search(
+        r"^baseline forecasts at [\d,]+ decision times: (\d)/(\d) done in [\d.]+ s; (.+)$",
+        text,
+        re.M,
+    )
+    assert forecast is not None and forecast[1] == forecast[2] == tuned[1], text
+    assert re.findall(r"(\w+) [\d.]+ s", forecast[3]) == names
     with _registry(root) as reg:
         starts = {m.window_start for m in reg.latest_metrics("EURUSD")}
     assert pd.Timestamp("2019-01-29", tz="UTC").to_pydatetime() not in starts

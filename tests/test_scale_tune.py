@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,13 @@ def test_tune_four_trials_asha_registry_export(tmp_path: Path) -> None:
 
     best = summary["best"]
     assert best["val_crps"] == min(t["val_crps"] for t in trials)
+    # off a terminal, the trials are one summary line on stderr naming the best so far
+    assert re.search(
+        rf"^tune {summary['study']}: trials: 4/4 done in [\d.]+ s; best val_crps "
+        rf"{best['val_crps']:.6g} \(trial {best['trial_id']}\)$",
+        done.stderr,
+        re.MULTILINE,
+    ), done.stderr[-4000:]
     exported = load_sssd_config(DEFAULT_CONFIG_PATH, asset_config=best_yaml)
     assert exported.model.name == best["model_name"]
     assert exported.training.learning_rate == pytest.approx(

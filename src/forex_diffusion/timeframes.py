@@ -1,40 +1,25 @@
 """Time units of the package: timeframe strings ("1m", "5m", "15m", "1h", "4h", "1d"),
 nanosecond constants, UTC timestamps and the half-open UTC range type.
 
-A leaf module: it imports nothing from the package, so every layer may use it.
+A leaf module: it imports only the pandas-free :mod:`forex_diffusion.timeframe_units` (whose
+names it re-exports), so every layer may use it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_MIN = 60 * NS_PER_SECOND
-NS_PER_HOUR = 60 * NS_PER_MIN
-NS_PER_DAY = 24 * NS_PER_HOUR
+from forex_diffusion.timeframe_units import NS_PER_DAY as NS_PER_DAY
+from forex_diffusion.timeframe_units import NS_PER_HOUR as NS_PER_HOUR
+from forex_diffusion.timeframe_units import NS_PER_MIN as NS_PER_MIN
+from forex_diffusion.timeframe_units import NS_PER_SECOND as NS_PER_SECOND
+from forex_diffusion.timeframe_units import timeframe_minutes as timeframe_minutes
+
 ONE_DAY = pd.Timedelta(days=1)
-
-_UNITS = {"m": 1, "h": 60, "d": 1440}
-_PATTERN = re.compile(r"^(\d+)([mhd])$")
-
-
-def timeframe_minutes(timeframe: str) -> int:
-    """Length of a timeframe in minutes: "5m" -> 5, "1h" -> 60, "4h" -> 240.
-
-    Raises ValueError naming the accepted form for anything else.
-    """
-    match = _PATTERN.match(str(timeframe).strip())
-    if match is None or int(match.group(1)) <= 0:
-        raise ValueError(
-            f"invalid timeframe {timeframe!r}: use a positive number followed by m, h or d "
-            "(e.g. 1m, 5m, 15m, 1h, 4h, 1d)"
-        )
-    return int(match.group(1)) * _UNITS[match.group(2)]
 
 
 def timeframe_delta(timeframe: str) -> pd.Timedelta:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
     from forex_diffusion.config.sssd_config import SanityBounds
     from forex_diffusion.data.importers import ImportReport
-    from forex_diffusion.data.store import AssetInfo, CandleStore, FileHealth
+    from forex_diffusion.data.store import CandleStore, FileHealth
+    from forex_diffusion.data.store_info import AssetSummary
 
 # the formats of forex_diffusion.data.importers.FORMAT_NAMES (a test checks they agree),
 # written out so that --help does not import the importers
@@ -57,14 +59,22 @@ StoreConfigOpt = Annotated[
 ]
 
 
-def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
-    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the config
-    is read only when neither of the first two is given."""
-    from forex_diffusion.data.store import CandleStore
-
+def _data_dir(config: Path | None, data_dir: Path | None) -> Path:
+    """--data-dir > FOREX_DIFFUSION_DATA_DIR > the config's paths.data_dir > ./data; the
+    settings (pydantic) are built only without the flag, and the config is read only when
+    neither of the first two is given."""
+    if data_dir is not None and str(data_dir) != "":
+        return data_dir.expanduser()  # the flag wins (forex_diffusion.settings)
     settings = Locations(data_dir=data_dir).settings()
     cfg = None if settings.data_dir else load_cli_config(config or DEFAULT_CONFIG_PATH)
-    return CandleStore(settings.data_dir_for(cfg))
+    return settings.data_dir_for(cfg)
+
+
+def _store(config: Path | None, data_dir: Path | None) -> CandleStore:
+    """The candle store at :func:`_data_dir`."""
+    from forex_diffusion.data.store import CandleStore
+
+    return CandleStore(_data_dir(config, data_dir))
 
 
 def _sanity(config: Path | None) -> SanityBounds | None:
@@ -104,8 +114,15 @@ def _required_time(value: str, option: str) -> pd.Timestamp:
     return stamp
 
 
-def _fmt(ts: pd.Timestamp | None) -> str:
+def _fmt(ts: pd.Timestamp | datetime | None) -> str:
     return "-" if ts is None else ts.strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(delta: timedelta) -> str:
+    """A gap's length as pandas writes a Timedelta: ``0 days 01:05:00``."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    return f"{days} days {rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
 
 
 def _print_import(report: ImportReport, store: CandleStore, console: Console) -> None:
@@ -240,7 +257,7 @@ def import_cmd(
         _print_import(report, store, wide_console())
 
 
-def _info_table(infos: list[AssetInfo]) -> Table:
+def _info_table(infos: list[AssetSummary]) -> Table:
     from rich.table import Table
 
     table = Table(title="Candle store")
@@ -283,27 +300,30 @@ def info_cmd(
     """Bars, first/last bar and weekday gaps over 30 minutes per asset."""
     from rich.table import Table
 
+    from forex_diffusion.data.store_info import asset_names, summarize_asset
     from forex_diffusion.errors import DataError
 
     with friendly_errors(), _store_errors():
-        store = _store(config, data_dir)
-        names = [asset] if asset else store.assets()
+        root = _data_dir(config, data_dir)
+        names = [asset] if asset else asset_names(root)
         console = wide_console()
         if not names:
             console.print(
-                f"The candle store at {store.data_dir} is empty. Import data with "
+                f"The candle store at {root} is empty. Import data with "
                 "`forex-diffusion data import FILE --asset EURUSD` or make a synthetic market "
                 "with `forex-diffusion data synth`.",
                 markup=False,
             )
             return
-        infos: list[AssetInfo] = []
+        infos: list[AssetSummary] = []
         damaged: dict[str, list[FileHealth]] = {}
         for n in names:
             try:
-                infos.append(store.info(n))
+                infos.append(summarize_asset(root, n))
             except DataError:
-                damaged[n] = store.check(n)
+                from forex_diffusion.data.store import CandleStore
+
+                damaged[n] = CandleStore(root).check(n)
         if infos:
             console.print(_info_table(infos))
         if damaged:
@@ -322,8 +342,8 @@ def info_cmd(
             gaps = Table(title=f"{infos[0].asset}: gaps > 30 min (first {show_gaps})")
             for col in ("from (UTC)", "to (UTC)", "length"):
                 gaps.add_column(col)
-            for g in infos[0].gaps[:show_gaps]:
-                gaps.add_row(_fmt(g.start), _fmt(g.end), str(g.duration))
+            for start, end in infos[0].gaps[:show_gaps]:
+                gaps.add_row(_fmt(start), _fmt(end), _duration(end - start))
             console.print(gaps)
 
 

@@ -20,7 +20,7 @@ from forex_diffusion.cli.common import (
     friendly_errors,
     load_cli_config,
 )
-from forex_diffusion.cli.progress import stage
+from forex_diffusion.cli.progress import stage, steps
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:  # the evaluation stack is imported when the command runs
@@ -104,7 +104,7 @@ def evaluate(
         )
         needs_registry = not no_record or not baselines_only
         registry = stack.enter_context(where.registry(cfg)) if needs_registry else None
-        # a summary line only: the walk-forward draws its own progress bar on a terminal
+        # a summary line only: the baselines and the walk-forward draw their own progress bars
         with stage(f"walk-forward evaluation of {asset.upper()}", enabled=False):
             result = run_evaluation(
                 cfg,
@@ -120,6 +120,7 @@ def evaluate(
                 device=device,
                 registry=registry,
                 record=not no_record,
+                steps=steps,
             )
         exported = write_forecasts(result, export, cfg) if export is not None else None
         from forex_diffusion.evaluation.mlflow_report import log_evaluation

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from forex_diffusion.cli.common import Locations, friendly_errors, load_cli_config, wide_console
-from forex_diffusion.cli.progress import stage
+from forex_diffusion.cli.progress import stage, steps
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
     from forex_diffusion.evaluation.walk_forward import evaluate
 
     test = cfg.data.splits.test
-    # a summary line only: the walk-forward draws its own progress bar on a terminal
+    # a summary line only: the baselines and the walk-forward draw their own progress bars
     with stage("evaluating (baselines tuned, then walk-forward)", enabled=False):
         result = evaluate(
             cfg,
@@ -146,5 +146,6 @@ def _evaluate(cfg: SSSDConfig, symbol: str) -> None:
             str(test.end),
             model_name=cfg.model.name,
             out_dir=Path(cfg.paths.reports_dir) / f"{symbol}_test",
+            steps=steps,
         )
     echo_result(result)

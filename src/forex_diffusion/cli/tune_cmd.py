@@ -17,6 +17,7 @@ from forex_diffusion.cli.common import (
     friendly_errors,
     load_cli_config,
 )
+from forex_diffusion.cli.progress import steps
 from forex_diffusion.cli.train_many_cmd import AddressOpt, CpusOpt, DbUrlOpt, GpusOpt
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
 
@@ -76,7 +77,7 @@ def tune(
             max_concurrent=concurrency,
             seed=seed,
         )
-        outcome = run_tune(request)
+        outcome = run_tune(request, steps)
         if export is not None:
             export_best(outcome, base, export)
     typer.echo(json.dumps(outcome.to_dict(), indent=2))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ from forex_diffusion.models.distribution import ForecastDistribution
 from forex_diffusion.models.pool import online_pool
 from forex_diffusion.registry.model_cards import ModelCard
 from forex_diffusion.registry.repository import Registry, open_registry
+from forex_diffusion.steps import Steps, silent_steps
 from forex_diffusion.timeframes import UtcRange, fmt_time, timeframe_minutes
 
 MODEL_METHOD = "sssd"  # the ``method`` of the model's rows in sssd_performance_metrics
@@ -287,9 +289,14 @@ def _model_subject(
 
 
 def _tuned_baselines(
-    store: CandleStore, asset: str, ecfg: EvaluationConfig, tuning: TuningChoice
+    store: CandleStore,
+    asset: str,
+    ecfg: EvaluationConfig,
+    tuning: TuningChoice,
+    steps: Steps = silent_steps,
 ) -> tuple[list[Baseline], str]:
-    """The configured baselines, fitted on the tuning range's 5m bars only.
+    """The configured baselines, fitted on the tuning range's 5m bars only (one step of
+    ``steps`` per baseline, noting how long each took).
 
     Returns the baselines and a sentence naming the data actually used: the first and last
     bar the store holds inside the tuning range, and a warning when that covers less than
@@ -311,15 +318,41 @@ def _tuned_baselines(
         )
         logger.warning(f"{asset}: {sentence}")
     logger.info(f"{asset}: tuning {len(baselines)} baselines on {used}")
-    for b in baselines:
-        try:
-            b.fit(bars)
-        except DataError as exc:
-            raise DataError(
-                f"cannot tune the baselines on {tuning.range}: {exc}. Import candles for that "
-                "range, or set evaluation.tuning_days / data.splits.train to dates the store holds."
-            ) from None
+    with steps(f"tuning {len(baselines)} baselines on {used.label()}", len(baselines)) as advance:
+        took: list[str] = []
+        for b in baselines:
+            started = time.perf_counter()
+            try:
+                b.fit(bars)
+            except DataError as exc:
+                raise DataError(
+                    f"cannot tune the baselines on {tuning.range}: {exc}. Import candles for "
+                    "that range, or set evaluation.tuning_days / data.splits.train to dates the "
+                    "store holds."
+                ) from None
+            took.append(f"{b.name} {time.perf_counter() - started:.1f} s")
+            advance(b.name, ", ".join(took))
     return baselines, sentence
+
+
+def _baseline_forecasts(
+    baselines: Sequence[Baseline],
+    bars5: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: tuple[int, ...],
+    steps: Steps = silent_steps,
+) -> dict[str, ForecastDistribution]:
+    """Each baseline's forecasts at ``times`` (one step of ``steps`` per baseline)."""
+    forecasts: dict[str, ForecastDistribution] = {}
+    name = f"baseline forecasts at {len(times):,} decision times"
+    with steps(name, len(baselines)) as advance:
+        took: list[str] = []
+        for b in baselines:
+            started = time.perf_counter()
+            forecasts[b.name] = b.forecast(bars5, times, horizons)
+            took.append(f"{b.name} {time.perf_counter() - started:.1f} s")
+            advance(b.name, ", ".join(took))
+    return forecasts
 
 
 def _peer_forecast(
@@ -514,6 +547,7 @@ def evaluate(
     registry: Registry | None = None,
     progress: bool | None = None,
     record: bool = True,
+    steps: Steps = silent_steps,
 ) -> EvaluationResult:
     """Walk-forward evaluation of ``asset``'s model (or of the baselines alone) on [start, end].
 
@@ -531,9 +565,11 @@ def evaluate(
         data_dir: candle store root (default ``paths.data_dir``).
         device: model device (default ``inference.device``).
         registry: where metric rows go (default ``open_registry(config)``).
-        progress: show a progress bar (default: when stderr is a terminal).
+        progress: show the model's progress bar (default: when stderr is a terminal).
         record: write the rows to ``sssd_performance_metrics`` (and register the model if
             the registry does not know it yet).
+        steps: reports the baselines' tuning and forecasting, one step per baseline
+            (default: nowhere).
 
     Raises:
         ConfigError: a bad range, --model with --baselines-only, or a range that overlaps the
@@ -576,7 +612,7 @@ def evaluate(
             )
             subject = _model_subject(loaded, base_tf, ecfg, evaluated, samples)
         horizons = subject.horizons
-        baselines, tuning_used = _tuned_baselines(store, asset, ecfg, subject.tuning)
+        baselines, tuning_used = _tuned_baselines(store, asset, ecfg, subject.tuning, steps)
 
         # candles of the evaluated range, with the history the forecasters need before it
         span = UtcRange(
@@ -596,7 +632,7 @@ def evaluate(
         last_close = close_at(bars5, times)
         has_targets = np.isfinite(targets).all(axis=1) & np.isfinite(last_close)
 
-        forecasts = {b.name: b.forecast(bars5, times, horizons) for b in baselines}
+        forecasts = _baseline_forecasts(baselines, bars5, times, horizons, steps)
         labels = {b.name: b.label for b in baselines}
         variants: list[str] = []  # rows scored like the model
         peers: list[str] = []  # of those, the learned peers, which compete for best baseline

@@ -11,34 +11,35 @@ PostgreSQL migrations take a transaction-scoped advisory lock, so concurrent fir
 empty database upgrade it exactly once.
 
 Migrations live inside the package (``forex_diffusion/registry/migrations``); no alembic.ini is
-needed. ``upgrade``/``downgrade``/``current_revision`` drive Alembic programmatically.
+needed. ``upgrade``/``downgrade`` drive Alembic programmatically (imported only then);
+``current_revision`` and ``head_revision`` read the version table and the migration files
+without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from forex_diffusion.errors import RegistryError
+from forex_diffusion.registry.revisions import head_revision as head_revision
+from forex_diffusion.registry.revisions import known_revisions as known_revisions
 from forex_diffusion.settings import ENV_DB_URL, Settings
 
 if TYPE_CHECKING:  # the config module pulls in pandas; the registry needs only its paths
+    from alembic.config import Config
+
     from forex_diffusion.config.sssd_config import SSSDConfig
 
 MIGRATIONS_LOCATION = "forex_diffusion.registry:migrations"
+VERSION_TABLE = "alembic_version"  # where Alembic keeps the revision a database is at
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Arbitrary constant key of the PostgreSQL advisory lock that serialises migrations.
@@ -197,6 +198,8 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
 
     ``connection`` (preferred) is handed to ``env.py``; ``url`` is used for offline SQL output.
     """
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", MIGRATIONS_LOCATION)
     if url is not None:
@@ -204,21 +207,6 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
-
-
-@lru_cache(maxsize=1)
-def head_revision() -> str:
-    """The newest migration revision shipped with this package."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "the package ships no migrations"
-    return head
-
-
-@lru_cache(maxsize=1)
-def known_revisions() -> frozenset[str]:
-    """Every revision shipped with this package."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 @contextmanager
@@ -233,16 +221,36 @@ def _connect(engine: Engine) -> Iterator[Connection]:
         connection.close()
 
 
+def stored_revision(connection: Connection) -> str | None:
+    """The revision in Alembic's version table, read with a plain query (None when the table
+    is absent or empty).
+
+    Raises:
+        RegistryError: several revisions stored (a branched schema this package never makes).
+    """
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    stored = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(stored) > 1:
+        raise RegistryError(
+            f"registry database {mask_url(connection.engine.url)} records several schema "
+            f"revisions ({', '.join(sorted(stored))}); this package keeps one line of migrations"
+        )
+    return str(stored[0]) if stored else None
+
+
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None for an empty database)."""
+    """The revision the database is at (None for an empty database); no Alembic import."""
     with _connect(engine) as connection:
         try:
-            return MigrationContext.configure(connection).get_current_revision()
+            return stored_revision(connection)
         except SQLAlchemyError as exc:
             raise db_error(exc, engine.url, "reading the schema revision") from None
 
 
 def _run(engine: Engine, action: str, fn: Any, revision: str) -> None:
+    from alembic.util.exc import CommandError
+
     with _connect(engine) as connection:
         try:
             fn(alembic_config(connection), revision)
@@ -258,16 +266,24 @@ def _run(engine: Engine, action: str, fn: Any, revision: str) -> None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database up to ``revision`` (atomic; safe to run concurrently)."""
+    from alembic import command
+
     _run(engine, "schema upgrade", command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the database down to ``revision`` (``base`` drops every registry table)."""
+    from alembic import command
+
     _run(engine, "schema downgrade", command.downgrade, revision)
 
 
 def ensure_schema(engine: Engine) -> str:
     """Upgrade to head when the database is behind; return the revision it is at.
+
+    The stored revision is read with a plain query and the head from the migration files
+    (:mod:`forex_diffusion.registry.revisions`), so a database at head (every open after the
+    first) runs no Alembic code.
 
     Raises:
         RegistryError: unreachable database, or a schema newer than this package.

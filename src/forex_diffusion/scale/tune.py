@@ -3,8 +3,10 @@ early by ASHA on the validation CRPS; every trial is a model and a run in the re
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from forex_diffusion.scale.cluster import ClusterRequest, check_shared_registry,
 from forex_diffusion.scale.jobs import close_orphaned_run
 from forex_diffusion.scale.progress import run_recorders
 from forex_diffusion.scale.search_space import SearchSpace, apply_params
+from forex_diffusion.steps import Advance, Steps, silent_steps
 from forex_diffusion.training.callbacks import float_metrics
 
 METRIC = "val_crps"  # logged by SSSDLightningModule after every validation
@@ -101,6 +104,59 @@ class TuneOutcome:
         return sum(t.status == "pruned" for t in self.trials)
 
 
+@dataclass
+class TrialTally:
+    """The best val_crps among the trials finished so far: each trial's last reported value,
+    as :func:`run_tune` chooses the best."""
+
+    best: float | None = None
+    best_trial: str | None = None
+
+    def finished(self, trial_id: str, last_result: Mapping[str, Any]) -> str:
+        """Count a finished trial (completed or stopped by ASHA); returns :meth:`note`."""
+        raw = last_result.get(METRIC)
+        crps = math.nan if raw is None else float(raw)
+        if math.isfinite(crps) and (self.best is None or crps < self.best):
+            self.best, self.best_trial = crps, trial_id
+        return self.note()
+
+    def note(self) -> str:
+        """``best val_crps 0.00123 (trial 5f2e1_00003)``, or that none reported one yet."""
+        if self.best is None:
+            return "no val_crps reported yet"
+        return f"best val_crps {self.best:.6g} (trial {self.best_trial})"
+
+
+def _trial_progress(advance: Advance) -> Any:
+    """A Ray Tune callback (run by the driver) that reports every finished trial to
+    ``advance``, noting the best val_crps so far."""
+    from ray import tune
+
+    class TrialProgress(tune.Callback):  # type: ignore[misc]
+        def __init__(self, advance: Advance) -> None:
+            self.tally = TrialTally()
+            self.advance: Advance | None = advance
+
+        def __getstate__(self) -> dict[str, Any]:
+            # Tune pickles its run config (tuner.pkl); the progress display stays here
+            return {"tally": self.tally, "advance": None}
+
+        def on_trial_complete(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            note = self.tally.finished(str(trial.trial_id), trial.last_result or {})
+            if self.advance is not None:
+                self.advance(f"trial {trial.trial_id}", note)
+
+        def on_trial_error(
+            self, iteration: int, trials: list[Any], trial: Any, **info: Any
+        ) -> None:
+            if self.advance is not None:
+                self.advance(f"trial {trial.trial_id} failed", self.tally.note())
+
+    return TrialProgress(advance)
+
+
 def trial_model_name(base: SSSDConfig, study: str, trial_id: str) -> str:
     return f"{base.model.name}.{study}.{trial_id}"
 
@@ -134,8 +190,9 @@ def run_trial(
         train_from_config(config, data_dir=data_dir, registry=registry, callbacks=[TuneReport()])
 
 
-def run_tune(request: TuneRequest) -> TuneOutcome:
+def run_tune(request: TuneRequest, steps: Steps = silent_steps) -> TuneOutcome:
     """Search; returns every trial's outcome and the best (lowest final val_crps reported).
+    ``steps`` reports each finished trial (one step each) with the best val_crps so far.
 
     Raises:
         ConfigError: the configuration logs no val_crps (training.val_forecast_samples=0),
@@ -148,7 +205,8 @@ def run_tune(request: TuneRequest) -> TuneOutcome:
     # Tune reports its progress on stdout; stdout is for the summary this returns
     with ray_session(request.cluster) as cluster, redirect_stdout(sys.stderr):
         check_shared_registry(request.db_url, cluster)
-        results = _fit(request, study)
+        with steps(f"tune {study}: trials", request.trials) as advance:
+            results = _fit(request, study, advance)
     with Registry(request.db_url) as registry:
         trials = [_trial_outcome(r, base, study, request, registry) for r in results]
     scored = [t for t in trials if t.val_crps is not None]
@@ -156,7 +214,7 @@ def run_tune(request: TuneRequest) -> TuneOutcome:
     return TuneOutcome(study, trials, best)
 
 
-def _fit(request: TuneRequest, study: str) -> Any:
+def _fit(request: TuneRequest, study: str, advance: Advance) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -196,6 +254,7 @@ def _fit(request: TuneRequest, study: str) -> Any:
             storage_path=str(storage),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
+            callbacks=[_trial_progress(advance)],
         ),
     )
     return tuner.fit()
