@@ -41,7 +41,7 @@ from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, 
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.features.unified_pipeline import unified_feature_pipeline
 from forex_diffusion.models.checkpoint import save_checkpoint
-from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.service.app import create_app
 from forex_diffusion.service.settings import Batching, ServiceSettings
 
@@ -82,7 +82,7 @@ def build(root: Path, preset: str | None) -> tuple[SSSDConfig, pd.DataFrame]:
         history, config=cfg, output_format="multi_timeframe"
     )
     torch.manual_seed(0)
-    model = SSSDModel(cfg, {tf: len(n) for tf, n in names.items()})
+    model = build_sssd_model(cfg, {tf: len(n) for tf, n in names.items()})
     save_checkpoint(
         root / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt",
         model,
