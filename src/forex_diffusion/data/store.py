@@ -304,12 +304,19 @@ def _union(
     return ts[last], values[last]
 
 
-def _read_table(path: Path, asset: str, columns: list[str] | None = None) -> pa.Table:
+def _read_table(
+    path: Path, asset: str, columns: list[str] | None = None, missing_ok: bool = False
+) -> pa.Table:
     """A stored year file or journal, read through one open file (a file replaced meanwhile
-    is read whole, old or new); a damaged one is a DataError naming it and what to do."""
+    is read whole, old or new); a damaged one is a DataError naming it and what to do (a
+    missing one too, unless ``missing_ok``: FileNotFoundError then)."""
     try:
         with pa.memory_map(str(path), "r") as source:
             table = pq.read_table(source, columns=columns)
+    except FileNotFoundError as exc:
+        if missing_ok:
+            raise
+        raise DataError(_damaged(path, asset, str(exc))) from exc
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(_damaged(path, asset, str(exc))) from exc
     missing = [
@@ -462,13 +469,10 @@ class CandleStore:
 
     def _journal(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The asset's journal bars (ts (n,) int64 ns, values (n, 5)); empty without one."""
-        path = self._dir(name) / JOURNAL_FILE
         try:
-            table = _read_table(path, name)
-        except DataError:
-            if not path.exists():  # removed by a compaction meanwhile: its bars are in the years
-                return np.zeros(0, np.int64), np.zeros((0, len(CANDLE_COLUMNS)))
-            raise
+            table = _read_table(self._dir(name) / JOURNAL_FILE, name, missing_ok=True)
+        except FileNotFoundError:  # none, or removed by a compaction: its bars are in the years
+            return np.zeros(0, np.int64), np.zeros((0, len(CANDLE_COLUMNS)))
         return _arrays(table)
 
     def _year_rows(self, name: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
