@@ -1,12 +1,15 @@
 """Live forecasts: on every new 5m bar close, advance the streaming encoder and push a forecast.
 
 Per asset, a ``LiveAsset`` keeps an ``EncoderStream`` (the S4D recurrent state of every
-timeframe stack). Priming at decision time t builds exactly the windows ``predict(asof=t)``
-builds (candles of the ``history_span`` before t) and runs the stacks once. At each later 5m
-close t', the features are rebuilt on the candles from the same anchor (the prime's window
-start) up to t', and only the bars that closed since the previous decision are fed to the
-stream: the 5m bar, plus a 15m/1h/4h bar when one closed. The encoder then costs one
-recurrent step per new bar instead of a pass over every window.
+timeframe stack) and ``LiveFeatureWindows`` (the incremental feature state of every
+timeframe). Priming at decision time t builds exactly the windows ``predict(asof=t)`` builds
+(candles of the ``history_span`` before t), runs the stacks once and warms the feature state on
+those candles (``LiveFeatureWindows.warm``: the state of features computed from the same anchor,
+the prime's window start). At each later 5m close t', only the candles since the previous
+decision are read from the store and pushed into the feature state, which returns the rows of
+the bars that closed (the 5m bar, plus a 15m/1h/4h bar when one closed); each row is fed to the
+stream. A live update then costs one feature update and one recurrent step per new bar, and
+the sampling, instead of a feature rebuild over the history and a pass over every window.
 
 What the stream computes, exactly: the encoder over each window GROWN by the new bars (the
 window that started at the prime, extended to t'), on features whose recursive smoothers
@@ -41,6 +44,7 @@ from loguru import logger
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
+from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.models.sssd_encoder import EncoderStream
 from forex_diffusion.service.pool import Loaded
@@ -82,8 +86,7 @@ class LiveAsset:
         self.store = store
         self.settings = settings
         self.stream: EncoderStream | None = None
-        self.anchor: pd.Timestamp | None = None
-        self.consumed: dict[str, int] = {}
+        self.windows: LiveFeatureWindows | None = None
         self.since_prime = 0
         self.decision: pd.Timestamp | None = None
         self.latest: dict[str, Any] | None = None
@@ -91,59 +94,57 @@ class LiveAsset:
         self.lock = asyncio.Lock()  # one advance of this asset at a time
 
     # ------------------------------------------------------------------ features
-    def _dataset(self, start: pd.Timestamp, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
-        """The one-sample dataset at decision time ``t`` from the stored candles in [start, t)."""
+    def prime(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
+        """Encode the windows of decision time ``t`` (as ``predict(asof=t)``) and keep the
+        encoder state and the feature state."""
         service = self.loaded.service
-        candles = self.store.load(self.asset, start=start, end=t)
+        candles = self.store.load(self.asset, start=t - service.history_span, end=t)
         base = self.store.base_timeframe(self.asset)
-        return SSSDTimeSeriesDataset.from_candles(
+        dataset = SSSDTimeSeriesDataset.from_candles(
             candles,
             service.config_for_base(base),
             service.standardizer,
             decision_times=[t],
             require_targets=False,
         )
-
-    def prime(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
-        """Encode the windows of decision time ``t`` (as ``predict(asof=t)``) and keep the state."""
-        service = self.loaded.service
-        anchor = t - service.history_span
-        dataset = self._dataset(anchor, t)
         features = dataset.get_batch([0])[0]
+        self.stream = self.windows = None  # not usable if priming fails half-way
         with torch.inference_mode():
-            self.stream = service.model.start_stream(
+            stream = service.model.start_stream(
                 {tf: x.to(service.device) for tf, x in features.items()}
             )
-        opens = dataset.window_open_times(0)
-        self.consumed = {tf: int(times.asi8[-1]) for tf, times in opens.items()}
-        self.anchor = anchor
+        windows = service.live_windows(base)
+        windows.warm(
+            candles, {tf: (b.values, b.open_ns) for tf, b in dataset.source.blocks.items()}
+        )
+        self.stream, self.windows = stream, windows
         self.since_prime = 0
         return dataset
 
     def step(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset | None:
-        """Feed the bars that closed since the last decision; None when the stream cannot be
-        continued (a bar would be skipped), so the caller re-primes."""
-        assert self.stream is not None and self.anchor is not None
-        dataset = self._dataset(self.anchor, t)
-        features = dataset.get_batch([0])[0]
-        opens = dataset.window_open_times(0)
-        plan: dict[str, np.ndarray] = {}
-        for tf, times in opens.items():
-            ns = times.asi8
-            new = np.flatnonzero(ns > self.consumed[tf])
-            if len(new) == len(ns) or (len(new) and ns[new[0] - 1] != self.consumed[tf]):
-                return None
-            plan[tf] = new
+        """Push the candles stored since the last decision up to ``t`` and feed the bars they
+        closed to the stream; None when the stream cannot be continued to ``t`` (no new
+        candle, or the 5m bar ending at ``t`` did not close), so the caller re-primes."""
+        assert self.stream is not None and self.windows is not None
+        windows, stream = self.windows, self.stream
+        self.stream = self.windows = None  # not usable if an update fails half-way
+        assert windows.last_candle_ns is not None
+        start = pd.Timestamp(windows.last_candle_ns + windows.base_ns, tz="UTC")
+        if start >= t:
+            return None
+        try:
+            candles = self.store.load(self.asset, start=start, end=t)
+            closed = windows.push(candles)
+        except (DataError, ValueError):
+            return None
+        if not windows.closes or windows.closes[-1][0] != t.value:
+            return None
         device = self.loaded.service.device
-        stream = self.stream
-        self.stream = None  # not usable if an update fails half-way
         with torch.inference_mode():
-            for tf, new in plan.items():
-                for j in new.tolist():
-                    stream.update(tf, features[tf][:, j].to(device))
-                if len(new):
-                    self.consumed[tf] = int(opens[tf].asi8[new[-1]])
-        self.stream = stream
+            for tf, row in closed:
+                stream.update(tf, torch.from_numpy(row)[None].to(device))
+        dataset = windows.dataset(t)
+        self.stream, self.windows = stream, windows
         self.since_prime += 1
         return dataset
 
