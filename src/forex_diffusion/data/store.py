@@ -47,7 +47,6 @@ resampling (:func:`forex_diffusion.data.resample.resample_ohlc`).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -481,6 +480,21 @@ class CandleStore:
         t1 = pd.Timestamp(hi, tz="UTC") + pd.Timedelta(microseconds=1)  # stored in µs
         return self._select(name, self._files_for(name, t0, t1), t0, t1)
 
+    def version(self, asset: str) -> tuple[tuple[str, int, int, int], ...]:
+        """A token that changes whenever the stored bars of ``asset`` change: name, inode,
+        size and modification time of each of its year files and journal (every write
+        replaces a file). Raises NotFoundError for an unknown asset."""
+        folder = self._dir(self._require(asset))
+        out = []
+        for entry in os.scandir(folder):
+            if _YEAR_FILE.match(entry.name) or entry.name == JOURNAL_FILE:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # removed meanwhile (a compacted journal)
+                    continue
+                out.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(out))
+
     def base_timeframe(self, asset: str) -> str:
         """Timeframe of the stored bars ("1m" or "5m")."""
         return str(self._meta(self._require(asset))["base_timeframe"])
@@ -539,9 +553,7 @@ class CandleStore:
             if self._year_files(name) and len(ts) + len(j_ts) <= self.compact_rows:
                 plan = self._append_journal(folder, j_ts, j_v, ts, values, on_conflict)
             if plan is None:  # compaction: journal and incoming bars into the year files
-                staged, added, found = self._merge_years(
-                    folder, ts, values, on_conflict, j_ts, j_v
-                )
+                staged, added, found = self._merge_years(folder, ts, values, on_conflict, j_ts, j_v)
             else:
                 staged, added, found = plan
             try:

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-import numpy as np
 import pandas as pd
 import torch
 from loguru import logger
