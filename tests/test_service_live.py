@@ -197,3 +197,50 @@ def test_live_week_equals_batch(trained: SSSDConfig, fx_dir: Path, tmp_path: Pat
         per_post=5,
         check_every=7,
     )
+
+
+def test_warmed_feature_windows_continue_as_the_batch_pipeline() -> None:
+    """``LiveFeatureWindows.warm`` (the live state's prime: bars by the batch resampling, each
+    timeframe's smoothers fed only its last ``warm_bars``) then ``push``: the dataset of every
+    later 5m close equals the batch dataset from the same first candle (windows, target
+    scales, last close)."""
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+    from forex_diffusion.features.standardizer import Standardizer
+    from forex_diffusion.features.unified_pipeline import multi_timeframe_features
+    from forex_diffusion.inference.live_features import LiveFeatureWindows, warm_bars
+    from sssd_test_utils import default_config
+
+    config = default_config()
+    candles = generate_synthetic_market("2020-01-06", "2020-02-15", seed=7)
+    standardizer = Standardizer.fit(multi_timeframe_features(candles, config).raw)
+    t0 = pd.Timestamp("2020-02-12 10:00", tz="UTC")
+    history = candles[candles.index < t0]
+    primed = SSSDTimeSeriesDataset.from_candles(
+        history, config, standardizer, decision_times=[t0], require_targets=False
+    )
+    live = LiveFeatureWindows(config, standardizer)
+    live.warm(history, {tf: (b.values, b.open_ns) for tf, b in primed.source.blocks.items()})
+    assert len(primed.source.blocks["5m"].values) > 2 * warm_bars(config.features)  # truncated
+    feed = candles[(candles.index >= t0) & (candles.index < t0 + pd.Timedelta(hours=9))]
+    checks = 0
+    bins = feed.index.floor("5min")
+    for k, start in enumerate(bins.unique()):
+        chunk = feed[bins == start]
+        live.push(chunk)
+        t = start + pd.Timedelta(minutes=5)
+        if k % 7 or chunk.index[-1] != t - pd.Timedelta(minutes=1):
+            continue  # (a 5m bar that lost its last candles is not a decision time)
+        got = live.dataset(t)
+        want = SSSDTimeSeriesDataset.from_candles(
+            candles[candles.index < t],
+            config,
+            standardizer,
+            decision_times=[t],
+            require_targets=False,
+        )
+        for tf, x in want.get_batch([0])[0].items():
+            assert np.allclose(got.get_batch([0])[0][tf], x, rtol=1e-5, atol=1e-5), (tf, t)
+        np.testing.assert_allclose(got.scales, want.scales, rtol=1e-9)
+        assert got.last_close[0] == want.last_close[0] and got.decision_times[0] == t
+        checks += 1
+    assert checks >= 15
