@@ -285,6 +285,49 @@ def _merge(
     )
 
 
+StatKey = tuple[int, int, int]
+
+
+def _stat_key(path: Path) -> StatKey | None:
+    """(inode, size, modification time ns) of ``path``: changes with every replace; None when
+    the file does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Bars of one stored file and the open times (ns) of its first and last bar."""
+
+    rows: int
+    first_ns: int
+    last_ns: int
+
+
+def _read_span(path: Path, asset: str) -> _Span:
+    """The file's span from its Parquet footer (row-group statistics of ``timestamp``)."""
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            meta = pq.read_metadata(source)
+        col = meta.schema.to_arrow_schema().get_field_index("timestamp")
+        if meta.num_rows == 0 or col < 0:
+            return _Span(meta.num_rows, 0, -1)
+        firsts, lasts = [], []
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max:
+                ts = _timestamps(_read_table(path, asset, columns=["timestamp"]))
+                return _Span(len(ts), int(ts.min()), int(ts.max()))
+            firsts.append(pd.Timestamp(stats.min).as_unit("ns").value)
+            lasts.append(pd.Timestamp(stats.max).as_unit("ns").value)
+        return _Span(meta.num_rows, min(firsts), max(lasts))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(_damaged(path, asset, str(exc))) from exc
+
+
 def _union(
     a_ts: np.ndarray, a_v: np.ndarray, b_ts: np.ndarray, b_v: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -386,6 +429,9 @@ class CandleStore:
     def __init__(self, data_dir: str | Path, compact_rows: int = COMPACT_ROWS) -> None:
         self.data_dir = Path(data_dir)
         self.compact_rows = compact_rows
+        # what was read of each file, valid while its stat key is unchanged
+        self._journals: dict[Path, tuple[StatKey, np.ndarray, np.ndarray]] = {}
+        self._spans: dict[Path, tuple[StatKey, _Span]] = {}
         self._con: duckdb.DuckDBPyConnection | None = None  # opened on first query (~50 ms)
         self._pid = os.getpid()
 
@@ -399,6 +445,7 @@ class CandleStore:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.data_dir = Path(str(state["data_dir"]))
         self.compact_rows = int(str(state.get("compact_rows", COMPACT_ROWS)))
+        self._journals, self._spans = {}, {}
         self._con = None
         self._pid = os.getpid()
 
@@ -467,12 +514,31 @@ class CandleStore:
         return dict(sorted(out.items()))
 
     def _journal(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """The asset's journal bars (ts (n,) int64 ns, values (n, 5)); empty without one."""
+        """The asset's journal bars (ts (n,) int64 ns, values (n, 5)); empty without one.
+        Read again only when the file changed."""
+        path = self._dir(name) / JOURNAL_FILE
+        key = _stat_key(path)
+        cached = self._journals.get(path)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1], cached[2]
         try:
-            table = _read_table(self._dir(name) / JOURNAL_FILE, name, missing_ok=True)
+            ts, values = _arrays(_read_table(path, name, missing_ok=True))
         except FileNotFoundError:  # none, or removed by a compaction: its bars are in the years
             return np.zeros(0, np.int64), np.zeros((0, len(CANDLE_COLUMNS)))
-        return _arrays(table)
+        if key is not None:  # read after the stat: at least as new as the key says
+            self._journals[path] = (key, ts, values)
+        return ts, values
+
+    def _span(self, name: str, path: Path) -> _Span:
+        """Rows and first/last open time of a year file or the journal (cached per version)."""
+        key = _stat_key(path)
+        cached = self._spans.get(path)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        span = _read_span(path, name)
+        if key is not None:
+            self._spans[path] = (key, span)
+        return span
 
     def _year_rows(self, name: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Bars of the year files (journal excluded) with open time in [lo, hi] (ns)."""
@@ -572,9 +638,9 @@ class CandleStore:
             finally:
                 for tmp, _ in staged:
                     tmp.unlink(missing_ok=True)
-            total = sum(self._rows(name, p) for p in self._year_files(name).values())
+            total = sum(self._span(name, p).rows for p in self._year_files(name).values())
             if journal.exists():
-                total += self._rows(name, journal)
+                total += self._span(name, journal).rows
         return WriteReport(
             asset=name,
             rows_in=len(ts),
@@ -586,13 +652,6 @@ class CandleStore:
             replaced=len(found) if on_conflict == "replace" else 0,
             temporaries_removed=cleaned,
         )
-
-    @staticmethod
-    def _rows(name: str, path: Path) -> int:
-        try:
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise DataError(_damaged(path, name, str(exc))) from exc
 
     def _checked_meta(
         self,
@@ -733,19 +792,30 @@ class CandleStore:
     def _files_for(
         self, name: str, start: pd.Timestamp | None, end: pd.Timestamp | None
     ) -> list[Path]:
+        """The year files holding bars in [start, end) (by year, then by their first and last
+        bar)."""
         lo = start.year if start is not None else -1
         hi = end.year if end is not None else 10_000
-        return [p for y, p in self._year_files(name).items() if lo <= y <= hi]
+        out = []
+        for year, path in self._year_files(name).items():
+            if not lo <= year <= hi:
+                continue
+            span = self._span(name, path)
+            if start is not None and span.last_ns < start.as_unit("ns").value:
+                continue
+            if end is not None and span.first_ns >= end.as_unit("ns").value:
+                continue
+            out.append(path)
+        return out
 
     def _last_open(self, name: str) -> pd.Timestamp | None:
         j_ts, _ = self._journal(name)
         files = self._year_files(name)
         last = int(j_ts[-1]) if len(j_ts) else None
         if files:
-            table = _read_table(list(files.values())[-1], name, columns=["timestamp"])
-            if table.num_rows:
-                year_last = int(_timestamps(table.slice(table.num_rows - 1))[0])
-                last = year_last if last is None else max(last, year_last)
+            span = self._span(name, list(files.values())[-1])
+            if span.rows:
+                last = span.last_ns if last is None else max(last, span.last_ns)
         return None if last is None else pd.Timestamp(last, tz="UTC")
 
     def last_bar(self, asset: str) -> pd.Timestamp:
@@ -886,9 +956,9 @@ class CandleStore:
         files = self._year_files(name)
         firsts = [int(j_ts[0])] if len(j_ts) else []
         if files:
-            first = _read_table(next(iter(files.values())), name, columns=["timestamp"])
-            if first.num_rows:
-                firsts.append(int(_timestamps(first.slice(0, 1))[0]))
+            span = self._span(name, next(iter(files.values())))
+            if span.rows:
+                firsts.append(span.first_ns)
         last = self._last_open(name)
         if firsts and last is not None:
             span = f"{pd.Timestamp(min(firsts), tz='UTC')} to {last}"

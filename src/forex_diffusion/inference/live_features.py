@@ -104,6 +104,7 @@ class LiveFeatureWindows:
         # (close time ns, close) of the latest 5m bars of the first timeframe: target scales
         self.closes: deque[tuple[int, float]] = deque(maxlen=scale_bars(config.features))
         self._open: dict[str, _OpenBar | None] = dict.fromkeys(self.timeframes)
+        self._stacked: dict[str, np.ndarray | None] = dict.fromkeys(self.timeframes)
         self.last_candle_ns: int | None = None
 
     def push(self, candles: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
@@ -183,6 +184,11 @@ class LiveFeatureWindows:
         scaled = self.standardizer.transform_values(tf, row[None, :], feats.names)[0]
         self.rows[tf].append(scaled)
         self.row_open_ns[tf].append(bar.open_ns)
+        stacked = self._stacked[tf]
+        if stacked is not None:  # kept equal to np.stack(self.rows[tf])
+            self._stacked[tf] = np.concatenate(
+                [stacked[1:] if len(stacked) == self.rows[tf].maxlen else stacked, scaled[None]]
+            ).astype(np.float32, copy=False)
         if closed is not None:
             closed.append((tf, scaled))
 
@@ -214,6 +220,7 @@ class LiveFeatureWindows:
             values, open_ns = rows[tf]
             self.rows[tf].clear()
             self.rows[tf].extend(values[-(self.rows[tf].maxlen or 0) :])
+            self._stacked[tf] = None
             self.row_open_ns[tf].clear()
             self.row_open_ns[tf].extend(open_ns[-(self.row_open_ns[tf].maxlen or 0) :].tolist())
             # the trailing bar that has not closed yet: the candles of the last bin
@@ -240,12 +247,18 @@ class LiveFeatureWindows:
         Raises:
             DataError: a window is not full, or ``decision`` is not the close of a kept bar.
         """
+        for tf in self.timeframes:
+            if self._stacked[tf] is None:
+                rows = list(self.rows[tf])
+                self._stacked[tf] = (
+                    np.stack(rows).astype(np.float32, copy=False)
+                    if rows
+                    else np.zeros((0, len(self.features[tf].names)), np.float32)
+                )
         blocks = {
             tf: TimeframeBlock(
                 tf,
-                np.ascontiguousarray(np.stack(list(self.rows[tf])), dtype=np.float32)
-                if self.rows[tf]
-                else np.zeros((0, len(self.features[tf].names)), np.float32),
+                np.ascontiguousarray(self._stacked[tf]),
                 np.asarray(self.row_open_ns[tf], dtype=np.int64),
                 self.config.data.lookbacks[tf],
             )
