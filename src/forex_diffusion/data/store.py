@@ -956,9 +956,9 @@ class CandleStore:
         files = self._year_files(name)
         firsts = [int(j_ts[0])] if len(j_ts) else []
         if files:
-            span = self._span(name, next(iter(files.values())))
-            if span.rows:
-                firsts.append(span.first_ns)
+            first = self._span(name, next(iter(files.values())))
+            if first.rows:
+                firsts.append(first.first_ns)
         last = self._last_open(name)
         if firsts and last is not None:
             span = f"{pd.Timestamp(min(firsts), tz='UTC')} to {last}"
