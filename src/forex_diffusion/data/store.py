@@ -633,10 +633,14 @@ class CandleStore:
                     )
                 for tmp, target in staged:
                     os.replace(tmp, target)
+                    written = self._journals.pop(tmp, None)
+                    if written is not None:  # the journal just written: no need to read it
+                        self._journals[target] = written
                 if plan is None and len(j_ts):
                     journal.unlink(missing_ok=True)  # after its bars reached the year files
             finally:
                 for tmp, _ in staged:
+                    self._journals.pop(tmp, None)
                     tmp.unlink(missing_ok=True)
             total = sum(self._span(name, p).rows for p in self._year_files(name).values())
             if journal.exists():
@@ -737,7 +741,9 @@ class CandleStore:
             return [], 0, found
         n_ts, n_v = _union(j_ts, j_v, ts[take], values[take])
         target = folder / JOURNAL_FILE
-        return [(_stage_parquet(_table(n_ts, n_v), target), target)], m.added, found
+        staged = _stage_parquet(_table(n_ts, n_v), target)
+        self._journals[staged] = (_stat_key(staged) or (0, 0, 0), n_ts, n_v)  # see write()
+        return [(staged, target)], m.added, found
 
     def _merge_years(
         self,

@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from loguru import logger
 
+from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
@@ -86,6 +87,7 @@ class LiveAsset:
         self.settings = settings
         self.stream: EncoderStream | None = None
         self.windows: LiveFeatureWindows | None = None
+        self.fresh: pd.DataFrame | None = None  # candles since the last decision (this round)
         self.since_prime = 0
         self.decision: pd.Timestamp | None = None
         self.latest: dict[str, Any] | None = None
@@ -132,7 +134,11 @@ class LiveAsset:
         if start >= t:
             return None
         try:
-            candles = self.store.load(self.asset, start=start, end=t)
+            if self.fresh is not None:  # the candles pending_decisions read for this round
+                fresh = self.fresh
+                candles = fresh[(fresh.index >= start) & (fresh.index < t)]
+            else:
+                candles = self.store.load(self.asset, start=start, end=t)
             closed = windows.push(candles)
         except (DataError, ValueError):
             return None
@@ -178,10 +184,15 @@ class LiveAsset:
         """5m closes after the last decision up to the last complete stored 5m bar (only the
         latest when no decision was made yet or more than ``max_catchup`` are pending)."""
         start = self.decision if self.decision is not None else last_bar - pd.Timedelta(days=1)
+        self.fresh = None
         try:
-            bars5 = self.store.load(self.asset, start=start, timeframe="5m")
+            candles = self.store.load(self.asset, start=start)
         except DataError:
             return []
+        # the 5m bars of store.load(start=start, timeframe="5m"), from the candles kept for step()
+        bars5 = resample_ohlc(candles, "5m", base_timeframe=self.store.base_timeframe(self.asset))
+        bars5 = bars5[bars5.index >= start]
+        self.fresh = candles
         closes = [t for t in bars5.index + FIVE_MIN if self.decision is None or t > self.decision]
         if self.decision is None or len(closes) > max_catchup:
             closes = closes[-1:]
