@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 import pandas as pd
 import torch
 from loguru import logger
@@ -61,6 +62,19 @@ def live_seed(seed: int, decision_time: pd.Timestamp) -> int:
 
 def live_generator(seed: int, decision_time: pd.Timestamp) -> torch.Generator:
     return torch.Generator().manual_seed(live_seed(seed, decision_time))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The feature work of one live decision ``t``: its dataset (scales, last close), the
+    feature state after it, and either the windows to prime the stream on ({tf: (1, L, F)})
+    or the rows (tf, (F,)) of the bars closed since the last decision, in order."""
+
+    t: pd.Timestamp
+    dataset: SSSDTimeSeriesDataset
+    windows: LiveFeatureWindows
+    prime_features: dict[str, torch.Tensor] | None
+    closed: list[tuple[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -95,9 +109,9 @@ class LiveAsset:
         self.lock = asyncio.Lock()  # one advance of this asset at a time
 
     # ------------------------------------------------------------------ features
-    def prime(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
-        """Encode the windows of decision time ``t`` (as ``predict(asof=t)``) and keep the
-        encoder state and the feature state."""
+    def _prime_features(self, t: pd.Timestamp) -> _Plan:
+        """The windows of decision time ``t`` (as ``predict(asof=t)``) and the feature state
+        warmed on their candles."""
         service = self.loaded.service
         candles = self.store.load(self.asset, start=t - service.history_span, end=t)
         base = self.store.base_timeframe(self.asset)
@@ -108,28 +122,18 @@ class LiveAsset:
             decision_times=[t],
             require_targets=False,
         )
-        features = dataset.get_batch([0])[0]
-        self.stream = self.windows = None  # not usable if priming fails half-way
-        with torch.inference_mode():
-            stream = service.model.start_stream(
-                {tf: x.to(service.device) for tf, x in features.items()}
-            )
         windows = service.live_windows(base)
         windows.warm(
             candles, {tf: (b.values, b.open_ns) for tf, b in dataset.source.blocks.items()}
         )
-        self.stream, self.windows = stream, windows
-        self.since_prime = 0
-        return dataset
+        return _Plan(t, dataset, windows, dataset.get_batch([0])[0], [])
 
-    def step(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset | None:
-        """Push the candles stored since the last decision up to ``t`` and feed the bars they
-        closed to the stream; None when the stream cannot be continued to ``t`` (no new
+    def _step_features(self, t: pd.Timestamp) -> _Plan | None:
+        """Push the candles stored since the last decision up to ``t``: the rows of the bars
+        they closed, for the stream; None when the stream cannot be continued to ``t`` (no new
         candle, or the 5m bar ending at ``t`` did not close), so the caller re-primes."""
-        assert self.stream is not None and self.windows is not None
-        windows, stream = self.windows, self.stream
-        self.stream = self.windows = None  # not usable if an update fails half-way
-        assert windows.last_candle_ns is not None
+        windows = self.windows
+        assert windows is not None and windows.last_candle_ns is not None
         start = pd.Timestamp(windows.last_candle_ns + windows.base_ns, tz="UTC")
         if start >= t:
             return None
@@ -144,41 +148,57 @@ class LiveAsset:
             return None
         if not windows.closes or windows.closes[-1][0] != t.value:
             return None
-        device = self.loaded.service.device
-        with torch.inference_mode():
-            for tf, row in closed:
-                stream.update(tf, torch.from_numpy(row)[None].to(device))
-        dataset = windows.dataset(t)
-        self.stream, self.windows = stream, windows
-        self.since_prime += 1
-        return dataset
+        return _Plan(t, windows.dataset(t), windows, None, closed)
 
-    # ------------------------------------------------------------------ forecasting
-    def advance(self, t: pd.Timestamp) -> LiveUpdate:
-        """The live forecast at the 5m close ``t`` (after the previous decision)."""
-        dataset = None
+    def plan(self, t: pd.Timestamp) -> _Plan:
+        """The feature work of the live forecast at the 5m close ``t`` (after the previous
+        decision): a step when the stream can continue, else a prime. Needs no model, so it
+        runs without the model's lock; ``forecast`` does the rest."""
         can_step = (
             self.stream is not None
+            and self.windows is not None
             and self.decision is not None
             and t > self.decision
             and self.since_prime + 1 < self.settings.reprime_every
         )
-        if can_step:
-            dataset = self.step(t)
-        reprimed = dataset is None
-        if dataset is None:
-            dataset = self.prime(t)
-        assert self.stream is not None
+        plan = self._step_features(t) if can_step else None
+        if plan is None:
+            self.stream = self.windows = None  # not usable if priming fails half-way
+            plan = self._prime_features(t)
+        return plan
+
+    # ------------------------------------------------------------------ forecasting
+    def forecast(self, plan: _Plan) -> LiveUpdate:
+        """The model work of ``plan`` (under the model's lock): prime the stream on the
+        windows, or feed it the new bars; then sample the forecast."""
+        service = self.loaded.service
+        device = service.device
+        reprimed = plan.prime_features is not None
+        stream = None if reprimed else self.stream
+        self.stream = None  # not usable if an update fails half-way
         with torch.inference_mode():
-            context = self.stream.context()
-        pred = self.loaded.service.predict_from_context(
+            if plan.prime_features is not None:
+                stream = service.model.start_stream(
+                    {tf: x.to(device) for tf, x in plan.prime_features.items()}
+                )
+            assert stream is not None
+            for tf, row in plan.closed:
+                stream.update(tf, torch.from_numpy(row)[None].to(device))
+            context = stream.context()
+        self.stream, self.windows = stream, plan.windows
+        self.since_prime = 0 if reprimed else self.since_prime + 1
+        pred = service.predict_from_context(
             context,
-            dataset,
+            plan.dataset,
             num_samples=self.settings.num_samples,
-            generator=live_generator(self.settings.seed, t),
+            generator=live_generator(self.settings.seed, plan.t),
         )[0]
-        self.decision = t
-        return LiveUpdate(pred, reprimed, dict(self.stream.bars_seen))
+        self.decision = plan.t
+        return LiveUpdate(pred, reprimed, dict(stream.bars_seen))
+
+    def advance(self, t: pd.Timestamp) -> LiveUpdate:
+        """The live forecast at the 5m close ``t``: ``plan`` then ``forecast`` (one thread)."""
+        return self.forecast(self.plan(t))
 
     def pending_decisions(self, last_bar: pd.Timestamp, max_catchup: int) -> list[pd.Timestamp]:
         """5m closes after the last decision up to the last complete stored 5m bar (only the
@@ -259,10 +279,11 @@ class LiveHub:
             )
             for t in decisions:
                 try:
-                    async with live.loaded.lock:
-                        update = await anyio.to_thread.run_sync(live.advance, t)
+                    plan = await anyio.to_thread.run_sync(live.plan, t)
+                    async with live.loaded.lock:  # the model's lock for the model work only
+                        update = await anyio.to_thread.run_sync(live.forecast, plan)
                 except ForexDiffusionError as exc:
-                    live.stream = None  # start afresh with the next bar
+                    live.stream = live.windows = None  # start afresh with the next bar
                     logger.warning(f"live {asset} at {t}: {exc}")
                     return out, f"{type(exc).__name__}: {exc}"
                 payload = self.to_payload(update, live.loaded)
