@@ -222,12 +222,25 @@ def test_warmed_feature_windows_continue_as_the_batch_pipeline() -> None:
     live.warm(history, {tf: (b.values, b.open_ns) for tf, b in primed.source.blocks.items()})
     assert len(primed.source.blocks["5m"].values) > 2 * warm_bars(config.features)  # truncated
     feed = candles[(candles.index >= t0) & (candles.index < t0 + pd.Timedelta(hours=9))]
-    checks = 0
+    checks, reprimed = 0, False
     bins = feed.index.floor("5min")
     for k, start in enumerate(bins.unique()):
         chunk = feed[bins == start]
-        live.push(chunk)
         t = start + pd.Timedelta(minutes=5)
+        if t == t0 + pd.Timedelta(hours=4, minutes=5):
+            # a re-prime at the close of the previous bar: warmed again from the candles so
+            # far, taking over the states of the timeframes with enough bars
+            history = candles[candles.index < start]
+            primed = SSSDTimeSeriesDataset.from_candles(
+                history, config, standardizer, decision_times=[start], require_targets=False
+            )
+            again = LiveFeatureWindows(config, standardizer)
+            rows = {tf: (b.values, b.open_ns) for tf, b in primed.source.blocks.items()}
+            kept = dict(live.features)
+            again.warm(history, rows, previous=live)
+            assert again.features["5m"] is kept["5m"] and again.features["4h"] is not kept["4h"]
+            live, reprimed = again, True
+        live.push(chunk)
         if k % 7 or chunk.index[-1] != t - pd.Timedelta(minutes=1):
             continue  # (a 5m bar that lost its last candles is not a decision time)
         got = live.dataset(t)
@@ -243,4 +256,4 @@ def test_warmed_feature_windows_continue_as_the_batch_pipeline() -> None:
         np.testing.assert_allclose(got.scales, want.scales, rtol=1e-9)
         assert got.last_close[0] == want.last_close[0] and got.decision_times[0] == t
         checks += 1
-    assert checks >= 15
+    assert checks >= 15 and reprimed

@@ -193,7 +193,10 @@ class LiveFeatureWindows:
             closed.append((tf, scaled))
 
     def warm(
-        self, candles: pd.DataFrame, rows: Mapping[str, tuple[np.ndarray, np.ndarray]]
+        self,
+        candles: pd.DataFrame,
+        rows: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        previous: LiveFeatureWindows | None = None,
     ) -> None:
         """Start from ``candles`` (base candles, UTC open-time index) at once, as pushing them
         would (to rounding; see the module docstring), on a fresh instance.
@@ -202,6 +205,11 @@ class LiveFeatureWindows:
             candles: the candles the batch pipeline computed ``rows`` from.
             rows: {tf: (standardized rows (n, F) float32, their bars' open times (n,) int64
                 ns)} of the batch features of ``candles``; the windows take their last rows.
+            previous: a state of the same model pushed up to the same last candle (e.g. the
+                live state before a re-prime): the feature state of each timeframe that has
+                at least ``warm_bars`` bars in ``candles`` is taken over from it (it has
+                forgotten its own start, as the warmed one would), instead of being warmed.
+                ``previous`` is given up: those states move to this instance.
         """
         if self.last_candle_ns is not None:
             raise ValueError("warm() starts a fresh instance; push() continues one")
@@ -209,14 +217,19 @@ class LiveFeatureWindows:
         ns = frame.index.asi8
         bars = build_bars(frame, self.timeframes, self.config.asset.base_timeframe)
         keep = warm_bars(self.config.features)
+        if previous is not None and previous.last_candle_ns != int(ns[-1]):
+            raise ValueError("previous must be pushed up to the last of the candles")
         for tf in self.timeframes:
             tf_bars = bars[tf]
             if tf == self.timeframes[0]:
                 tail = tf_bars.iloc[-(self.closes.maxlen or 1) :]
                 close_ns = tail.index.asi8 + self.tf_ns[tf]
                 self.closes.extend(zip(close_ns.tolist(), tail["close"].tolist(), strict=True))
-            for bar in bars_of(tf_bars.iloc[-keep:]):
-                self.features[tf].update(bar)
+            if previous is not None and len(tf_bars) >= keep:
+                self.features[tf] = previous.features[tf]
+            else:
+                for bar in bars_of(tf_bars.iloc[-keep:]):
+                    self.features[tf].update(bar)
             values, open_ns = rows[tf]
             self.rows[tf].clear()
             self.rows[tf].extend(values[-(self.rows[tf].maxlen or 0) :])

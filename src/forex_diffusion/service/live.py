@@ -109,11 +109,19 @@ class LiveAsset:
         self.lock = asyncio.Lock()  # one advance of this asset at a time
 
     # ------------------------------------------------------------------ features
-    def _prime_features(self, t: pd.Timestamp) -> _Plan:
+    def _prime_features(self, t: pd.Timestamp, previous: LiveFeatureWindows | None) -> _Plan:
         """The windows of decision time ``t`` (as ``predict(asof=t)``) and the feature state
-        warmed on their candles."""
+        warmed on their candles (taking over what it can from the ``previous`` state, pushed
+        up to ``t``; see ``LiveFeatureWindows.warm``)."""
         service = self.loaded.service
         candles = self.store.load(self.asset, start=t - service.history_span, end=t)
+        if previous is not None and previous.last_candle_ns is not None:
+            try:
+                previous.push(candles[candles.index.asi8 > previous.last_candle_ns])
+            except ValueError:
+                previous = None
+            if previous is not None and previous.last_candle_ns != candles.index.asi8[-1]:
+                previous = None
         base = self.store.base_timeframe(self.asset)
         dataset = SSSDTimeSeriesDataset.from_candles(
             candles,
@@ -124,7 +132,9 @@ class LiveAsset:
         )
         windows = service.live_windows(base)
         windows.warm(
-            candles, {tf: (b.values, b.open_ns) for tf, b in dataset.source.blocks.items()}
+            candles,
+            {tf: (b.values, b.open_ns) for tf, b in dataset.source.blocks.items()},
+            previous,
         )
         return _Plan(t, dataset, windows, dataset.get_batch([0])[0], [])
 
@@ -154,17 +164,19 @@ class LiveAsset:
         """The feature work of the live forecast at the 5m close ``t`` (after the previous
         decision): a step when the stream can continue, else a prime. Needs no model, so it
         runs without the model's lock; ``forecast`` does the rest."""
-        can_step = (
+        intact = (
             self.stream is not None
             and self.windows is not None
             and self.decision is not None
             and t > self.decision
-            and self.since_prime + 1 < self.settings.reprime_every
         )
+        can_step = intact and self.since_prime + 1 < self.settings.reprime_every
         plan = self._step_features(t) if can_step else None
         if plan is None:
+            # a re-prime on schedule continues the feature state; any other starts afresh
+            previous = self.windows if intact and not can_step else None
             self.stream = self.windows = None  # not usable if priming fails half-way
-            plan = self._prime_features(t)
+            plan = self._prime_features(t, previous)
         return plan
 
     # ------------------------------------------------------------------ forecasting
