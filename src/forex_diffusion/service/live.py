@@ -4,12 +4,16 @@ Per asset, a ``LiveAsset`` keeps an ``EncoderStream`` (the S4D recurrent state o
 timeframe stack) and ``LiveFeatureWindows`` (the incremental feature state of every
 timeframe). Priming at decision time t builds exactly the windows ``predict(asof=t)`` builds
 (candles of the ``history_span`` before t), runs the stacks once and warms the feature state on
-those candles (``LiveFeatureWindows.warm``: the state of features computed from the same anchor,
-the prime's window start). At each later 5m close t', only the candles since the previous
-decision are read from the store and pushed into the feature state, which returns the rows of
-the bars that closed (the 5m bar, plus a 15m/1h/4h bar when one closed); each row is fed to the
-stream. A live update then costs one feature update and one recurrent step per new bar, and
-the sampling, instead of a feature rebuild over the history and a pass over every window.
+those candles (``LiveFeatureWindows.warm``: to rounding, the state of features computed from
+the same anchor, the prime's window start; a re-prime on schedule takes over the timeframes
+whose state has forgotten where it started). At each later 5m close t', only the candles since
+the previous decision are read from the store (one read per POST) and pushed into the feature
+state, which returns the rows of the bars that closed (the 5m bar, plus a 15m/1h/4h bar when
+one closed); each row is fed to the stream. A live update then costs one feature update and one
+recurrent step per new bar, and the sampling, instead of a feature rebuild over the history
+and a pass over every window. The feature work (``LiveAsset.plan``) runs without the model's
+lock; only the model work (``LiveAsset.forecast``: priming or stepping the stream, sampling)
+holds it, so concurrent predictions wait for model calls only.
 
 What the stream computes, exactly: the encoder over each window GROWN by the new bars (the
 window that started at the prime, extended to t'), on features whose recursive smoothers
