@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/bench_service.py [--preset cpu_small] [--repeats 30]
-        [--clients 16] [--seconds 20] [--max-requests 20000]
+        [--clients 16] [--seconds 20] [--max-requests 20000] [--distinct-asof]
 
 A uvicorn server on 127.0.0.1 (a free port) serves a model of the configured size (untrained
 weights: latency does not depend on their values; the standardizer is fitted on real EURUSD
@@ -12,7 +12,12 @@ Jan–Mar 2019 read in place from ../shared/data/fx). Measured:
   the forecast cache never answers), and of a live update (``POST /v1/bars`` with the next 5m
   bar's 1m candles → the forecast in the response);
 * ``--clients`` concurrent clients for ``--seconds``: forecasts/s and p50/p99 latency, with
-  dynamic batching and without (a second server).
+  dynamic batching and without (a second server). Each client asks for the forecast of the
+  latest bar (``asof`` omitted), every response a freshly sampled forecast: with batching the
+  requests are unseeded and coalesced into batched model calls; without, each request carries
+  its own seed, so it is computed alone (the forecast cache of unseeded single requests never
+  answers). Both share the prepared features of the latest bar. ``--distinct-asof`` makes the
+  clients ask for distinct past decision times instead, so every request builds its features.
 
 Targets on 2 CPU cores at the default size: live update p50 ≤ 25 ms; 16 clients ≥ 40
 forecasts/s with p99 ≤ 1 s.
@@ -40,8 +45,8 @@ import uvicorn
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.features.unified_pipeline import unified_feature_pipeline
+from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import save_checkpoint
-from forex_diffusion.models.sssd import SSSDModel
 from forex_diffusion.service.app import create_app
 from forex_diffusion.service.settings import Batching, ServiceSettings
 
@@ -82,7 +87,7 @@ def build(root: Path, preset: str | None) -> tuple[SSSDConfig, pd.DataFrame]:
         history, config=cfg, output_format="multi_timeframe"
     )
     torch.manual_seed(0)
-    model = SSSDModel(cfg, {tf: len(n) for tf, n in names.items()})
+    model = build_sssd_model(cfg, {tf: len(n) for tf, n in names.items()})
     save_checkpoint(
         root / "checkpoints" / "EURUSD" / cfg.model.name / "best.ckpt",
         model,
@@ -122,10 +127,11 @@ def serving(cfg: SSSDConfig, batching: bool) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def asof_times(n: int) -> list[str]:
-    """Distinct 5m closes inside the stored history (so no request hits the cache)."""
+def asof_times(n: int, distinct: int = 1000) -> list[str]:
+    """5m closes inside the stored history (Monday 2019-03-11 08:00 on, weekdays), ``distinct``
+    of them, repeated in order when ``n`` is larger."""
     start = pd.Timestamp("2019-03-11 08:00", tz="UTC")
-    return [(start + pd.Timedelta(minutes=5 * k)).isoformat() for k in range(n)]
+    return [(start + pd.Timedelta(minutes=5 * (k % distinct))).isoformat() for k in range(n)]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -158,7 +164,9 @@ def one_client(url: str, repeats: int, feed: pd.DataFrame) -> dict[str, list[flo
     return out
 
 
-def load_test(url: str, clients: int, seconds: float, max_requests: int) -> dict[str, Any]:
+def load_test(
+    url: str, clients: int, seconds: float, max_requests: int, distinct_asof: bool, seeded: bool
+) -> dict[str, Any]:
     times = asof_times(max_requests)
     latencies: list[float] = []
     errors = [0]
@@ -173,8 +181,13 @@ def load_test(url: str, clients: int, seconds: float, max_requests: int) -> dict
                     k = next(counter, None)
                 if k is None:
                     return
+                body: dict[str, Any] = {"asset": "EURUSD"}
+                if distinct_asof:
+                    body["asof"] = times[k]
+                if seeded:
+                    body["seed"] = k
                 started = time.perf_counter()
-                r = client.post("/v1/predict", json={"asset": "EURUSD", "asof": times[k]})
+                r = client.post("/v1/predict", json=body)
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     if r.status_code == 200:
@@ -183,7 +196,7 @@ def load_test(url: str, clients: int, seconds: float, max_requests: int) -> dict
                         errors[0] += 1
 
     with httpx.Client(base_url=url, timeout=120) as client:  # load the model first
-        client.post("/v1/predict", json={"asset": "EURUSD", "asof": times[-1]}).raise_for_status()
+        client.post("/v1/predict", json={"asset": "EURUSD", "asof": times[0]}).raise_for_status()
     began = time.monotonic()
     threads = [threading.Thread(target=run) for _ in range(clients)]
     for th in threads:
@@ -207,6 +220,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument(
+        "--distinct-asof",
+        action="store_true",
+        help="load test on distinct past decision times (features built per request)",
+    )
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_NUM_THREADS", 2)))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -215,9 +233,13 @@ def main() -> None:
         cfg, feed = build(Path(tmp), args.preset)
         with serving(cfg, batching=True) as url:
             single = one_client(url, args.repeats, feed)
-            batched = load_test(url, args.clients, args.seconds, args.max_requests)
+            batched = load_test(
+                url, args.clients, args.seconds, args.max_requests, args.distinct_asof, False
+            )
         with serving(cfg, batching=False) as url:
-            unbatched = load_test(url, args.clients, args.seconds, args.max_requests)
+            unbatched = load_test(
+                url, args.clients, args.seconds, args.max_requests, args.distinct_asof, True
+            )
     name = f"{cfg.model.name} ({args.preset or 'default size'}, {args.threads} threads)"
     for what, values in (
         ("POST /v1/predict (store)", single["predict"]),

@@ -165,10 +165,17 @@ def test_info_is_the_stores_summary_on_real_data(tmp_path: Path, fx_dir: Path) -
     real year plus the first week of the next (a year boundary), before and after the
     manifest exists, and after an append changes a year file."""
     from forex_diffusion.data import store_info
-    from forex_diffusion.data.store import _YEAR_FILE, CLOSURE_MIN, GAP_THRESHOLD, META_FILE
+    from forex_diffusion.data.store import (
+        _YEAR_FILE,
+        CLOSURE_MIN,
+        GAP_THRESHOLD,
+        JOURNAL_FILE,
+        META_FILE,
+    )
     from fx_test_utils import load_fx
 
     assert store_info.META_FILE == META_FILE and store_info.YEAR_FILE.pattern == _YEAR_FILE.pattern
+    assert store_info.JOURNAL_FILE == JOURNAL_FILE
     assert GAP_THRESHOLD.value == store_info.GAP_THRESHOLD_NS
     assert CLOSURE_MIN.value == store_info.CLOSURE_MIN_NS
     root = tmp_path / "store"
@@ -214,9 +221,26 @@ def test_info_is_the_stores_summary_on_real_data(tmp_path: Path, fx_dir: Path) -
     check()  # from the manifest
     assert store.info("EURUSD").gap_count > 0 and store.info("EURUSD").closures > 50
     before = store.info("EURUSD").bars
-    store.write("EURUSD", load_fx(fx_dir, "2020-01-08", "2020-01-10"))  # 2020.parquet replaced
+    store.write("EURUSD", load_fx(fx_dir, "2020-01-08", "2020-01-10"))  # appended (journal)
     assert store.info("EURUSD").bars > before
     check()
+    # a small back-fill inside a year file's span goes to the journal too: the spans
+    # interleave and the summary is taken over the merged open times
+    year = load_fx(fx_dir, "2019-01-01", "2020-01-01")
+    hole = (year.index >= pd.Timestamp("2019-03-05", tz="UTC")) & (
+        year.index < pd.Timestamp("2019-03-06", tz="UTC")
+    )
+    other = tmp_path / "store2"
+    fresh = CandleStore(other)
+    fresh.write("EURUSD", year[~hole])
+    fresh.write("EURUSD", year[hole])
+    assert (other / "EURUSD" / JOURNAL_FILE).is_file()
+    want, got = fresh.info("EURUSD"), store_info.summarize_asset(other, "EURUSD")
+    assert got.bars == want.bars == len(year)
+    assert [(pd.Timestamp(s), pd.Timestamp(e)) for s, e in got.gaps] == [
+        (g.start, g.end) for g in want.gaps
+    ]
+    assert got.closures == want.closures
 
 
 def test_info_reads_no_damaged_file_from_the_manifest(tmp_path: Path) -> None:

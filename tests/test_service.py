@@ -261,6 +261,60 @@ def test_dynamic_batching_coalesces_and_keeps_requests_apart(trained: SSSDConfig
         assert batcher.batches - batches_before < len(times)  # coalesced
 
 
+def test_store_forecasts_share_prepared_features_and_equal_uncached_ones(
+    fx_dir: Path, trained: SSSDConfig, tmp_path: Path
+) -> None:
+    """Store-based forecasts reuse the prepared features of an earlier request for the same
+    decision while the asset's bars are unchanged (concurrent requests build them once); the
+    forecast is the Python API's on the stored candles, cached or not, before and after bars
+    are appended."""
+    data_dir = tmp_path / "data"
+    store = CandleStore(data_dir)
+    store.write("EURUSD", load_fx(fx_dir, "2019-02-10", STORE_END), source="t")
+    week = load_fx(fx_dir, STORE_END, "2019-03-19")
+    asof = pd.Timestamp("2019-03-15 14:07", tz="UTC")
+    with TestClient(create_app(settings(trained, data_dir=data_dir))) as c:
+        body = {"asset": "EURUSD", "asof": asof.isoformat(), "seed": 4}
+        first = c.post("/v1/predict", json=body).json()
+        svc = _service(c)
+        cache = c.app.state.service.datasets  # type: ignore[attr-defined]
+        misses, hits = cache.misses, cache.hits
+        second = c.post("/v1/predict", json=body).json()
+        assert (cache.misses, cache.hits) == (misses, hits + 1)
+        expected = svc.predict(
+            store.load("EURUSD", end=asof), generator=torch.Generator().manual_seed(4)
+        )
+        assert first["timestamp"] == second["timestamp"] == "2019-03-15T14:05:00+00:00"
+        _same_forecast(first, expected)
+        _same_forecast(second, expected)
+        # concurrent batched requests for the latest forecast: the features are built once
+        misses = cache.misses
+        out: list[dict[str, Any]] = []
+        barrier = threading.Barrier(6)
+
+        def call() -> None:
+            barrier.wait()
+            out.append(c.post("/v1/predict", json={"asset": "EURUSD", "num_samples": 8}).json())
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert [o["timestamp"] for o in out] == ["2019-03-18T00:00:00+00:00"] * 6
+        assert cache.misses == misses + 1
+        # appending bars changes the store's version: the next forecast sees them
+        posted = c.post("/v1/bars", json={"asset": "EURUSD", "candles": _rows(week.iloc[:12])})
+        assert posted.status_code == 200, posted.text
+        latest = c.post("/v1/predict", json={"asset": "EURUSD", "seed": 9}).json()
+        assert latest["timestamp"] == "2019-03-18T00:10:00+00:00"
+        assert cache.misses == misses + 2
+        _same_forecast(
+            latest,
+            svc.predict(store.load("EURUSD"), generator=torch.Generator().manual_seed(9)),
+        )
+
+
 # ---------------------------------------------------------------------- bars, stream
 
 

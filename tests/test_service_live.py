@@ -197,3 +197,85 @@ def test_live_week_equals_batch(trained: SSSDConfig, fx_dir: Path, tmp_path: Pat
         per_post=5,
         check_every=7,
     )
+
+
+RECIPE_OPTIONS = (  # issue 16's inputs and target scale: the warmed state carries them too
+    "data.splits.train.start=2020-01-06",
+    "data.splits.train.end=2020-02-05",
+    "data.splits.val.start=2020-02-06",
+    "data.splits.val.end=2020-02-10",
+    "data.splits.test.start=2020-02-11",
+    "data.splits.test.end=2020-02-28",
+    "data.target_scale=seasonal_ewma",
+    "features.realized=true",
+    "features.time_of_week=true",
+)
+
+
+@pytest.mark.parametrize("options", [(), RECIPE_OPTIONS], ids=["default", "recipe_options"])
+def test_warmed_feature_windows_continue_as_the_batch_pipeline(options: tuple[str, ...]) -> None:
+    """``LiveFeatureWindows.warm`` (the live state's prime: bars by the batch resampling, each
+    timeframe's smoothers fed only its last ``warm_bars``) then ``push``: the dataset of every
+    later 5m close equals the batch dataset from the same first candle (windows, target
+    scales, last close)."""
+    from forex_diffusion.data.synthetic import generate_synthetic_market
+    from forex_diffusion.features.standardizer import Standardizer
+    from forex_diffusion.features.unified_pipeline import (
+        fit_standardizer,
+        multi_timeframe_features,
+    )
+    from forex_diffusion.inference.live_features import LiveFeatureWindows, warm_bars
+    from sssd_test_utils import default_config
+
+    config = default_config().with_overrides(list(options))
+    candles = generate_synthetic_market("2020-01-06", "2020-02-15", seed=7)
+    built = multi_timeframe_features(candles, config)
+    standardizer = (
+        fit_standardizer(built.raw, config, built.seasonal)
+        if options
+        else Standardizer.fit(built.raw)
+    )
+    t0 = pd.Timestamp("2020-02-12 10:00", tz="UTC")
+    history = candles[candles.index < t0]
+    primed = SSSDTimeSeriesDataset.from_candles(
+        history, config, standardizer, decision_times=[t0], require_targets=False
+    )
+    live = LiveFeatureWindows(config, standardizer)
+    live.warm(history, {tf: (b.values, b.open_ns) for tf, b in primed.source.blocks.items()})
+    assert len(primed.source.blocks["5m"].values) > 2 * warm_bars(config.features)  # truncated
+    feed = candles[(candles.index >= t0) & (candles.index < t0 + pd.Timedelta(hours=9))]
+    checks, reprimed = 0, False
+    bins = feed.index.floor("5min")
+    for k, start in enumerate(bins.unique()):
+        chunk = feed[bins == start]
+        t = start + pd.Timedelta(minutes=5)
+        if t == t0 + pd.Timedelta(hours=4, minutes=5):
+            # a re-prime at the close of the previous bar: warmed again from the candles so
+            # far, taking over the states of the timeframes with enough bars
+            history = candles[candles.index < start]
+            primed = SSSDTimeSeriesDataset.from_candles(
+                history, config, standardizer, decision_times=[start], require_targets=False
+            )
+            again = LiveFeatureWindows(config, standardizer)
+            rows = {tf: (b.values, b.open_ns) for tf, b in primed.source.blocks.items()}
+            kept = dict(live.features)
+            again.warm(history, rows, previous=live)
+            assert again.features["5m"] is kept["5m"] and again.features["4h"] is not kept["4h"]
+            live, reprimed = again, True
+        live.push(chunk)
+        if k % 7 or chunk.index[-1] != t - pd.Timedelta(minutes=1):
+            continue  # (a 5m bar that lost its last candles is not a decision time)
+        got = live.dataset(t)
+        want = SSSDTimeSeriesDataset.from_candles(
+            candles[candles.index < t],
+            config,
+            standardizer,
+            decision_times=[t],
+            require_targets=False,
+        )
+        for tf, x in want.get_batch([0])[0].items():
+            assert np.allclose(got.get_batch([0])[0][tf], x, rtol=1e-5, atol=1e-5), (tf, t)
+        np.testing.assert_allclose(got.scales, want.scales, rtol=1e-9)
+        assert got.last_close[0] == want.last_close[0] and got.decision_times[0] == t
+        checks += 1
+    assert checks >= 15 and reprimed

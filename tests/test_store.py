@@ -269,3 +269,165 @@ def test_real_eurusd_2019(fx_dir: Path, tmp_path: Path) -> None:
         np.testing.assert_array_equal(got["close"].to_numpy(), expected["close"].to_numpy())
     month = store.load("EURUSD", "2019-03-01", "2019-04-01")
     assert len(month) == len(ref.loc["2019-03"])
+
+
+# ---------------------------------------------------------------------- journal (appends)
+
+
+def _journal(store: CandleStore, asset: str = "EURUSD") -> Path:
+    return store.data_dir / asset / store_module.JOURNAL_FILE
+
+
+def test_small_appends_go_to_the_journal_and_read_as_the_compacted_store(tmp_path: Path) -> None:
+    """History written at once, then appends of 7 bars: the year file is never rewritten, every
+    reader sees the bars, and a compaction gives the year file of a store written in one go."""
+    history, live = bars("2020-01-06", 600), bars("2020-01-06 10:00", 140, price=1.2)
+    store = CandleStore(tmp_path / "a", compact_rows=1_000)
+    store.write("EURUSD", history)
+    year_file = file_bytes(store, "EURUSD")
+    for k in range(0, len(live), 7):
+        report = store.write("EURUSD", live.iloc[k : k + 7], source="live")
+        assert report.rows_added == 7 and report.files_written == (_journal(store),)
+        assert report.total_bars == 600 + k + 7
+    assert {k: v for k, v in file_bytes(store, "EURUSD").items() if k != "journal.parquet"} == (
+        year_file
+    )
+    both = validate_candles(pd.concat([history, live]))
+    pd.testing.assert_frame_equal(store.load("EURUSD"), both, check_freq=False)
+    part = store.load("EURUSD", "2020-01-06 09:50", "2020-01-06 10:30")
+    pd.testing.assert_frame_equal(
+        part, both.loc["2020-01-06 09:50":"2020-01-06 10:29"], check_freq=False
+    )
+    hours = store.load("EURUSD", timeframe="1h")
+    assert list(hours.index.hour) == list(range(12)) and hours["n_base"].tolist() == [60] * 12
+    info = store.info("EURUSD")
+    assert info.bars == 740 and info.last == both.index[-1] == store.last_bar("EURUSD")
+    assert _journal(store) in info.files
+    assert [h.ok for h in store.check("EURUSD")] == [True, True]
+    # idempotent: the same bars again change nothing
+    again = store.write("EURUSD", live.iloc[-7:])
+    assert again.rows_added == 0 and again.files_written == () and again.total_bars == 740
+    # a big write compacts: journal into the year file, same bytes as one write of everything
+    more = bars("2020-01-06 12:20", 1_000, price=1.25)
+    report = store.write("EURUSD", more)
+    assert report.files_written == (store.data_dir / "EURUSD" / "2020.parquet",)
+    assert not _journal(store).exists() and report.total_bars == 1_740
+    one_go = CandleStore(tmp_path / "b")
+    one_go.write("EURUSD", pd.concat([history, live, more]))
+    assert file_bytes(store, "EURUSD") == file_bytes(one_go, "EURUSD")
+
+
+def test_journal_compacts_at_the_threshold_and_across_years(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path, compact_rows=50)
+    store.write("EURUSD", bars("2019-12-31 20:00", 200))  # -> 23:19
+    feed = bars("2019-12-31 23:20", 90)  # crosses into 2020
+    for k in range(0, 90, 10):
+        store.write("EURUSD", feed.iloc[k : k + 10])
+        assert len(store.load("EURUSD")) == 200 + k + 10
+    # 40 + 10 <= 50 stays in the journal; the next append compacts
+    assert _journal(store).exists() and set(file_bytes(store, "EURUSD")) == {
+        "2019.parquet",
+        "2020.parquet",
+        "journal.parquet",
+    }
+    reference = CandleStore(tmp_path / "ref")
+    reference.write("EURUSD", pd.concat([bars("2019-12-31 20:00", 200), feed]))
+    pd.testing.assert_frame_equal(store.load("EURUSD"), reference.load("EURUSD"))
+
+
+def test_journal_conflicts_keep_and_replace(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path)
+    store.write("EURUSD", bars("2020-01-06", 100))
+    live = bars("2020-01-06 01:40", 10, price=1.3)
+    store.write("EURUSD", live)
+    before = file_bytes(store, "EURUSD")
+    changed = live.iloc[3:5].copy()
+    changed["close"] += 1e-5
+    changed["high"] += 1e-5
+    with pytest.raises(store_module.BarConflictError, match="2 incoming bar") as exc:
+        store.write("EURUSD", changed)  # conflicts with journal bars
+    assert len(exc.value.conflicts) == 2 and file_bytes(store, "EURUSD") == before
+    old = bars("2020-01-06 00:10", 3, price=1.4)
+    with pytest.raises(store_module.BarConflictError):
+        store.write("EURUSD", old)  # conflicts with bars of the year file
+    assert file_bytes(store, "EURUSD") == before
+    kept = store.write("EURUSD", changed, on_conflict="keep")
+    assert (kept.conflicts, kept.rows_added, kept.files_written) == (2, 0, ())
+    replaced = store.write("EURUSD", changed, on_conflict="replace")
+    assert replaced.replaced == 2 and replaced.files_written == (_journal(store),)
+    assert store.load("EURUSD").loc[changed.index, "close"].tolist() == changed["close"].tolist()
+    # replacing a bar of the year file rewrites it (and folds the journal in)
+    store.write("EURUSD", old, on_conflict="replace")
+    assert not _journal(store).exists()
+    loaded = store.load("EURUSD")
+    assert loaded.loc[old.index, "close"].tolist() == old["close"].tolist()
+    assert loaded.loc[changed.index, "close"].tolist() == changed["close"].tolist()
+    assert len(loaded) == 110
+
+
+def test_interrupted_compaction_loses_nothing_and_is_finished_by_the_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CandleStore(tmp_path, compact_rows=30)
+    store.write("EURUSD", bars("2020-01-06", 100))
+    store.write("EURUSD", bars("2020-01-06 01:40", 20, price=1.2))
+    expected = store.load("EURUSD")
+    before = file_bytes(store, "EURUSD")
+    journal_bytes = _journal(store).read_bytes()
+    # a crash while staging the year file: nothing changes
+    real_write = store_module.pq.write_table
+
+    def fail(*args, **kw):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_module.pq, "write_table", fail)
+    with pytest.raises(OSError, match="disk full"):
+        store.write("EURUSD", bars("2020-01-06 02:00", 20, price=1.2))
+    monkeypatch.setattr(store_module.pq, "write_table", real_write)
+    assert file_bytes(store, "EURUSD") == before
+    assert not [p for p in (tmp_path / "EURUSD").iterdir() if p.name.endswith(".tmp")]
+    pd.testing.assert_frame_equal(store.load("EURUSD"), expected)
+    # a crash after the year file was replaced, before the journal was removed
+    store.write("EURUSD", bars("2020-01-06 02:00", 20, price=1.2))
+    assert not _journal(store).exists()
+    compacted = store.load("EURUSD")
+    _journal(store).write_bytes(journal_bytes)  # the journal as the crash left it
+    pd.testing.assert_frame_equal(store.load("EURUSD"), compacted)
+    assert store.info("EURUSD").bars == len(compacted) == 140
+    assert store.last_bar("EURUSD") == compacted.index[-1]
+    report = store.write("EURUSD", bars("2020-01-06 02:20", 5, price=1.2))  # finishes it
+    assert not _journal(store).exists() and report.total_bars == 145
+
+
+def test_readers_during_appends_and_compactions_see_every_bar_once(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path, compact_rows=40)
+    store.write("EURUSD", bars("2020-01-06", 200))
+    feed = bars("2020-01-06 03:20", 300, price=1.2)
+    done = threading.Event()
+    seen: list[int] = []
+    problems: list[str] = []
+
+    def reader() -> None:
+        local = CandleStore(tmp_path)
+        while not done.is_set():
+            try:
+                frame = local.load("EURUSD")
+            except Exception as exc:  # recorded: the test fails on any
+                problems.append(repr(exc))
+                continue
+            if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+                problems.append("order")
+            if seen and len(frame) < seen[-1]:
+                problems.append(f"lost bars: {len(frame)} after {seen[-1]}")
+            seen.append(len(frame))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for k in range(0, 300, 5):
+            store.write("EURUSD", feed.iloc[k : k + 5])
+    finally:
+        done.set()
+        thread.join()
+    assert problems == [] and len(seen) > 1
+    assert len(store.load("EURUSD")) == 500

@@ -4,6 +4,7 @@ Layout under the data root (``resolve_data_dir``)::
 
     <data_dir>/<ASSET>/meta.json      base timeframe, synthetic flag, sources
     <data_dir>/<ASSET>/<YYYY>.parquet  bars whose open time falls in UTC year YYYY
+    <data_dir>/<ASSET>/journal.parquet bars appended since the last compaction (optional)
 
 One Parquet file per calendar year (zstd, row groups of 2**16 bars, columns timestamp
 [UTC, µs], open, high, low, close, volume) keeps writes local: importing a year rewrites only
@@ -19,6 +20,21 @@ asset take an exclusive file lock (``<ASSET>/.lock``, ``filelock``), so concurre
 never lose bars; under it, temporary files left by an interrupted writer
 (``.<YYYY>.parquet.<pid>.<hex>.tmp``) are removed, and readers never look at them.
 
+Appends without rewriting a year file: once an asset has year files, a small write (the
+journal's bars plus the incoming ones at most ``compact_rows``) goes to the asset's journal,
+a small Parquet file of the bars appended since the last compaction, rewritten atomically
+(temporary + ``os.replace``) with the new bars; the year files are not touched. Readers merge
+the journal into what they read, so every reader sees the same candles as with the year files
+alone. A bigger write, or a journal that would outgrow ``compact_rows``, compacts: the journal
+and the incoming bars are merged into the year files they touch (each replaced atomically),
+then the journal is removed. The journal and the year files never hold the same open time,
+except after a compaction interrupted between the two steps, when they hold the same bars: a
+reader then keeps one of each, and the next write finishes the compaction. Readers read the
+journal before listing the year files, so a compaction running meanwhile can only show them a
+bar twice (kept once), never lose one. Conflicts are detected against the year files and the
+journal alike; an incoming bar that replaces (``on_conflict="replace"``) a bar of a year file
+rewrites that year file (a compaction).
+
 Every incoming batch is checked against the asset: one bar interval (the stored base, 1m or
 5m; see :func:`forex_diffusion.data.candles.infer_base_timeframe`) and the sanity bounds
 (:mod:`forex_diffusion.data.sanity`). A damaged year file is reported by name
@@ -31,7 +47,6 @@ resampling (:func:`forex_diffusion.data.resample.resample_ohlc`).
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -66,6 +81,8 @@ if TYPE_CHECKING:
 
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
+JOURNAL_FILE = "journal.parquet"
+COMPACT_ROWS = 10_000  # journal bars that trigger a compaction into the year files
 ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
@@ -175,9 +192,10 @@ class BarConflictError(DataError):
 
 @dataclass(frozen=True)
 class FileHealth:
-    """One file of an asset's folder: a year file (``year`` set) or a stale temporary.
+    """One file of an asset's folder: a year file (``year`` set), the journal or a stale
+    temporary (``year`` None, ``note`` says which).
 
-    ``problem`` is None for a healthy year file; ``rows`` is None when the file is unreadable;
+    ``problem`` is None for a healthy year file or journal; ``rows`` is None when the file is unreadable;
     ``note`` describes a harmless file (a stale temporary: never read, removed by the next
     write).
     """
@@ -267,10 +285,80 @@ def _merge(
     )
 
 
-def _read_table(path: Path, asset: str, columns: list[str] | None = None) -> pa.Table:
-    """A stored year file; a damaged one is a DataError naming it and what to do."""
+StatKey = tuple[int, int, int]
+
+
+def _stat_key(path: Path) -> StatKey | None:
+    """(inode, size, modification time ns) of ``path``: changes with every replace; None when
+    the file does not exist."""
     try:
-        table = pq.read_table(path, columns=columns)
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Bars of one stored file and the open times (ns) of its first and last bar."""
+
+    rows: int
+    first_ns: int
+    last_ns: int
+
+
+def _read_span(path: Path, asset: str) -> _Span:
+    """The file's span from its Parquet footer (row-group statistics of ``timestamp``)."""
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            meta = pq.read_metadata(source)
+        col = meta.schema.to_arrow_schema().get_field_index("timestamp")
+        if meta.num_rows == 0 or col < 0:
+            return _Span(meta.num_rows, 0, -1)
+        firsts, lasts = [], []
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max:
+                ts = _timestamps(_read_table(path, asset, columns=["timestamp"]))
+                return _Span(len(ts), int(ts.min()), int(ts.max()))
+            firsts.append(pd.Timestamp(stats.min).as_unit("ns").value)
+            lasts.append(pd.Timestamp(stats.max).as_unit("ns").value)
+        return _Span(meta.num_rows, min(firsts), max(lasts))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DataError(_damaged(path, asset, str(exc))) from exc
+
+
+def _union(
+    a_ts: np.ndarray, a_v: np.ndarray, b_ts: np.ndarray, b_v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted union of two sorted, unique bar sets; ``b`` wins where both hold an open time."""
+    if len(b_ts) == 0:
+        return a_ts, a_v
+    if len(a_ts) == 0:
+        return b_ts, b_v
+    if a_ts[-1] < b_ts[0]:
+        return np.concatenate([a_ts, b_ts]), np.concatenate([a_v, b_v])
+    ts = np.concatenate([a_ts, b_ts])
+    values = np.concatenate([a_v, b_v])
+    order = np.argsort(ts, kind="stable")
+    ts, values = ts[order], values[order]
+    last = np.r_[ts[1:] != ts[:-1], True]  # the last of equal open times comes from b
+    return ts[last], values[last]
+
+
+def _read_table(
+    path: Path, asset: str, columns: list[str] | None = None, missing_ok: bool = False
+) -> pa.Table:
+    """A stored year file or journal, read through one open file (a file replaced meanwhile
+    is read whole, old or new); a damaged one is a DataError naming it and what to do (a
+    missing one too, unless ``missing_ok``: FileNotFoundError then)."""
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            table = pq.read_table(source, columns=columns)
+    except FileNotFoundError as exc:
+        if missing_ok:
+            raise
+        raise DataError(_damaged(path, asset, str(exc))) from exc
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(_damaged(path, asset, str(exc))) from exc
     missing = [
@@ -282,6 +370,12 @@ def _read_table(path: Path, asset: str, columns: list[str] | None = None) -> pa.
 
 
 def _damaged(path: Path, asset: str, problem: str) -> str:
+    if path.name == JOURNAL_FILE:
+        return (
+            f"{path}: damaged candle journal of {asset} ({problem}). Move it out of the store "
+            f"and append the bars since the last compaction again (POST /v1/bars or "
+            f"forex-diffusion data import FILE --asset {asset})"
+        )
     m = _YEAR_FILE.match(path.name)
     year = m.group(1) if m else "its year"
     return (
@@ -332,8 +426,12 @@ def _touches_saturday(start_ns: np.ndarray, end_ns: np.ndarray) -> np.ndarray:
 class CandleStore:
     """Per-asset Parquet candle store under ``data_dir`` (see the module docstring)."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, compact_rows: int = COMPACT_ROWS) -> None:
         self.data_dir = Path(data_dir)
+        self.compact_rows = compact_rows
+        # what was read of each file, valid while its stat key is unchanged
+        self._journals: dict[Path, tuple[StatKey, np.ndarray, np.ndarray]] = {}
+        self._spans: dict[Path, tuple[StatKey, _Span]] = {}
         self._con: duckdb.DuckDBPyConnection | None = None  # opened on first query (~50 ms)
         self._pid = os.getpid()
 
@@ -341,10 +439,13 @@ class CandleStore:
         return f"CandleStore({str(self.data_dir)!r})"
 
     def __getstate__(self) -> dict[str, object]:
-        return {"data_dir": self.data_dir}  # the DuckDB connection is not picklable
+        # the DuckDB connection is not picklable
+        return {"data_dir": self.data_dir, "compact_rows": self.compact_rows}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.data_dir = Path(str(state["data_dir"]))
+        self.compact_rows = int(str(state.get("compact_rows", COMPACT_ROWS)))
+        self._journals, self._spans = {}, {}
         self._con = None
         self._pid = os.getpid()
 
@@ -412,6 +513,54 @@ class CandleStore:
                 out[int(m.group(1))] = p
         return dict(sorted(out.items()))
 
+    def _journal(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The asset's journal bars (ts (n,) int64 ns, values (n, 5)); empty without one.
+        Read again only when the file changed."""
+        path = self._dir(name) / JOURNAL_FILE
+        key = _stat_key(path)
+        cached = self._journals.get(path)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        try:
+            ts, values = _arrays(_read_table(path, name, missing_ok=True))
+        except FileNotFoundError:  # none, or removed by a compaction: its bars are in the years
+            return np.zeros(0, np.int64), np.zeros((0, len(CANDLE_COLUMNS)))
+        if key is not None:  # read after the stat: at least as new as the key says
+            self._journals[path] = (key, ts, values)
+        return ts, values
+
+    def _span(self, name: str, path: Path) -> _Span:
+        """Rows and first/last open time of a year file or the journal (cached per version)."""
+        key = _stat_key(path)
+        cached = self._spans.get(path)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        span = _read_span(path, name)
+        if key is not None:
+            self._spans[path] = (key, span)
+        return span
+
+    def _year_rows(self, name: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Bars of the year files (journal excluded) with open time in [lo, hi] (ns)."""
+        t0 = pd.Timestamp(lo, tz="UTC")
+        t1 = pd.Timestamp(hi, tz="UTC") + pd.Timedelta(microseconds=1)  # stored in µs
+        return self._select(name, self._files_for(name, t0, t1), t0, t1)
+
+    def version(self, asset: str) -> tuple[tuple[str, int, int, int], ...]:
+        """A token that changes whenever the stored bars of ``asset`` change: name, inode,
+        size and modification time of each of its year files and journal (every write
+        replaces a file). Raises NotFoundError for an unknown asset."""
+        folder = self._dir(self._require(asset))
+        out = []
+        for entry in os.scandir(folder):
+            if _YEAR_FILE.match(entry.name) or entry.name == JOURNAL_FILE:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:  # removed meanwhile (a compacted journal)
+                    continue
+                out.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(out))
+
     def base_timeframe(self, asset: str) -> str:
         """Timeframe of the stored bars ("1m" or "5m")."""
         return str(self._meta(self._require(asset))["base_timeframe"])
@@ -464,7 +613,15 @@ class CandleStore:
         with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
             cleaned = remove_stale_temporaries(folder)
             meta = self._checked_meta(name, ts, synthetic, base_timeframe, interval)
-            staged, added, found = self._merge_years(folder, ts, values, on_conflict)
+            journal = folder / JOURNAL_FILE
+            j_ts, j_v = self._journal(name)
+            plan = None
+            if self._year_files(name) and len(ts) + len(j_ts) <= self.compact_rows:
+                plan = self._append_journal(folder, j_ts, j_v, ts, values, on_conflict)
+            if plan is None:  # compaction: journal and incoming bars into the year files
+                staged, added, found = self._merge_years(folder, ts, values, on_conflict, j_ts, j_v)
+            else:
+                staged, added, found = plan
             try:
                 sources = [str(s) for s in _as_list(meta.get("sources"))]
                 if source and source not in sources:
@@ -476,10 +633,18 @@ class CandleStore:
                     )
                 for tmp, target in staged:
                     os.replace(tmp, target)
+                    written = self._journals.pop(tmp, None)
+                    if written is not None:  # the journal just written: no need to read it
+                        self._journals[target] = written
+                if plan is None and len(j_ts):
+                    journal.unlink(missing_ok=True)  # after its bars reached the year files
             finally:
                 for tmp, _ in staged:
+                    self._journals.pop(tmp, None)
                     tmp.unlink(missing_ok=True)
-            total = sum(self._rows(name, p) for p in self._year_files(name).values())
+            total = sum(self._span(name, p).rows for p in self._year_files(name).values())
+            if journal.exists():
+                total += self._span(name, journal).rows
         return WriteReport(
             asset=name,
             rows_in=len(ts),
@@ -491,13 +656,6 @@ class CandleStore:
             replaced=len(found) if on_conflict == "replace" else 0,
             temporaries_removed=cleaned,
         )
-
-    @staticmethod
-    def _rows(name: str, path: Path) -> int:
-        try:
-            return int(pq.ParquetFile(path).metadata.num_rows)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise DataError(_damaged(path, name, str(exc))) from exc
 
     def _checked_meta(
         self,
@@ -550,10 +708,55 @@ class CandleStore:
                 )
         return meta
 
+    def _append_journal(
+        self,
+        folder: Path,
+        j_ts: np.ndarray,
+        j_v: np.ndarray,
+        ts: np.ndarray,
+        values: np.ndarray,
+        on_conflict: OnConflict,
+    ) -> tuple[list[tuple[Path, Path]], int, BarConflicts] | None:
+        """Stage the journal with the incoming bars added: ([(temporary, journal)] or [] when
+        nothing is new, bars added, conflicts). None when a compaction is needed instead: the
+        journal shares bars with the year files (an interrupted compaction), or an incoming bar
+        replaces a bar of a year file. Raises BarConflictError (``on_conflict="error"``)."""
+        name = folder.name
+        lo = int(min(ts[0], j_ts[0])) if len(j_ts) else int(ts[0])
+        hi = int(max(ts[-1], j_ts[-1])) if len(j_ts) else int(ts[-1])
+        y_ts, y_v = self._year_rows(name, lo, hi)
+        if len(j_ts) and np.isin(j_ts, y_ts).any():
+            return None
+        s_ts, s_v = _union(y_ts, y_v, j_ts, j_v)
+        m = _merge(s_ts, s_v, ts, values, on_conflict)
+        found = BarConflicts(ts[m.conflict_pos], m.conflict_stored, values[m.conflict_pos])
+        if len(found) and on_conflict == "error":
+            raise BarConflictError(conflict_message(name, found), found)
+        if m.replaced and np.isin(ts[m.conflict_pos], y_ts).any():
+            return None
+        take = ~np.isin(ts, s_ts)
+        if m.replaced:
+            take[m.conflict_pos] = True
+        if not take.any():
+            return [], 0, found
+        n_ts, n_v = _union(j_ts, j_v, ts[take], values[take])
+        target = folder / JOURNAL_FILE
+        staged = _stage_parquet(_table(n_ts, n_v), target)
+        self._journals[staged] = (_stat_key(staged) or (0, 0, 0), n_ts, n_v)  # see write()
+        return [(staged, target)], m.added, found
+
     def _merge_years(
-        self, folder: Path, ts: np.ndarray, values: np.ndarray, on_conflict: OnConflict
+        self,
+        folder: Path,
+        ts: np.ndarray,
+        values: np.ndarray,
+        on_conflict: OnConflict,
+        j_ts: np.ndarray,
+        j_v: np.ndarray,
     ) -> tuple[list[tuple[Path, Path]], int, BarConflicts]:
-        """Merge bars into each year file they touch, staged as temporary files.
+        """Merge the journal's bars and the incoming bars into each year file they touch,
+        staged as temporary files (the journal's bars win over the year file's, the incoming
+        ones are merged per ``on_conflict``).
 
         Returns ([(temporary, target)], bars added, the conflicting bars); on failure (a
         conflict with ``on_conflict="error"`` included) no temporary file is left behind.
@@ -561,48 +764,65 @@ class CandleStore:
         name = folder.name
         files = self._year_files(name)
         years = _year_of(ts)
-        bounds = np.flatnonzero(np.r_[True, years[1:] != years[:-1], True])
-        merged: list[tuple[Path, _Merged]] = []
-        for a, b in itertools.pairwise(bounds):
-            year = int(years[a])
+        j_years = _year_of(j_ts)
+        merged: list[tuple[Path, _Merged, bool]] = []
+        for year in sorted({int(y) for y in np.unique(years)} | {int(y) for y in j_years}):
             target = folder / f"{year:04d}.parquet"
             if year in files:
                 old_ts, old_v = _arrays(_read_table(target, name))
             else:
                 old_ts, old_v = np.zeros(0, np.int64), np.zeros((0, 5))
+            jl, jh = np.searchsorted(j_years, [year, year + 1])
+            old_ts, old_v = _union(old_ts, old_v, j_ts[jl:jh], j_v[jl:jh])
+            a, b = np.searchsorted(years, [year, year + 1])
             m = _merge(old_ts, old_v, ts[a:b], values[a:b], on_conflict)
-            merged.append((target, _shifted(m, int(a))))
-        pos = np.concatenate([m.conflict_pos for _, m in merged])
+            merged.append((target, _shifted(m, int(a)), jh > jl))
+        pos = np.concatenate([m.conflict_pos for _, m, _ in merged])
         found = BarConflicts(
-            ts[pos], np.concatenate([m.conflict_stored for _, m in merged]), values[pos]
+            ts[pos], np.concatenate([m.conflict_stored for _, m, _ in merged]), values[pos]
         )
         if len(found) and on_conflict == "error":
             raise BarConflictError(conflict_message(name, found), found)
         staged: list[tuple[Path, Path]] = []
         try:
-            for target, m in merged:
-                if m.added or m.replaced:
+            for target, m, from_journal in merged:
+                if m.added or m.replaced or from_journal:
                     staged.append((_stage_parquet(_table(m.ts, m.values), target), target))
         except BaseException:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
             raise
-        return staged, sum(m.added for _, m in merged), found
+        return staged, sum(m.added for _, m, _ in merged), found
 
     # -- reading --------------------------------------------------------------------------
     def _files_for(
         self, name: str, start: pd.Timestamp | None, end: pd.Timestamp | None
     ) -> list[Path]:
+        """The year files holding bars in [start, end) (by year, then by their first and last
+        bar)."""
         lo = start.year if start is not None else -1
         hi = end.year if end is not None else 10_000
-        return [p for y, p in self._year_files(name).items() if lo <= y <= hi]
+        out = []
+        for year, path in self._year_files(name).items():
+            if not lo <= year <= hi:
+                continue
+            span = self._span(name, path)
+            if start is not None and span.last_ns < start.as_unit("ns").value:
+                continue
+            if end is not None and span.first_ns >= end.as_unit("ns").value:
+                continue
+            out.append(path)
+        return out
 
     def _last_open(self, name: str) -> pd.Timestamp | None:
+        j_ts, _ = self._journal(name)
         files = self._year_files(name)
-        if not files:
-            return None
-        table = _read_table(list(files.values())[-1], name, columns=["timestamp"])
-        return pd.Timestamp(table.column("timestamp")[-1].as_py()) if table.num_rows else None
+        last = int(j_ts[-1]) if len(j_ts) else None
+        if files:
+            span = self._span(name, list(files.values())[-1])
+            if span.rows:
+                last = span.last_ns if last is None else max(last, span.last_ns)
+        return None if last is None else pd.Timestamp(last, tz="UTC")
 
     def last_bar(self, asset: str) -> pd.Timestamp:
         """Open time of the latest stored bar of ``asset`` (UTC).
@@ -679,9 +899,23 @@ class CandleStore:
         return out
 
     def _query(self, name: str, t0: pd.Timestamp | None, t1: pd.Timestamp | None) -> pd.DataFrame:
-        files = self._files_for(name, t0, t1)
+        """Stored bars in [t0, t1): the year files merged with the journal (read first, see
+        the module docstring)."""
+        j_ts, j_v = self._journal(name)
+        if len(j_ts):
+            lo = 0 if t0 is None else np.searchsorted(j_ts, t0.as_unit("ns").value)
+            hi = len(j_ts) if t1 is None else np.searchsorted(j_ts, t1.as_unit("ns").value)
+            j_ts, j_v = j_ts[lo:hi], j_v[lo:hi]
+        y_ts, y_v = self._select(name, self._files_for(name, t0, t1), t0, t1)
+        return candle_frame(*_union(y_ts, y_v, j_ts, j_v))
+
+    def _select(
+        self, name: str, files: list[Path], t0: pd.Timestamp | None, t1: pd.Timestamp | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bars of the year ``files`` in [t0, t1): one DuckDB query, the time filter pushed
+        down to the row groups. (ts (n,) int64 ns, values (n, 5))."""
         if not files:
-            return candle_frame(np.zeros(0, np.int64), np.zeros((0, 5)))
+            return np.zeros(0, np.int64), np.zeros((0, len(CANDLE_COLUMNS)))
         where: list[str] = []
         params: dict[str, object] = {"files": [str(p) for p in files]}
         if t0 is not None:
@@ -694,9 +928,8 @@ class CandleStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY timestamp"
-        cur = self._cursor()
         try:
-            table = cur.sql(sql, params=params).to_arrow_table()
+            table = self._run(sql, params)
         except duckdb.Error as exc:
             for health in self.check(name):
                 if health.year is not None and not health.ok and health.path in files:
@@ -705,20 +938,36 @@ class CandleStore:
                 f"cannot read the stored candles of {name} ({exc}); run "
                 f"`forex-diffusion data check --asset {name}` to find the damaged file"
             ) from exc
-        finally:
-            cur.close()
-        return candle_frame(*_arrays(table))
+        return _arrays(table)
+
+    def _run(self, sql: str, params: dict[str, object], tries: int = 3) -> pa.Table:
+        """The query's result; retried when it fails, since DuckDB may open a file more than
+        once and a writer can replace it in between (a damaged file fails every try)."""
+        for attempt in range(tries):
+            cur = self._cursor()
+            try:
+                return cur.sql(sql, params=params).to_arrow_table()
+            except duckdb.Error:
+                if attempt == tries - 1:
+                    raise
+            finally:
+                cur.close()
+        raise AssertionError("unreachable")
 
     def _no_bars_message(
         self, name: str, t0: pd.Timestamp | None, t1: pd.Timestamp | None, base: str
     ) -> str:
         span = "nothing"
+        j_ts, _ = self._journal(name)
         files = self._year_files(name)
+        firsts = [int(j_ts[0])] if len(j_ts) else []
         if files:
-            first = _read_table(next(iter(files.values())), name, columns=["timestamp"])
-            last = self._last_open(name)
-            if first.num_rows and last is not None:
-                span = f"{pd.Timestamp(first.column('timestamp')[0].as_py())} to {last}"
+            first = self._span(name, next(iter(files.values())))
+            if first.rows:
+                firsts.append(first.first_ns)
+        last = self._last_open(name)
+        if firsts and last is not None:
+            span = f"{pd.Timestamp(min(firsts), tz='UTC')} to {last}"
         return (
             f"no {base} bars for {name} in [{t0 or 'start'}, {t1 or 'end'}); "
             f"the store holds {span}. Choose a range inside it."
@@ -730,9 +979,12 @@ class CandleStore:
         name = self._require(asset)
         meta = self._meta(name)
         base = str(meta["base_timeframe"])
+        j_ts, _ = self._journal(name)
         files = self._year_files(name)
         stamps = [_timestamps(_read_table(p, name, columns=["timestamp"])) for p in files.values()]
         ts = np.concatenate(stamps) if stamps else np.zeros(0, np.int64)
+        if len(j_ts):
+            ts = np.union1d(ts, j_ts)
         if len(ts) == 0:
             raise DataError(
                 f"asset {name} has no stored bars (an import was interrupted?); re-import it"
@@ -757,7 +1009,7 @@ class CandleStore:
             closures=int((long & closure).sum()),
             synthetic=bool(meta.get("synthetic", False)),
             sources=tuple(str(s) for s in _as_list(meta.get("sources"))),
-            files=tuple(files.values()),
+            files=tuple(files.values()) + ((self._dir(name) / JOURNAL_FILE,) if len(j_ts) else ()),
         )
 
     # -- health ---------------------------------------------------------------------------
@@ -771,6 +1023,20 @@ class CandleStore:
             self._check_year(name, year, path, base_ns)
             for year, path in self._year_files(name).items()
         ]
+        journal = self._dir(name) / JOURNAL_FILE
+        if journal.exists():
+            health = self._check_year(name, None, journal, base_ns)
+            out.append(
+                FileHealth(
+                    name,
+                    journal,
+                    None,
+                    health.rows,
+                    health.problem,
+                    "journal of the latest appended bars (merged into the year files at the "
+                    "next compaction)",
+                )
+            )
         for p in sorted(self._dir(name).iterdir()):
             if _TEMPORARY.match(p.name):
                 out.append(
@@ -787,7 +1053,8 @@ class CandleStore:
         return out
 
     @staticmethod
-    def _check_year(name: str, year: int, path: Path, base_ns: int) -> FileHealth:
+    def _check_year(name: str, year: int | None, path: Path, base_ns: int) -> FileHealth:
+        """Health of a year file (``year``) or of the journal (``year`` None)."""
         try:
             ts, values = _arrays(_read_table(path, name))
         except DataError as exc:
@@ -796,7 +1063,7 @@ class CandleStore:
         steps = np.diff(ts)
         if len(ts) == 0:
             problem = "no bars"
-        elif (_year_of(ts) != year).any():
+        elif year is not None and (_year_of(ts) != year).any():
             problem = f"holds bars outside {year}"
         elif (steps <= 0).any():
             problem = "timestamps not strictly increasing"

@@ -16,6 +16,7 @@ Gaps that span two year files are found from the neighbouring files' last and fi
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 # that `data info` does not import the store's pandas and DuckDB
 META_FILE = "meta.json"
 YEAR_FILE = re.compile(r"^(\d{4})\.parquet$")
+JOURNAL_FILE = "journal.parquet"  # data.store.JOURNAL_FILE: bars appended since a compaction
 MANIFEST_FILE = ".summary.json"
 MANIFEST_VERSION = 1
 GAP_THRESHOLD_NS = 30 * NS_PER_MIN
@@ -139,18 +141,19 @@ def _meta(folder: Path) -> dict[str, Any]:
 
 
 def _year_files(folder: Path) -> list[Path]:
+    """The year files in year order, then the journal of recent appends when there is one
+    (``data.store``'s layout)."""
     found = {int(m.group(1)): p for p in folder.iterdir() if (m := YEAR_FILE.match(p.name))}
-    return [found[y] for y in sorted(found)]
+    journal = folder / JOURNAL_FILE
+    return [found[y] for y in sorted(found)] + ([journal] if journal.is_file() else [])
 
 
 def _key(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def read_file_summary(path: Path, base_ns: int) -> FileSummary:
-    """Read one year file's timestamp column and summarise it (bars of ``base_ns`` length).
-
-    The key is taken from the open file, so it always describes the bytes read.
+def _read_timestamps(path: Path) -> tuple[tuple[int, int, int], Any]:
+    """(file key, (n,) int64 open times in ns) of one candle file.
 
     Raises:
         DataError: an unreadable file or one without a timestamp column.
@@ -178,6 +181,11 @@ def read_file_summary(path: Path, base_ns: int) -> FileSummary:
             for c in column.chunks
         ]
     )
+    return key, ts
+
+
+def _summary_of(key: tuple[int, int, int], ts: Any, base_ns: int) -> FileSummary:
+    """The summary of sorted open times ``ts`` (bars of ``base_ns`` length)."""
     if len(ts) == 0:
         return FileSummary(key, 0, None, None, (), 0)
     start, end = ts[:-1] + base_ns, ts[1:]
@@ -191,6 +199,18 @@ def read_file_summary(path: Path, base_ns: int) -> FileSummary:
         gaps=tuple((int(s), int(e)) for s, e in zip(start[weekday], end[weekday], strict=True)),
         closures=int((long & closure).sum()),
     )
+
+
+def read_file_summary(path: Path, base_ns: int) -> FileSummary:
+    """Read one candle file's timestamp column and summarise it (bars of ``base_ns`` length).
+
+    The key is taken from the open file, so it always describes the bytes read.
+
+    Raises:
+        DataError: an unreadable file or one without a timestamp column.
+    """
+    key, ts = _read_timestamps(path)
+    return _summary_of(key, ts, base_ns)
 
 
 def _load_manifest(folder: Path, base: str) -> dict[str, FileSummary]:
@@ -257,7 +277,11 @@ def summarize_asset(data_dir: Path, asset: str) -> AssetSummary:
     meta = _meta(folder)
     base = str(meta["base_timeframe"])
     base_ns = timeframe_minutes(base) * NS_PER_MIN
-    files = [f for f in file_summaries(folder, base) if f.rows]
+    files = sorted((f for f in file_summaries(folder, base) if f.rows), key=lambda f: f.first or 0)
+    if any((b.first or 0) <= (a.last or 0) for a, b in itertools.pairwise(files)):
+        # the journal holds bars inside a year file's span (a small back-fill): summarise the
+        # merged open times instead (the store never holds one open time twice)
+        files = [_merged_summary(folder, base_ns)]
     if not files:
         raise DataError(
             f"asset {name} has no stored bars (an import was interrupted?); re-import it"
@@ -289,3 +313,11 @@ def summarize_asset(data_dir: Path, asset: str) -> AssetSummary:
         closures=closures,
         synthetic=bool(meta.get("synthetic", False)),
     )
+
+
+def _merged_summary(folder: Path, base_ns: int) -> FileSummary:
+    """One summary of every candle file's open times merged in time order."""
+    import numpy as np
+
+    parts = [_read_timestamps(p)[1] for p in _year_files(folder)]
+    return _summary_of((0, 0, 0), np.sort(np.concatenate(parts)), base_ns)

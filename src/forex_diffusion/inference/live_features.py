@@ -9,23 +9,70 @@ standardized rows. Between calls only the new candles are processed, so a foreca
 the batch pipeline (``multi_timeframe_features`` + the standardizer) over the same candles, up to
 floating-point rounding; ``closed`` lists the bars each ``push`` closed, in order, for a
 streaming encoder (``EncoderStream.update``).
+
+``warm`` starts the windows from a block of candles at once, for a live state that resumes from
+features the batch pipeline already computed: the bars come from the batch resampling, and each
+timeframe's feature state is fed only its last ``warm_bars`` bars. The recursive smoothers
+(EMA, Wilder) weigh their seed by at most ``SEED_WEIGHT`` after that many bars, so the state
+equals the one fed every bar since the candles' start, to rounding. ``dataset`` turns the
+windows into the one-sample dataset of a decision time (windows, target scales from the kept
+5m closes, last close), as the batch pipeline would build it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
-from forex_diffusion.config.sssd_config import SSSDConfig
-from forex_diffusion.features.incremental import Bar, IncrementalTimeframeFeatures
-from forex_diffusion.features.realized import BaseReturnSquares
+from forex_diffusion.config.sssd_config import FeaturesConfig, SSSDConfig
+from forex_diffusion.dataset.source import FeatureSource, TimeframeBlock
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
+from forex_diffusion.features.incremental import Bar, IncrementalTimeframeFeatures, bars_of
+from forex_diffusion.features.realized import (
+    BaseReturnSquares,
+    bar_realized_variance,
+    base_return_squares,
+    har_warmup,
+)
 from forex_diffusion.features.seasonal_fit import seasonal_of
 from forex_diffusion.features.standardizer import Standardizer
+from forex_diffusion.features.unified_pipeline import (
+    build_bars,
+    feature_warmup,
+    prepare_candles,
+    required_history,
+)
 from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes
+
+SEED_WEIGHT = 1e-12  # weight of a smoother's seed below which the seed no longer matters
+
+
+def _memory(decay: float) -> int:
+    """Steps after which ``decay ** steps`` < SEED_WEIGHT."""
+    return math.ceil(math.log(SEED_WEIGHT) / math.log(decay))
+
+
+def warm_bars(cfg: FeaturesConfig) -> int:
+    """Bars that give a timeframe's feature state its full value from any start: the slowest
+    smoother's memory (EMA spans, MACD, Wilder windows), plus the warm-up and the longest
+    rolling window."""
+    spans = [cfg.macd_fast, cfg.macd_slow, cfg.macd_signal, *cfg.ema_windows]
+    decays = [1 - 2 / (s + 1) for s in spans] + [1 - 1 / cfg.atr_window, 1 - 1 / cfg.rsi_window]
+    windows = [*cfg.rv_windows, cfg.bollinger_window, cfg.donchian_window, cfg.volume_window]
+    if cfg.realized:  # the 5m HAR sums over the last week of bars
+        windows.append(har_warmup() + 1)
+    return _memory(max(decays)) + feature_warmup(cfg) + max(windows)
+
+
+def scale_bars(cfg: FeaturesConfig) -> int:
+    """5m closes the target scale needs (the EWMA of 5m returns forgets its start)."""
+    return _memory(cfg.vol_ewma_lambda) + 2
 
 
 @dataclass
@@ -56,6 +103,8 @@ class LiveFeatureWindows:
         self.base_ns = timeframe_minutes(base) * NS_PER_MIN
         self.tf_ns = {tf: timeframe_minutes(tf) * NS_PER_MIN for tf in self.timeframes}
         seasonal = seasonal_of(standardizer, config)
+        # the targets' seasonal-EWMA scale, as the batch pipeline's FeatureSource carries it
+        self.target_seasonal = seasonal if config.data.target_scale == "seasonal_ewma" else None
         self.features = {
             tf: IncrementalTimeframeFeatures(tf, config.features, base, seasonal)
             for tf in self.timeframes
@@ -64,7 +113,16 @@ class LiveFeatureWindows:
         self.rows: dict[str, deque[np.ndarray]] = {
             tf: deque(maxlen=config.data.lookbacks[tf]) for tf in self.timeframes
         }
+        self.row_open_ns: dict[str, deque[int]] = {
+            tf: deque(maxlen=config.data.lookbacks[tf]) for tf in self.timeframes
+        }
+        # (close time ns, close) of the latest 5m bars of the first timeframe: target scales
+        keep = scale_bars(config.features)
+        if self.target_seasonal is not None:  # its EWMA has its own (fitted) decay
+            keep = max(keep, _memory(self.target_seasonal.lam) + 2)
+        self.closes: deque[tuple[int, float]] = deque(maxlen=keep)
         self._open: dict[str, _OpenBar | None] = dict.fromkeys(self.timeframes)
+        self._stacked: dict[str, np.ndarray | None] = dict.fromkeys(self.timeframes)
         self.last_candle_ns: int | None = None
 
     def push(self, candles: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
@@ -122,8 +180,8 @@ class LiveFeatureWindows:
         self._open[tf] = bar
 
     def _close(self, tf: str, bar: _OpenBar, closed: list[tuple[str, np.ndarray]]) -> None:
-        feats = self.features[tf]
-        row = feats.update(
+        self._feed(
+            tf,
             Bar(
                 bar.key * self.tf_ns[tf],
                 bar.open,
@@ -133,13 +191,136 @@ class LiveFeatureWindows:
                 bar.volume,
                 bar.n_base,
                 bar.rv,
-            )
+            ),
+            closed,
         )
+
+    def _feed(self, tf: str, bar: Bar, closed: list[tuple[str, np.ndarray]] | None) -> None:
+        """One closed bar into ``tf``'s state; its row into the window (and ``closed``)."""
+        if tf == self.timeframes[0]:
+            self.closes.append((bar.open_ns + self.tf_ns[tf], bar.close))
+        feats = self.features[tf]
+        row = feats.update(bar)
         if row is None:
             return
         scaled = self.standardizer.transform_values(tf, row[None, :], feats.names)[0]
         self.rows[tf].append(scaled)
-        closed.append((tf, scaled))
+        self.row_open_ns[tf].append(bar.open_ns)
+        stacked = self._stacked[tf]
+        if stacked is not None:  # kept equal to np.stack(self.rows[tf])
+            self._stacked[tf] = np.concatenate(
+                [stacked[1:] if len(stacked) == self.rows[tf].maxlen else stacked, scaled[None]]
+            ).astype(np.float32, copy=False)
+        if closed is not None:
+            closed.append((tf, scaled))
+
+    def warm(
+        self,
+        candles: pd.DataFrame,
+        rows: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        previous: LiveFeatureWindows | None = None,
+    ) -> None:
+        """Start from ``candles`` (base candles, UTC open-time index) at once, as pushing them
+        would (to rounding; see the module docstring), on a fresh instance.
+
+        Args:
+            candles: the candles the batch pipeline computed ``rows`` from.
+            rows: {tf: (standardized rows (n, F) float32, their bars' open times (n,) int64
+                ns)} of the batch features of ``candles``; the windows take their last rows.
+            previous: a state of the same model pushed up to the same last candle (e.g. the
+                live state before a re-prime): the feature state of each timeframe that has
+                at least ``warm_bars`` bars in ``candles`` is taken over from it (it has
+                forgotten its own start, as the warmed one would), instead of being warmed.
+                ``previous`` is given up: those states move to this instance.
+        """
+        if self.last_candle_ns is not None:
+            raise ValueError("warm() starts a fresh instance; push() continues one")
+        frame = prepare_candles(candles, self.config.asset.base_timeframe)
+        ns = frame.index.asi8
+        bars = build_bars(frame, self.timeframes, self.config.asset.base_timeframe)
+        if self.config.features.realized:  # each bar's realised variance, as push() sums it
+            for tf in self.timeframes:
+                rv = bar_realized_variance(frame, tf).reindex(bars[tf].index)
+                bars[tf] = bars[tf].assign(rv=rv.to_numpy(dtype=np.float64))
+        r2 = base_return_squares(frame).fillna(0.0).to_numpy(dtype=np.float64)
+        self._r2.prev_ns, self._r2.prev_close = int(ns[-1]), float(frame["close"].iloc[-1])
+        keep = warm_bars(self.config.features)
+        if previous is not None and previous.last_candle_ns != int(ns[-1]):
+            raise ValueError("previous must be pushed up to the last of the candles")
+        for tf in self.timeframes:
+            tf_bars = bars[tf]
+            if tf == self.timeframes[0]:
+                tail = tf_bars.iloc[-(self.closes.maxlen or 1) :]
+                close_ns = tail.index.asi8 + self.tf_ns[tf]
+                self.closes.extend(zip(close_ns.tolist(), tail["close"].tolist(), strict=True))
+            if previous is not None and len(tf_bars) >= keep:
+                self.features[tf] = previous.features[tf]
+            else:
+                for bar in bars_of(tf_bars.iloc[-keep:]):
+                    self.features[tf].update(bar)
+            values, open_ns = rows[tf]
+            self.rows[tf].clear()
+            self.rows[tf].extend(values[-(self.rows[tf].maxlen or 0) :])
+            self._stacked[tf] = None
+            self.row_open_ns[tf].clear()
+            self.row_open_ns[tf].extend(open_ns[-(self.row_open_ns[tf].maxlen or 0) :].tolist())
+            # the trailing bar that has not closed yet: the candles of the last bin
+            last_key = int(ns[-1]) // self.tf_ns[tf]
+            if len(tf_bars) and int(tf_bars.index.asi8[-1]) // self.tf_ns[tf] == last_key:
+                continue
+            first = int(np.searchsorted(ns // self.tf_ns[tf], last_key))
+            part = frame.iloc[first:]
+            self._open[tf] = _OpenBar(
+                last_key,
+                float(part["open"].iloc[0]),
+                float(part["high"].max()),
+                float(part["low"].min()),
+                float(part["close"].iloc[-1]),
+                float(part["volume"].sum()) if "volume" in part.columns else 0.0,
+                len(part),
+                float(r2[first:].sum()),
+            )
+        self.last_candle_ns = int(ns[-1])
+
+    def dataset(self, decision: pd.Timestamp) -> SSSDTimeSeriesDataset:
+        """The one-sample dataset at ``decision`` (a 5m close) from the windows and the kept
+        5m closes, as ``SSSDTimeSeriesDataset.from_candles`` builds it from candles.
+
+        Raises:
+            DataError: a window is not full, or ``decision`` is not the close of a kept bar.
+        """
+        for tf in self.timeframes:
+            if self._stacked[tf] is None:
+                rows = list(self.rows[tf])
+                self._stacked[tf] = (
+                    np.stack(rows).astype(np.float32, copy=False)
+                    if rows
+                    else np.zeros((0, len(self.features[tf].names)), np.float32)
+                )
+        blocks = {
+            tf: TimeframeBlock(
+                tf,
+                np.ascontiguousarray(self._stacked[tf]),
+                np.asarray(self.row_open_ns[tf], dtype=np.int64),
+                self.config.data.lookbacks[tf],
+            )
+            for tf in self.timeframes
+        }
+        close_ns = np.asarray([c[0] for c in self.closes], dtype=np.int64)
+        source = FeatureSource(
+            blocks,
+            {tf: list(self.standardizer.feature_names(tf)) for tf in self.timeframes},
+            self.standardizer,
+            close_ns,
+            np.asarray([c[1] for c in self.closes], dtype=np.float64),
+            {tf: b.close_ns for tf, b in blocks.items()},
+            required_history(self.config),
+            "live feature windows",
+            self.target_seasonal,
+        )
+        return SSSDTimeSeriesDataset.from_source(
+            source, self.config, decision_times=[decision], require_targets=False
+        )
 
     def ready(self) -> bool:
         """Every timeframe has a full window."""

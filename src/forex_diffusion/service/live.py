@@ -1,12 +1,19 @@
 """Live forecasts: on every new 5m bar close, advance the streaming encoder and push a forecast.
 
 Per asset, a ``LiveAsset`` keeps an ``EncoderStream`` (the S4D recurrent state of every
-timeframe stack). Priming at decision time t builds exactly the windows ``predict(asof=t)``
-builds (candles of the ``history_span`` before t) and runs the stacks once. At each later 5m
-close t', the features are rebuilt on the candles from the same anchor (the prime's window
-start) up to t', and only the bars that closed since the previous decision are fed to the
-stream: the 5m bar, plus a 15m/1h/4h bar when one closed. The encoder then costs one
-recurrent step per new bar instead of a pass over every window.
+timeframe stack) and ``LiveFeatureWindows`` (the incremental feature state of every
+timeframe). Priming at decision time t builds exactly the windows ``predict(asof=t)`` builds
+(candles of the ``history_span`` before t), runs the stacks once and warms the feature state on
+those candles (``LiveFeatureWindows.warm``: to rounding, the state of features computed from
+the same anchor, the prime's window start; a re-prime on schedule takes over the timeframes
+whose state has forgotten where it started). At each later 5m close t', only the candles since
+the previous decision are read from the store (one read per POST) and pushed into the feature
+state, which returns the rows of the bars that closed (the 5m bar, plus a 15m/1h/4h bar when
+one closed); each row is fed to the stream. A live update then costs one feature update and one
+recurrent step per new bar, and the sampling, instead of a feature rebuild over the history
+and a pass over every window. The feature work (``LiveAsset.plan``) runs without the model's
+lock; only the model work (``LiveAsset.forecast``: priming or stepping the stream, sampling)
+holds it, so concurrent predictions wait for model calls only.
 
 What the stream computes, exactly: the encoder over each window GROWN by the new bars (the
 window that started at the prime, extended to t'), on features whose recursive smoothers
@@ -38,9 +45,11 @@ import pandas as pd
 import torch
 from loguru import logger
 
+from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
+from forex_diffusion.inference.live_features import LiveFeatureWindows
 from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.models.sssd_encoder import EncoderStream
 from forex_diffusion.service.pool import Loaded
@@ -57,6 +66,19 @@ def live_seed(seed: int, decision_time: pd.Timestamp) -> int:
 
 def live_generator(seed: int, decision_time: pd.Timestamp) -> torch.Generator:
     return torch.Generator().manual_seed(live_seed(seed, decision_time))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The feature work of one live decision ``t``: its dataset (scales, last close), the
+    feature state after it, and either the windows to prime the stream on ({tf: (1, L, F)})
+    or the rows (tf, (F,)) of the bars closed since the last decision, in order."""
+
+    t: pd.Timestamp
+    dataset: SSSDTimeSeriesDataset
+    windows: LiveFeatureWindows
+    prime_features: dict[str, torch.Tensor] | None
+    closed: list[tuple[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -82,8 +104,8 @@ class LiveAsset:
         self.store = store
         self.settings = settings
         self.stream: EncoderStream | None = None
-        self.anchor: pd.Timestamp | None = None
-        self.consumed: dict[str, int] = {}
+        self.windows: LiveFeatureWindows | None = None
+        self.fresh: pd.DataFrame | None = None  # candles since the last decision (this round)
         self.since_prime = 0
         self.decision: pd.Timestamp | None = None
         self.latest: dict[str, Any] | None = None
@@ -91,97 +113,122 @@ class LiveAsset:
         self.lock = asyncio.Lock()  # one advance of this asset at a time
 
     # ------------------------------------------------------------------ features
-    def _dataset(self, start: pd.Timestamp, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
-        """The one-sample dataset at decision time ``t`` from the stored candles in [start, t)."""
+    def _prime_features(self, t: pd.Timestamp, previous: LiveFeatureWindows | None) -> _Plan:
+        """The windows of decision time ``t`` (as ``predict(asof=t)``) and the feature state
+        warmed on their candles (taking over what it can from the ``previous`` state, pushed
+        up to ``t``; see ``LiveFeatureWindows.warm``)."""
         service = self.loaded.service
-        candles = self.store.load(self.asset, start=start, end=t)
+        candles = self.store.load(self.asset, start=t - service.history_span, end=t)
+        if previous is not None and previous.last_candle_ns is not None:
+            try:
+                previous.push(candles[candles.index.asi8 > previous.last_candle_ns])
+            except ValueError:
+                previous = None
+            if previous is not None and previous.last_candle_ns != candles.index.asi8[-1]:
+                previous = None
         base = self.store.base_timeframe(self.asset)
-        return SSSDTimeSeriesDataset.from_candles(
+        dataset = SSSDTimeSeriesDataset.from_candles(
             candles,
             service.config_for_base(base),
             service.standardizer,
             decision_times=[t],
             require_targets=False,
         )
+        windows = service.live_windows(base)
+        windows.warm(
+            candles,
+            {tf: (b.values, b.open_ns) for tf, b in dataset.source.blocks.items()},
+            previous,
+        )
+        return _Plan(t, dataset, windows, dataset.get_batch([0])[0], [])
 
-    def prime(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset:
-        """Encode the windows of decision time ``t`` (as ``predict(asof=t)``) and keep the state."""
-        service = self.loaded.service
-        anchor = t - service.history_span
-        dataset = self._dataset(anchor, t)
-        features = dataset.get_batch([0])[0]
-        with torch.inference_mode():
-            self.stream = service.model.start_stream(
-                {tf: x.to(service.device) for tf, x in features.items()}
-            )
-        opens = dataset.window_open_times(0)
-        self.consumed = {tf: int(times.asi8[-1]) for tf, times in opens.items()}
-        self.anchor = anchor
-        self.since_prime = 0
-        return dataset
+    def _step_features(self, t: pd.Timestamp) -> _Plan | None:
+        """Push the candles stored since the last decision up to ``t``: the rows of the bars
+        they closed, for the stream; None when the stream cannot be continued to ``t`` (no new
+        candle, or the 5m bar ending at ``t`` did not close), so the caller re-primes."""
+        windows = self.windows
+        assert windows is not None and windows.last_candle_ns is not None
+        start = pd.Timestamp(windows.last_candle_ns + windows.base_ns, tz="UTC")
+        if start >= t:
+            return None
+        try:
+            if self.fresh is not None:  # the candles pending_decisions read for this round
+                fresh = self.fresh
+                candles = fresh[(fresh.index >= start) & (fresh.index < t)]
+            else:
+                candles = self.store.load(self.asset, start=start, end=t)
+            closed = windows.push(candles)
+        except (DataError, ValueError):
+            return None
+        if not windows.closes or windows.closes[-1][0] != t.value:
+            return None
+        return _Plan(t, windows.dataset(t), windows, None, closed)
 
-    def step(self, t: pd.Timestamp) -> SSSDTimeSeriesDataset | None:
-        """Feed the bars that closed since the last decision; None when the stream cannot be
-        continued (a bar would be skipped), so the caller re-primes."""
-        assert self.stream is not None and self.anchor is not None
-        dataset = self._dataset(self.anchor, t)
-        features = dataset.get_batch([0])[0]
-        opens = dataset.window_open_times(0)
-        plan: dict[str, np.ndarray] = {}
-        for tf, times in opens.items():
-            ns = times.asi8
-            new = np.flatnonzero(ns > self.consumed[tf])
-            if len(new) == len(ns) or (len(new) and ns[new[0] - 1] != self.consumed[tf]):
-                return None
-            plan[tf] = new
-        device = self.loaded.service.device
-        stream = self.stream
-        self.stream = None  # not usable if an update fails half-way
-        with torch.inference_mode():
-            for tf, new in plan.items():
-                for j in new.tolist():
-                    stream.update(tf, features[tf][:, j].to(device))
-                if len(new):
-                    self.consumed[tf] = int(opens[tf].asi8[new[-1]])
-        self.stream = stream
-        self.since_prime += 1
-        return dataset
-
-    # ------------------------------------------------------------------ forecasting
-    def advance(self, t: pd.Timestamp) -> LiveUpdate:
-        """The live forecast at the 5m close ``t`` (after the previous decision)."""
-        dataset = None
-        can_step = (
+    def plan(self, t: pd.Timestamp) -> _Plan:
+        """The feature work of the live forecast at the 5m close ``t`` (after the previous
+        decision): a step when the stream can continue, else a prime. Needs no model, so it
+        runs without the model's lock; ``forecast`` does the rest."""
+        intact = (
             self.stream is not None
+            and self.windows is not None
             and self.decision is not None
             and t > self.decision
-            and self.since_prime + 1 < self.settings.reprime_every
         )
-        if can_step:
-            dataset = self.step(t)
-        reprimed = dataset is None
-        if dataset is None:
-            dataset = self.prime(t)
-        assert self.stream is not None
+        can_step = intact and self.since_prime + 1 < self.settings.reprime_every
+        plan = self._step_features(t) if can_step else None
+        if plan is None:
+            # a re-prime on schedule continues the feature state; any other starts afresh
+            previous = self.windows if intact and not can_step else None
+            self.stream = self.windows = None  # not usable if priming fails half-way
+            plan = self._prime_features(t, previous)
+        return plan
+
+    # ------------------------------------------------------------------ forecasting
+    def forecast(self, plan: _Plan) -> LiveUpdate:
+        """The model work of ``plan`` (under the model's lock): prime the stream on the
+        windows, or feed it the new bars; then sample the forecast."""
+        service = self.loaded.service
+        device = service.device
+        reprimed = plan.prime_features is not None
+        stream = None if reprimed else self.stream
+        self.stream = None  # not usable if an update fails half-way
         with torch.inference_mode():
-            context = self.stream.context()
-        pred = self.loaded.service.predict_from_context(
+            if plan.prime_features is not None:
+                stream = service.model.start_stream(
+                    {tf: x.to(device) for tf, x in plan.prime_features.items()}
+                )
+            assert stream is not None
+            for tf, row in plan.closed:
+                stream.update(tf, torch.from_numpy(row)[None].to(device))
+            context = stream.context()
+        self.stream, self.windows = stream, plan.windows
+        self.since_prime = 0 if reprimed else self.since_prime + 1
+        pred = service.predict_from_context(
             context,
-            dataset,
+            plan.dataset,
             num_samples=self.settings.num_samples,
-            generator=live_generator(self.settings.seed, t),
+            generator=live_generator(self.settings.seed, plan.t),
         )[0]
-        self.decision = t
-        return LiveUpdate(pred, reprimed, dict(self.stream.bars_seen))
+        self.decision = plan.t
+        return LiveUpdate(pred, reprimed, dict(stream.bars_seen))
+
+    def advance(self, t: pd.Timestamp) -> LiveUpdate:
+        """The live forecast at the 5m close ``t``: ``plan`` then ``forecast`` (one thread)."""
+        return self.forecast(self.plan(t))
 
     def pending_decisions(self, last_bar: pd.Timestamp, max_catchup: int) -> list[pd.Timestamp]:
         """5m closes after the last decision up to the last complete stored 5m bar (only the
         latest when no decision was made yet or more than ``max_catchup`` are pending)."""
         start = self.decision if self.decision is not None else last_bar - pd.Timedelta(days=1)
+        self.fresh = None
         try:
-            bars5 = self.store.load(self.asset, start=start, timeframe="5m")
+            candles = self.store.load(self.asset, start=start)
         except DataError:
             return []
+        # the 5m bars of store.load(start=start, timeframe="5m"), from the candles kept for step()
+        bars5 = resample_ohlc(candles, "5m", base_timeframe=self.store.base_timeframe(self.asset))
+        bars5 = bars5[bars5.index >= start]
+        self.fresh = candles
         closes = [t for t in bars5.index + FIVE_MIN if self.decision is None or t > self.decision]
         if self.decision is None or len(closes) > max_catchup:
             closes = closes[-1:]
@@ -248,10 +295,11 @@ class LiveHub:
             )
             for t in decisions:
                 try:
-                    async with live.loaded.lock:
-                        update = await anyio.to_thread.run_sync(live.advance, t)
+                    plan = await anyio.to_thread.run_sync(live.plan, t)
+                    async with live.loaded.lock:  # the model's lock for the model work only
+                        update = await anyio.to_thread.run_sync(live.forecast, plan)
                 except ForexDiffusionError as exc:
-                    live.stream = None  # start afresh with the next bar
+                    live.stream = live.windows = None  # start afresh with the next bar
                     logger.warning(f"live {asset} at {t}: {exc}")
                     return out, f"{type(exc).__name__}: {exc}"
                 payload = self.to_payload(update, live.loaded)

@@ -17,8 +17,9 @@ from fastapi.responses import StreamingResponse
 
 from forex_diffusion.config.sssd_config import SSSDConfig, default_pip_size
 from forex_diffusion.data.candles import infer_base_timeframe, validate_candles
+from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import ConfigError, DataError, LimitError
-from forex_diffusion.inference.sssd_inference import SSSDInferenceService, SSSDPrediction
+from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.registry.report import registry_report
 from forex_diffusion.service.auth import require_token
 from forex_diffusion.service.forecasts import finite_or_none, prediction_payload
@@ -37,7 +38,7 @@ from forex_diffusion.service.schemas import (
     TrainJobRequest,
     candles_frame,
 )
-from forex_diffusion.service.state import ServiceState
+from forex_diffusion.service.state import ServiceState, forecast
 from forex_diffusion.timeframes import timeframe_delta, to_utc
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -153,53 +154,34 @@ def _closed_by(candles: pd.DataFrame, asof: pd.Timestamp | None) -> pd.DataFrame
     return candles[candles.index + base <= asof]
 
 
-def _store_frame(
-    state: ServiceState, service: SSSDInferenceService, asset: str, asof: pd.Timestamp | None
-) -> pd.DataFrame:
-    """The stored candles a forecast as of ``asof`` (default: the latest bar) needs."""
-    if asof is None:
-        base = timeframe_delta(state.store.base_timeframe(asset))
-        end = state.last_bar(asset) + base
-    else:
-        end = asof
-    return state.store.load(asset, start=end - service.history_span, end=end)
-
-
 @router.post("/predict", response_model=Prediction)
 async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
     """A multi-horizon forecast from candles in the body, or from the store (``asset`` with an
-    optional ``asof``). Concurrent requests of one model are batched."""
+    optional ``asof``). Concurrent requests of one model are batched; the prepared features of
+    store-based forecasts are shared by the requests that need the same ones."""
     _check_sampling(state, body.num_samples, body.steps)
     loaded = await state.pool.get(body.asset, body.model)
     service = loaded.service
     asof = to_utc(body.asof) if body.asof is not None else None
+    asset = body.asset.upper()
+    batched = body.seed is None and state.settings.batching.enabled
+    frame: pd.DataFrame | None = None
+    dataset: SSSDTimeSeriesDataset | None = None
     if body.candles is not None:
         _check_candles(state, len(body.candles))
-        frame = validate_candles(
-            candles_frame(body.candles), where=f"candles for {body.asset.upper()}"
-        )
-    else:
-        frame = await anyio.to_thread.run_sync(
-            _store_frame, state, service, body.asset.upper(), asof
-        )
-    frame = _closed_by(frame, asof)
-    if frame.empty:
-        raise DataError(f"candles for {body.asset.upper()}: no bar closed by asof {asof}")
+        frame = validate_candles(candles_frame(body.candles), where=f"candles for {asset}")
+        frame = _closed_by(frame, asof)
+        if frame.empty:
+            raise DataError(f"candles for {asset}: no bar closed by asof {asof}")
+    elif batched or body.seed is not None:
+        dataset = await state.store_dataset(loaded, asset, asof)
+    else:  # the Python API on the stored candles (its forecast cache included)
+        frame = await anyio.to_thread.run_sync(state.store_frame, service, asset, asof)
     pred: SSSDPrediction
-    if body.seed is not None or not state.settings.batching.enabled:
-        generator = None if body.seed is None else torch.Generator().manual_seed(body.seed)
-        async with loaded.lock:
-            pred = await anyio.to_thread.run_sync(
-                lambda: service.predict(
-                    frame,
-                    num_samples=body.num_samples,
-                    sampler=body.sampler,
-                    steps=body.steps,
-                    eta=body.eta,
-                    generator=generator,
-                )
-            )
-    else:
+    if batched:
+        if dataset is None:
+            assert frame is not None
+            dataset = await anyio.to_thread.run_sync(service.build_features, frame)
         key = (
             *state.pool.key(body.asset, body.model),
             body.num_samples,
@@ -207,7 +189,38 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
             body.steps,
             body.eta,
         )
-        pred = await state.batcher.submit(key, frame)
+        pred = await state.batcher.submit(key, dataset)
+    else:
+        generator = None if body.seed is None else torch.Generator().manual_seed(body.seed)
+        async with loaded.lock:
+            if dataset is not None:
+                ready = dataset
+                pred = (
+                    await anyio.to_thread.run_sync(
+                        lambda: forecast(
+                            service,
+                            [ready],
+                            body.num_samples,
+                            body.sampler,
+                            body.steps,
+                            body.eta,
+                            generator,
+                        )
+                    )
+                )[0]
+            else:
+                assert frame is not None
+                candles = frame
+                pred = await anyio.to_thread.run_sync(
+                    lambda: service.predict(
+                        candles,
+                        num_samples=body.num_samples,
+                        sampler=body.sampler,
+                        steps=body.steps,
+                        eta=body.eta,
+                        generator=generator,
+                    )
+                )
     return prediction_payload(pred, service, body.quantiles, body.include_samples)
 
 
