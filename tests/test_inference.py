@@ -382,3 +382,34 @@ def test_ensemble_members_must_match() -> None:
     ens = SSSDEnsembleInferenceService([GaussianService(0, 1), Later(0, 1)])
     with pytest.raises(ValueError, match="different decision times"):
         ens.predict(pd.DataFrame(), num_samples=10)
+
+
+def test_a_window_given_twice_is_encoded_once_with_the_same_forecasts(trained, candles) -> None:
+    """Concurrent requests for one bar share one cached dataset: the batch encodes it once and
+    still samples each request as the batch of separate, equal datasets would."""
+    svc = _service(trained)
+    t1, t2 = pd.Timestamp("2019-03-18 10:00", tz="UTC"), pd.Timestamp("2019-03-18 11:00", tz="UTC")
+    a, b = svc.build_features(candles, t1), svc.build_features(candles, t2)
+    a_again = svc.build_features(candles, t1)  # equal windows, another object: not shared
+    calls: list[int] = []
+    encode = svc.model.encode
+
+    def counting(features, check_finite=False):  # type: ignore[no-untyped-def]
+        calls.append(next(iter(features.values())).shape[0])
+        return encode(features, check_finite)
+
+    svc.model.encode = counting  # type: ignore[method-assign]
+    args = dict(num_samples=32, sampler="ddpm", steps=6, eta=1.0, batch_size=8)
+    shared = svc._predict_many([a, b, a], generator=torch.Generator().manual_seed(3), **args)
+    separate = svc._predict_many(
+        [a, b, a_again], generator=torch.Generator().manual_seed(3), **args
+    )
+    svc.model.encode = encode  # type: ignore[method-assign]
+    assert calls == [2, 3]  # the shared window encoded once; separate objects each
+    for p, q in zip(shared, separate, strict=True):
+        for h in svc.horizons:
+            tol = 1e-5 * float(np.std(q.samples[h]))
+            np.testing.assert_allclose(p.samples[h], q.samples[h], rtol=0, atol=tol)
+    assert shared[0].timestamp == shared[2].timestamp == t1
+    # the same decision time gives the same seeded noise stream, so equal forecasts
+    np.testing.assert_allclose(shared[0].samples[60], shared[2].samples[60], rtol=0, atol=1e-6)
