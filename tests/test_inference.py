@@ -40,7 +40,13 @@ class Clock:
 def trained(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SSSDConfig]:
     root = tmp_path_factory.mktemp("inference")
     data_dir = two_month_store(fx_dir, root)
-    cfg = tiny_config(root, "training.epochs=1", "training.max_train_batches_per_epoch=4")
+    # without the HAR inputs: a model with them refuses 5m candles (test below)
+    cfg = tiny_config(
+        root,
+        "training.epochs=1",
+        "training.max_train_batches_per_epoch=4",
+        "features.realized=false",
+    )
     result = SSSDTrainer(cfg).train(SSSDDataModule(data_path=data_dir, config=cfg))
     assert result.best_checkpoint is not None
     return root, cfg
@@ -157,6 +163,20 @@ def test_five_minute_candles_give_the_same_forecast(trained, candles) -> None:
     b = svc.predict(five, generator=torch.Generator().manual_seed(1))
     assert a.timestamp == b.timestamp
     np.testing.assert_allclose(a.samples[15], b.samples[15], rtol=1e-5, atol=1e-9)
+
+
+def test_a_model_with_realized_inputs_refuses_five_minute_candles(trained, candles) -> None:
+    """HAR inputs are sums over the 1m candles inside each 5m bar: 5m candles cannot give them,
+    so such a model says what to pass instead of forecasting from wrong inputs."""
+    svc = _service(trained)
+    svc.config = svc.config.with_overrides(["features.realized=true"])
+    five = (
+        candles.iloc[:20_000]
+        .resample("5min")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    )
+    with pytest.raises(DataError, match="pass 1m candles"):
+        svc.predict(five.dropna())
 
 
 def test_cache_hit_expiry_and_new_bar(trained, candles) -> None:

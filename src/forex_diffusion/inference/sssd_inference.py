@@ -50,6 +50,7 @@ from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
 from forex_diffusion.features.unified_pipeline import (
     feature_names,
+    fit_standardizer,
     multi_timeframe_features,
     required_history,
 )
@@ -316,6 +317,13 @@ class SSSDInferenceService:
         """The model's config with candles of ``base_timeframe`` (features depend on it)."""
         if base_timeframe == self.config.asset.base_timeframe:
             return self.config
+        if self.config.features.realized and base_timeframe != "1m":
+            raise DataError(
+                f"model {self.model_name} uses realised-volatility inputs (features.realized) "
+                f"computed from the 1-minute candles inside each 5m bar; {base_timeframe} "
+                "candles do not carry them: pass 1m candles (or use a model trained with "
+                "features.realized=false)"
+            )
         return self.config.with_overrides([f"asset.base_timeframe={base_timeframe}"])
 
     def _dataset(
@@ -1050,9 +1058,19 @@ def fit_history_standardizer(
     candles: pd.DataFrame, config: SSSDConfig, start: Any = None, end: Any = None
 ) -> Standardizer:
     """A standardizer for ``config``'s features fitted on the bars of the candles inside
-    [start, end) (default: all of them): what a global model needs to serve an asset it
-    never saw, from the history the user has (pass the training range to keep a test range
-    out of it)."""
-    first = parse_utc(start, "start") if start is not None else None
-    last = parse_utc(end, "end") if end is not None else None
-    return Standardizer.fit(multi_timeframe_features(candles, config).raw, start=first, end=last)
+    [start, end) (default: all of them), with the seasonal-EWMA fit the config may need fitted
+    on the same bars: what a global model needs to serve an asset it never saw, from the
+    history the user has (pass the training range to keep a test range out of it)."""
+    first = parse_utc(start, "start") if start is not None else candles.index[0]
+    last = parse_utc(end, "end") if end is not None else candles.index[-1] + pd.Timedelta(days=1)
+    inside = candles[(candles.index >= first) & (candles.index < last)]
+    if inside.empty:
+        raise DataError(f"no candles in [{first}, {last}) to fit a standardizer on")
+    # the range as the training split (dates, end inclusive), for the fits that read it
+    span = config.data.splits.train.model_copy(
+        update={"start": inside.index[0].date(), "end": inside.index[-1].date()}
+    )
+    splits = config.data.splits.model_copy(update={"train": span})
+    fit_cfg = config.model_copy(update={"data": config.data.model_copy(update={"splits": splits})})
+    built = multi_timeframe_features(inside, fit_cfg)
+    return fit_standardizer(built.raw, fit_cfg, built.seasonal)
