@@ -28,7 +28,6 @@ from forex_diffusion.service.live import live_generator
 from fx_test_utils import load_fx
 from service_utils import settings, trained_root
 
-pytestmark = pytest.mark.realdata
 SEED = 11
 TOL = 2e-5  # in forecast std: float32 rounding; far below any real difference
 
