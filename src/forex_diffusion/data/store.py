@@ -71,6 +71,7 @@ from forex_diffusion.data.candles import (
 )
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.sanity import sanity_problems
+from forex_diffusion.data.store_info import read_meta
 from forex_diffusion.errors import DataError, NotFoundError
 from forex_diffusion.fileio import atomic_write_text, stage_write
 from forex_diffusion.settings import Settings
@@ -493,16 +494,7 @@ class CandleStore:
         return name
 
     def _meta(self, name: str) -> dict[str, object]:
-        path = self._dir(name) / META_FILE
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"{path}: unreadable store metadata ({exc}); re-import the asset into a fresh folder"
-            ) from exc
-        if not isinstance(meta, dict) or "base_timeframe" not in meta:
-            raise DataError(f"{path}: store metadata lacks 'base_timeframe'; re-import the asset")
-        return meta
+        return read_meta(self._dir(name))
 
     def _year_files(self, name: str) -> dict[int, Path]:
         folder = self._dir(name)

@@ -127,7 +127,9 @@ def asset_names(data_dir: Path) -> list[str]:
     return sorted(p.name for p in data_dir.iterdir() if (p / META_FILE).is_file())
 
 
-def _meta(folder: Path) -> dict[str, Any]:
+def read_meta(folder: Path) -> dict[str, Any]:
+    """An asset folder's ``meta.json`` (DataError naming the file when unreadable or without
+    ``base_timeframe``); the store reads it through this too."""
     path = folder / META_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
@@ -274,7 +276,7 @@ def summarize_asset(data_dir: Path, asset: str) -> AssetSummary:
             f"(stored assets: {known}). Import it with "
             f"`forex-diffusion data import FILE --asset {name}` or pass the right --data-dir."
         )
-    meta = _meta(folder)
+    meta = read_meta(folder)
     base = str(meta["base_timeframe"])
     base_ns = timeframe_minutes(base) * NS_PER_MIN
     files = sorted((f for f in file_summaries(folder, base) if f.rows), key=lambda f: f.first or 0)
