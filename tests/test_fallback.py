@@ -262,7 +262,9 @@ def test_served_row_uses_the_earlier_card_out_of_sample(
         else:
             np.testing.assert_array_equal(served[:, j], model[:, j])
     # the later evaluation replaced the card (one per model)
-    assert later.card is not None and registry.model_card(later.card.model_id) == later.card
+    assert (
+        later.card is not None and registry.model_card(later.card.model_id, "EURUSD") == later.card
+    )
 
 
 def test_served_row_without_an_earlier_card_uses_a_walk_forward_card(

@@ -1,5 +1,6 @@
 """A global model (issue 24): one network for several pairs, per-asset standardizers fitted on
-each asset's own training range, an asset embedding with an unseen-asset row, served per asset."""
+each asset's own training range, an asset embedding with an unseen-asset row, served per asset
+with its own model card (evaluated per asset)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,28 @@ import torch
 from typer.testing import CliRunner
 
 from forex_diffusion.cli.main import app
-from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.config.sssd_config import SSSDConfig, config_for_asset
 from forex_diffusion.data.store import CandleStore
+from forex_diffusion.data.synthetic import generate_synthetic_market
 from forex_diffusion.dataset.collate import ASSET_KEY
-from forex_diffusion.dataset.multi_asset import GLOBAL_ASSET
+from forex_diffusion.dataset.multi_asset import GLOBAL_ASSET, per_asset_standardizers
+from forex_diffusion.dataset.source import build_feature_source
 from forex_diffusion.errors import NotFoundError
+from forex_diffusion.evaluation.walk_forward import evaluate
 from forex_diffusion.inference.sssd_inference import (
     SSSDInferenceService,
     fit_history_standardizer,
     load_sssd_inference_service,
 )
 from forex_diffusion.models.build import build_sssd_model
-from forex_diffusion.models.checkpoint import load_checkpoint
+from forex_diffusion.models.checkpoint import load_checkpoint, save_checkpoint
 from forex_diffusion.models.init_from import fine_tune_config, per_asset_weights
+from forex_diffusion.registry.model_cards import ModelCard
+from forex_diffusion.registry.repository import Registry
 from forex_diffusion.training.multi_asset_data_module import MultiAssetDataModule
 from fx_test_utils import load_fx
 from training_utils import tiny_config, tiny_overrides
+from walk_forward_utils import EVAL_END, EVAL_START, MODEL_NAME, eval_config
 
 PAIRS = ("EURUSD", "GBPUSD")
 ASOF = "2019-04-10T13:00:00Z"
@@ -197,3 +204,113 @@ def test_unseen_asset_standardizer_uses_only_the_range_given(fx_dir: Path, tmp_p
     bent.loc[late, ["open", "high", "low", "close"]] *= 1.3
     assert fit_history_standardizer(bent, cfg, "2019-01-01", "2019-03-01").to_dict() == a
     assert fit_history_standardizer(bent, cfg).to_dict() != a
+
+
+# ------------------------------------------------------------------ cards per served asset
+
+
+@pytest.fixture(scope="module")
+def global_cards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Registry, int]:
+    """A deliberately bad tiny global model of EURUSD and GBPUSD on synthetic candles (its
+    denoiser returns a constant), registered as GLOBAL/tiny_eval and evaluated by ``evaluate``
+    on each asset's test week: one card per asset."""
+    root = tmp_path_factory.mktemp("global_cards")
+    with CandleStore(root / "store") as store:
+        for seed, asset in enumerate(PAIRS, start=3):
+            candles = generate_synthetic_market("2019-01-01", "2019-02-09", seed=seed)
+            store.write(asset, candles, source=f"synthetic seed {seed}")
+    cfg = eval_config(root, [f"asset.symbol={GLOBAL_ASSET}", f"model.assets=[{', '.join(PAIRS)}]"])
+    standardizers, names = {}, {}
+    with CandleStore(root / "store") as store:
+        for asset in PAIRS:
+            source = build_feature_source(store.load(asset), config_for_asset(cfg, asset))
+            standardizers[asset] = source.standardizer.to_dict()
+            names = {tf: list(n) for tf, n in source.feature_names.items()}
+    torch.manual_seed(cfg.seed)
+    model = build_sssd_model(cfg, {tf: len(n) for tf, n in names.items()})
+    with torch.no_grad():
+        model.head.out.weight.zero_()
+        model.head.out.bias.fill_(2.0)
+    path = Path(cfg.paths.checkpoint_dir) / GLOBAL_ASSET / MODEL_NAME / "best.ckpt"
+    save_checkpoint(path, model, cfg, names, per_asset_standardizers(standardizers))
+    registry = Registry(f"sqlite:///{root / 'registry.db'}")
+    gid = registry.register_from_config(cfg).id
+    registry.record_checkpoint(gid, path, epoch=0, is_best=True, train_loss=None, val_loss=None)
+    for asset in PAIRS:
+        run = evaluate(
+            eval_config(root),
+            asset,
+            EVAL_START,
+            EVAL_END,
+            model_name=MODEL_NAME,
+            num_samples=16,
+            out_dir=root / "reports" / asset,
+            registry=registry,
+            progress=False,
+        )
+        assert run.model_id == gid and run.metric_rows > 0
+        assert run.card is not None and run.card.asset == asset
+    return root, registry, gid
+
+
+def _lost_horizons(card: ModelCard) -> list[int]:
+    return [h.horizon for h in card.horizons if h.verdict == "worse"]
+
+
+def test_evaluating_a_global_model_records_a_card_per_asset(
+    global_cards: tuple[Path, Registry, int],
+) -> None:
+    _, registry, gid = global_cards
+    # the global model is the only model: evaluate registered nothing per asset
+    assert [(m.asset, m.id) for m in registry.list_models()] == [(GLOBAL_ASSET, gid)]
+    cards = registry.model_cards(gid)
+    assert set(cards) == set(PAIRS)
+    for asset in PAIRS:
+        card = registry.model_card(gid, asset)
+        assert card == cards[asset] and card.asset == asset and card.model_id == gid
+        rows = [m for m in registry.latest_metrics(asset) if m.model_id == gid]
+        assert rows and {m.asset for m in rows} == {asset}
+    eur, gbp = cards["EURUSD"], cards["GBPUSD"]
+    assert [h.crps_baseline for h in eur.horizons] != [h.crps_baseline for h in gbp.horizons]
+    assert registry.model_card(gid, "USDJPY") is None
+
+
+def test_served_asset_uses_its_own_card(global_cards: tuple[Path, Registry, int]) -> None:
+    """EURUSD's card says the model won everywhere, GBPUSD's that it lost: GBPUSD falls back
+    where it lost, EURUSD is served the model."""
+    root, registry, gid = global_cards
+    gbp_card = registry.model_card(gid, "GBPUSD")
+    eur_card = registry.model_card(gid, "EURUSD")
+    assert gbp_card is not None and eur_card is not None
+    lost = _lost_horizons(gbp_card)
+    assert lost  # the bad model loses somewhere
+    won = tuple(
+        e.model_copy(update={"skill": 0.05, "dm_pvalue": 0.001, "verdict": "better"})
+        for e in eur_card.horizons
+    )
+    winner = registry.save_model_card(eur_card.model_copy(update={"horizons": won}))
+    assert registry.model_card(gid, "GBPUSD") == gbp_card  # untouched
+    config = eval_config(root)
+    asof = pd.Timestamp("2019-02-06 12:00", tz="UTC")
+    for asset, card in (("EURUSD", winner), ("GBPUSD", gbp_card)):
+        service = load_sssd_inference_service(
+            asset, model_name=MODEL_NAME, config=config, registry=registry
+        )
+        assert service.model_id == gid and service.card == card
+        with CandleStore(root / "store") as store:
+            candles = store.load(asset, start=asof - service.history_span, end=asof)
+        pred = service.predict(candles, num_samples=16, asof=asof, seed=1)
+        for h in service.horizons:
+            if asset == "GBPUSD" and h in lost:
+                assert pred.source[h].startswith("fallback:"), (asset, h)
+                assert "worse than" in pred.card_statement[h]
+            else:
+                assert pred.source[h] == "model", (asset, h)
+        assert pred.card is not None and pred.card["asset"] == asset
+    # the served asset's card only: GBPUSD's card handed to EURUSD's service is not used
+    path = Path(config.paths.checkpoint_dir) / GLOBAL_ASSET / MODEL_NAME / "best.ckpt"
+    wrong = SSSDInferenceService.from_checkpoint(
+        path, asset="EURUSD", inference=config.inference, card=gbp_card
+    )
+    assert wrong.serving.card is None
+    assert set(wrong.serving.sources().values()) == {"model"}

@@ -1,12 +1,15 @@
-"""Model cards: the registry round trip, the verdicts and sentences, the fitted baselines' state."""
+"""Model cards: the registry round trip (per model and asset), the verdicts and sentences, the
+fitted baselines' state, the migration of cards stored per model only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from forex_diffusion.config.sssd_config import EvaluationConfig, FallbackConfig
 from forex_diffusion.data.resample import resample_ohlc
@@ -15,6 +18,13 @@ from forex_diffusion.errors import RegistryError
 from forex_diffusion.inference.fallback import plan_serving
 from forex_diffusion.models.baselines import baseline_from_state, baseline_state, build_baselines
 from forex_diffusion.registry import CardHorizon, ModelCard, Registry
+from forex_diffusion.registry.db import (
+    create_registry_engine,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
 
 HORIZONS = (5, 15, 60, 240)
 
@@ -83,17 +93,17 @@ def test_card_round_trips_through_the_registry(bars: pd.DataFrame) -> None:
             feature_config={},
             horizon_config={"horizons": list(HORIZONS)},
         )
-        assert reg.model_card(model.id) is None
+        assert reg.model_card(model.id, "EURUSD") is None
         card = _card(model.id, _fitted(bars))
         stored = reg.save_model_card(card)
         assert stored.created_at is not None
-        read = reg.model_card(model.id)
+        read = reg.model_card(model.id, "EURUSD")
         assert read == stored
         assert read.model_dump(exclude={"created_at"}) == card.model_dump(exclude={"created_at"})
         # a new evaluation replaces the card: one per model
         newer = card.model_copy(update={"range_name": "evaluation range", "n_decisions": 10})
         reg.save_model_card(newer)
-        again = reg.model_card(model.id)
+        again = reg.model_card(model.id, "EURUSD")
         assert again is not None and again.range_name == "evaluation range"
         assert again.n_decisions == 10
         # a card must name its model's asset
@@ -155,3 +165,105 @@ def test_baseline_state_round_trip_forecasts_the_same(bars: pd.DataFrame) -> Non
         baseline_from_state({"name": "arima", "train_var": 1.0})
     with pytest.raises(ValueError, match="incomplete"):
         baseline_from_state({"name": "ewma", "train_var": 1.0})
+
+
+def _register(reg: Registry, asset: str, name: str, assets: list[str] | None = None) -> int:
+    return reg.register_model(
+        asset,
+        name,
+        architecture_config={"a": 1, "assets": assets or []},
+        training_config={},
+        feature_config={},
+        horizon_config={"horizons": list(HORIZONS)},
+    ).id
+
+
+def test_a_global_model_keeps_one_card_per_asset(bars: pd.DataFrame) -> None:
+    """Cards, metric rows and inference logs of a global model are per served asset; a
+    per-asset model still takes only its own asset's."""
+    with Registry("sqlite://") as reg:
+        gid = _register(reg, "GLOBAL", "g", ["EURUSD", "GBPUSD"])
+        eid = _register(reg, "EURUSD", "m")
+        base = _card(gid, _fitted(bars))
+        eur = reg.save_model_card(base)
+        gbp = reg.save_model_card(base.model_copy(update={"asset": "gbpusd", "n_decisions": 7}))
+        jpy = reg.save_model_card(base.model_copy(update={"asset": "USDJPY", "n_decisions": 9}))
+        assert (eur.asset, gbp.asset, jpy.asset) == ("EURUSD", "GBPUSD", "USDJPY")
+        assert reg.model_card(gid, "EURUSD") == eur and reg.model_card(gid, "gbpusd") == gbp
+        assert reg.model_card(gid, "USDJPY") == jpy  # an asset it serves unseen
+        assert reg.model_card(gid, "AUDUSD") is None and reg.model_card(gid, "GLOBAL") is None
+        assert reg.model_cards(gid) == {"EURUSD": eur, "GBPUSD": gbp, "USDJPY": jpy}
+        # a new evaluation of one asset replaces that asset's card only
+        again = reg.save_model_card(base.model_copy(update={"asset": "GBPUSD", "n_decisions": 3}))
+        assert reg.model_card(gid, "GBPUSD") == again and reg.model_card(gid, "EURUSD") == eur
+        # the per-asset model's card is its own, apart from the global model's
+        own = reg.save_model_card(_card(eid, _fitted(bars)).model_copy(update={"n_decisions": 1}))
+        assert reg.model_card(eid, "EURUSD") == own and reg.model_card(gid, "EURUSD") == eur
+        assert reg.model_cards(eid) == {"EURUSD": own}
+        window = (datetime(2019, 1, 1, tzinfo=UTC), datetime(2020, 1, 1, tzinfo=UTC))
+        row = reg.record_metrics(gid, "sssd", "GBPUSD", 60, *window, {"crps": 1.0}, 10)
+        assert (row.model_id, row.asset) == (gid, "GBPUSD")
+        logged = reg.log_inference(gid, "USDJPY", window[0], [5], {"p": 1}, 1.0, "cpu")
+        assert logged.asset == "USDJPY"
+        # a per-asset model of another asset is refused everywhere
+        with pytest.raises(RegistryError, match=r"model card: model \d+ \(EURUSD/m\) belongs to"):
+            reg.save_model_card(own.model_copy(update={"asset": "GBPUSD"}))
+        with pytest.raises(RegistryError, match=r"metrics: .* belongs to EURUSD, not GBPUSD"):
+            reg.record_metrics(eid, "sssd", "GBPUSD", 60, *window, {"crps": 1.0}, 10)
+        with pytest.raises(RegistryError, match=r"inference log: .* belongs to EURUSD"):
+            reg.log_inference(eid, "GBPUSD", window[0], [5], {"p": 1}, 1.0, "cpu")
+        assert reg.model_card(eid, "GBPUSD") is None
+
+
+def test_plan_does_not_use_a_card_of_another_asset(bars: pd.DataFrame) -> None:
+    card = _card(1, _fitted(bars))  # EURUSD's card: the model lost at 15 and 60 min
+    mine = plan_serving(card, HORIZONS, FallbackConfig(), "m", "d" * 40, asset="EURUSD")
+    assert mine.card == card and mine.sources()[60] == "fallback:ewma_seasonal"
+    other = plan_serving(card, HORIZONS, FallbackConfig(), "m", "d" * 40, asset="GBPUSD")
+    assert other.card is None and set(other.sources().values()) == {"model"}
+    assert all("has no card on GBPUSD" in h.statement for h in other.horizons)
+
+
+def test_upgrade_keys_existing_cards_by_their_models_asset(tmp_path: Path) -> None:
+    """A registry whose cards were written at revision 0002 (one per model): upgrading gives
+    each the model's own asset; downgrading keeps each model's card of its own asset."""
+    engine = create_registry_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+    try:
+        upgrade(engine, "0002")
+        now = "2019-01-01 00:00:00"
+        with engine.begin() as conn:
+            for i, asset in ((1, "EURUSD"), (2, "GLOBAL")):
+                conn.execute(
+                    text(
+                        "INSERT INTO sssd_models (id, asset, model_name, model_type, "
+                        "architecture_config, training_config, feature_config, horizon_config, "
+                        "created_at, updated_at) VALUES (:i, :a, 'm', 'sssd', '{}', '{}', '{}', "
+                        "'{}', :t, :t)"
+                    ),
+                    {"i": i, "a": asset, "t": now},
+                )
+            conn.execute(
+                text(
+                    "INSERT INTO sssd_model_cards (model_id, window_start, window_end, card, "
+                    "created_at, updated_at) VALUES (1, :t, :t, '{}', :t, :t)"
+                ),
+                {"t": now},
+            )
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.begin() as conn:
+            rows = conn.execute(text("SELECT model_id, asset FROM sssd_model_cards")).all()
+            assert [tuple(r) for r in rows] == [(1, "EURUSD")]
+            conn.execute(
+                text(
+                    "INSERT INTO sssd_model_cards (model_id, asset, window_start, window_end, "
+                    "card, created_at, updated_at) VALUES (2, :a, :t, :t, '{}', :t, :t)"
+                ),
+                [{"a": "EURUSD", "t": now}, {"a": "GBPUSD", "t": now}],
+            )
+        downgrade(engine, "0002")
+        with engine.begin() as conn:
+            rows = conn.execute(text("SELECT model_id FROM sssd_model_cards")).all()
+            assert [tuple(r) for r in rows] == [(1,)]
+    finally:
+        engine.dispose()

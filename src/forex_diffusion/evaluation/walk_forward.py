@@ -33,6 +33,7 @@ from tqdm import tqdm
 from forex_diffusion.config.sssd_config import EvaluationConfig, SSSDConfig, default_pip_size
 from forex_diffusion.data.resample import resample_ohlc
 from forex_diffusion.data.store import CandleStore, resolve_data_dir
+from forex_diffusion.dataset.multi_asset import GLOBAL_ASSET
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.direction_rules import (
     direction_rule_signals,
@@ -446,7 +447,11 @@ def _add_served(
     if not ecfg.served or service is None or service.model_name not in forecasts:
         return []
     model_id = service.model_id
-    prior = registry.model_card(model_id) if registry is not None and model_id is not None else None
+    prior = (
+        registry.model_card(model_id, service.asset)
+        if registry is not None and model_id is not None
+        else None
+    )
     row = served_forecast(
         forecasts,
         service.model_name,
@@ -463,6 +468,14 @@ def _add_served(
     labels[row.forecast.name] = row.label
     variants.append(row.forecast.name)
     return [row.note]
+
+
+def _registered_config(service: SSSDInferenceService) -> SSSDConfig:
+    """The config the service's model is registered under: a global model's under
+    ``GLOBAL_ASSET`` (the service's config is that of the asset it serves)."""
+    if service.config.model.assets:
+        return service.config.with_overrides([f"asset.symbol={GLOBAL_ASSET}"])
+    return service.config
 
 
 def _range_name(model_config: SSSDConfig, evaluated: UtcRange) -> str:
@@ -741,7 +754,7 @@ def evaluate(
         card = None
         if record and registry is not None:
             if service is not None and model_id is None:  # a checkpoint the registry lacks
-                model_id = registry.register_from_config(service.config).id
+                model_id = registry.register_from_config(_registered_config(service)).id
             extra: dict[str, Any] = {"tuning": subject.tuning.source, "report": str(files.report)}
             if service is not None:
                 extra["num_samples"] = samples

@@ -1,6 +1,7 @@
 """The fallback policy: never serve a model that lost to its baseline unannounced.
 
-Per horizon, the model's card (``registry.model_cards``) decides what is served:
+Per horizon, the model's card on the served asset (``registry.model_cards``; a global model has
+one per asset) decides what is served:
 
 * the model, where the card does not say it lost significantly (skill < 0 with DM p below
   ``inference.fallback.alpha``), where the policy is off, or where there is no card;
@@ -95,15 +96,16 @@ class ServingPlan:
         }
 
 
-def no_card_note(model_name: str, card: ModelCard | None) -> str:
-    """Why a model is served without a card."""
+def no_card_note(model_name: str, card: ModelCard | None, asset: str | None = None) -> str:
+    """Why a model is served without a card (none for ``asset``, or one of other weights)."""
+    on = f" on {asset}" if asset else ""
     if card is None:
         return (
-            f"model {model_name} has no card: it was never evaluated against the baselines on "
-            "a range it did not see (run `forex-diffusion evaluate` on its test range)"
+            f"model {model_name} has no card{on}: it was never evaluated against the baselines "
+            f"on a range{on} it did not see (run `forex-diffusion evaluate` on its test range)"
         )
     return (
-        f"the card of model {model_name} ({card.range_name} {card.dates()}) was computed for "
+        f"the card of model {model_name}{on} ({card.range_name} {card.dates()}) was computed for "
         "other weights (the model was retrained since); it is served without a card until "
         "`forex-diffusion evaluate` is run again"
     )
@@ -115,21 +117,26 @@ def plan_serving(
     policy: FallbackConfig,
     model_name: str,
     weights_digest: str | None = None,
+    asset: str | None = None,
 ) -> ServingPlan:
     """Decide per horizon what is served (see the module docstring).
 
     Args:
-        card: the model's card (None: never evaluated).
+        card: the model's card on the served asset (None: never evaluated there).
         horizons: the model's horizons (minutes).
         policy: ``inference.fallback``.
         model_name: for the statements.
         weights_digest: the served weights; a card of other weights is not used (None: no check).
+        asset: the served asset; a card of another asset is not used (a global model's card on
+            one asset says nothing about another; None: no check).
     """
+    if card is not None and asset is not None and card.asset != asset.strip().upper():
+        card = None
     if card is not None and weights_digest is not None and card.weights_digest != weights_digest:
-        note = no_card_note(model_name, card)
+        note = no_card_note(model_name, card, asset)
         card = None
     elif card is None:
-        note = no_card_note(model_name, None)
+        note = no_card_note(model_name, None, asset)
     else:
         note = None
     entries = []

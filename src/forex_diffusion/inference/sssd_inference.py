@@ -156,9 +156,9 @@ class SSSDInferenceService:
         device: "auto", "cpu" or "cuda"; None = ``config.inference.device``.
         registry, model_id: where predictions are logged when ``inference.log_predictions``.
         clock: monotonic clock of the TTL cache (injectable for tests).
-        card: the model's card from the registry (None: never evaluated); with
-            ``inference.fallback`` it decides per horizon what ``predict`` serves
-            (``inference.fallback``; ``serving`` holds the decision).
+        card: the model's card on this asset from the registry (None: never evaluated here;
+            a card of another asset is not used); with ``inference.fallback`` it decides per
+            horizon what ``predict`` serves (``serving`` holds the decision).
     """
 
     def __init__(
@@ -199,7 +199,12 @@ class SSSDInferenceService:
         self.model_digest = weights_digest(self.model.state_dict())
         self.card = card
         self.serving: ServingPlan = plan_serving(
-            card, self.horizons, config.inference.fallback, self.model_name, self.model_digest
+            card,
+            self.horizons,
+            config.inference.fallback,
+            self.model_name,
+            self.model_digest,
+            asset=self.asset,
         )
         self.serving.baselines()  # a card whose baselines cannot be rebuilt fails here
         history = required_history(config)
@@ -942,8 +947,9 @@ def load_sssd_inference_service(
     loss) under ``checkpoint_dir`` is used; otherwise that model's best. Falls back to
     ``checkpoint_dir/ASSET/MODEL/best.ckpt`` when the registry has no entry.
 
-    The model's card (``Registry.model_card``) comes with it: ``service.card``, and
-    ``service.serving`` says per horizon what ``predict`` serves (``inference.fallback``).
+    The model's card on ``asset`` (``Registry.model_card``: a global model's card of the asset
+    it serves, never another asset's) comes with it: ``service.card``, and ``service.serving``
+    says per horizon what ``predict`` serves (``inference.fallback``).
 
     Raises:
         NotFoundError: unknown asset or model (the message lists what exists).
@@ -992,7 +998,7 @@ def load_sssd_inference_service(
                 model_id = reg.get_model(asset, path.parent.name).id
             except NotFoundError:
                 model_id = None
-    card = reg.model_card(model_id) if model_id is not None else None
+    card = reg.model_card(model_id, asset) if model_id is not None else None
     logger.info(f"loading {asset} model from {path}")
     return SSSDInferenceService.from_checkpoint(
         path,
@@ -1028,7 +1034,8 @@ def _serve_from_global(
 ) -> SSSDInferenceService:
     """The global model's service for ``asset`` (no per-asset model exists). An asset the
     global model never saw gets the unseen-asset embedding and a standardizer fitted on all
-    of its stored history; the log says which."""
+    of its stored history; the log says which. The card is the global model's card on
+    ``asset``."""
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
 
     path, model_id = found
@@ -1051,6 +1058,7 @@ def _serve_from_global(
         inference=cfg.inference,
         asset=asset,
         unseen_standardizer=unseen,
+        card=reg.model_card(model_id, asset) if model_id is not None else None,
     )
 
 

@@ -33,7 +33,7 @@ def log(
     when = utc(decision_time, "decision_time")
     horizon_list = [int(h) for h in horizons]
     payload = to_json(dict(prediction), "prediction", finite_only=False)
-    models_repo.by_id_of_asset(session, model_id, asset, "inference log")
+    models_repo.by_id_serving(session, model_id, asset, "inference log")
     row = InferenceLogRow(
         model_id=model_id,
         asset=asset,

@@ -40,7 +40,7 @@ def record(
         )
     values = to_json(dict(metrics), "metrics", finite_only=False)
     if model_id is not None:
-        models_repo.by_id_of_asset(session, model_id, asset, "metrics")
+        models_repo.by_id_serving(session, model_id, asset, "metrics")
     row = MetricRow(
         model_id=model_id,
         method=str(method),

@@ -1,7 +1,8 @@
 """Model cards: how a model did against the honest baselines on a range it never saw.
 
-A card is written by ``forex-diffusion evaluate`` (one per model, replaced by each new
-evaluation) and read by the inference service, which shows its sentence next to each forecast
+A card is written by ``forex-diffusion evaluate`` (one per model and evaluated asset, replaced by
+each new evaluation of that pair: a global model has one per asset it was evaluated on) and read
+by the inference service for the asset it serves, which shows its sentence next to each forecast
 and lets the fallback policy serve the best baseline where the model lost significantly.
 
 Per horizon it holds the best baseline (the lowest CRPS on the range) and the model's CRPS skill
@@ -90,7 +91,9 @@ class ModelCard(BaseModel):
     """A model's verdict against the baselines on one evaluated range (JSON-ready, frozen).
 
     Attributes:
-        asset, model_id, model_name: the model.
+        asset: the evaluated asset (a per-asset model's own; one of the assets a global model
+            serves); the card is stored and looked up per (model, asset).
+        model_id, model_name: the model.
         weights_digest: the evaluated weights (``models.checkpoint.weights_digest``); a card is
             valid for a service only when its model has these weights.
         range_name: "test range" when the range lies in the model's test split, else
@@ -147,25 +150,45 @@ class ModelCard(BaseModel):
 
 
 def save(session: Session, card: ModelCard) -> ModelCard:
-    """Store ``card`` as its model's card (replacing the previous one); returns it as stored."""
-    models_repo.by_id_of_asset(session, card.model_id, card.asset, "model card")
+    """Store ``card`` as the card of its (model, asset), replacing the previous one; returns it
+    as stored.
+
+    Raises:
+        RegistryError: the model does not serve ``card.asset`` (a per-asset model of another
+            asset; see ``models_repo.serves``).
+    """
+    models_repo.by_id_serving(session, card.model_id, card.asset, "model card")
     start, end = utc(card.window_start, "window_start"), utc(card.window_end, "window_end")
     stamped = card.model_copy(update={"created_at": utcnow()})
     payload = to_json(stamped.model_dump(mode="json"), "model card", finite_only=False)
     row = session.scalars(
-        select(ModelCardRow).where(ModelCardRow.model_id == card.model_id)
+        select(ModelCardRow).where(
+            ModelCardRow.model_id == card.model_id, ModelCardRow.asset == card.asset
+        )
     ).one_or_none()
     if row is None:
-        row = ModelCardRow(model_id=card.model_id, created_at=utcnow())
+        row = ModelCardRow(model_id=card.model_id, asset=card.asset, created_at=utcnow())
         session.add(row)
     row.window_start, row.window_end, row.card = start, end, payload
     session.flush()
     return ModelCard.model_validate(payload)
 
 
-def of_model(session: Session, model_id: int) -> ModelCard | None:
-    """The card of model ``model_id`` (None when it has none)."""
+def of_model(session: Session, model_id: int, asset: str) -> ModelCard | None:
+    """The card of model ``model_id`` on ``asset`` (None when it has none)."""
     row = session.scalars(
-        select(ModelCardRow).where(ModelCardRow.model_id == int(model_id))
+        select(ModelCardRow).where(
+            ModelCardRow.model_id == int(model_id), ModelCardRow.asset == asset
+        )
     ).one_or_none()
     return None if row is None else ModelCard.model_validate(row.card)
+
+
+def all_of_model(session: Session, model_id: int) -> dict[str, ModelCard]:
+    """Every card of model ``model_id`` by asset (sorted; empty when it has none)."""
+    rows = session.scalars(
+        select(ModelCardRow)
+        .where(ModelCardRow.model_id == int(model_id))
+        .order_by(ModelCardRow.asset)
+    )
+    return {row.asset: ModelCard.model_validate(row.card) for row in rows}

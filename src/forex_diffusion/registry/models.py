@@ -1,6 +1,7 @@
 """SQLAlchemy 2 declarative ORM of the model registry (SPEC §6).
 
-Six tables (the sixth, model cards, since revision 0002); the Alembic migrations in ``migrations/versions`` create exactly this schema (a test
+Six tables (the sixth, model cards, since revision 0002, keyed per model and asset since
+0003); the Alembic migrations in ``migrations/versions`` create exactly this schema (a test
 runs autogenerate's ``compare_metadata`` against both SQLite and PostgreSQL). Timestamps are
 stored in UTC and always come back tz-aware. The classes are named for rows (``ModelRow``, not the
 network); they stay inside the registry package: its API hands out frozen pydantic records
@@ -232,15 +233,17 @@ class MetricRow(Base):
 
 
 class ModelCardRow(Base):
-    """The model card of one model: its verdict against the baselines on an evaluated range
-    (``card`` is the ``ModelCard`` as JSON); one per model, replaced by each new evaluation."""
+    """The model card of one model on one asset: its verdict against the baselines on an
+    evaluated range of that asset (``card`` is the ``ModelCard`` as JSON); one per (model,
+    asset), replaced by each new evaluation. A per-asset model has cards of its own asset only;
+    a global model one per asset it was evaluated on (since revision 0003)."""
 
     __tablename__ = "sssd_model_cards"
+    __table_args__ = (UniqueConstraint("model_id", "asset"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    model_id: Mapped[int] = mapped_column(
-        ForeignKey("sssd_models.id", ondelete="CASCADE"), unique=True
-    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("sssd_models.id", ondelete="CASCADE"))
+    asset: Mapped[str] = mapped_column(String(32))
     window_start: Mapped[datetime]
     window_end: Mapped[datetime]
     card: Mapped[dict[str, Any]]

@@ -103,10 +103,24 @@ def by_id(session: Session, model_id: int) -> ModelRow:
     return row
 
 
-def by_id_of_asset(session: Session, model_id: int, asset: str, what: str) -> ModelRow:
-    """Model ``model_id``, which must belong to ``asset`` (RegistryError naming both)."""
+def covered_assets(model: ModelRow) -> list[str]:
+    """The assets a global model was trained on (its ``model.assets``, upper case); empty for a
+    per-asset model."""
+    return [str(a).strip().upper() for a in model.architecture_config.get("assets") or ()]
+
+
+def serves(model: ModelRow, asset: str) -> bool:
+    """Whether ``model`` forecasts ``asset``: a per-asset model its own asset only; a global
+    model (one with ``model.assets``) any asset: those it covers through their embedding rows,
+    any other through its unseen-asset embedding."""
+    return model.asset == asset or bool(covered_assets(model))
+
+
+def by_id_serving(session: Session, model_id: int, asset: str, what: str) -> ModelRow:
+    """Model ``model_id``, which must serve ``asset`` (see :func:`serves`; RegistryError naming
+    both when it does not: a per-asset model of another asset)."""
     model = by_id(session, model_id)
-    if model.asset != asset:
+    if not serves(model, asset):
         raise RegistryError(
             f"{what}: model {model_id} ({model.asset}/{model.model_name}) belongs to "
             f"{model.asset}, not {asset}; pass that model's asset or another model id"

@@ -17,8 +17,9 @@ def registry_report(
     reg: Registry, asset: str, model_name: str | None = None, max_runs: int = 20
 ) -> dict[str, Any]:
     """Everything about an asset (or one model): models with their runs, checkpoints,
-    latest metrics, inference activity and model card, plus the latest baseline metrics
-    (JSON-ready).
+    latest metrics, inference activity and model cards (``card``: the one of ``asset``;
+    ``cards``: every card of the model by asset, those of a global model per served asset),
+    plus the latest baseline metrics (JSON-ready).
 
     An asset evaluated only by baselines (no model) reports its baselines and no models.
 
@@ -38,6 +39,7 @@ def registry_report(
         inference = reg.list_inference_logs(model_id=model.id, limit=1)
         checkpoints = reg.list_checkpoints(model_id=model.id)
         best = [c for c in checkpoints if c.is_best]
+        cards = reg.model_cards(model.id)
         entries.append(
             {
                 "model": model.to_dict(),
@@ -54,7 +56,8 @@ def registry_report(
                     "count": reg.count_inference_logs(model.id),
                     "latest": inference[0].to_dict() if inference else None,
                 },
-                "card": card.to_dict() if (card := reg.model_card(model.id)) else None,
+                "card": card.to_dict() if (card := cards.get(asset)) else None,
+                "cards": {a: c.to_dict() for a, c in cards.items()},
             }
         )
     baselines = [m.to_dict() for m in reg.latest_baseline_metrics(asset)]

@@ -394,7 +394,8 @@ class Registry:
         batch_size: int = 1,
         num_samples: int = 0,
     ) -> InferenceLogRecord:
-        """Log one served forecast (non-finite numbers in ``prediction`` are stored as null)."""
+        """Log one served forecast (non-finite numbers in ``prediction`` are stored as null);
+        ``asset`` is the served asset (for a global model, any asset it serves)."""
         asset = normalize_asset(asset)
         with self._tx(f"logging an inference of {asset}") as session:
             return inference_logs.log(
@@ -435,7 +436,12 @@ class Registry:
         metrics: Mapping[str, Any],
         n_forecasts: int,
     ) -> MetricRecord:
-        """Store one evaluation result; ``model_id`` None for a baseline (e.g. method "garch")."""
+        """Store one evaluation result; ``model_id`` None for a baseline (e.g. method "garch").
+
+        Raises:
+            RegistryError: ``model_id`` is a per-asset model of another asset (a global model
+                records metrics of any asset it serves).
+        """
         asset = normalize_asset(asset)
         with self._tx(f"recording metrics of {method} on {asset}") as session:
             return metrics_repo.record(
@@ -478,14 +484,28 @@ class Registry:
     # ------------------------------------------------------------------ model cards
 
     def save_model_card(self, card: ModelCard) -> ModelCard:
-        """Store ``card`` as its model's card, replacing the previous one."""
-        with self._tx(f"saving the model card of {card.asset}/{card.model_name}") as session:
+        """Store ``card`` as the card of its model on ``card.asset``, replacing the previous one.
+
+        A global model takes a card per asset it serves; a per-asset model only of its own asset.
+
+        Raises:
+            RegistryError: a per-asset model of another asset than ``card.asset``.
+        """
+        card = card.model_copy(update={"asset": normalize_asset(card.asset)})
+        with self._tx(f"saving the model card of {card.model_name} on {card.asset}") as session:
             return model_cards.save(session, card)
 
-    def model_card(self, model_id: int) -> ModelCard | None:
-        """The card of model ``model_id``, or None when it was never evaluated."""
-        with self._tx(f"reading the model card of model {model_id}") as session:
-            return model_cards.of_model(session, model_id)
+    def model_card(self, model_id: int, asset: str) -> ModelCard | None:
+        """The card of model ``model_id`` on ``asset`` (the asset it serves), or None when it
+        was never evaluated there."""
+        asset = normalize_asset(asset)
+        with self._tx(f"reading the model card of model {model_id} on {asset}") as session:
+            return model_cards.of_model(session, model_id, asset)
+
+    def model_cards(self, model_id: int) -> dict[str, ModelCard]:
+        """Every card of model ``model_id`` by asset (one for a per-asset model at most)."""
+        with self._tx(f"reading the model cards of model {model_id}") as session:
+            return model_cards.all_of_model(session, model_id)
 
 
 def artifacts_root_for(
