@@ -314,3 +314,28 @@ def test_served_asset_uses_its_own_card(global_cards: tuple[Path, Registry, int]
     )
     assert wrong.serving.card is None
     assert set(wrong.serving.sources().values()) == {"model"}
+
+
+def test_evaluate_registers_an_unregistered_global_model_under_global(
+    global_cards: tuple[Path, Registry, int],
+) -> None:
+    """A global checkpoint the registry lacks is registered as GLOBAL/<name> by evaluate (not
+    as a model of the evaluated asset), and its card is that asset's."""
+    root, _, _ = global_cards
+    with Registry(f"sqlite:///{root / 'fresh.db'}") as fresh:
+        run = evaluate(
+            eval_config(root),
+            "GBPUSD",
+            EVAL_START,
+            EVAL_END,
+            model_name=MODEL_NAME,
+            num_samples=4,
+            out_dir=root / "reports" / "fresh",
+            registry=fresh,
+            progress=False,
+        )
+        models = fresh.list_models()
+        assert [(m.asset, m.model_name) for m in models] == [(GLOBAL_ASSET, MODEL_NAME)]
+        assert models[0].architecture_config["assets"] == list(PAIRS)
+        assert run.model_id == models[0].id and run.card is not None
+        assert fresh.model_cards(models[0].id) == {"GBPUSD": run.card}
