@@ -101,8 +101,9 @@ def no_card_note(model_name: str, card: ModelCard | None, asset: str | None = No
     on = f" on {asset}" if asset else ""
     if card is None:
         return (
-            f"model {model_name} has no card{on}: it was never evaluated against the baselines "
-            f"on a range{on} it did not see (run `forex-diffusion evaluate` on its test range)"
+            f"model {model_name} has no card{on}: it was never evaluated{on} against the "
+            "baselines on a range it did not see (run `forex-diffusion evaluate` on its test "
+            "range)"
         )
     return (
         f"the card of model {model_name}{on} ({card.range_name} {card.dates()}) was computed for "
