@@ -170,6 +170,12 @@ def test_train_global_then_serve_each_asset_and_an_unseen_one(fx_dir: Path, tmp_
     assert jpy_fc["asset"] == "USDJPY" and np.isfinite(jpy_fc["mean_pips"]["5"])
     with pytest.raises(NotFoundError, match="not one of the global model's assets"):
         SSSDInferenceService.from_checkpoint(ckpt, asset="USDJPY")
+    # what evaluate does: the unseen asset's standardizer sees nothing from the scored range
+    early = load_sssd_inference_service("USDJPY", config=cfg, history_end="2019-03-01")
+    jpy_cfg_only = config_for_asset(cfg, "USDJPY")
+    expected = fit_history_standardizer(store.load("USDJPY"), jpy_cfg_only, end="2019-03-01")
+    assert early.standardizer.to_dict() == expected.to_dict()
+    assert early.standardizer.to_dict() != jpy.standardizer.to_dict()
     # a fine-tune starts exactly where the global model serves the unseen asset
     jpy_cfg = fine_tune_config(
         tiny_config(tmp_path, "asset.symbol=USDJPY", "asset.pip_size=0.01"), loaded

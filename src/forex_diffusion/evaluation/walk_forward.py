@@ -622,6 +622,7 @@ def evaluate(
                 device=device or config.inference.device,
                 config=config,
                 registry=registry,
+                history_end=evaluated.start,
             )
             subject = _model_subject(loaded, base_tf, ecfg, evaluated, samples)
         horizons = subject.horizons

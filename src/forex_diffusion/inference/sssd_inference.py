@@ -937,6 +937,7 @@ def load_sssd_inference_service(
     device: str | None = None,
     config: SSSDConfig | None = None,
     registry: Registry | None = None,
+    history_end: Any = None,
 ) -> SSSDInferenceService:
     """The inference service for ``asset``'s best checkpoint.
 
@@ -950,6 +951,10 @@ def load_sssd_inference_service(
     The model's card on ``asset`` (``Registry.model_card``: a global model's card of the asset
     it serves, never another asset's) comes with it: ``service.card``, and ``service.serving``
     says per horizon what ``predict`` serves (``inference.fallback``).
+
+    A global model serving an asset it never saw fits that asset's standardizer on its stored
+    history before ``history_end`` (default: all of it); an evaluation passes the start of the
+    evaluated range, so that no statistic of the range it scores enters the forecasts.
 
     Raises:
         NotFoundError: unknown asset or model (the message lists what exists).
@@ -979,7 +984,7 @@ def load_sssd_inference_service(
         elif model_name is None and len(models) == 1:
             path = root / asset / models[0] / "best.ckpt"
         elif found_global is not None:
-            return _serve_from_global(found_global, asset, cfg, reg, device)
+            return _serve_from_global(found_global, asset, cfg, reg, device, history_end)
         else:
             assets = (
                 sorted(p.name for p in root.glob("*") if any(p.glob("*/best.ckpt")))
@@ -1031,10 +1036,11 @@ def _serve_from_global(
     cfg: SSSDConfig,
     reg: Registry,
     device: str | None,
+    history_end: Any = None,
 ) -> SSSDInferenceService:
     """The global model's service for ``asset`` (no per-asset model exists). An asset the
-    global model never saw gets the unseen-asset embedding and a standardizer fitted on all
-    of its stored history; the log says which. The card is the global model's card on
+    global model never saw gets the unseen-asset embedding and a standardizer fitted on its
+    stored history before ``history_end`` (default: all of it); the log says which. The card is the global model's card on
     ``asset``."""
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
 
@@ -1043,10 +1049,11 @@ def _serve_from_global(
     unseen = None
     if asset not in covered:
         candles = CandleStore(resolve_data_dir(cfg, None)).load(asset)
-        unseen = fit_history_standardizer(candles, config_for_asset(cfg, asset))
+        unseen = fit_history_standardizer(candles, config_for_asset(cfg, asset), end=history_end)
+        until = f" before {history_end}" if history_end is not None else ""
         logger.info(
             f"no {asset} model: serving the global model {path} (trained on {covered}, not on "
-            f"{asset}: unseen-asset embedding, standardizer fitted on its stored history)"
+            f"{asset}: unseen-asset embedding, standardizer fitted on its stored history{until})"
         )
     else:
         logger.info(f"no {asset} model: serving the global model {path} (trained on {covered})")
