@@ -23,6 +23,7 @@ from forex_diffusion.evaluation.targets import (
     realized_log_returns,
     select_decision_times,
 )
+from forex_diffusion.features.volatility import _PY_EWMA_MAX, _ewma_recursion, ewma_states
 from forex_diffusion.models.baselines import (
     Baseline,
     EwmaVolBaseline,
@@ -192,6 +193,26 @@ def test_rolling_matches_a_direct_computation(synth_1m: pd.DataFrame) -> None:
             f.scale[i] ** 2, np.mean(r**2) * np.array(HORIZONS) / 5, rtol=1e-9
         )
     assert (f.loc[f.valid()] == 0).all()
+
+
+def test_ewma_states_have_lfilters_bits_at_every_length() -> None:
+    """Short series run the recursion in Python (no scipy.signal import for a forecast), long
+    ones through lfilter: both give lfilter's bits, on either side of the switch."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 50, 3000, _PY_EWMA_MAX, _PY_EWMA_MAX + 1):
+        x2 = (rng.standard_t(4, k) * 1e-4) ** 2
+        x2[k // 2] = 0.0
+        for lam in (0.8, 0.97, 0.995):
+            init = float(np.mean(x2)) * 1.3
+            y, _ = lfilter([1.0 - lam], [1.0, -lam], x2, zi=[lam * init])
+            states = ewma_states(x2, lam, init)
+            assert states[0] == init
+            np.testing.assert_array_equal(states[1:], y)  # exact, not close
+            if k > _PY_EWMA_MAX:
+                np.testing.assert_array_equal(_ewma_recursion(x2.tolist(), lam, lam * init), y)
+    assert ewma_states(np.zeros(0), 0.9, 2.0).tolist() == [2.0]
 
 
 def test_ewma_lambda_tuning_is_plausible_on_real_data(eurusd_1m: pd.DataFrame) -> None:

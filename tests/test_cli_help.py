@@ -3,10 +3,6 @@ pandas, SQLAlchemy or pydantic), so the light commands answer at once."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,37 +12,14 @@ from forex_diffusion.data.importers import FORMAT_NAMES
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.service.settings import TOKEN_ENV
 from forex_diffusion.settings import ENV_ARTIFACTS_DIR, ENV_DATA_DIR, ENV_DB_URL
-
-_PROBE = """
-import json, sys
-from forex_diffusion.cli.main import app
-try:
-    app(sys.argv[1:])
-except SystemExit:
-    pass
-print("\\nMODULES=" + json.dumps(sorted(m for m in sys.modules if "." not in m)))
-"""
-
-
-def _modules_after(*args: str, cwd: Path | None = None) -> tuple[set[str], str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=cwd,
-    )
-    head, _, tail = done.stdout.rpartition("MODULES=")
-    return set(json.loads(tail)), head
+from import_probe import modules_after
 
 
 @pytest.mark.parametrize(
     "args", [["--help"], ["predict", "--help"], ["evaluate", "--help"], ["serve", "--help"]]
 )
 def test_help_imports_nothing_heavy(args: list[str]) -> None:
-    modules, out = _modules_after(*args)
+    modules, out = modules_after(*args)
     assert "Usage" in out
     heavy = {"torch", "lightning", "pandas", "sqlalchemy", "matplotlib", "numpy"}
     if args == ["--help"]:  # typer itself imports pydantic to coerce a sub-command's options
@@ -55,7 +28,7 @@ def test_help_imports_nothing_heavy(args: list[str]) -> None:
 
 
 def test_data_info_does_not_import_torch(tmp_path: Path) -> None:
-    modules, out = _modules_after("data", "info", "--data-dir", str(tmp_path / "store"))
+    modules, out = modules_after("data", "info", "--data-dir", str(tmp_path / "store"))
     assert "is empty" in out
     assert not {"torch", "lightning"} & modules
 
@@ -64,14 +37,14 @@ def test_data_info_on_a_store_reads_only_what_it_needs(tmp_path: Path) -> None:
     """A stored asset is summarised without torch, pandas, DuckDB or the config: the year
     files are read (pyarrow, numpy) only until the store's manifest describes them."""
     store = tmp_path / "store"
-    modules, out = _modules_after(
+    modules, out = modules_after(
         "data", "synth", "--start", "2021-03-01", "--end", "2021-03-02", "--data-dir", str(store)
     )
     assert "SYNTHETIC" in out
     heavy = {"torch", "lightning", "pandas", "duckdb", "sqlalchemy", "omegaconf"}
     bars = CandleStore(store).info("SYNTH").bars
     for read_files in (True, False):  # no manifest yet, then the manifest
-        modules, out = _modules_after("data", "info", "--data-dir", str(store))
+        modules, out = modules_after("data", "info", "--data-dir", str(store))
         assert f"│ SYNTH │ 1m   │ {bars:,} │" in out, out
         assert not heavy & modules, sorted(heavy & modules)
         assert ({"pyarrow", "numpy"} <= modules) is read_files

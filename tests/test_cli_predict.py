@@ -18,6 +18,7 @@ from forex_diffusion.cli.main import app
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
+from import_probe import modules_after
 from training_utils import tiny_config, two_month_store
 
 ASOF = "2019-03-20T12:00Z"
@@ -64,6 +65,18 @@ def test_json_is_the_only_stdout_even_with_a_plot(trained, tmp_path: Path) -> No
         p = data["prob_up"][h]
         assert data["confidence"][h] == pytest.approx(max(p, 1 - p))
         assert data["mc_se"]["prob_up"][h] == pytest.approx((p * (1 - p) / 64) ** 0.5)
+
+
+def test_predict_imports_only_what_a_forecast_needs(trained) -> None:
+    """A forecast never imports training (lightning), the evaluation's statistics
+    (scipy.stats, scipy.signal), plotting without --plot, nor the registry's migrations."""
+    root, _ = trained
+    modules, out = modules_after(*_args(root, "--format", "json", "--seed", "1"))
+    assert json.loads(out)["seed"] == 1
+    assert {"torch", "pandas", "sqlalchemy", "scipy.special"} <= modules  # the probe sees them
+    heavy = {"lightning", "pytorch_lightning", "scipy.stats", "scipy.signal", "matplotlib"}
+    heavy |= {"alembic", "mlflow"}
+    assert not heavy & modules, sorted(heavy & modules)
 
 
 def test_same_seed_same_forecast_and_no_seed_differs(trained) -> None:

@@ -312,3 +312,12 @@ def test_bad_arguments_raise() -> None:
         S4D(4, 8, dt_min=0.1, dt_max=0.01)
     with pytest.raises(ValueError, match="expects"):
         _layer()(torch.randn(2, 5, 3))
+
+
+def test_fast_fft_len_is_what_scipy_gives_a_real_transform() -> None:
+    from scipy.fft import next_fast_len
+
+    for n in [*range(1, 3000), 4097, 65_537, 10**9 + 7]:
+        assert fast_fft_len(n) == next_fast_len(n, real=True), n
+    with pytest.raises(ValueError, match="positive"):
+        fast_fft_len(0)

@@ -652,9 +652,14 @@ def _plain(value: Any) -> Any:
 def _merge(
     layers: Iterable[dict[str, Any]], overrides: Sequence[str], source: str
 ) -> dict[str, Any]:
-    merged: Any = OmegaConf.create({})
+    merged: Any = None
     for layer in layers:
-        merged = OmegaConf.merge(merged, OmegaConf.create(_plain(layer)))
+        if not layer:
+            continue  # merging nothing would only copy the config again
+        node = OmegaConf.create(_plain(layer))
+        merged = node if merged is None else OmegaConf.merge(merged, node)
+    if merged is None:
+        merged = OmegaConf.create({})
     for item in overrides:
         if "=" not in item:
             raise ConfigError(

@@ -13,7 +13,7 @@ range, see ``features.seasonal_fit``). With neither, every timeframe has the sam
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -246,6 +246,17 @@ def _extras(
 def feature_names(cfg: FeaturesConfig, timeframe: str | None = None) -> list[str]:
     """Column names of ``timeframe``'s feature frame (None: the ``features.names`` families,
     which every timeframe has; the 5m timeframe appends its extras)."""
+    return _with_extras(_family_names(cfg), cfg, timeframe)
+
+
+def timeframe_feature_names(cfg: FeaturesConfig, timeframes: Iterable[str]) -> dict[str, list[str]]:
+    """:func:`feature_names` of each of ``timeframes`` (the families' names computed once)."""
+    families = _family_names(cfg)
+    return {tf: _with_extras(families, cfg, tf) for tf in timeframes}
+
+
+def _family_names(cfg: FeaturesConfig) -> list[str]:
+    """Column names of the ``features.names`` families, from their features on a few bars."""
     n = max(feature_warmup(cfg) + 2, 3)
     idx = pd.date_range("2020-01-06", periods=n, freq="5min", tz="UTC")
     price = 1.0 + 0.001 * np.arange(n)
@@ -254,7 +265,12 @@ def feature_names(cfg: FeaturesConfig, timeframe: str | None = None) -> list[str
         index=idx,
     )
     families = cfg.model_copy(update={"realized": False, "time_of_week": False})
-    names = [str(c) for c in compute_timeframe_features(bars, "5m", families, "5m").columns]
+    return [str(c) for c in compute_timeframe_features(bars, "5m", families, "5m").columns]
+
+
+def _with_extras(families: list[str], cfg: FeaturesConfig, timeframe: str | None) -> list[str]:
+    """``families`` followed by ``timeframe``'s extra inputs (the 5m timeframe's only)."""
+    names = list(families)
     if timeframe == EXTRAS_TIMEFRAME:
         names += rz.har_names() if cfg.realized else []
         names += list(TIME_OF_WEEK_NAMES) if cfg.time_of_week else []

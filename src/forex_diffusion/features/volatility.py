@@ -103,8 +103,17 @@ def returns_of_bars(
 # --------------------------------------------------------------------------- EWMA
 
 
+# Below this many returns the EWMA recursion runs in Python: a forecast's window is short, and
+# importing scipy.signal (which pulls scipy.stats in) costs far more than the loop.
+_PY_EWMA_MAX = 50_000
+
+
 def ewma_states(x2: np.ndarray, lam: float, init: float) -> np.ndarray:
     """EWMA variance states: s_0 = init, s_{j+1} = λ s_j + (1 − λ) x2_j.
+
+    Long series run through ``scipy.signal.lfilter``, short ones through the same recursion
+    in Python with lfilter's operation order (transposed direct form II), so both give the
+    same bits.
 
     Args:
         x2: (K,) squared returns in time order.
@@ -114,10 +123,25 @@ def ewma_states(x2: np.ndarray, lam: float, init: float) -> np.ndarray:
     """
     if x2.size == 0:
         return np.array([init])
+    if x2.size <= _PY_EWMA_MAX:
+        return np.array([init, *_ewma_recursion(x2.tolist(), lam, lam * init)])
     from scipy.signal import lfilter  # imported here: scipy.signal is slow to import
 
     y, _ = lfilter([1.0 - lam], [1.0, -lam], x2, zi=[lam * init])
     return np.concatenate([[init], y])
+
+
+def _ewma_recursion(x2: list[float], lam: float, z: float) -> list[float]:
+    """lfilter([1 − λ], [1, −λ], x2, zi=[z]) step by step: y_j = z + (1 − λ) x2_j, then the
+    delay z = 0·x2_j − (−λ) y_j, as lfilter's filter with its numerator padded to the
+    denominator's length computes them."""
+    b0, b1, a1 = 1.0 - lam, 0.0, -lam
+    out = []
+    for x in x2:
+        y = z + b0 * x
+        out.append(y)
+        z = x * b1 - y * a1
+    return out
 
 
 def tune_ewma_lambda(

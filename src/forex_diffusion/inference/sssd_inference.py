@@ -49,10 +49,10 @@ from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotF
 from forex_diffusion.features.standardizer import Standardizer
 from forex_diffusion.features.targets import log_return_to_price_change
 from forex_diffusion.features.unified_pipeline import (
-    feature_names,
     fit_standardizer,
     multi_timeframe_features,
     required_history,
+    timeframe_feature_names,
 )
 from forex_diffusion.inference.ensemble import SSSDEnsembleInferenceService
 from forex_diffusion.inference.fallback import MODEL, ServingPlan, plan_serving, serve
@@ -250,8 +250,9 @@ class SSSDInferenceService:
                 f"checkpoint {path}: its standardizer's feature names differ from the model's "
                 "feature names; the checkpoint is inconsistent, re-train the model"
             )
+        produced_names = timeframe_feature_names(loaded.config.features, loaded.feature_names)
         for tf, expected in loaded.feature_names.items():
-            produced = feature_names(loaded.config.features, tf)
+            produced = produced_names[tf]
             if expected != produced:
                 missing = sorted(set(expected) - set(produced))
                 extra = sorted(set(produced) - set(expected))

@@ -19,7 +19,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 from scipy.special import ndtr, ndtri
 
 from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast, crps_ensemble_fair
@@ -117,6 +116,8 @@ class StudentTForecast:
         return self.scale * np.sqrt(self.df / (self.df - 2.0))
 
     def quantile(self, q: Levels) -> np.ndarray:
+        from scipy import stats  # imported here (slow): only the Student-t form needs it
+
         levels = np.asarray(q, dtype=np.float64)
         if not levels.ndim:
             return self.loc + self.scale * stats.t.ppf(float(levels), self.df)
@@ -124,6 +125,8 @@ class StudentTForecast:
         return self.loc + self.scale * stats.t.ppf(lv, self.df)
 
     def cdf(self, y: np.ndarray) -> np.ndarray:
+        from scipy import stats  # imported here (slow): only the Student-t form needs it
+
         out = stats.t.cdf((y - self.loc) / self.scale, self.df)
         return np.where(np.isfinite(y) & self.valid(), out, np.nan)
 

@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from scipy.fft import next_fast_len
 from torch import Tensor, nn
 
 S4DInit = Literal["s4d_lin", "s4d_inv", "s4d_legs"]
@@ -37,8 +36,23 @@ S4DInit = Literal["s4d_lin", "s4d_inv", "s4d_legs"]
 
 def fast_fft_len(n: int) -> int:
     """The smallest 2^a·3^b·5^c that is >= n (FFT sizes pocketfft/cuFFT handle fastest):
-    ``scipy.fft.next_fast_len`` for a real transform."""
-    return int(next_fast_len(n, real=True))
+    what ``scipy.fft.next_fast_len`` gives for a real transform, without importing scipy.fft.
+
+    Raises:
+        ValueError: n < 1.
+    """
+    if n < 1:
+        raise ValueError(f"an FFT length must be positive, got {n}")
+    best = 1 << (n - 1).bit_length()  # the power of two
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            # the least power of two that takes p35 to n or above
+            best = min(best, p35 << (-(-n // p35) - 1).bit_length())
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def hippo_legs_diagonal_imag(state_dim: int) -> np.ndarray:
