@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from forex_diffusion.evaluation.conditional_coverage import SESSIONS, TERCILES, CoverageCell
 from forex_diffusion.evaluation.summary import EvaluationSummary, FanChartData
 from forex_diffusion.fileio import atomic_write, atomic_write_text
 
@@ -108,6 +109,62 @@ def _detail_tables(s: EvaluationSummary) -> list[str]:
     return lines
 
 
+CONDITIONAL_LEVELS = (0.9, 0.5)
+"""Interval levels whose coverage by volatility tercile and session the report shows (when
+evaluated); metrics.json holds every evaluated level."""
+
+
+def _cell_text(c: CoverageCell) -> str:
+    if c.n == 0:
+        return "n/a"
+    flag = " ⚠" if c.outside else ""
+    return f"{c.coverage:.1%} ± {c.se * 100:.1f}{flag}"
+
+
+def _conditional_tables(s: EvaluationSummary) -> list[str]:
+    """Coverage within each volatility tercile and trading session, one table per level."""
+    cond = s.coverage_conditioning
+    levels = [lv for lv in CONDITIONAL_LEVELS if any(abs(lv - c) < 1e-9 for c in s.coverage_levels)]
+    if cond is None or not levels:
+        return []
+    source = s.labels.get(cond.sigma_source, cond.sigma_source)
+    sessions = ", ".join(x.label() for x in SESSIONS)
+    cuts = "; ".join(
+        f"{h} min: {_fmt(lo, '.3f', 1e4)} / {_fmt(hi, '.3f', 1e4)}"
+        for h, (lo, hi) in cond.cuts.items()
+    )
+    lines = [
+        "## Coverage by volatility tercile and trading session",
+        "",
+        f"Decision times grouped by {source}'s σ forecast for the horizon at t (terciles over "
+        f"the horizon's scored decision times; cut points in bp, low | mid | high: {cuts}) and by "
+        f"the UTC hour of t ({sessions}; Late is the New York close and the daily rollover, kept "
+        "apart from Asia). Each cell: coverage ± binomial standard error at the nominal level, "
+        "√(p (1 − p) / n) in points (independent decision times assumed; overlapping horizons "
+        f"make it larger); ⚠ = more than {cond.tolerance * 100:g} points from nominal.",
+    ]
+    names = [f"σ {t}" for t in TERCILES] + [x.label() for x in SESSIONS]
+    for level in levels:
+        lines += [
+            "",
+            f"### {level:.0%} intervals",
+            "",
+            "| Horizon | Forecaster | " + " | ".join(names) + " |",
+            "|---|---|" + "---:|" * len(names),
+        ]
+        for h in s.horizons:
+            for k, name in enumerate(s.forecasters):
+                cells = [c for c in s.get(name, h).coverage_by_cell if abs(c.level - level) < 1e-9]
+                if k == 0:
+                    counts = " | ".join(str(c.n) for c in cells)
+                    lines.append(f"| {h} min | n (decision times) | {counts} |")
+                label = s.labels.get(name, name)
+                lines.append(
+                    f"| {h} min | {label} | " + " | ".join(_cell_text(c) for c in cells) + " |"
+                )
+    return lines
+
+
 def first_table_text(s: EvaluationSummary) -> str:
     """The report's first table and the verdicts, for printing on a terminal."""
     who = f"model {s.model_name}" if s.model_name else "baselines only (no model)"
@@ -152,6 +209,8 @@ def render_markdown(s: EvaluationSummary, has_fan_chart: bool) -> str:
         *[f"- {v.sentence}" for v in s.verdicts],
         "",
         *_detail_tables(s),
+        "",
+        *_conditional_tables(s),
         "",
         "## Plots",
         "",
