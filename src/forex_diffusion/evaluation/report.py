@@ -136,8 +136,8 @@ def _conditional_tables(s: EvaluationSummary) -> list[str]:
     lines = [
         "## Coverage by volatility tercile and trading session",
         "",
-        f"Decision times grouped by {source}'s σ forecast for the horizon at t (terciles over "
-        f"the horizon's scored decision times; cut points in bp, low | mid | high: {cuts}) and by "
+        f"Decision times grouped by the σ forecast of {source} for the horizon at t (terciles over "
+        f"the horizon's scored decision times; σ cut points low–mid / mid–high in bp: {cuts}) and by "
         f"the UTC hour of t ({sessions}; Late is the New York close and the daily rollover, kept "
         "apart from Asia). Each cell: coverage ± binomial standard error at the nominal level, "
         "√(p (1 − p) / n) in points (independent decision times assumed; overlapping horizons "
@@ -147,7 +147,7 @@ def _conditional_tables(s: EvaluationSummary) -> list[str]:
     for level in levels:
         lines += [
             "",
-            f"### {level:.0%} intervals",
+            f"### {level * 100:g} % intervals",
             "",
             "| Horizon | Forecaster | " + " | ".join(names) + " |",
             "|---|---|" + "---:|" * len(names),
