@@ -136,12 +136,13 @@ def _conditional_tables(s: EvaluationSummary) -> list[str]:
     lines = [
         "## Coverage by volatility tercile and trading session",
         "",
-        f"Decision times grouped by the σ forecast of {source} for the horizon at t (terciles over "
-        f"the horizon's scored decision times; σ cut points low–mid / mid–high in bp: {cuts}) and by "
-        f"the UTC hour of t ({sessions}; Late is the New York close and the daily rollover, kept "
-        "apart from Asia). Each cell: coverage ± binomial standard error at the nominal level, "
-        "√(p (1 − p) / n) in points (independent decision times assumed; overlapping horizons "
-        f"make it larger); ⚠ = more than {cond.tolerance * 100:g} points from nominal.",
+        f"Decision times grouped by the σ forecast of {source} for the horizon at t "
+        "(terciles over the horizon's scored decision times; σ cut points low–mid / mid–high "
+        f"in bp: {cuts}) and by the UTC hour of t ({sessions}; Late is the New York close and "
+        "the daily rollover, kept apart from Asia). Each cell: coverage ± binomial standard "
+        "error at the nominal level, √(p (1 − p) / n) in points (independent decision times "
+        "assumed; overlapping horizons make it larger); ⚠ = more than "
+        f"{cond.tolerance * 100:g} points from nominal.",
     ]
     names = [f"σ {t}" for t in TERCILES] + [x.label() for x in SESSIONS]
     for level in levels:
