@@ -179,7 +179,9 @@ def test_table_in_report_and_metrics_json(summary: EvaluationSummary, tmp_path: 
     assert header.count("|") == 2 + 3 + len(SESSIONS) + 1
     n_row = next(line for line in section.splitlines() if "| 5 min | n (decision times) |" in line)
     assert n_row.split("|")[3].strip() == str(N // 3)
-    model_row = next(line for line in section.splitlines() if line.startswith("| 5 min | model |"))
+    model_row = next(
+        line for line in section.splitlines() if line.startswith("| 5 min | **model** (model) |")
+    )
     cells = [c.strip() for c in model_row.split("|")[3:-1]]
     assert "⚠" not in cells[0] and "⚠" in cells[2]  # low tercile fine, high flagged
     data = json.loads(files.metrics.read_text())

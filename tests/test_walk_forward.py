@@ -316,7 +316,9 @@ def test_coverage_by_volatility_and_session(model_run: EvaluationResult) -> None
     md = r.files.report.read_text()
     section = md[md.index("## Coverage by volatility tercile and trading session") :]
     assert section.count("| 60 min | n (decision times) |") == 2  # the 90 % and 50 % tables
-    assert f"| 240 min | {s.labels[MODEL_NAME]} |" in section
+    assert f"| 240 min | **{s.labels[MODEL_NAME]}** (model) |" in section
+    best = s.verdict(240).best_baseline
+    assert f"| 240 min | {s.labels[best]} (best baseline) |" in section
     metrics = json.loads(r.files.metrics.read_text())
     assert metrics["coverage_conditioning"]["sigma_source"] == "ewma_seasonal"
     for entry in metrics["metrics"]:

@@ -52,6 +52,16 @@ def _save(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
+def _row_label(s: EvaluationSummary, name: str, horizon: int) -> str:
+    """A forecaster's label, the model in bold and the best baseline of the horizon named."""
+    label = s.labels.get(name, name)
+    if name == s.model_name:
+        return f"**{label}** (model)"
+    if name == s.verdict(horizon).best_baseline:
+        return f"{label} (best baseline)"
+    return label
+
+
 def _first_table(s: EvaluationSummary) -> list[str]:
     lines = [
         "| Horizon | Forecaster | CRPS (bp) | Skill vs best baseline | Coverage 90 % "
@@ -59,14 +69,9 @@ def _first_table(s: EvaluationSummary) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for h in s.horizons:
-        best = s.verdict(h).best_baseline
         for name in s.forecasters:
             m = s.get(name, h)
-            label = s.labels.get(name, name)
-            if name == s.model_name:
-                label = f"**{label}** (model)"
-            elif name == best:
-                label = f"{label} (best baseline)"
+            label = _row_label(s, name, h)
             dm = "—" if m.dm is None else _fmt(m.dm.p_value, ".3g")
             da = _fmt(m.directional_accuracy, ".1%") if m.n_directional else "n/a (no direction)"
             lines.append(
@@ -159,7 +164,7 @@ def _conditional_tables(s: EvaluationSummary) -> list[str]:
                 if k == 0:
                     counts = " | ".join(str(c.n) for c in cells)
                     lines.append(f"| {h} min | n (decision times) | {counts} |")
-                label = s.labels.get(name, name)
+                label = _row_label(s, name, h)
                 lines.append(
                     f"| {h} min | {label} | " + " | ".join(_cell_text(c) for c in cells) + " |"
                 )
