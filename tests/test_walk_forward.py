@@ -295,6 +295,36 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
     assert r.text().count("| 5 min |") == 1 + len(BASELINES)
 
 
+def test_coverage_by_volatility_and_session(model_run: EvaluationResult) -> None:
+    """evaluate writes the conditional-coverage table to report.md and metrics.json: every
+    row, cell counts summing to the scored decision times, groups from the seasonal EWMA."""
+    r = model_run
+    s = r.summary
+    assert r.decision_times is not None
+    cond = s.coverage_conditioning
+    assert cond is not None and cond.sigma_source == "ewma_seasonal"
+    sigma = r.forecasts["ewma_seasonal"].std()
+    for j, h in enumerate(HORIZONS):
+        assert cond.cuts[h] == pytest.approx(tuple(np.quantile(sigma[:, j], [1 / 3, 2 / 3])))
+        for name in s.forecasters:
+            m = s.get(name, h)
+            for dim in ("volatility", "session"):
+                cells = [c for c in m.coverage_by_cell if c.level == 0.9 and c.dimension == dim]
+                assert sum(c.n for c in cells) == m.n == r.exclusions.scored
+                pooled = sum(c.n * c.coverage for c in cells if c.n) / m.n
+                assert pooled == pytest.approx(m.coverage["0.9"])
+    md = r.files.report.read_text()
+    section = md[md.index("## Coverage by volatility tercile and trading session") :]
+    assert section.count("| 60 min | n (decision times) |") == 2  # the 90 % and 50 % tables
+    assert f"| 240 min | **{s.labels[MODEL_NAME]}** (model) |" in section
+    best = s.verdict(240).best_baseline
+    assert f"| 240 min | {s.labels[best]} (best baseline) |" in section
+    metrics = json.loads(r.files.metrics.read_text())
+    assert metrics["coverage_conditioning"]["sigma_source"] == "ewma_seasonal"
+    for entry in metrics["metrics"]:
+        assert len(entry["coverage_by_cell"]) == len(s.coverage_levels) * 7
+
+
 def test_model_rows_in_registry(model_run: EvaluationResult, registry: Registry) -> None:
     model = registry.get_model("EURUSD", MODEL_NAME)  # registered by training
     assert model_run.model_id == model.id

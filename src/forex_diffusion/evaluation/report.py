@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from forex_diffusion.evaluation.conditional_coverage import SESSIONS, TERCILES, CoverageCell
 from forex_diffusion.evaluation.summary import EvaluationSummary, FanChartData
 from forex_diffusion.fileio import atomic_write, atomic_write_text
 
@@ -51,6 +52,16 @@ def _save(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
+def _row_label(s: EvaluationSummary, name: str, horizon: int) -> str:
+    """A forecaster's label, the model in bold and the best baseline of the horizon named."""
+    label = s.labels.get(name, name)
+    if name == s.model_name:
+        return f"**{label}** (model)"
+    if name == s.verdict(horizon).best_baseline:
+        return f"{label} (best baseline)"
+    return label
+
+
 def _first_table(s: EvaluationSummary) -> list[str]:
     lines = [
         "| Horizon | Forecaster | CRPS (bp) | Skill vs best baseline | Coverage 90 % "
@@ -58,14 +69,9 @@ def _first_table(s: EvaluationSummary) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for h in s.horizons:
-        best = s.verdict(h).best_baseline
         for name in s.forecasters:
             m = s.get(name, h)
-            label = s.labels.get(name, name)
-            if name == s.model_name:
-                label = f"**{label}** (model)"
-            elif name == best:
-                label = f"{label} (best baseline)"
+            label = _row_label(s, name, h)
             dm = "—" if m.dm is None else _fmt(m.dm.p_value, ".3g")
             da = _fmt(m.directional_accuracy, ".1%") if m.n_directional else "n/a (no direction)"
             lines.append(
@@ -105,6 +111,63 @@ def _detail_tables(s: EvaluationSummary) -> list[str]:
             m = s.get(name, h)
             cells = " | ".join(_fmt(m.skill.get(b), "+.1%") for b in s.baselines)
             lines.append(f"| {h} min | {s.labels.get(name, name)} | {cells} |")
+    return lines
+
+
+CONDITIONAL_LEVELS = (0.9, 0.5)
+"""Interval levels whose coverage by volatility tercile and session the report shows (when
+evaluated); metrics.json holds every evaluated level."""
+
+
+def _cell_text(c: CoverageCell) -> str:
+    if c.n == 0:
+        return "n/a"
+    flag = " ⚠" if c.outside else ""
+    return f"{c.coverage:.1%} ± {c.se * 100:.1f}{flag}"
+
+
+def _conditional_tables(s: EvaluationSummary) -> list[str]:
+    """Coverage within each volatility tercile and trading session, one table per level."""
+    cond = s.coverage_conditioning
+    levels = [lv for lv in CONDITIONAL_LEVELS if any(abs(lv - c) < 1e-9 for c in s.coverage_levels)]
+    if cond is None or not levels:
+        return []
+    source = s.labels.get(cond.sigma_source, cond.sigma_source)
+    sessions = ", ".join(x.label() for x in SESSIONS)
+    cuts = "; ".join(
+        f"{h} min: {_fmt(lo, '.3f', 1e4)} / {_fmt(hi, '.3f', 1e4)}"
+        for h, (lo, hi) in cond.cuts.items()
+    )
+    lines = [
+        "## Coverage by volatility tercile and trading session",
+        "",
+        f"Decision times grouped by the σ forecast of {source} for the horizon at t "
+        "(terciles over the horizon's scored decision times; σ cut points low–mid / mid–high "
+        f"in bp: {cuts}) and by the UTC hour of t ({sessions}; Late is the New York close and "
+        "the daily rollover, kept apart from Asia). Each cell: coverage ± binomial standard "
+        "error at the nominal level, √(p (1 − p) / n) in points (independent decision times "
+        "assumed; overlapping horizons make it larger); ⚠ = more than "
+        f"{cond.tolerance * 100:g} points from nominal.",
+    ]
+    names = [f"σ {t}" for t in TERCILES] + [x.label() for x in SESSIONS]
+    for level in levels:
+        lines += [
+            "",
+            f"### {level * 100:g} % intervals",
+            "",
+            "| Horizon | Forecaster | " + " | ".join(names) + " |",
+            "|---|---|" + "---:|" * len(names),
+        ]
+        for h in s.horizons:
+            for k, name in enumerate(s.forecasters):
+                cells = [c for c in s.get(name, h).coverage_by_cell if abs(c.level - level) < 1e-9]
+                if k == 0:
+                    counts = " | ".join(str(c.n) for c in cells)
+                    lines.append(f"| {h} min | n (decision times) | {counts} |")
+                label = _row_label(s, name, h)
+                lines.append(
+                    f"| {h} min | {label} | " + " | ".join(_cell_text(c) for c in cells) + " |"
+                )
     return lines
 
 
@@ -152,6 +215,8 @@ def render_markdown(s: EvaluationSummary, has_fan_chart: bool) -> str:
         *[f"- {v.sentence}" for v in s.verdicts],
         "",
         *_detail_tables(s),
+        "",
+        *_conditional_tables(s),
         "",
         "## Plots",
         "",

@@ -18,6 +18,14 @@ import pandas as pd
 
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.evaluation import metrics as M
+from forex_diffusion.evaluation.conditional_coverage import (
+    CoverageCell,
+    CoverageConditioning,
+    conditional_coverage,
+    conditioning,
+    coverage_groups,
+    volatility_reference,
+)
 from forex_diffusion.evaluation.stat_tests import diebold_mariano, overlap_lag, pesaran_timmermann
 from forex_diffusion.features.targets import log_return_to_pips, log_return_to_price
 from forex_diffusion.models.distribution import ForecastDistribution
@@ -53,6 +61,8 @@ class ForecasterMetrics:
         pt_statistic, pt_pvalue: Pesaran–Timmermann (NaN without a direction, e.g. a zero median).
         dm: DM test against the best baseline (None for the best baseline itself).
         crps_by_hour: mean CRPS per UTC hour of the decision time (24 entries, NaN if none).
+        coverage_by_cell: coverage of each central interval in each volatility tercile and
+            trading session (see ``conditional_coverage``).
     """
 
     forecaster: str
@@ -74,6 +84,7 @@ class ForecasterMetrics:
     pt_pvalue: float
     dm: DMSummary | None
     crps_by_hour: list[float]
+    coverage_by_cell: tuple[CoverageCell, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (NaN/inf become None)."""
@@ -114,6 +125,7 @@ class EvaluationSummary:
     notes: tuple[str, ...] = field(default_factory=tuple)
     diagnostics: dict[str, Any] = field(default_factory=dict)
     others: tuple[str, ...] = ()
+    coverage_conditioning: CoverageConditioning | None = None
 
     @property
     def forecasters(self) -> tuple[str, ...]:
@@ -278,6 +290,9 @@ def summarize_forecasts(
     medians = {n: forecasts[n].median() for n in names}  # (N, H)
     intervals = {n: {lv: forecasts[n].interval(lv) for lv in cov_levels} for n in names}
     pits = {n: forecasts[n].cdf(scored_y) for n in names}  # (N, H), NaN off the scored pairs
+    sigma_source = volatility_reference(baselines)
+    sigma = np.where(common, forecasts[sigma_source].std(), np.nan)  # (N, H), known at t
+    cuts: dict[int, tuple[float, float]] = {}
     all_metrics: list[ForecasterMetrics] = []
     verdicts: list[HorizonVerdict] = []
     for j, h in enumerate(ref.horizons):
@@ -287,6 +302,8 @@ def summarize_forecasts(
         finite = [b for b in contenders if math.isfinite(mean_crps[b])]
         best = min(finite, key=lambda b: mean_crps[b]) if finite else baselines[0]
         lag = overlap_lag(h, cfg.stride)
+        groups = coverage_groups(sigma[:, j], hours)
+        cuts[h] = groups.cuts
         for n in names:
             c = crps[n][:, j]
             yj = scored_y[:, j]
@@ -333,6 +350,11 @@ def summarize_forecasts(
                     pt_pvalue=pt.p_value,
                     dm=dm,
                     crps_by_hour=_hourly_mean(c[ok], hours[ok]),
+                    coverage_by_cell=conditional_coverage(
+                        groups,
+                        {lv: (lo[:, j], hi[:, j]) for lv, (lo, hi) in intervals[n].items()},
+                        yj,
+                    ),
                 )
             )
         model_skill = dm_p = None
@@ -370,6 +392,7 @@ def summarize_forecasts(
         ),
         diagnostics={**dict(diagnostics or {}), "dm_kernel": cfg.dm_kernel},
         others=tuple(others),
+        coverage_conditioning=conditioning(sigma_source, cuts),
     )
 
 
