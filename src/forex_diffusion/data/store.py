@@ -593,7 +593,7 @@ class CandleStore:
         frame = validate_candles(df, where=described_as or where)
         synthetic = bool(df.attrs.get("synthetic", False))
         ts = frame.index.as_unit("ns").asi8
-        values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        values = frame.to_numpy(dtype=np.float64)  # (n, 5): validated, columns CANDLE_COLUMNS
         problems = sanity_problems(ts, values[:, :4], sanity or SanityBounds())
         if problems:
             shown = "; ".join(f"{pd.Timestamp(int(ts[i]), tz='UTC')}: {r}" for i, r in problems[:5])
