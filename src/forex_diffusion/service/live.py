@@ -153,8 +153,9 @@ class LiveAsset:
             return None
         try:
             if self.fresh is not None:  # the candles pending_decisions read for this round
-                fresh = self.fresh
-                candles = fresh[(fresh.index >= start) & (fresh.index < t)]
+                open_ns = self.fresh.index.as_unit("ns").asi8  # strictly increasing
+                lo, hi = np.searchsorted(open_ns, [start.value, t.value])
+                candles = self.fresh.iloc[lo:hi]  # open times in [start, t)
             else:
                 candles = self.store.load(self.asset, start=start, end=t)
             closed = windows.push(candles)
