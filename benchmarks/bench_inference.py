@@ -132,9 +132,10 @@ def main() -> None:
     rows += bench(
         "cpu_small", load_sssd_config(DEFAULT_CONFIG_PATH, preset="cpu_small"), df, args.repeats
     )
+    icfg = load_sssd_config(DEFAULT_CONFIG_PATH).inference
     print(
         f"inference benchmark · {source} · torch threads={args.threads} · 100 samples x 4 horizons, "
-        f"{load_sssd_config(DEFAULT_CONFIG_PATH).inference.sampler}, 20 steps"
+        f"{icfg.sampler}, {icfg.steps} steps"
     )
     print(f"{'size':<10} {'operation':<42} {'p50 ms':>9} {'p95 ms':>9}")
     for size, op, p50, p95 in rows:

@@ -166,16 +166,17 @@ def main() -> None:
     one, many = features(1), features(64)
     gen = torch.Generator(device=device).manual_seed(0)
     rows: list[tuple[str, str]] = []
-    for sampler in ("ddim", "dpmpp_2m"):
+    icfg = config.inference
+    for sampler, steps in (("ddim", 20), ("dpmpp_2m", 20), (icfg.sampler, icfg.steps)):
         times = timed(
-            lambda s=sampler: model.inference_forward(one, 100, s, 20, 0.0, gen),
+            lambda s=sampler, k=steps: model.inference_forward(one, 100, s, k, 0.0, gen),
             args.repeats,
             warmup=3,
             sync=sync,
         )
         rows.append(
             (
-                f"one forecast, {sampler} 20 steps, 100 samples × 4 horizons",
+                f"one forecast, {sampler} {steps} steps, 100 samples × 4 horizons",
                 f"p50 {pct(times, 0.5):.1f} / p95 {pct(times, 0.95):.1f} / min {min(times):.1f}",
             )
         )

@@ -25,7 +25,7 @@ def test_default_file_loads_with_spec_defaults(default_config_path: Path) -> Non
     assert cfg.model.loss.horizon_weights == (0.4, 0.3, 0.2, 0.1)
     assert cfg.model.diffusion.train_steps == 1000
     assert cfg.model.diffusion.cosine_s == 0.008
-    assert cfg.inference.steps == 20 and cfg.inference.sampler == "dpmpp_2m"
+    assert cfg.inference.steps == 10 and cfg.inference.sampler == "dpmpp_2m_logsnr"
     assert cfg.inference.direction_threshold == 0.7
     assert cfg.training.early_stopping.patience == 15
     assert cfg.training.gradient_clip == 1.0

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from forex_diffusion.cli.main import app
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.store import CandleStore
-from forex_diffusion.errors import CheckpointError, DataError, NotFoundError
+from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotFoundError
 from forex_diffusion.inference.prediction import SSSDPrediction
 from forex_diffusion.inference.sssd_inference import (
     SSSDEnsembleInferenceService,
@@ -260,6 +260,16 @@ def test_bad_candles_are_named(trained, candles) -> None:
         svc.predict(candles.iloc[-20000:].iloc[::-1])
     with pytest.raises(ValueError, match="num_samples"):
         svc.predict(candles, num_samples=1)
+
+
+def test_eta_is_refused_for_both_dpmpp_samplers(trained, candles) -> None:
+    """The default sampler (dpmpp_2m_logsnr) is deterministic like dpmpp_2m: an eta is a
+    configuration error named as such, not an error from inside the scheduler."""
+    svc = _service(trained)
+    assert svc.config.inference.sampler == "dpmpp_2m_logsnr"
+    for sampler in ("dpmpp_2m", "dpmpp_2m_logsnr", None):
+        with pytest.raises(ConfigError, match=r"eta applies to the ddim sampler only; dpmpp_2m"):
+            svc.predict(candles, sampler=sampler, eta=0.5)
 
 
 def test_load_by_registry_and_unknown_names(trained) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.data.resample import closed_bar_closes, resample_ohlc
+from forex_diffusion.timeframes import NS_PER_MIN
 
 # 1m bars: 10:00-10:04 (a full 5m bar), nothing 10:05-10:11 (the 10:05 bar is a gap),
 # 10:12-10:14 (a 5m bar of 3 minutes), 10:15-10:16 (trailing, not closed).
@@ -102,3 +105,49 @@ def test_matches_pandas_and_never_changes_closed_bars(synth_month: pd.DataFrame)
         assert (
             prefix.index + pd.Timedelta(minutes=15) <= df.index[k - 1] + pd.Timedelta(minutes=1)
         ).all()
+
+
+# gaps between consecutive base bars, in base bars: mostly none, short holes, hours, a weekend
+_GAP = st.one_of(
+    st.just(1),
+    st.just(1),
+    st.integers(2, 20),
+    st.integers(21, 400),
+    st.integers(2_870, 2_890),  # Friday 22:00 -> Sunday 22:00 in 1m bars (and longer in 5m)
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    base=st.sampled_from(["1m", "5m"]),
+    timeframe=st.sampled_from(["5m", "15m", "1h", "4h"]),
+    first=st.integers(0, 7 * 1440 - 1),  # minute of a week (Monday 2021-03-01 on)
+    gaps=st.lists(_GAP, min_size=0, max_size=300),
+)
+def test_closed_bar_closes_equal_resample_ohlc(
+    base: str, timeframe: str, first: int, gaps: list[int]
+) -> None:
+    """The close times of the closed bars, computed from the open times alone, equal the index
+    of ``resample_ohlc`` plus the timeframe on random gap patterns (weekends included)."""
+    step = {"1m": 1, "5m": 5}[base]
+    start = pd.Timestamp("2021-03-01", tz="UTC") + pd.Timedelta(minutes=first - first % step)
+    minutes = np.r_[0, np.cumsum(np.asarray(gaps, dtype=np.int64) * step)]
+    index = pd.DatetimeIndex(start + pd.to_timedelta(minutes, unit="min"), name="timestamp")
+    price = 1.1 + np.arange(len(index)) * 1e-5
+    frame = pd.DataFrame(
+        {"open": price, "high": price, "low": price, "close": price, "volume": 1.0}, index=index
+    )
+    expected = resample_ohlc(frame, timeframe, base_timeframe=base).index + pd.Timedelta(
+        timeframe.replace("m", "min")
+    )
+    got = closed_bar_closes(index.as_unit("ns").asi8, timeframe, base)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected.as_unit("ns").asi8)
+
+
+def test_closed_bar_closes_of_no_bars_and_of_a_partial_bar() -> None:
+    assert closed_bar_closes(np.zeros(0, np.int64), "5m").shape == (0,)
+    t0 = pd.Timestamp("2021-03-01 10:00", tz="UTC").value
+    # 10:00-10:03: the 10:00 bar has not closed; 10:04 closes it
+    assert closed_bar_closes(t0 + np.arange(4) * NS_PER_MIN, "5m").tolist() == []
+    assert closed_bar_closes(t0 + np.arange(5) * NS_PER_MIN, "5m").tolist() == [t0 + 5 * NS_PER_MIN]

@@ -277,6 +277,40 @@ def test_kernel_cache_in_eval_is_reused_and_invalidated_on_parameter_change() ->
         assert _layer(seed=6).eval()._cache_key() is None
 
 
+def test_cached_eval_forward_equals_uncached_and_follows_an_optimizer_step() -> None:
+    """In eval mode without autograd the kernel spectrum, the reversed kernel and the stream
+    coefficients come from the cache; each equals the fresh computation (autograd on, no cache),
+    also after an optimizer step updated the parameters in place while the layer stayed in
+    eval mode (a stale cache would still give the old outputs)."""
+    layer = _layer().eval()
+    u = torch.randn(3, 40, 6)
+    u_t = torch.randn(3, 6)
+    state = torch.randn(3, 6, 8, dtype=torch.complex64)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.2)
+    previous = None
+    for _ in range(2):
+        with torch.inference_mode():
+            cached = [
+                layer(u),
+                layer(u),
+                layer.forward_last(u),
+                layer.step_inference(u_t, state)[0],
+            ]
+            assert layer._kernel_cache and layer._stream_cache
+        uncached = [layer(u), layer(u)[:, -1], layer.step(u_t, state)[0]]  # autograd on
+        assert uncached[0].requires_grad
+        assert torch.equal(cached[0], cached[1])
+        assert torch.allclose(cached[0], uncached[0], atol=1e-5)
+        assert torch.allclose(cached[2], uncached[1], atol=1e-5)
+        assert torch.allclose(cached[3], uncached[2], atol=1e-5)
+        if previous is not None:
+            assert not torch.allclose(cached[0], previous, atol=1e-3)
+        previous = cached[0]
+        opt.zero_grad()
+        (layer(u) ** 2).mean().backward()
+        opt.step()  # in place, in eval mode: only the version counters change
+
+
 def test_no_cache_with_autograd_or_in_training() -> None:
     layer = _layer()
     u = torch.randn(1, 20, 6)

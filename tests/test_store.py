@@ -194,6 +194,25 @@ def test_synthetic_and_market_never_mix(tmp_path: Path, synth_month: pd.DataFram
     assert store.info("SYNTH").synthetic
 
 
+def test_write_names_the_candles_as_the_caller_describes_them(tmp_path: Path) -> None:
+    """The candle contract is checked once, by ``write``: its errors name the candles as
+    ``described_as`` says (the service's "bars for ASSET"), other errors as before; nothing
+    is written."""
+    store = CandleStore(tmp_path)
+    store.write("EURUSD", bars("2020-01-06", 30))
+    before = store.version("EURUSD")
+    bad = bars("2020-01-06 00:30", 5)
+    bad.iloc[2, bad.columns.get_loc("high")] = bad["low"].iloc[2] - 0.01
+    with pytest.raises(DataError, match=r"^bars for EURUSD: inconsistent OHLC .* 1 bar\(s\)"):
+        store.write("EURUSD", bad, described_as="bars for EURUSD")
+    with pytest.raises(DataError, match=r"^candles for EURUSD: inconsistent OHLC"):
+        store.write("EURUSD", bad)
+    odd = bars("2020-01-06 00:30", 5, freq="5min")
+    with pytest.raises(DataError, match=r"^candles for EURUSD: the incoming bars are 5m bars"):
+        store.write("EURUSD", odd, described_as="bars for EURUSD")
+    assert store.version("EURUSD") == before
+
+
 def test_base_timeframe_5m(tmp_path: Path) -> None:
     store = CandleStore(tmp_path)
     store.write("EURUSD", bars("2020-01-06", 48, freq="5min"))

@@ -459,9 +459,10 @@ class InferenceConfig(_Section):
     """Seed of the sampling noise for predict: the same seed gives a bit-identical forecast (null
     = fresh noise).
     """
-    sampler: Literal["ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_logsnr"] = "dpmpp_2m"
-    """Reverse-diffusion sampler: dpmpp_2m, ddim or ddpm."""
-    steps: int = Field(default=20, ge=1, le=1000)  # and at most model.diffusion.train_steps
+    sampler: Literal["ddim", "ddpm", "dpmpp_2m", "dpmpp_2m_logsnr"] = "dpmpp_2m_logsnr"
+    """Reverse-diffusion sampler: dpmpp_2m_logsnr (DPM-Solver++ 2M on log-SNR-spaced levels, for
+    few steps), dpmpp_2m (trailing spacing), ddim or ddpm."""
+    steps: int = Field(default=10, ge=1, le=1000)  # and at most model.diffusion.train_steps
     """Sampler steps (head calls) per forecast; at most model.diffusion.train_steps."""
     eta: float = Field(default=0.0, ge=0, le=1)
     """DDIM stochasticity (0 = deterministic given the initial noise)."""

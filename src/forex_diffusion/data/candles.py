@@ -146,7 +146,9 @@ def validate_candles(
         out.index = out.index.as_unit("ns")
     if "volume" not in out.columns:
         out["volume"] = 0.0
-    out = _as_float(out[list(CANDLE_COLUMNS)], where)
+    if tuple(out.columns) != CANDLE_COLUMNS:
+        out = out[list(CANDLE_COLUMNS)]
+    out = _as_float(out, where)
     ns = out.index.asi8
     steps = np.diff(ns)
     if (steps < 0).any():
@@ -159,13 +161,13 @@ def validate_candles(
             f"{where}: duplicate timestamps ({_describe(out.index, np.flatnonzero(steps == 0) + 1)}); "
             "drop them with df[~df.index.duplicated()]."
         )
-    values = out[list(CANDLE_COLUMNS)].to_numpy()
+    values = out.to_numpy()  # (n, 5): the columns are CANDLE_COLUMNS in order
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         raise DataError(
             f"{where}: NaN or infinite values in {_describe(out.index, np.flatnonzero(bad))}"
         )
-    prices = out[list(OHLC)].to_numpy()
+    prices = values[:, : len(OHLC)]
     bad = (prices <= 0).any(axis=1)
     if bad.any():
         raise DataError(

@@ -15,6 +15,30 @@ from forex_diffusion.data.candles import CANDLE_COLUMNS
 from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes, to_utc
 
 
+def closed_bar_closes(
+    open_ns: np.ndarray, timeframe: str, base_timeframe: str = "1m"
+) -> np.ndarray:
+    """Close times of the ``timeframe`` bars formed by base bars opening at ``open_ns`` that
+    have closed by the close of the last base bar: ``resample_ohlc(df, timeframe,
+    base_timeframe).index + timeframe`` for a frame with these open times, without building
+    the frame.
+
+    Args:
+        open_ns: (n,) int64 base-bar open times in ns, strictly increasing.
+
+    Returns:
+        (k,) int64 close times in ns, increasing.
+    """
+    tf_ns = timeframe_minutes(timeframe) * NS_PER_MIN
+    ns = np.asarray(open_ns, dtype=np.int64)
+    if len(ns) == 0:
+        return np.zeros(0, np.int64)
+    keys = ns // tf_ns
+    labels = keys[np.r_[True, keys[1:] != keys[:-1]]] * tf_ns
+    closes = labels + tf_ns
+    return closes[closes <= ns[-1] + timeframe_minutes(base_timeframe) * NS_PER_MIN]
+
+
 def resample_ohlc(
     df: pd.DataFrame,
     timeframe: str,

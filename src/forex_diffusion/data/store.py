@@ -569,6 +569,7 @@ class CandleStore:
         base_timeframe: str | None = None,
         on_conflict: OnConflict = "error",
         sanity: SanityBounds | None = None,
+        described_as: str | None = None,
     ) -> WriteReport:
         """Merge candles ``df`` into the store (union of bars; see the module docstring).
 
@@ -576,7 +577,10 @@ class CandleStore:
         which is never mixed with market data in one asset. The base timeframe is fixed by the
         first write (the modal bar spacing, 1m or 5m, unless given); later writes must have the
         same interval. Bars outside ``sanity`` (default :class:`SanityBounds`) are refused.
-        Atomic per file; nothing is rewritten when no bar is new or replaced.
+        Atomic per file; nothing is rewritten when no bar is new or replaced. ``described_as``
+        names the candles in the candle-contract errors (default "candles for ASSET"), so that
+        a caller's own name for them (e.g. the service's "bars for ASSET") needs no second
+        validation.
 
         Raises:
             BarConflictError: bars differing from stored bars of the same open time, with
@@ -586,10 +590,10 @@ class CandleStore:
         """
         name = normalize_asset(asset)
         where = f"candles for {name}"
-        frame = validate_candles(df, where=where)
+        frame = validate_candles(df, where=described_as or where)
         synthetic = bool(df.attrs.get("synthetic", False))
         ts = frame.index.as_unit("ns").asi8
-        values = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        values = frame.to_numpy(dtype=np.float64)  # (n, 5): validated, columns CANDLE_COLUMNS
         problems = sanity_problems(ts, values[:, :4], sanity or SanityBounds())
         if problems:
             shown = "; ".join(f"{pd.Timestamp(int(ts[i]), tz='UTC')}: {r}" for i, r in problems[:5])

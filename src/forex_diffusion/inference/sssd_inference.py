@@ -552,9 +552,9 @@ class SSSDInferenceService:
             )
         if not 0.0 <= e <= 1.0:
             raise ConfigError(f"eta must be in [0, 1], got {e} {where.format('eta')}")
-        if s == "dpmpp_2m" and e != 0.0:
+        if s in ("dpmpp_2m", "dpmpp_2m_logsnr") and e != 0.0:
             raise ConfigError(
-                f"eta applies to the ddim sampler only; dpmpp_2m is deterministic (got eta={e} "
+                f"eta applies to the ddim sampler only; {s} is deterministic (got eta={e} "
                 f"{where.format('eta')})"
             )
         return n, s, k, e

@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from loguru import logger
 
-from forex_diffusion.data.resample import resample_ohlc
+from forex_diffusion.data.resample import closed_bar_closes
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
@@ -153,8 +153,9 @@ class LiveAsset:
             return None
         try:
             if self.fresh is not None:  # the candles pending_decisions read for this round
-                fresh = self.fresh
-                candles = fresh[(fresh.index >= start) & (fresh.index < t)]
+                open_ns = self.fresh.index.as_unit("ns").asi8  # strictly increasing
+                lo, hi = np.searchsorted(open_ns, [start.value, t.value])
+                candles = self.fresh.iloc[lo:hi]  # open times in [start, t)
             else:
                 candles = self.store.load(self.asset, start=start, end=t)
             closed = windows.push(candles)
@@ -225,14 +226,18 @@ class LiveAsset:
             candles = self.store.load(self.asset, start=start)
         except DataError:
             return []
-        # the 5m bars of store.load(start=start, timeframe="5m"), from the candles kept for step()
-        bars5 = resample_ohlc(candles, "5m", base_timeframe=self.store.base_timeframe(self.asset))
-        bars5 = bars5[bars5.index >= start]
+        # the closes of the 5m bars of store.load(start=start, timeframe="5m"), from the
+        # candles kept for step()
+        ends = closed_bar_closes(
+            candles.index.as_unit("ns").asi8, "5m", self.store.base_timeframe(self.asset)
+        )
+        ends = ends[ends >= (start + FIVE_MIN).value]  # bars opening at or after start
+        if self.decision is not None:
+            ends = ends[ends > self.decision.value]
         self.fresh = candles
-        closes = [t for t in bars5.index + FIVE_MIN if self.decision is None or t > self.decision]
-        if self.decision is None or len(closes) > max_catchup:
-            closes = closes[-1:]
-        return closes
+        if self.decision is None or len(ends) > max_catchup:
+            ends = ends[-1:]
+        return [pd.Timestamp(int(t), tz="UTC") for t in ends]
 
     # ------------------------------------------------------------------ subscribers
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
