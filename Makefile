@@ -11,7 +11,7 @@ export TORCH_NUM_THREADS ?= 1
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,docs,scale]'
+	$(BIN)/pip install -q -e '.[dev,docs,scale,peers]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,7 +19,14 @@ from walk_forward_utils import EVAL_END, EVAL_START, eval_config, real_eurusd, w
 def peer_run(fx_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("peer")
     write_store(root / "store", real_eurusd(fx_dir))
-    cfg = eval_config(root, ["evaluation.learned_peer=true", "evaluation.peer_samples=100"])
+    cfg = eval_config(
+        root,
+        [
+            "evaluation.learned_peer=true",
+            "evaluation.peers=[lightgbm]",  # NHITS: tests/test_evaluation_nhits.py
+            "evaluation.peer_samples=100",
+        ],
+    )
     return evaluate(cfg, "EURUSD", EVAL_START, EVAL_END, baselines_only=True, record=False)
 
 

@@ -539,8 +539,14 @@ class EvaluationConfig(_Section):
     """Horizon (minutes) shown in the report's fan chart."""
     learned_peer: bool = True
     """Add the LightGBM quantile-regression peer as a forecaster row of the evaluation."""
+    peers: tuple[Literal["lightgbm", "nhits"], ...] = ("lightgbm", "nhits")
+    """Which learned peers to run when ``learned_peer`` is on: ``lightgbm`` (LightGBM quantile
+    regression) and ``nhits`` (NeuralForecast NHITS with a Student-t likelihood; needs the
+    ``peers`` extra, else the report says the row was skipped)."""
     peer_samples: int = Field(default=200, ge=10)
-    """Pseudo-samples per forecast drawn from the peer's interpolated quantile function."""
+    """Pseudo-samples per forecast drawn from each peer's distribution."""
+    nhits_max_steps: int = Field(default=300, ge=1)
+    """Training iterations of the NHITS peer (CPU, one thread, fixed seed)."""
     pool: bool = True
     """Add the CRPS-optimal linear pool of the model with the seasonal EWMA and GARCH baselines
     (weights fitted online on outcomes already known) as a forecaster row."""
@@ -556,6 +562,8 @@ class EvaluationConfig(_Section):
             values = getattr(self, name)
             if not values or any(not 0 < v < 1 for v in values):
                 raise ValueError(f"{name} must be a non-empty list of values strictly in (0, 1)")
+        if len(set(self.peers)) != len(self.peers):
+            raise ValueError("peers must be a list without repeats")
         if self.seasonal_slot_minutes % 5 or 1440 % self.seasonal_slot_minutes:
             raise ValueError("seasonal_slot_minutes must be a multiple of 5 that divides 1440")
         return self

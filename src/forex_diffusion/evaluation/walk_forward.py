@@ -41,6 +41,7 @@ from forex_diffusion.evaluation.direction_rules import (
 )
 from forex_diffusion.evaluation.model_card import card_from_evaluation, served_forecast
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
+from forex_diffusion.evaluation.peer_nhits import NHITSPeer, nhits_available
 from forex_diffusion.evaluation.peers import LightGBMQuantilePeer, peer_features
 from forex_diffusion.evaluation.ranges import (
     TuningChoice,
@@ -356,7 +357,7 @@ def _baseline_forecasts(
     return forecasts
 
 
-def _peer_forecast(
+def _learned_peers(
     store: CandleStore,
     asset: str,
     ecfg: EvaluationConfig,
@@ -366,13 +367,45 @@ def _peer_forecast(
     candles: pd.DataFrame,
     bars5: pd.DataFrame,
     times: pd.DatetimeIndex,
-) -> tuple[ForecastDistribution | None, list[str]]:
-    """The LightGBM quantile peer, fitted on the baselines' tuning range (targets inside it)
-    and scaled by the best-informed baseline's σ forecast; None and a note when it cannot be."""
-    scaler = next((b for b in baselines if b.name == "ewma_seasonal"), baselines[0])
-    horizons = baseline_forecasts[scaler.name].horizons
+) -> tuple[list[tuple[ForecastDistribution, str]], list[str]]:
+    """The learned peers of ``evaluation.peers``, each fitted on the baselines' tuning range
+    only (every training target inside it): (forecast, label) rows and notes."""
     base = _load(store, asset, tuning.range, "learned-peer training", None)
     train5 = resample_ohlc(base, "5m")
+    rows: list[tuple[ForecastDistribution, str]] = []
+    notes: list[str] = []
+    if "lightgbm" in ecfg.peers:
+        fc, note = _lightgbm_forecast(
+            base, train5, ecfg, tuning, baselines, baseline_forecasts, candles, bars5, times
+        )
+        notes.append(note)
+        if fc is not None:
+            rows.append((fc, "LightGBM quantile peer"))
+    if "nhits" in ecfg.peers:
+        horizons = next(iter(baseline_forecasts.values())).horizons
+        fc, note = _nhits_forecast(train5, ecfg, tuning, bars5, times, horizons)
+        notes.append(note)
+        if fc is not None:
+            rows.append((fc, "NHITS Student-t peer"))
+    return rows, notes
+
+
+def _lightgbm_forecast(
+    base: pd.DataFrame,
+    train5: pd.DataFrame,
+    ecfg: EvaluationConfig,
+    tuning: TuningChoice,
+    baselines: Sequence[Baseline],
+    baseline_forecasts: dict[str, ForecastDistribution],
+    candles: pd.DataFrame,
+    bars5: pd.DataFrame,
+    times: pd.DatetimeIndex,
+) -> tuple[ForecastDistribution | None, str]:
+    """The LightGBM quantile peer, fitted on the tuning range's candles ``base`` (5m bars
+    ``train5``) and scaled by the best-informed baseline's σ forecast; None and a note when it
+    cannot be."""
+    scaler = next((b for b in baselines if b.name == "ewma_seasonal"), baselines[0])
+    horizons = baseline_forecasts[scaler.name].horizons
     last = tuning.range.end - pd.Timedelta(minutes=max(horizons))
     train_times = select_decision_times(train5, tuning.range.start, last, ecfg.stride)
     y = realized_log_returns(train5, train_times, horizons)
@@ -387,7 +420,7 @@ def _peer_forecast(
             {h: scale[ok, j] for j, h in enumerate(horizons)},
         )
     except ValueError as exc:
-        return None, [f"Learned peer (LightGBM) skipped: {exc}."]
+        return None, f"Learned peer (LightGBM) skipped: {exc}."
     x_eval = peer_features(candles, bars5, times)
     s_eval = baseline_forecasts[scaler.name].std()  # its forecasts at the evaluated times
     valid = np.isfinite(x_eval.to_numpy()).all(axis=1) & np.isfinite(s_eval).all(axis=1)
@@ -402,7 +435,48 @@ def _peer_forecast(
         f"{int(ok.sum())} decision times of {tuning.range.label()}, targets scaled by "
         f"{scaler.label}'s σ forecast."
     )
-    return ForecastDistribution.from_samples("lightgbm", times, horizons, samples), [note]
+    return ForecastDistribution.from_samples("lightgbm", times, horizons, samples), note
+
+
+def _nhits_skip_note(horizons: tuple[int, ...], installed: bool) -> str | None:
+    """Why the NHITS peer cannot run (the report's note), or None when it can."""
+    if not installed:
+        return (
+            "Learned peer (NHITS) skipped: neuralforecast is not installed "
+            "(pip install 'forex-diffusion[peers]')."
+        )
+    if any(h % 5 for h in horizons):
+        return "Learned peer (NHITS) skipped: a horizon is not a multiple of 5 minutes."
+    return None
+
+
+def _nhits_forecast(
+    train5: pd.DataFrame,
+    ecfg: EvaluationConfig,
+    tuning: TuningChoice,
+    bars5: pd.DataFrame,
+    times: pd.DatetimeIndex,
+    horizons: tuple[int, ...],
+) -> tuple[ForecastDistribution | None, str]:
+    """The NHITS Student-t peer (see :mod:`forex_diffusion.evaluation.peer_nhits`), fitted on
+    the tuning range's 5m bars ``train5``; None and a note saying why when it cannot run."""
+    skipped = _nhits_skip_note(horizons, nhits_available())
+    if skipped is not None:
+        return None, skipped
+    peer = NHITSPeer(steps=max(horizons) // 5, max_steps=ecfg.nhits_max_steps, seed=0)
+    started = time.perf_counter()
+    try:
+        peer.fit(train5)
+    except ValueError as exc:
+        return None, f"Learned peer (NHITS) skipped: {exc}."
+    samples = peer.predict_samples(bars5, times, horizons, ecfg.peer_samples)
+    note = (
+        f"Learned peer: NeuralForecast NHITS, Student-t likelihood on the 5m log close "
+        f"({peer.steps} steps ahead, {peer.input_size} bars of input, {peer.max_steps} training "
+        f"steps on CPU in {time.perf_counter() - started:.0f} s) on {len(train5):,} 5m bars of "
+        f"{tuning.range.label()}; each horizon is the step-h/5 marginal."
+    )
+    return ForecastDistribution.from_samples("nhits", times, horizons, samples), note
 
 
 def _add_pool(
@@ -652,12 +726,12 @@ def evaluate(
         peers: list[str] = []  # of those, the learned peers, which compete for best baseline
         peer_notes: list[str] = []
         if ecfg.learned_peer:
-            peer_fc, peer_notes = _peer_forecast(
+            peer_rows, peer_notes = _learned_peers(
                 store, asset, ecfg, subject.tuning, baselines, forecasts, candles, bars5, times
             )
-            if peer_fc is not None:
+            for peer_fc, label in peer_rows:
                 forecasts[peer_fc.name] = peer_fc
-                labels[peer_fc.name] = "LightGBM quantile peer"
+                labels[peer_fc.name] = label
                 variants.append(peer_fc.name)
                 peers.append(peer_fc.name)
         baseline_ok = np.logical_and.reduce([f.valid().all(axis=1) for f in forecasts.values()])
