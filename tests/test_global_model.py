@@ -31,6 +31,7 @@ from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import load_checkpoint, save_checkpoint
 from forex_diffusion.models.init_from import fine_tune_config, per_asset_weights
 from forex_diffusion.registry.model_cards import ModelCard
+from forex_diffusion.registry.report import registry_report
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.training.multi_asset_data_module import MultiAssetDataModule
 from fx_test_utils import load_fx
@@ -279,6 +280,11 @@ def test_evaluating_a_global_model_records_a_card_per_asset(
     eur, gbp = cards["EURUSD"], cards["GBPUSD"]
     assert [h.crps_baseline for h in eur.horizons] != [h.crps_baseline for h in gbp.horizons]
     assert registry.model_card(gid, "USDJPY") is None
+    # `registry show GLOBAL` reports the rows of every asset the model was evaluated on
+    report = registry_report(registry, GLOBAL_ASSET)
+    (entry,) = report["models"]
+    assert {m["asset"] for m in entry["latest_metrics"]} == set(PAIRS)
+    assert {m["model_id"] for m in entry["latest_metrics"]} == {gid}
 
 
 def test_served_asset_uses_its_own_card(global_cards: tuple[Path, Registry, int]) -> None:

@@ -195,6 +195,10 @@ def _metrics_table(title: str, metrics: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
     table = Table(title=f"{title} ({len(metrics)})", title_justify="left")
+    # a global model's rows cover several assets
+    several = len({m.get("asset") for m in metrics}) > 1
+    if several:
+        table.add_column("asset", justify="left")
     for col in (
         "method",
         "horizon",
@@ -212,6 +216,7 @@ def _metrics_table(title: str, metrics: list[dict[str, Any]]) -> Table:
         crps = values.get("crps")
         mae = values.get("mae_pips")
         table.add_row(
+            *([m["asset"]] if several else []),
             m["method"],
             f"{m['horizon']} min",
             f"{m['window_start'][:10]} .. {m['window_end'][:10]}",

@@ -86,6 +86,11 @@ def latest(session: Session, asset: str, model_name: str | None) -> list[MetricR
     return rows
 
 
+def latest_of_model(session: Session, model_id: int) -> list[MetricRecord]:
+    """See ``Registry.latest_model_metrics``."""
+    return _newest_per_method(session, MetricRow.model_id == model_id)
+
+
 def latest_baselines(session: Session, asset: str | None) -> list[MetricRecord]:
     """The newest baseline row (no model) per (asset, method, horizon), of ``asset`` or all."""
     where: list[ColumnElement[bool]] = [MetricRow.model_id.is_(None)]

@@ -47,11 +47,9 @@ def registry_report(
                 "checkpoints": [c.to_dict() for c in checkpoints],
                 "runs": [r.to_dict() for r in runs[:max_runs]],
                 "n_runs": len(runs),
-                "latest_metrics": [
-                    m.to_dict()
-                    for m in reg.latest_metrics(asset, model.model_name)
-                    if m.model_id == model.id
-                ],
+                # every asset the model was evaluated on (a global model's rows are stored
+                # under the assets it served)
+                "latest_metrics": [m.to_dict() for m in reg.latest_model_metrics(model.id)],
                 "inference": {
                     "count": reg.count_inference_logs(model.id),
                     "latest": inference[0].to_dict() if inference else None,

@@ -468,6 +468,12 @@ class Registry:
         with self._tx(f"reading metrics of {asset}") as session:
             return metrics_repo.latest(session, asset, model_name)
 
+    def latest_model_metrics(self, model_id: int) -> list[MetricRecord]:
+        """The newest row per (asset, method, horizon) of one model, on every asset it was
+        evaluated on (a global model's rows are stored under the assets it served)."""
+        with self._tx(f"reading metrics of model {model_id}") as session:
+            return metrics_repo.latest_of_model(session, model_id)
+
     def latest_baseline_metrics(self, asset: str | None = None) -> list[MetricRecord]:
         """The newest baseline (model-less) row per (asset, method, horizon), of ``asset`` or of
         every asset; sorted by asset, method and horizon."""
