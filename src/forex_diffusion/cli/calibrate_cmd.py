@@ -51,17 +51,18 @@ def calibrate_model(
 
 def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
     """What happened, one line per horizon (in-sample coverage on the calibration forecasts)."""
+    from forex_diffusion.calibration import SessionRecalibrator
+
     lines = []
     for asset, result in results.items():
         lines += [
             f"{asset}: calibration fitted on {result.forecasts} forecasts of {result.range} and "
             f"stored in {checkpoint}",
         ]
-        by_session = getattr(result.calibration, "by_session", None)
-        if by_session is not None:
+        if isinstance(result.calibration, SessionRecalibrator):
             own = "; ".join(
                 f"{name} {', '.join(str(h) for h in r.horizons)} min"
-                for name, r in by_session.items()
+                for name, r in result.calibration.by_session.items()
             )
             lines.append(
                 f"maps per horizon and session: {own or 'none'} (other cells: per-horizon map)"
