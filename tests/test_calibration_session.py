@@ -153,3 +153,25 @@ def test_round_trip_old_maps_and_bad_payloads() -> None:
         load_recalibrator(bad)
     with pytest.raises(ValueError, match="decision times"):
         cal.transform_at(5, x, ns[:-1])
+
+
+def test_calibrate_summary_names_the_session_maps() -> None:
+    from pathlib import Path
+
+    from forex_diffusion.cli.calibrate_cmd import describe
+    from forex_diffusion.inference.calibrate import CalibrationResult
+    from forex_diffusion.timeframes import UtcRange
+
+    rng = np.random.default_rng(4)
+    ns = _times(rng, 3000)
+    y, s = _forecaster(rng, ns)
+    late = int((session_of_ns(ns) == [x.name for x in SESSIONS].index("Late")).sum())
+    cal = SessionRecalibrator.fit({5: pit_values(s, y)}, ns, min_forecasts=late + 1)
+    span = UtcRange(
+        "validation", pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-07-01", tz="UTC")
+    )
+    text = describe(
+        {"EURUSD": CalibrationResult(cal, span, 3000, {5: 0.8}, {5: 0.9})}, Path("best.ckpt")
+    )
+    assert "Asia 5 min; London 5 min; New York 5 min (other cells: per-horizon map)" in text
+    assert "80.0% ->  90.0%" in text
