@@ -10,11 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from forex_diffusion.calibration import QuantileRecalibrator
+from forex_diffusion.calibration import (
+    QuantileRecalibrator,
+    SessionRecalibrator,
+    load_recalibrator,
+)
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.errors import ConfigError
-from forex_diffusion.inference.calibrate import calibrate_checkpoint
+from forex_diffusion.inference.calibrate import calibrate_checkpoint, calibration_dataset
 from forex_diffusion.inference.sssd_inference import SSSDInferenceService
 from forex_diffusion.models.checkpoint import load_checkpoint
 from forex_diffusion.timeframes import UtcRange
@@ -114,3 +118,45 @@ def test_calibration_sees_only_its_range(trained, tmp_path: Path) -> None:
             )
     assert maps[1] == maps[0]
     assert maps[2] != maps[0]
+
+
+def test_session_calibration_round_trips_and_follows_the_decision_time(trained) -> None:
+    root, _, best = trained
+    path = _copy(best, root / "session.ckpt")
+    with CandleStore(root / "data") as store:
+        result = calibrate_checkpoint(
+            path,
+            store,
+            rng=VAL,
+            num_samples=64,
+            max_forecasts=300,
+            by="session",
+            min_cell_forecasts=40,
+        )
+        dataset = calibration_dataset(
+            SSSDInferenceService.from_checkpoint(path, device="cpu"),
+            store.load("EURUSD", end=VAL.end),
+            VAL,
+        )
+    cal = result.calibration
+    assert isinstance(cal, SessionRecalibrator) and cal.by_session  # some cells have own maps
+    stored = load_checkpoint(path).calibration
+    assert stored is not None and load_recalibrator(stored).to_dict() == cal.to_dict()
+
+    svc = SSSDInferenceService.from_checkpoint(path, device="cpu")
+    assert isinstance(svc.calibration, SessionRecalibrator)
+    idx = np.arange(0, len(dataset), max(1, len(dataset) // 40))
+    raw, fixed = (
+        svc.sample_log_returns(
+            dataset, 32, torch.Generator().manual_seed(2), calibrated=c, indices=idx
+        )
+        for c in (False, True)
+    )
+    ns = dataset.decision_ns[idx]
+    for j, h in enumerate(svc.horizons):
+        # each forecast went through the map of its own decision time's session
+        np.testing.assert_allclose(fixed[:, j], cal.transform_at(h, raw[:, j], ns), rtol=1e-12)
+        np.testing.assert_allclose(svc.recalibrate(raw, ns)[:, j], fixed[:, j], rtol=1e-12)
+    candles = CandleStore(root / "data").load("EURUSD")
+    pred = svc.predict(candles, num_samples=32, generator=torch.Generator().manual_seed(1))
+    assert pred.calibrated

@@ -110,6 +110,13 @@ class QuantileRecalibrator:
         np.put_along_axis(out, order, new_sorted, axis=-1)
         return out
 
+    def transform_at(
+        self, horizon: int, samples: np.ndarray, decision_ns: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`transform_samples` of (N, S) samples; the map does not depend on the decision
+        times (N,), taken for the interface it shares with the session-conditional maps."""
+        return self.transform_samples(horizon, samples)
+
     def _map(self, horizon: int) -> _Map:
         try:
             return self.maps[int(horizon)]

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 def calibrate_model(
     cfg: SSSDConfig, checkpoint: Path, data_dir: str | Path | None = None
 ) -> dict[str, CalibrationResult]:
-    """Fit on the model's validation range from the store and write the map into ``checkpoint``:
+    """Fit on the model's validation range from the store and write the map into ``checkpoint``
+    (per horizon, or per horizon and session: ``cfg.inference.calibration_by``):
     {asset: result}, one entry per asset of a global model."""
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
     from forex_diffusion.inference.calibrate import (
@@ -36,21 +37,37 @@ def calibrate_model(
     )
     from forex_diffusion.models.checkpoint import load_checkpoint
 
+    by = cfg.inference.calibration_by
+    cell = cfg.inference.calibration_min_cell_forecasts
     with CandleStore(resolve_data_dir(cfg, data_dir)) as store:
         if load_checkpoint(checkpoint).config.model.assets:
-            return calibrate_global_checkpoint(checkpoint, store)
-        return {cfg.asset.symbol: calibrate_checkpoint(checkpoint, store)}
+            return calibrate_global_checkpoint(checkpoint, store, by=by, min_cell_forecasts=cell)
+        return {
+            cfg.asset.symbol: calibrate_checkpoint(
+                checkpoint, store, by=by, min_cell_forecasts=cell
+            )
+        }
 
 
 def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
     """What happened, one line per horizon (in-sample coverage on the calibration forecasts)."""
+    from forex_diffusion.calibration import SessionRecalibrator
+
     lines = []
     for asset, result in results.items():
         lines += [
             f"{asset}: calibration fitted on {result.forecasts} forecasts of {result.range} and "
             f"stored in {checkpoint}",
-            "horizon  90% coverage raw -> calibrated (in-sample)",
         ]
+        if isinstance(result.calibration, SessionRecalibrator):
+            own = "; ".join(
+                f"{name} {', '.join(str(h) for h in r.horizons)} min"
+                for name, r in result.calibration.by_session.items()
+            )
+            lines.append(
+                f"maps per horizon and session: {own or 'none'} (other cells: per-horizon map)"
+            )
+        lines.append("horizon  90% coverage raw -> calibrated (in-sample)")
         for h, before in result.coverage90_before.items():
             lines.append(f"{h:>4} min  {before:6.1%} -> {result.coverage90_after[h]:6.1%}")
     return "\n".join(lines)
@@ -68,7 +85,10 @@ def calibrate(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Fit the quantile recalibration of a trained model on its validation range and store it in
-    its best checkpoint; predict, evaluate and the service then use it (inference.calibrated)."""
+    its best checkpoint; predict, evaluate and the service then use it (inference.calibrated).
+    One map per horizon, or with -o inference.calibration_by=session one per horizon and
+    trading session (inference.calibration_min_cell_forecasts: thinner cells keep the
+    per-horizon map)."""
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
 
     with friendly_errors():

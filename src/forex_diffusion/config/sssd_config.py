@@ -484,6 +484,13 @@ class InferenceConfig(_Section):
     """Samples per forecast when fitting the recalibration map."""
     calibration_forecasts: int = Field(default=1500, ge=50)
     """Validation forecasts the recalibration map is fitted on (at most)."""
+    calibration_by: Literal["none", "session"] = "none"
+    """What ``calibrate`` conditions the recalibration map on: none (one map per horizon) or
+    session (one map per horizon and trading session of the decision time, as defined in
+    forex_diffusion.sessions, with the per-horizon map where a cell is thin)."""
+    calibration_min_cell_forecasts: int = Field(default=100, ge=2)
+    """With calibration_by=session: a (horizon, session) cell with fewer calibration forecasts
+    than this uses the per-horizon map instead of its own."""
     max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
     """Largest age (minutes) of the latest bar at the decision time before a forecast is
     refused (predict --allow-stale overrides)."""

@@ -8,7 +8,8 @@ inside each group:
 * volatility terciles: of a baseline's σ forecast at t for that horizon (the evaluation uses the
   seasonal-EWMA baseline; see :func:`volatility_reference`), the two cut points being the 1/3
   and 2/3 quantiles of that σ over the horizon's scored decision times;
-* trading sessions: by the UTC hour of t, as defined once in :data:`SESSIONS`.
+* trading sessions: by the UTC hour of t, as defined once in :mod:`forex_diffusion.sessions`
+  (re-exported here).
 
 Each cell carries its count, the binomial standard error √(p(1 − p)/n) at the nominal level p
 (the sampling error a calibrated forecaster's coverage in that cell would have if the decision
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from forex_diffusion.sessions import SESSIONS, session_index
+
 COVERAGE_TOLERANCE = 0.03
 """A cell's coverage further than this from nominal is flagged."""
 
@@ -32,30 +35,6 @@ TERCILES = ("low", "mid", "high")
 
 VOLATILITY_REFERENCES = ("ewma_seasonal", "ewma")
 """Baselines whose σ forecast defines the terciles, the first one evaluated is used."""
-
-
-@dataclass(frozen=True)
-class Session:
-    """A trading session: decision times whose UTC hour is in [start_hour, end_hour)."""
-
-    name: str
-    start_hour: int
-    end_hour: int
-
-    def label(self) -> str:
-        return f"{self.name} {self.start_hour:02d}–{self.end_hour:02d}"
-
-
-SESSIONS: tuple[Session, ...] = (
-    Session("Asia", 0, 7),
-    Session("London", 7, 13),
-    Session("New York", 13, 21),
-    Session("Late", 21, 24),
-)
-"""The sessions, covering the 24 UTC hours without overlap. London's afternoon overlap with
-New York counts as New York. 21–24 UTC (New York close, the daily rollover, Sydney and
-Wellington open, thin liquidity and wide spreads) is its own group rather than part of Asia,
-so that the rollover neither hides in nor distorts the Asian session."""
 
 
 @dataclass(frozen=True)
@@ -94,24 +73,6 @@ class CoverageGroups:
     tercile: np.ndarray
     session: np.ndarray
     cuts: tuple[float, float]
-
-
-def session_index(hours: np.ndarray) -> np.ndarray:
-    """Index into :data:`SESSIONS` of each UTC hour.
-
-    Args:
-        hours: (N,) integer hours in [0, 24).
-
-    Returns:
-        (N,) session indices.
-    """
-    h = np.asarray(hours, dtype=np.int64)
-    if h.size and (h.min() < 0 or h.max() > 23):
-        raise ValueError("hours must lie in [0, 24)")
-    by_hour = np.empty(24, dtype=np.int64)
-    for i, s in enumerate(SESSIONS):
-        by_hour[s.start_hour : s.end_hour] = i
-    return by_hour[h]
 
 
 def volatility_terciles(sigma: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:

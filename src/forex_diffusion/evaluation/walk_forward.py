@@ -754,7 +754,9 @@ def evaluate(
                         model_key,
                         model_fc.times,
                         model_fc.horizons,
-                        subject.service.recalibrate(_samples_of(model_fc)),
+                        subject.service.recalibrate(
+                            _samples_of(model_fc), model_fc.times.as_unit("ns").asi8
+                        ),
                     )
                     labels[model_key] = f"{model_key} (calibrated)"
                     labels[raw_key] = raw_key

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forex_diffusion.calibration import QuantileRecalibrator
+from forex_diffusion.calibration import QuantileRecalibrator, Recalibrator, SessionRecalibrator
 from forex_diffusion.data.candles import infer_base_timeframe
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.multi_asset import per_asset_calibrations
@@ -31,7 +31,7 @@ from forex_diffusion.timeframes import UtcRange
 class CalibrationResult:
     """The fitted map and what it was fitted on (printed by ``forex-diffusion calibrate``)."""
 
-    calibration: QuantileRecalibrator
+    calibration: Recalibrator
     range: UtcRange
     forecasts: int
     coverage90_before: dict[int, float]
@@ -64,9 +64,13 @@ def fit_calibration(
     num_samples: int,
     max_forecasts: int,
     seed: int = 0,
+    by: str = "none",
+    min_cell_forecasts: int = 100,
 ) -> CalibrationResult:
     """Fit per-horizon maps from the raw model's PIT on (at most ``max_forecasts``, evenly
-    spaced) decision times of ``dataset``."""
+    spaced) decision times of ``dataset``; ``by`` = "session": per horizon and trading session
+    of the decision time, a cell with fewer than ``min_cell_forecasts`` keeping the per-horizon
+    map (:class:`SessionRecalibrator`)."""
     if len(dataset) < 50:
         raise DataError(
             f"only {len(dataset)} forecasts with targets inside {rng} to calibrate on "
@@ -78,19 +82,24 @@ def fit_calibration(
         dataset, num_samples, gen, calibrated=False, indices=idx
     )  # (N, H, S)
     y = dataset.log_returns[idx]
+    decision_ns = dataset.decision_ns[idx]
     pit = {h: sample_cdf(samples[:, j], y[:, j]) for j, h in enumerate(service.horizons)}
-    cal = QuantileRecalibrator.fit(
-        pit,
-        fitted_on={
-            "range": [rng.start.isoformat(), rng.end.isoformat()],
-            "forecasts": len(idx),
-            "num_samples": num_samples,
-        },
-    )
+    fitted_on = {
+        "range": [rng.start.isoformat(), rng.end.isoformat()],
+        "forecasts": len(idx),
+        "num_samples": num_samples,
+    }
+    cal: Recalibrator
+    if by == "session":
+        cal = SessionRecalibrator.fit(pit, decision_ns, min_cell_forecasts, fitted_on=fitted_on)
+    elif by == "none":
+        cal = QuantileRecalibrator.fit(pit, fitted_on=fitted_on)
+    else:
+        raise ValueError(f"calibration_by must be 'none' or 'session', got {by!r}")
     before, after = {}, {}
     for j, h in enumerate(service.horizons):
         raw = samples[:, j]
-        fixed = cal.transform_samples(h, raw)
+        fixed = cal.transform_at(h, raw, decision_ns)
         before[h] = _coverage90(raw, y[:, j])
         after[h] = _coverage90(fixed, y[:, j])
     return CalibrationResult(cal, rng, len(idx), before, after)
@@ -108,11 +117,17 @@ def calibrate_checkpoint(
     rng: UtcRange | None = None,
     num_samples: int | None = None,
     max_forecasts: int | None = None,
+    by: str | None = None,
+    min_cell_forecasts: int | None = None,
 ) -> CalibrationResult:
     """Fit on the model's validation range (or ``rng``) with candles from ``store`` and store
-    the map in the checkpoint at ``path``."""
+    the map in the checkpoint at ``path``. ``by`` and ``min_cell_forecasts`` (None: the
+    checkpoint's ``inference.calibration_by`` / ``calibration_min_cell_forecasts``) choose a
+    per-horizon or a per-(horizon, session) map (:func:`fit_calibration`)."""
     service = SSSDInferenceService.from_checkpoint(path, device="cpu")
-    result = _fit_on_validation(service, store, rng, num_samples, max_forecasts)
+    result = _fit_on_validation(
+        service, store, rng, num_samples, max_forecasts, by, min_cell_forecasts
+    )
     attach_calibration(path, result.calibration.to_dict())
     return result
 
@@ -123,9 +138,12 @@ def calibrate_global_checkpoint(
     rng: UtcRange | None = None,
     num_samples: int | None = None,
     max_forecasts: int | None = None,
+    by: str | None = None,
+    min_cell_forecasts: int | None = None,
 ) -> dict[str, CalibrationResult]:
     """A global model's maps, one per asset, each fitted on that asset's validation forecasts
-    (its own standardizer and embedding row), stored together in the checkpoint at ``path``."""
+    (its own standardizer and embedding row), stored together in the checkpoint at ``path``
+    (``by``, ``min_cell_forecasts``: as in :func:`calibrate_checkpoint`)."""
     assets = load_checkpoint(path).config.model.assets
     results = {
         asset: _fit_on_validation(
@@ -134,6 +152,8 @@ def calibrate_global_checkpoint(
             rng,
             num_samples,
             max_forecasts,
+            by,
+            min_cell_forecasts,
         )
         for asset in assets
     }
@@ -149,6 +169,8 @@ def _fit_on_validation(
     rng: UtcRange | None,
     num_samples: int | None,
     max_forecasts: int | None,
+    by: str | None,
+    min_cell_forecasts: int | None,
 ) -> CalibrationResult:
     icfg = service.config.inference
     rng = rng or service.config.data.splits.val.utc_range("validation range")
@@ -161,4 +183,6 @@ def _fit_on_validation(
         num_samples or icfg.calibration_samples,
         max_forecasts or icfg.calibration_forecasts,
         seed=service.config.seed,
+        by=by or icfg.calibration_by,
+        min_cell_forecasts=min_cell_forecasts or icfg.calibration_min_cell_forecasts,
     )

@@ -28,7 +28,7 @@ import torch
 from cachetools import TTLCache
 from loguru import logger
 
-from forex_diffusion.calibration import QuantileRecalibrator
+from forex_diffusion.calibration import Recalibrator, load_recalibrator
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     InferenceConfig,
@@ -172,7 +172,7 @@ class SSSDInferenceService:
         model_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         checkpoint_path: Path | None = None,
-        calibration: QuantileRecalibrator | None = None,
+        calibration: Recalibrator | None = None,
         card: ModelCard | None = None,
     ) -> None:
         self.config = config
@@ -275,9 +275,7 @@ class SSSDInferenceService:
             model_id=model_id,
             clock=clock,
             checkpoint_path=Path(path),
-            calibration=(
-                QuantileRecalibrator.from_dict(calibration) if calibration is not None else None
-            ),
+            calibration=load_recalibrator(calibration) if calibration is not None else None,
             card=card,
         )
 
@@ -366,10 +364,12 @@ class SSSDInferenceService:
         steps: int,
         eta: float,
         generator: Generators,
+        decision_ns: np.ndarray,
         calibrated: bool = False,
         rows: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Scaled-target samples (B, H, S) as float64 (recalibrated when ``calibrated``).
+        """Scaled-target samples (B, H, S) as float64 (recalibrated when ``calibrated``, with the
+        map of each forecast's decision time ``decision_ns`` (B,) where the map depends on it).
 
         ``rows`` (B,): the forecasts are of ``features`` rows ``rows`` (the features hold each
         distinct window once, so the encoder runs once per window; each forecast still draws
@@ -395,7 +395,7 @@ class SSSDInferenceService:
                     eta,
                     generator,
                 )
-        return self._recalibrate(out.samples.double().cpu().numpy(), calibrated)
+        return self._recalibrate(out.samples.double().cpu().numpy(), decision_ns, calibrated)
 
     def _asset_rows(self, batch: int) -> torch.Tensor | None:
         """(B,) embedding rows of this service's asset for a global model, else None."""
@@ -418,21 +418,25 @@ class SSSDInferenceService:
             )
         return want and self.calibration is not None
 
-    def recalibrate(self, samples: np.ndarray) -> np.ndarray:
+    def recalibrate(self, samples: np.ndarray, decision_ns: np.ndarray) -> np.ndarray:
         """The checkpoint's map applied to (N, H, S) samples of scaled targets or log returns
-        (the map is equivariant to each forecast's positive scale)."""
+        of forecasts made at ``decision_ns`` (N,) UTC nanoseconds (the map is equivariant to
+        each forecast's positive scale)."""
         if self.calibration is None:
             raise ConfigError(f"model {self.model_name} has no calibration")
-        return self._recalibrate(samples, True)
+        return self._recalibrate(samples, decision_ns, True)
 
-    def _recalibrate(self, scaled: np.ndarray, calibrated: bool) -> np.ndarray:
-        """Apply the per-horizon quantile map to (B, H, S) samples (a monotone map of each
-        forecast's samples, so scaling by the positive target scale later commutes with it)."""
+    def _recalibrate(
+        self, scaled: np.ndarray, decision_ns: np.ndarray, calibrated: bool
+    ) -> np.ndarray:
+        """Apply the quantile map (per horizon, or per horizon and session of the decision time
+        ``decision_ns`` (B,)) to (B, H, S) samples (a monotone map of each forecast's samples,
+        so scaling by the positive target scale later commutes with it)."""
         if not calibrated or self.calibration is None:
             return scaled
         out = np.empty_like(scaled)
         for j, h in enumerate(self.horizons):
-            out[:, j, :] = self.calibration.transform_samples(h, scaled[:, j, :])
+            out[:, j, :] = self.calibration.transform_at(h, scaled[:, j, :], decision_ns)
         return out
 
     def _to_predictions(
@@ -585,7 +589,7 @@ class SSSDInferenceService:
             gens = row_generators(base, decision_ns[lo:hi])
             feats = features_of(lo, hi)
             feats, rows = feats if isinstance(feats, tuple) else (feats, None)
-            scaled = self._sample(feats, n, s, k, e, gens, calibrated, rows)
+            scaled = self._sample(feats, n, s, k, e, gens, decision_ns[lo:hi], calibrated, rows)
             yield lo, hi, scaled, (time.perf_counter() - started) * 1000
 
     def predict(
@@ -644,7 +648,7 @@ class SSSDInferenceService:
             return self._cache[key]
         self.cache_misses += 1
         gens = row_generators(noise_base(generator), dataset.decision_ns[:1])
-        scaled = self._sample(features, n, s, k, e, gens, cal)
+        scaled = self._sample(features, n, s, k, e, gens, dataset.decision_ns[:1], cal)
         scaled, sources = self._apply_fallback(scaled, dataset.scales, [win])
         elapsed = (time.perf_counter() - started) * 1000
         pred = self._to_predictions(
@@ -860,7 +864,7 @@ class SSSDInferenceService:
             rows = self._asset_rows(context.shape[0])
             ctx = self.model.with_asset(context.to(self.device), rows)
             out = self.model.sample_from_context(ctx, n, cast(Sampler, s), k, e, gens)
-        scaled = self._recalibrate(out.samples.double().cpu().numpy(), cal)
+        scaled = self._recalibrate(out.samples.double().cpu().numpy(), dataset.decision_ns, cal)
         elapsed = (time.perf_counter() - started) * 1000
         return self._to_predictions(
             scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed, cal

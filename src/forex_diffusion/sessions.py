@@ -1,0 +1,65 @@
+"""Trading sessions by the UTC hour of a decision time: the one definition that the evaluation's
+conditional coverage and the session-conditional recalibration share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_NS_PER_HOUR = 3_600_000_000_000
+
+
+@dataclass(frozen=True)
+class Session:
+    """A trading session: decision times whose UTC hour is in [start_hour, end_hour)."""
+
+    name: str
+    start_hour: int
+    end_hour: int
+
+    def label(self) -> str:
+        return f"{self.name} {self.start_hour:02d}–{self.end_hour:02d}"
+
+
+SESSIONS: tuple[Session, ...] = (
+    Session("Asia", 0, 7),
+    Session("London", 7, 13),
+    Session("New York", 13, 21),
+    Session("Late", 21, 24),
+)
+"""The sessions, covering the 24 UTC hours without overlap. London's afternoon overlap with
+New York counts as New York. 21–24 UTC (New York close, the daily rollover, Sydney and
+Wellington open, thin liquidity and wide spreads) is its own group rather than part of Asia,
+so that the rollover neither hides in nor distorts the Asian session."""
+
+
+def session_index(hours: np.ndarray) -> np.ndarray:
+    """Index into :data:`SESSIONS` of each UTC hour.
+
+    Args:
+        hours: (N,) integer hours in [0, 24).
+
+    Returns:
+        (N,) session indices.
+    """
+    h = np.asarray(hours, dtype=np.int64)
+    if h.size and (h.min() < 0 or h.max() > 23):
+        raise ValueError("hours must lie in [0, 24)")
+    by_hour = np.empty(24, dtype=np.int64)
+    for i, s in enumerate(SESSIONS):
+        by_hour[s.start_hour : s.end_hour] = i
+    return by_hour[h]
+
+
+def session_of_ns(decision_ns: np.ndarray) -> np.ndarray:
+    """Index into :data:`SESSIONS` of each decision time.
+
+    Args:
+        decision_ns: (N,) UTC decision times as integer nanoseconds since the epoch.
+
+    Returns:
+        (N,) session indices.
+    """
+    ns = np.asarray(decision_ns, dtype=np.int64)
+    return session_index(np.floor_divide(ns, _NS_PER_HOUR) % 24)
