@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
 import signal
 from typing import Any
 
@@ -22,18 +23,31 @@ NAMES = [f"race_{i}" for i in range(5)]
 TIMEOUT_S = 120
 
 
-def _register_worker(url: str, barrier: Any, results: Any) -> None:
-    """Open the (empty) registry and register NAMES, in lockstep with the other worker."""
+def _register_worker(url: str, barrier: Any, results: Any, steps: Any) -> None:
+    """Open the (empty) registry and register NAMES, in lockstep with the other worker;
+    ``steps`` receives each step reached (said by the test when a worker never finishes)."""
     try:
+        steps.put((os.getpid(), "started"))
         barrier.wait(TIMEOUT_S)
         with Registry(url) as reg:  # both processes migrate the empty database at once
+            steps.put((os.getpid(), "migrated"))
             ids = []
             for name in NAMES:
                 barrier.wait(TIMEOUT_S)
                 ids.append(reg.register_model("EURUSD", name, **CONFIGS).id)
+                steps.put((os.getpid(), f"registered {name}"))
         results.put(("ok", os.getpid(), ids))
     except BaseException as exc:  # reported to the test, never printed
         results.put(("error", os.getpid(), f"{type(exc).__name__}: {exc}"))
+
+
+def _steps_reached(steps: Any) -> list[tuple[int, str]]:
+    reached = []
+    while True:
+        try:
+            reached.append(steps.get(timeout=1))
+        except queue.Empty:
+            return reached
 
 
 def _training_worker(url: str, model_id: int, results: Any) -> None:
@@ -49,14 +63,20 @@ def test_two_processes_register_the_same_model(
 ) -> None:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
-    results = ctx.Queue()
+    results, steps = ctx.Queue(), ctx.Queue()
     procs = [
-        ctx.Process(target=_register_worker, args=(registry_url, barrier, results))
+        ctx.Process(target=_register_worker, args=(registry_url, barrier, results, steps))
         for _ in range(2)
     ]
     for proc in procs:
         proc.start()
-    outcomes = [results.get(timeout=TIMEOUT_S) for _ in procs]
+    try:
+        # a spawned interpreter imports the registry first: generous on a loaded machine
+        outcomes = [results.get(timeout=2 * TIMEOUT_S) for _ in procs]
+    except queue.Empty:
+        for proc in procs:
+            proc.kill()
+        pytest.fail(f"a worker never finished; steps reached: {_steps_reached(steps)}")
     for proc in procs:
         proc.join(TIMEOUT_S)
     assert [o[0] for o in outcomes] == ["ok", "ok"], outcomes
