@@ -15,6 +15,14 @@ from forex_diffusion.data.candles import CANDLE_COLUMNS
 from forex_diffusion.timeframes import NS_PER_MIN, timeframe_minutes, to_utc
 
 
+def _bar_starts(ns: np.ndarray, tf_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bars of length ``tf_ns`` that base bars opening at ``ns`` (n,) (increasing, not
+    empty) fall in: (k,) index of each bar's first base bar, (k,) each bar's open time in ns."""
+    keys = ns // tf_ns
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return starts, keys[starts] * tf_ns
+
+
 def closed_bar_closes(
     open_ns: np.ndarray, timeframe: str, base_timeframe: str = "1m"
 ) -> np.ndarray:
@@ -33,8 +41,7 @@ def closed_bar_closes(
     ns = np.asarray(open_ns, dtype=np.int64)
     if len(ns) == 0:
         return np.zeros(0, np.int64)
-    keys = ns // tf_ns
-    labels = keys[np.r_[True, keys[1:] != keys[:-1]]] * tf_ns
+    _, labels = _bar_starts(ns, tf_ns)
     closes = labels + tf_ns
     return closes[closes <= ns[-1] + timeframe_minutes(base_timeframe) * NS_PER_MIN]
 
@@ -81,10 +88,8 @@ def resample_ohlc(
             columns=[*cols, "n_base"], index=pd.DatetimeIndex([], tz="UTC", name=df.index.name)
         )
     tf_ns = tf_min * NS_PER_MIN
-    keys = ns // tf_ns
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    starts, labels = _bar_starts(ns, tf_ns)
     ends = np.r_[starts[1:], len(ns)] - 1
-    labels = keys[starts] * tf_ns
     o = df["open"].to_numpy()[starts]
     h = np.maximum.reduceat(df["high"].to_numpy(), starts)
     low = np.minimum.reduceat(df["low"].to_numpy(), starts)
