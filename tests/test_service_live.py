@@ -198,6 +198,105 @@ def test_live_week_equals_batch(trained: SSSDConfig, fx_dir: Path, tmp_path: Pat
     )
 
 
+def _live_client(
+    trained: SSSDConfig, fx_dir: Path, data_dir: Path, store_end: str
+) -> tuple[TestClient, pd.DataFrame]:
+    """A service whose store holds EURUSD up to ``store_end`` (re-prime every 50 bars), and
+    the 1m bars of the two hours after it."""
+    CandleStore(data_dir).write(
+        "EURUSD", load_fx(fx_dir, "2019-02-01", store_end), source="history"
+    )
+    end = pd.Timestamp(store_end, tz="UTC") + pd.Timedelta(hours=2)
+    bars = load_fx(fx_dir, store_end, end.isoformat())
+    cfg = settings(trained, data_dir=data_dir, live={"reprime_every": 50, "seed": SEED})
+    return TestClient(create_app(cfg)), bars
+
+
+def _post(client: TestClient, bars: pd.DataFrame) -> dict[str, Any]:
+    r = client.post("/v1/bars", json={"asset": "EURUSD", "candles": _rows(bars)})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _check_batch(client: TestClient, data_dir: Path, live: dict[str, Any]) -> None:
+    svc = client.app.state.service.pool.loaded()[0].service  # type: ignore[attr-defined]
+    t = pd.Timestamp(live["timestamp"])
+    _assert_same(live, _batch(svc, CandleStore(data_dir), t), f"forecast at {t}")
+
+
+def test_live_step_reads_nothing_from_the_store(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between primes, a POST that appends the next bars is forecast from the bars in memory
+    while the store writes them (POST /v1/bars then reads nothing back), and the forecasts
+    are those of the replay through the store."""
+    client, bars = _live_client(trained, fx_dir, tmp_path / "d", "2019-03-14 10:00")
+    with client:
+        store = client.app.state.service.store  # type: ignore[attr-defined]
+        _post(client, bars.iloc[:5])  # primes
+        reads: list[object] = []
+        load = store.load
+        monkeypatch.setattr(store, "load", lambda *a, **k: reads.append(a) or load(*a, **k))
+        steps = [_post(client, bars.iloc[k : k + 5])["forecasts"] for k in range(5, 30, 5)]
+        assert reads == []
+        assert [len(f) for f in steps] == [1] * 5
+        assert not any(f[0]["reprimed"] for f in steps)
+        # a partial 5m bar is kept in memory too: no forecast, and the rest completes it
+        assert _post(client, bars.iloc[30:32])["forecasts"] == []
+        (done,) = _post(client, bars.iloc[32:35])["forecasts"]
+        assert reads == []
+        assert done["timestamp"] == (bars.index[34] + pd.Timedelta(minutes=1)).isoformat()
+
+
+def test_live_sees_bars_that_another_writer_stored(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path
+) -> None:
+    """Bars stored by another writer between two POSTs (here a second CandleStore, as a
+    `data import` would) are not in the live state's memory: the write's version tells, the
+    forecast from memory is dropped, and the 5m closes of both are forecast from the store."""
+    data_dir = tmp_path / "d"
+    client, bars = _live_client(trained, fx_dir, data_dir, "2019-03-14 10:00")
+    with client:
+        _post(client, bars.iloc[:5])
+        _post(client, bars.iloc[5:10])
+        CandleStore(data_dir).write("EURUSD", bars.iloc[10:15], source="another writer")
+        forecasts = _post(client, bars.iloc[15:20])["forecasts"]
+        five = pd.Timedelta(minutes=5)
+        assert [f["timestamp"] for f in forecasts] == [
+            (bars.index[10] + five).isoformat(),
+            (bars.index[15] + five).isoformat(),
+        ]
+        assert [f["reprimed"] for f in forecasts] == [True, False]  # started afresh
+        _check_batch(client, data_dir, forecasts[0])
+
+
+@pytest.mark.parametrize("bad", ["high_below_low", "misaligned"])
+def test_a_refused_post_leaves_the_live_state_as_it_was(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path, bad: str
+) -> None:
+    """Bars that the store refuses (after the live state began forecasting them from memory)
+    give the store's 4xx, publish nothing, and the same bars sent correctly are forecast."""
+    data_dir = tmp_path / "d"
+    client, bars = _live_client(trained, fx_dir, data_dir, "2019-03-14 10:00")
+    with client:
+        _post(client, bars.iloc[:5])
+        _post(client, bars.iloc[5:10])
+        hub = client.app.state.service.hub  # type: ignore[attr-defined]
+        before = hub.assets["EURUSD"].latest
+        wrong = bars.iloc[10:15].copy()
+        if bad == "high_below_low":
+            wrong.iloc[2, wrong.columns.get_loc("high")] = wrong["low"].iloc[2] - 0.001
+        else:
+            wrong.index = wrong.index + pd.Timedelta(seconds=30)
+        r = client.post("/v1/bars", json={"asset": "EURUSD", "candles": _rows(wrong)})
+        assert 400 <= r.status_code < 500, r.text
+        assert r.json()["error"] == "DataError" and "bars for EURUSD" in r.json()["message"], r.text
+        assert hub.assets["EURUSD"].latest is before
+        (live,) = _post(client, bars.iloc[10:15])["forecasts"]
+        assert live["timestamp"] == (bars.index[14] + pd.Timedelta(minutes=1)).isoformat()
+        _check_batch(client, data_dir, live)
+
+
 RECIPE_OPTIONS = (  # issue 16's inputs and target scale: the warmed state carries them too
     "data.splits.train.start=2020-01-06",
     "data.splits.train.end=2020-02-05",

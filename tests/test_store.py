@@ -195,9 +195,9 @@ def test_synthetic_and_market_never_mix(tmp_path: Path, synth_month: pd.DataFram
 
 
 def test_write_names_the_candles_as_the_caller_describes_them(tmp_path: Path) -> None:
-    """The candle contract is checked once, by ``write``: its errors name the candles as
-    ``described_as`` says (the service's "bars for ASSET"), other errors as before; nothing
-    is written."""
+    """The candle contract is checked once, by ``write``: its errors, and those about the
+    bars' interval and alignment, name the candles as ``described_as`` says (the service's
+    "bars for ASSET"); nothing is written."""
     store = CandleStore(tmp_path)
     store.write("EURUSD", bars("2020-01-06", 30))
     before = store.version("EURUSD")
@@ -208,9 +208,19 @@ def test_write_names_the_candles_as_the_caller_describes_them(tmp_path: Path) ->
     with pytest.raises(DataError, match=r"^candles for EURUSD: inconsistent OHLC"):
         store.write("EURUSD", bad)
     odd = bars("2020-01-06 00:30", 5, freq="5min")
-    with pytest.raises(DataError, match=r"^candles for EURUSD: the incoming bars are 5m bars"):
+    with pytest.raises(DataError, match=r"^bars for EURUSD: the incoming bars are 5m bars"):
         store.write("EURUSD", odd, described_as="bars for EURUSD")
+    with pytest.raises(DataError, match=r"^candles for EURUSD: the incoming bars are 5m bars"):
+        store.write("EURUSD", odd)
+    late = bars("2020-01-06 00:30", 5).set_axis(bad.index + pd.Timedelta(seconds=30), axis=0)
+    with pytest.raises(DataError, match=r"^bars for EURUSD: 5 bar\(s\) not on a 1m boundary"):
+        store.write("EURUSD", late, described_as="bars for EURUSD")
     assert store.version("EURUSD") == before
+    report = store.write("EURUSD", bars("2020-01-06 00:30", 5))
+    assert (report.version_before, report.version_after) == (before, store.version("EURUSD"))
+    assert report.version_after != before
+    again = store.write("EURUSD", bars("2020-01-06 00:30", 5))  # nothing new: nothing changes
+    assert again.version_before == again.version_after == report.version_after
 
 
 def test_base_timeframe_5m(tmp_path: Path) -> None:

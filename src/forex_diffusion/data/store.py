@@ -148,7 +148,10 @@ class WriteReport:
     whose open time was stored already; ``conflicts``: how many of those differed in value;
     ``replaced``: how many stored bars were replaced (``on_conflict="replace"``; with "keep"
     the stored bars stayed); ``total_bars``: bars stored afterwards; ``files_written``;
-    ``temporaries_removed``: stale temporary files of interrupted writes cleaned up.
+    ``temporaries_removed``: stale temporary files of interrupted writes cleaned up;
+    ``version_before``/``version_after``: ``CandleStore.version`` of the asset just before and
+    just after this write, under its lock (``()`` for a new asset), so a reader that saw
+    ``version_before`` knows no other write came in between.
     """
 
     asset: str
@@ -160,6 +163,8 @@ class WriteReport:
     files_written: tuple[Path, ...] = field(default_factory=tuple)
     replaced: int = 0
     temporaries_removed: int = 0
+    version_before: tuple[tuple[str, int, int, int], ...] = ()
+    version_after: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -589,8 +594,8 @@ class CandleStore:
                 a synthetic/market mix, or a damaged year file.
         """
         name = normalize_asset(asset)
-        where = f"candles for {name}"
-        frame = validate_candles(df, where=described_as or where)
+        where = described_as or f"candles for {name}"
+        frame = validate_candles(df, where=where)
         synthetic = bool(df.attrs.get("synthetic", False))
         ts = frame.index.as_unit("ns").asi8
         values = frame.to_numpy(dtype=np.float64)  # (n, 5): validated, columns CANDLE_COLUMNS
@@ -608,7 +613,8 @@ class CandleStore:
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
             cleaned = remove_stale_temporaries(folder)
-            meta = self._checked_meta(name, ts, synthetic, base_timeframe, interval)
+            before = self.version(name) if self.has(name) else ()
+            meta = self._checked_meta(name, ts, synthetic, base_timeframe, interval, where)
             journal = folder / JOURNAL_FILE
             j_ts, j_v = self._journal(name)
             plan = None
@@ -641,6 +647,7 @@ class CandleStore:
             total = sum(self._span(name, p).rows for p in self._year_files(name).values())
             if journal.exists():
                 total += self._span(name, journal).rows
+            after = self.version(name)
         return WriteReport(
             asset=name,
             rows_in=len(ts),
@@ -651,6 +658,8 @@ class CandleStore:
             files_written=tuple(t for _, t in staged),
             replaced=len(found) if on_conflict == "replace" else 0,
             temporaries_removed=cleaned,
+            version_before=before,
+            version_after=after,
         )
 
     def _checked_meta(
@@ -660,9 +669,10 @@ class CandleStore:
         synthetic: bool,
         base_timeframe: str | None,
         interval: str | None,
+        where: str,
     ) -> dict[str, object]:
         """The asset's metadata (new if absent), after checking the incoming bars (of bar
-        interval ``interval``, None for a single bar) fit it."""
+        interval ``interval``, None for a single bar; ``where`` names them in errors) fit it."""
         if self.has(name):
             meta = self._meta(name)
             base = str(meta["base_timeframe"])
@@ -686,19 +696,18 @@ class CandleStore:
         if len(misaligned):
             first = pd.Timestamp(int(ts[misaligned[0]]), tz="UTC")
             raise DataError(
-                f"candles for {name}: {len(misaligned)} bar(s) not on a {base} boundary, first at "
+                f"{where}: {len(misaligned)} bar(s) not on a {base} boundary, first at "
                 f"{first}; the store holds {base} bars"
             )
         if len(ts) > 1 and np.diff(ts).min() < base_ns:
             raise DataError(
-                f"candles for {name}: bars closer than the base timeframe {base}; "
-                "resample them before storing"
+                f"{where}: bars closer than the base timeframe {base}; resample them before storing"
             )
         if interval is None and len(ts) > 1:
-            interval = infer_base_timeframe(ts, where=f"candles for {name}")
+            interval = infer_base_timeframe(ts, where=where)
             if interval != base:
                 raise DataError(
-                    f"candles for {name}: the incoming bars are {interval} bars (modal spacing) "
+                    f"{where}: the incoming bars are {interval} bars (modal spacing) "
                     f"but {name} is stored at {base}; one asset holds one bar interval. Import "
                     f"the {base} file, or store these bars under another asset name."
                 )
