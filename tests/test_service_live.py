@@ -218,46 +218,17 @@ def _post(client: TestClient, bars: pd.DataFrame) -> dict[str, Any]:
     return dict(r.json())
 
 
-def _check_batch(client: TestClient, data_dir: Path, live: dict[str, Any]) -> None:
-    svc = client.app.state.service.pool.loaded()[0].service  # type: ignore[attr-defined]
-    t = pd.Timestamp(live["timestamp"])
-    _assert_same(live, _batch(svc, CandleStore(data_dir), t), f"forecast at {t}")
-
-
-def test_live_step_reads_nothing_from_the_store(
-    trained: SSSDConfig, fx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Between primes, a POST that appends the next bars is forecast from the bars in memory
-    while the store writes them (POST /v1/bars then reads nothing back), and the forecasts
-    are those of the replay through the store."""
-    client, bars = _live_client(trained, fx_dir, tmp_path / "d", "2019-03-14 10:00")
-    with client:
-        store = client.app.state.service.store  # type: ignore[attr-defined]
-        _post(client, bars.iloc[:5])  # primes
-        reads: list[object] = []
-        load = store.load
-        monkeypatch.setattr(store, "load", lambda *a, **k: reads.append(a) or load(*a, **k))
-        steps = [_post(client, bars.iloc[k : k + 5])["forecasts"] for k in range(5, 30, 5)]
-        assert reads == []
-        assert [len(f) for f in steps] == [1] * 5
-        assert not any(f[0]["reprimed"] for f in steps)
-        # a partial 5m bar is kept in memory too: no forecast, and the rest completes it
-        assert _post(client, bars.iloc[30:32])["forecasts"] == []
-        (done,) = _post(client, bars.iloc[32:35])["forecasts"]
-        assert reads == []
-        assert done["timestamp"] == (bars.index[34] + pd.Timedelta(minutes=1)).isoformat()
-
-
 def test_live_sees_bars_that_another_writer_stored(
     trained: SSSDConfig, fx_dir: Path, tmp_path: Path
 ) -> None:
     """Bars stored by another writer between two POSTs (here a second CandleStore, as a
-    `data import` would) are not in the live state's memory: the write's version tells, the
-    forecast from memory is dropped, and the 5m closes of both are forecast from the store."""
+    `data import` would) are forecast with the POSTed ones: the 5m closes of both are read
+    from the store, each a step of the stream equal to the batch forecast on the windows
+    grown since the prime."""
     data_dir = tmp_path / "d"
     client, bars = _live_client(trained, fx_dir, data_dir, "2019-03-14 10:00")
     with client:
-        _post(client, bars.iloc[:5])
+        (prime,) = _post(client, bars.iloc[:5])["forecasts"]
         _post(client, bars.iloc[5:10])
         CandleStore(data_dir).write("EURUSD", bars.iloc[10:15], source="another writer")
         forecasts = _post(client, bars.iloc[15:20])["forecasts"]
@@ -266,20 +237,31 @@ def test_live_sees_bars_that_another_writer_stored(
             (bars.index[10] + five).isoformat(),
             (bars.index[15] + five).isoformat(),
         ]
-        assert [f["reprimed"] for f in forecasts] == [True, False]  # started afresh
-        _check_batch(client, data_dir, forecasts[0])
+        svc = client.app.state.service.pool.loaded()[0].service  # type: ignore[attr-defined]
+        for live in forecasts:
+            assert not live["reprimed"]
+            t = pd.Timestamp(live["timestamp"])
+            grown = _grown(
+                svc,
+                CandleStore(data_dir),
+                t,
+                pd.Timestamp(prime["timestamp"]),
+                live["bars_since_prime"],
+            )
+            _assert_same(live, grown, f"step at {t}")
 
 
 @pytest.mark.parametrize("bad", ["high_below_low", "misaligned"])
 def test_a_refused_post_leaves_the_live_state_as_it_was(
     trained: SSSDConfig, fx_dir: Path, tmp_path: Path, bad: str
 ) -> None:
-    """Bars that the store refuses (after the live state began forecasting them from memory)
-    give the store's 4xx, publish nothing, and the same bars sent correctly are forecast."""
+    """Bars that the store refuses give the store's 4xx and leave the live state as it was:
+    nothing published, and the same bars sent correctly are the next step of the stream
+    (equal to the batch forecast on the windows grown since the prime)."""
     data_dir = tmp_path / "d"
     client, bars = _live_client(trained, fx_dir, data_dir, "2019-03-14 10:00")
     with client:
-        _post(client, bars.iloc[:5])
+        (prime,) = _post(client, bars.iloc[:5])["forecasts"]
         _post(client, bars.iloc[5:10])
         hub = client.app.state.service.hub  # type: ignore[attr-defined]
         before = hub.assets["EURUSD"].latest
@@ -294,7 +276,11 @@ def test_a_refused_post_leaves_the_live_state_as_it_was(
         assert hub.assets["EURUSD"].latest is before
         (live,) = _post(client, bars.iloc[10:15])["forecasts"]
         assert live["timestamp"] == (bars.index[14] + pd.Timedelta(minutes=1)).isoformat()
-        _check_batch(client, data_dir, live)
+        assert not live["reprimed"] and live["bars_since_prime"]["5m"] == 2
+        svc = client.app.state.service.pool.loaded()[0].service  # type: ignore[attr-defined]
+        t, start = pd.Timestamp(live["timestamp"]), pd.Timestamp(prime["timestamp"])
+        grown = _grown(svc, CandleStore(data_dir), t, start, live["bars_since_prime"])
+        _assert_same(live, grown, f"step at {t}")
 
 
 RECIPE_OPTIONS = (  # issue 16's inputs and target scale: the warmed state carries them too

@@ -216,11 +216,6 @@ def test_write_names_the_candles_as_the_caller_describes_them(tmp_path: Path) ->
     with pytest.raises(DataError, match=r"^bars for EURUSD: 5 bar\(s\) not on a 1m boundary"):
         store.write("EURUSD", late, described_as="bars for EURUSD")
     assert store.version("EURUSD") == before
-    report = store.write("EURUSD", bars("2020-01-06 00:30", 5))
-    assert (report.version_before, report.version_after) == (before, store.version("EURUSD"))
-    assert report.version_after != before
-    again = store.write("EURUSD", bars("2020-01-06 00:30", 5))  # nothing new: nothing changes
-    assert again.version_before == again.version_after == report.version_after
 
 
 def test_base_timeframe_5m(tmp_path: Path) -> None:

@@ -148,10 +148,7 @@ class WriteReport:
     whose open time was stored already; ``conflicts``: how many of those differed in value;
     ``replaced``: how many stored bars were replaced (``on_conflict="replace"``; with "keep"
     the stored bars stayed); ``total_bars``: bars stored afterwards; ``files_written``;
-    ``temporaries_removed``: stale temporary files of interrupted writes cleaned up;
-    ``version_before``/``version_after``: ``CandleStore.version`` of the asset just before and
-    just after this write, under its lock (``()`` for a new asset), so a reader that saw
-    ``version_before`` knows no other write came in between.
+    ``temporaries_removed``: stale temporary files of interrupted writes cleaned up.
     """
 
     asset: str
@@ -163,8 +160,6 @@ class WriteReport:
     files_written: tuple[Path, ...] = field(default_factory=tuple)
     replaced: int = 0
     temporaries_removed: int = 0
-    version_before: tuple[tuple[str, int, int, int], ...] = ()
-    version_after: tuple[tuple[str, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -613,7 +608,6 @@ class CandleStore:
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(folder / LOCK_FILE):  # one writer per asset at a time (read-merge-write)
             cleaned = remove_stale_temporaries(folder)
-            before = self.version(name) if self.has(name) else ()
             meta = self._checked_meta(name, ts, synthetic, base_timeframe, interval, where)
             journal = folder / JOURNAL_FILE
             j_ts, j_v = self._journal(name)
@@ -647,7 +641,6 @@ class CandleStore:
             total = sum(self._span(name, p).rows for p in self._year_files(name).values())
             if journal.exists():
                 total += self._span(name, journal).rows
-            after = self.version(name)
         return WriteReport(
             asset=name,
             rows_in=len(ts),
@@ -658,8 +651,6 @@ class CandleStore:
             files_written=tuple(t for _, t in staged),
             replaced=len(found) if on_conflict == "replace" else 0,
             temporaries_removed=cleaned,
-            version_before=before,
-            version_after=after,
         )
 
     def _checked_meta(

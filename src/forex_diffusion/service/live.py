@@ -46,7 +46,7 @@ import torch
 from loguru import logger
 
 from forex_diffusion.data.resample import closed_bar_closes
-from forex_diffusion.data.store import CandleStore, WriteReport
+from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import DataError, ForexDiffusionError, NotFoundError
 from forex_diffusion.inference.live_features import LiveFeatureWindows
@@ -106,11 +106,6 @@ class LiveAsset:
         self.stream: EncoderStream | None = None
         self.windows: LiveFeatureWindows | None = None
         self.fresh: pd.DataFrame | None = None  # candles since the last decision (this round)
-        # the stored candles opening at or after the last decision, and the store version
-        # (``CandleStore.version``) they were read or written at: what lets the next POST's
-        # bars be forecast from memory while they are written (``appended``)
-        self.tail: pd.DataFrame | None = None
-        self.seen_version: tuple[tuple[str, int, int, int], ...] | None = None
         self.since_prime = 0
         self.decision: pd.Timestamp | None = None
         self.latest: dict[str, Any] | None = None
@@ -170,11 +165,10 @@ class LiveAsset:
             return None
         return _Plan(t, windows.dataset(t), windows, None, closed)
 
-    def plan(self, t: pd.Timestamp, prime: bool = True) -> _Plan | None:
+    def plan(self, t: pd.Timestamp) -> _Plan:
         """The feature work of the live forecast at the 5m close ``t`` (after the previous
-        decision): a step when the stream can continue, else a prime (reading the store; with
-        ``prime=False``, None instead). Needs no model, so it runs without the model's lock;
-        ``forecast`` does the rest."""
+        decision): a step when the stream can continue, else a prime. Needs no model, so it
+        runs without the model's lock; ``forecast`` does the rest."""
         intact = (
             self.stream is not None
             and self.windows is not None
@@ -183,8 +177,6 @@ class LiveAsset:
         )
         can_step = intact and self.since_prime + 1 < self.settings.reprime_every
         plan = self._step_features(t) if can_step else None
-        if plan is None and not prime:
-            return None
         if plan is None:
             # a re-prime on schedule continues the feature state; any other starts afresh
             previous = self.windows if intact and not can_step else None
@@ -223,58 +215,17 @@ class LiveAsset:
 
     def advance(self, t: pd.Timestamp) -> LiveUpdate:
         """The live forecast at the 5m close ``t``: ``plan`` then ``forecast`` (one thread)."""
-        plan = self.plan(t)
-        assert plan is not None
-        return self.forecast(plan)
+        return self.forecast(self.plan(t))
 
-    def appended(self, frame: pd.DataFrame) -> pd.DataFrame | None:
-        """The stored candles since the last decision as they will be once ``frame`` is
-        written (the kept tail, then ``frame``), when the live state is intact and ``frame``
-        only appends newer candles to it; None otherwise (the caller reads the store after
-        the write instead). Whether the store really holds exactly that is the caller's check
-        (the write's ``version_before`` against ``seen_version``)."""
-        tail, windows = self.tail, self.windows
-        if (
-            self.stream is None
-            or windows is None
-            or windows.last_candle_ns is None
-            or self.decision is None
-            or tail is None
-            or self.seen_version is None
-            or frame.empty
-            or not frame.index.is_monotonic_increasing
-        ):
-            return None
-        new = frame.astype(np.float64).set_axis(frame.index.as_unit("ns"), axis=0)
-        newest = max(windows.last_candle_ns, int(tail.index.asi8[-1]) if len(tail) else 0)
-        if int(new.index.asi8[0]) <= newest or list(new.columns) != list(tail.columns):
-            return None
-        return pd.concat([tail, new]) if len(tail) else new
-
-    def keep_tail(self, version: tuple[tuple[str, int, int, int], ...] | None) -> None:
-        """After a round: keep this round's candles from the last decision on, as stored at
-        ``version`` (None: unknown, so the next POST reads the store)."""
-        fresh, decision = self.fresh, self.decision
-        if fresh is None or decision is None or version is None:
-            self.tail = self.seen_version = None
-            return
-        open_ns = fresh.index.as_unit("ns")
-        self.tail = fresh.set_axis(open_ns, axis=0)[open_ns.asi8 >= decision.value]
-        self.seen_version = version
-
-    def pending_decisions(
-        self, last_bar: pd.Timestamp, max_catchup: int, candles: pd.DataFrame | None = None
-    ) -> list[pd.Timestamp]:
+    def pending_decisions(self, last_bar: pd.Timestamp, max_catchup: int) -> list[pd.Timestamp]:
         """5m closes after the last decision up to the last complete stored 5m bar (only the
-        latest when no decision was made yet or more than ``max_catchup`` are pending), from
-        the stored ``candles`` since the last decision (default: read from the store)."""
+        latest when no decision was made yet or more than ``max_catchup`` are pending)."""
         start = self.decision if self.decision is not None else last_bar - pd.Timedelta(days=1)
         self.fresh = None
-        if candles is None:
-            try:
-                candles = self.store.load(self.asset, start=start)
-            except DataError:
-                return []
+        try:
+            candles = self.store.load(self.asset, start=start)
+        except DataError:
+            return []
         # the closes of the 5m bars of store.load(start=start, timeframe="5m"), from the
         # candles kept for step()
         ends = closed_bar_closes(
@@ -342,106 +293,21 @@ class LiveHub:
             live = await self.asset(asset)
         except NotFoundError:
             return [], None
-        async with live.lock:
-            return await self._from_store(live, last_bar)
-
-    async def post_bars(
-        self,
-        asset: str,
-        frame: pd.DataFrame,
-        write: Callable[[], WriteReport],
-        last_bar: Callable[[], pd.Timestamp],
-    ) -> tuple[WriteReport, list[dict[str, Any]], str | None]:
-        """Store the bars ``frame`` with ``write`` (which validates them and raises on a bad
-        one) and advance ``asset`` through the 5m closes they complete: the write's report,
-        the payloads published and the live error (as ``on_new_bars``); ``last_bar()`` is
-        called once the write succeeded and gives the latest stored bar.
-
-        When the live state is intact and ``frame`` appends to it, the forecasts are computed
-        from memory (the kept tail plus ``frame``) while the write makes the bars durable, and
-        published only after it succeeded and its ``version_before`` shows that no other write
-        changed the asset since the live state last saw the store; otherwise (or when the
-        write fails, or the stream cannot simply step) that work is discarded, the stream
-        starts afresh, and the bars are read back from the store after the write as before.
-        """
-        try:
-            live = await self.asset(asset)
-        except NotFoundError:
-            report = await anyio.to_thread.run_sync(write)
-            last_bar()
-            return report, [], None
-        async with live.lock:
-            candles = live.appended(frame)
-            if candles is None:
-                report = await anyio.to_thread.run_sync(write)
-                out, error = await self._from_store(live, last_bar())
-                return report, out, error
-            writing = asyncio.ensure_future(anyio.to_thread.run_sync(write))
-            decision, since_prime = live.decision, live.since_prime
-            try:
-                updates = await self._from_memory(live, candles)
-            except Exception as exc:  # candles not validated yet: the write names what is wrong
-                logger.debug(f"live {asset}: forecast from memory dropped ({exc!r})")
-                updates = None
-            try:
-                report = await writing
-            except BaseException:
-                live.stream = live.windows = None  # it may have advanced on bars never stored
-                live.decision, live.since_prime = decision, since_prime
-                raise
-            if updates is None or report.version_before != live.seen_version:
-                live.stream = live.windows = None
-                live.decision, live.since_prime = decision, since_prime
-                out, error = await self._from_store(live, last_bar())
-                return report, out, error
-            last_bar()
-            live.keep_tail(report.version_after)
-            out = [self.to_payload(update, live.loaded) for update in updates]
-            for payload in out:
-                live.publish(payload)
-            return report, out, None
-
-    async def _from_memory(self, live: LiveAsset, candles: pd.DataFrame) -> list[LiveUpdate] | None:
-        """The live updates of the 5m closes that ``candles`` (the stored candles since the
-        last decision) complete, each a step of the stream; None when one would need a prime
-        (which reads the store). Nothing is published."""
-        updates = []
-        for t in live.pending_decisions(pd.Timestamp(0, tz="UTC"), self.max_catchup, candles):
-            plan = await anyio.to_thread.run_sync(live.plan, t, False)
-            if plan is None:
-                return None
-            async with live.loaded.lock:  # the model's lock for the model work only
-                updates.append(await anyio.to_thread.run_sync(live.forecast, plan))
-        return updates
-
-    async def _from_store(
-        self, live: LiveAsset, last_bar: pd.Timestamp
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """``on_new_bars`` under the asset's lock: read the candles since the last decision
-        from the store and publish a forecast for each 5m close they complete."""
-
-        def read() -> tuple[Any, list[pd.Timestamp]]:
-            try:  # taken before the read: a write in between makes it stale, which is safe
-                version = self.store.version(live.asset)
-            except NotFoundError:
-                version = None
-            return version, live.pending_decisions(last_bar, self.max_catchup)
-
         out: list[dict[str, Any]] = []
-        version, decisions = await anyio.to_thread.run_sync(read)
-        for t in decisions:
-            try:
-                plan = await anyio.to_thread.run_sync(live.plan, t)
-                assert plan is not None
-                async with live.loaded.lock:  # the model's lock for the model work only
-                    update = await anyio.to_thread.run_sync(live.forecast, plan)
-            except ForexDiffusionError as exc:
-                live.stream = live.windows = None  # start afresh with the next bar
-                live.keep_tail(None)
-                logger.warning(f"live {live.asset} at {t}: {exc}")
-                return out, f"{type(exc).__name__}: {exc}"
-            payload = self.to_payload(update, live.loaded)
-            live.publish(payload)
-            out.append(payload)
-        live.keep_tail(version)
+        async with live.lock:
+            decisions = await anyio.to_thread.run_sync(
+                live.pending_decisions, last_bar, self.max_catchup
+            )
+            for t in decisions:
+                try:
+                    plan = await anyio.to_thread.run_sync(live.plan, t)
+                    async with live.loaded.lock:  # the model's lock for the model work only
+                        update = await anyio.to_thread.run_sync(live.forecast, plan)
+                except ForexDiffusionError as exc:
+                    live.stream = live.windows = None  # start afresh with the next bar
+                    logger.warning(f"live {asset} at {t}: {exc}")
+                    return out, f"{type(exc).__name__}: {exc}"
+                payload = self.to_payload(update, live.loaded)
+                live.publish(payload)
+                out.append(payload)
         return out, None

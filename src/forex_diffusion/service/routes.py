@@ -238,16 +238,13 @@ async def bars(body: BarsRequest, state: StateDep) -> dict[str, Any]:
     asset = body.asset.upper()
     frame = candles_frame(body.candles)
     # validated once, by the store, before anything is written; the errors name "bars for ..."
-    # (the live forecasts of these bars are computed while they are written: see post_bars)
-    report, forecasts, live_error = await state.hub.post_bars(
-        asset,
-        frame,
+    report = await anyio.to_thread.run_sync(
         lambda: state.store.write(
             asset, frame, source="api /v1/bars", described_as=f"bars for {asset}"
-        ),
-        lambda: state.saw_bars(asset, frame.index.max()),
+        )
     )
-    last = state.last_bar(asset)
+    last = state.saw_bars(asset, frame.index.max())
+    forecasts, live_error = await state.hub.on_new_bars(asset, last)
     return {
         "asset": report.asset,
         "rows_in": report.rows_in,
