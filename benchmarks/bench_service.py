@@ -19,6 +19,9 @@ Jan–Mar 2019 read in place from ../shared/data/fx). Measured:
   answers). Both share the prepared features of the latest bar. ``--distinct-asof`` makes the
   clients ask for distinct past decision times instead, so every request builds its features.
 
+``--compile`` adds the one-client figures of a third server started with
+``ServiceSettings.compile_sampling`` (``serve --compile``).
+
 Targets on 2 CPU cores at the default size: live update p50 ≤ 25 ms; 16 clients ≥ 40
 forecasts/s with p99 ≤ 1 s.
 """
@@ -105,10 +108,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(cfg: SSSDConfig, batching: bool) -> Iterator[str]:
+def serving(cfg: SSSDConfig, batching: bool, compile_sampling: bool = False) -> Iterator[str]:
     """A uvicorn server on loopback for the duration of the block; yields its base URL."""
     settings = ServiceSettings(
-        config=cfg, host=HOST, port=free_port(), device="cpu", batching=Batching(enabled=batching)
+        config=cfg,
+        host=HOST,
+        port=free_port(),
+        device="cpu",
+        batching=Batching(enabled=batching),
+        compile_sampling=compile_sampling,
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=HOST, port=settings.port, log_level="warning")
@@ -225,6 +233,11 @@ def main() -> None:
         action="store_true",
         help="load test on distinct past decision times (features built per request)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also the one-client figures of a server started with compiled sampling",
+    )
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_NUM_THREADS", 2)))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -240,11 +253,22 @@ def main() -> None:
             unbatched = load_test(
                 url, args.clients, args.seconds, args.max_requests, args.distinct_asof, True
             )
+        compiled = None
+        if args.compile:  # a fresh store: the live feed starts again where the history ends
+            cfg, feed = build(Path(tmp) / "compiled", args.preset)
+            with serving(cfg, batching=True, compile_sampling=True) as url:
+                compiled = one_client(url, args.repeats, feed)
     name = f"{cfg.model.name} ({args.preset or 'default size'}, {args.threads} threads)"
-    for what, values in (
+    singles = [
         ("POST /v1/predict (store)", single["predict"]),
         ("live update", single["live"]),
-    ):
+    ]
+    if compiled is not None:
+        singles += [
+            ("POST /v1/predict (store), --compile", compiled["predict"]),
+            ("live update, --compile", compiled["live"]),
+        ]
+    for what, values in singles:
         rows.append(
             (
                 f"1 client: {what}",

@@ -199,16 +199,17 @@ def test_live_week_equals_batch(trained: SSSDConfig, fx_dir: Path, tmp_path: Pat
 
 
 def _live_client(
-    trained: SSSDConfig, fx_dir: Path, data_dir: Path, store_end: str
+    trained: SSSDConfig, fx_dir: Path, data_dir: Path, store_end: str, **options: Any
 ) -> tuple[TestClient, pd.DataFrame]:
-    """A service whose store holds EURUSD up to ``store_end`` (re-prime every 50 bars), and
-    the 1m bars of the two hours after it."""
+    """A service whose store holds EURUSD up to ``store_end`` (re-prime every 50 bars; more
+    ``ServiceSettings`` in ``options``), and the 1m bars of the two hours after it."""
     CandleStore(data_dir).write(
         "EURUSD", load_fx(fx_dir, "2019-02-01", store_end), source="history"
     )
     end = pd.Timestamp(store_end, tz="UTC") + pd.Timedelta(hours=2)
     bars = load_fx(fx_dir, store_end, end.isoformat())
-    cfg = settings(trained, data_dir=data_dir, live={"reprime_every": 50, "seed": SEED})
+    live = {"reprime_every": 50, "seed": SEED}
+    cfg = settings(trained, data_dir=data_dir, live=live, **options)
     return TestClient(create_app(cfg)), bars
 
 
@@ -281,6 +282,36 @@ def test_a_refused_post_leaves_the_live_state_as_it_was(
         t, start = pd.Timestamp(live["timestamp"]), pd.Timestamp(prime["timestamp"])
         grown = _grown(svc, CandleStore(data_dir), t, start, live["bars_since_prime"])
         _assert_same(live, grown, f"step at {t}")
+
+
+@pytest.mark.slow
+def test_live_with_compiled_sampling_equals_eager(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path
+) -> None:
+    """``compile_sampling``: the model's sampling loop is compiled at load (for the live
+    forecast's shape) and the live forecasts equal those of an eager service."""
+    runs = []
+    for name, compiled in (("eager", False), ("compiled", True)):
+        client, bars = _live_client(
+            trained, fx_dir, tmp_path / name, "2019-03-14 10:00", compile_sampling=compiled
+        )
+        with client:
+            model = client.app.state.service.pool  # type: ignore[attr-defined]
+            runs.append(
+                [
+                    f
+                    for k in range(0, 20, 5)
+                    for f in _post(client, bars.iloc[k : k + 5])["forecasts"]
+                ]
+            )
+            assert (model.loaded()[0].service.model._compiled_solve is not None) == compiled
+    eager, compiled_run = runs
+    assert [f["timestamp"] for f in eager] == [f["timestamp"] for f in compiled_run]
+    assert [f["reprimed"] for f in compiled_run] == [True, False, False, False]
+    for a, b in zip(eager, compiled_run, strict=True):
+        for stat in ("mean", "std", "q05", "q50", "q95"):
+            for h, value in a[stat].items():
+                assert abs(b[stat][h] - value) < 1e-4 * a["std"][h], (a["timestamp"], stat, h)
 
 
 RECIPE_OPTIONS = (  # issue 16's inputs and target scale: the warmed state carries them too

@@ -14,6 +14,7 @@ from scipy.stats import norm
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, v_from_eps
+from forex_diffusion.models.sssd import SamplingKey
 from speed_reference import REFERENCE, fixed_seed_forecast
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
@@ -60,6 +61,37 @@ def test_compiled_sampling_agrees_with_eager() -> None:
     model.compile_sampling()
     compiled = forecast()
     assert torch.allclose(compiled, eager, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_sampling_only_for_the_keys_given() -> None:
+    """``compile_sampling(only=...)``: the listed key samples through the compiled loop (the
+    same samples as eager), any other shape or sampler eagerly, compiling nothing new."""
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    model = build_sssd_model(config, TINY_FEATURE_DIMS).eval()
+    with torch.no_grad():
+        model.head.out.weight.normal_(0, 0.5)
+    feats = random_features(config, TINY_FEATURE_DIMS, 2, seed=1)
+
+    def forecast(batch: int, sampler: str, eta: float = 0.0) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(7)
+        part = {tf: x[:batch] for tf, x in feats.items()}
+        return model.inference_forward(part, 32, sampler, 10, eta, gen).samples  # type: ignore[arg-type]
+
+    cases = [(1, "dpmpp_2m_logsnr", 0.0), (2, "dpmpp_2m_logsnr", 0.0), (1, "ddim", 0.5)]
+    eager = [forecast(*c) for c in cases]
+    horizons = len(config.data.horizons)
+    model.compile_sampling(only={SamplingKey(horizons, 32, "dpmpp_2m_logsnr", 10)})
+    counters.clear()
+    assert torch.allclose(forecast(*cases[0]), eager[0], atol=1e-4, rtol=1e-4)
+    compiled_frames = counters["stats"]["unique_graphs"]
+    assert compiled_frames >= 1
+    for case, ref in zip(cases[1:], eager[1:], strict=True):
+        assert torch.equal(forecast(*case), ref)  # eager: bit for bit
+    assert counters["stats"]["unique_graphs"] == compiled_frames
 
 
 def _exact_gaussian_v(sch: DiffusionScheduler, s: float):

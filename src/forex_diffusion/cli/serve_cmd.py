@@ -46,6 +46,14 @@ def serve(
     no_batching: Annotated[
         bool, typer.Option("--no-batching", help="Run predict requests one at a time.")
     ] = False,
+    compile_sampling: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="Compile each model's sampling loop when it loads (slower start, faster "
+            "live and single forecasts).",
+        ),
+    ] = False,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     preset: PresetOpt = None,
@@ -75,6 +83,7 @@ def serve(
             data_dir=data_dir,
             max_jobs=max_jobs,
             batching=Batching(enabled=not no_batching),
+            compile_sampling=compile_sampling,
         )
         app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info")

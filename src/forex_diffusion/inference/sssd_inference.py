@@ -64,7 +64,7 @@ from forex_diffusion.inference.prediction import (
 )
 from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint, weights_digest
 from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
-from forex_diffusion.models.sssd import SSSDModel
+from forex_diffusion.models.sssd import SamplingKey, SSSDModel
 from forex_diffusion.registry.model_cards import ModelCard
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.timeframes import timeframe_minutes
@@ -839,6 +839,26 @@ class SSSDInferenceService:
                 )
             )
         return preds
+
+    def compile_sampling(self, num_samples: Sequence[int | None] = (None,)) -> list[SamplingKey]:
+        """Sample one forecast through the compiled denoising loop (``SSSDModel.
+        compile_sampling``) for each of ``num_samples`` (None: ``inference.num_samples``) at
+        the default sampler and steps, compiling now (a warm-up forecast on a zero context
+        each, so that no real forecast waits for the compiler); forecasts of other shapes stay
+        eager. Returns the keys compiled."""
+        keys, etas = [], []
+        for n in num_samples:
+            n_, s, k, e = self._params(n, None, None, None)
+            keys.append(SamplingKey(len(self.model.horizons), n_, s, k))
+            etas.append(e)
+        self.model.compile_sampling(only=set(keys))
+        context = torch.zeros(1, self.model.config.encoder.context_dim, device=self.device)
+        with torch.inference_mode():
+            for key, eta in zip(keys, etas, strict=True):
+                self.model.sample_from_context(
+                    context, key.num_samples, cast(Sampler, key.sampler), key.steps, eta
+                )
+        return keys
 
     def predict_from_context(
         self,

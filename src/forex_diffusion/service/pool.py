@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 
 import anyio.to_thread
+from loguru import logger
 
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.inference.sssd_inference import (
@@ -34,22 +36,33 @@ class ModelPool:
         registry: Registry,
         device: str | None = None,
         default_model: str | None = None,
+        compile_samples: tuple[int | None, ...] = (),
     ) -> None:
         self.config = config
         self.registry = registry
         self.device = device
         self.default_model = default_model
+        # sample counts of one forecast to compile the sampling loop for at load (none: eager)
+        self.compile_samples = compile_samples
         self._loaded: dict[tuple[str, str | None], Loaded] = {}
         self._load_lock = threading.Lock()
 
     def _load(self, asset: str, model_name: str | None) -> SSSDInferenceService:
-        return load_sssd_inference_service(
+        service = load_sssd_inference_service(
             asset,
             model_name=model_name,
             device=self.device,
             config=self.config,
             registry=self.registry,
         )
+        if self.compile_samples:
+            started = time.perf_counter()
+            keys = service.compile_sampling(self.compile_samples)
+            logger.info(
+                f"{asset}: sampling compiled for {', '.join(map(str, keys))} "
+                f"in {time.perf_counter() - started:.1f} s"
+            )
+        return service
 
     async def get(self, asset: str, model_name: str | None = None) -> Loaded:
         """The loaded service of ``asset`` (``model_name`` None: the default model).

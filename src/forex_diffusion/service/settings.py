@@ -57,7 +57,9 @@ class ServiceSettings(BaseModel):
     defaults). ``token``: when set, every endpoint but ``/health`` needs
     ``Authorization: Bearer <token>``; a non-loopback ``host`` requires one. ``assets``: assets
     whose live state starts with the service. ``max_jobs``: training/evaluation worker
-    processes at a time.
+    processes at a time. ``compile_sampling``: compile each model's sampling loop for one
+    forecast (the live forecast's and a default request's sample count) when it loads, which
+    makes loading slower (a compile) and those forecasts faster; other shapes stay eager.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -76,6 +78,7 @@ class ServiceSettings(BaseModel):
     limits: Limits = Limits()
     batching: Batching = Batching()
     live: Live = Live()
+    compile_sampling: bool = False
 
     def checked(self) -> ServiceSettings:
         """Self, after refusing an exposed host without a token.

@@ -66,7 +66,12 @@ class ServiceState:
         config = settings.config
         registry = open_registry(config)
         store = CandleStore(resolve_data_dir(config, settings.data_dir))
-        pool = ModelPool(config, registry, settings.device, settings.model_name)
+        compile_samples = (
+            tuple(dict.fromkeys((settings.live.num_samples, None)))
+            if settings.compile_sampling
+            else ()
+        )
+        pool = ModelPool(config, registry, settings.device, settings.model_name, compile_samples)
         hub = LiveHub(pool.get, store, settings.live, live_payload)
         jobs = JobManager(
             settings.resolved_jobs_dir, settings.max_jobs, settings.log_tail_lines, registry
