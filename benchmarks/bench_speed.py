@@ -93,7 +93,15 @@ TABLES = {
                 ms(),
                 "ms",
                 "<= 0.50",
-            )
+            ),
+            Line(
+                f"new {NEW_SAMPLER}-{NEW_STEPS} with compile_sampling()",
+                ["--case", "batch64", *OLD, "--repeats", "5"],
+                ["--case", "batch64", *NEW, "--repeats", "5", "--compile"],
+                ms(),
+                "ms",
+                "<= 0.50",
+            ),
         ],
     ),
     "raw": Table(
