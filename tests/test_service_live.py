@@ -296,7 +296,7 @@ def test_live_with_compiled_sampling_equals_eager(
             trained, fx_dir, tmp_path / name, "2019-03-14 10:00", compile_sampling=compiled
         )
         with client:
-            model = client.app.state.service.pool  # type: ignore[attr-defined]
+            pool = client.app.state.service.pool  # type: ignore[attr-defined]
             runs.append(
                 [
                     f
@@ -304,7 +304,7 @@ def test_live_with_compiled_sampling_equals_eager(
                     for f in _post(client, bars.iloc[k : k + 5])["forecasts"]
                 ]
             )
-            assert (model.loaded()[0].service.model._compiled_solve is not None) == compiled
+            assert (pool.loaded()[0].service.model._compiled_solve is not None) == compiled
     eager, compiled_run = runs
     assert [f["timestamp"] for f in eager] == [f["timestamp"] for f in compiled_run]
     assert [f["reprimed"] for f in compiled_run] == [True, False, False, False]

@@ -11,10 +11,11 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, v_from_eps
-from forex_diffusion.models.sssd import SamplingKey
+from forex_diffusion.models.sssd import SamplingKey, SSSDModel
 from speed_reference import REFERENCE, fixed_seed_forecast
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
@@ -44,14 +45,19 @@ def test_inference_head_path_equals_the_module_path() -> None:
     assert torch.equal(fast, slow.detach())
 
 
-@pytest.mark.slow
-def test_compiled_sampling_agrees_with_eager() -> None:
+def _tiny_model_and_features() -> tuple[SSSDConfig, SSSDModel, dict[str, torch.Tensor]]:
+    """A tiny eval-mode model whose head output is not zero, and features of two windows."""
     torch.manual_seed(0)
     config = tiny_config()
     model = build_sssd_model(config, TINY_FEATURE_DIMS).eval()
     with torch.no_grad():
         model.head.out.weight.normal_(0, 0.5)
-    feats = random_features(config, TINY_FEATURE_DIMS, 2, seed=1)
+    return config, model, random_features(config, TINY_FEATURE_DIMS, 2, seed=1)
+
+
+@pytest.mark.slow
+def test_compiled_sampling_agrees_with_eager() -> None:
+    _, model, feats = _tiny_model_and_features()
 
     def forecast() -> torch.Tensor:
         gen = torch.Generator().manual_seed(7)
@@ -69,12 +75,7 @@ def test_compiled_sampling_only_for_the_keys_given() -> None:
     same samples as eager), any other shape or sampler eagerly, compiling nothing new."""
     from torch._dynamo.utils import counters
 
-    torch.manual_seed(0)
-    config = tiny_config()
-    model = build_sssd_model(config, TINY_FEATURE_DIMS).eval()
-    with torch.no_grad():
-        model.head.out.weight.normal_(0, 0.5)
-    feats = random_features(config, TINY_FEATURE_DIMS, 2, seed=1)
+    config, model, feats = _tiny_model_and_features()
 
     def forecast(batch: int, sampler: str, eta: float = 0.0) -> torch.Tensor:
         gen = torch.Generator().manual_seed(7)
