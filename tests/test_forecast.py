@@ -18,6 +18,7 @@ from forex_diffusion.forecast import (
 from forex_diffusion.inference.prediction import SSSDPrediction
 from forex_diffusion.models.distribution import ForecastDistribution
 from forex_diffusion.models.sssd import ForecastOutput
+from forex_diffusion.normal import ndtr, ndtri
 
 
 def _samples(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -88,6 +89,24 @@ def test_pit_inverts_the_quantiles_and_missing_is_nan() -> None:
         np.testing.assert_allclose(g.cdf(q[i]), lv, rtol=1e-9)
     # far outside the samples the PIT is graded, not piled at the edge
     assert 0 < f.cdf(np.array([-10.0, -10.0]))[0] < f.cdf(np.array([0.5, 0.5]))[0] < 1 / 5
+
+
+def test_normal_cdf_and_inverse_match_scipy_into_the_far_tails() -> None:
+    """Φ by erfc keeps its relative precision far below the samples, where a PIT of an outcome
+    many standard deviations out still needs a graded, non-zero value (1 − erf rounds to 0
+    below about −8); Φ⁻¹ at the edges and outside [0, 1] as scipy."""
+    from scipy import special
+
+    x = np.linspace(-37.0, 37.0, 7401)
+    np.testing.assert_allclose(ndtr(x), special.ndtr(x), rtol=1e-12, atol=0)
+    assert ndtr(-30.0) > 0
+    p = np.concatenate([np.linspace(1e-300, 1e-10, 50), np.linspace(0.0, 1.0, 1001)])
+    np.testing.assert_allclose(ndtri(p), special.ndtri(p), rtol=1e-14, atol=1e-300)
+    np.testing.assert_array_equal(np.isnan(ndtri([-0.1, 1.1, np.nan])), [True, True, True])
+    far = SampleForecast.of(np.array([[0.0, 1.0, 2.0]])).cdf(np.array([-30.0]))[0]
+    sd = np.std([0.0, 1.0, 2.0], ddof=1)
+    assert far == pytest.approx(special.ndtr(special.ndtri(0.25) - 30.0 / sd), rel=1e-10)
+    assert far > 0
 
 
 def test_pit_of_exchangeable_observations_is_uniform() -> None:

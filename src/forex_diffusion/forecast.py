@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr, ndtri
+
+from forex_diffusion.normal import ndtr, ndtri
 
 SUMMARY_LEVELS = (0.05, 0.5, 0.95)
 """Quantile levels of the summaries every forecast reports (q05, q50, q95)."""

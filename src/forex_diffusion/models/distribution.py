@@ -19,9 +19,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.special import ndtr, ndtri
 
 from forex_diffusion.forecast import Forecast, Levels, Rows, SampleForecast, crps_ensemble_fair
+from forex_diffusion.normal import ndtr, ndtri
 
 Kind = Literal["gaussian", "student_t", "samples"]
 

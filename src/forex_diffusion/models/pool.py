@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import ndtri
 
 from forex_diffusion.models.distribution import ForecastDistribution
+from forex_diffusion.normal import ndtri
 
 
 def component_samples(dist: ForecastDistribution, n_quantiles: int = 100) -> np.ndarray:

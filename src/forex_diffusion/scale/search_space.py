@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.config.sssd_config import SSSDConfig, parse_yaml
 from forex_diffusion.errors import ConfigError
 
 Kind = Literal["uniform", "loguniform", "randint", "choice"]
@@ -138,7 +138,7 @@ def _read(path: Path) -> dict[str, Dimension]:
     if not path.is_file():
         raise ConfigError(f"search space file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):

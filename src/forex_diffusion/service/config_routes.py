@@ -6,7 +6,6 @@ import os
 from typing import Annotated, Any, Literal
 
 import torch
-import yaml
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +13,7 @@ from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     SSSDConfig,
     config_json_schema,
+    parse_yaml,
     resolve_preset,
 )
 from forex_diffusion.errors import ConfigError
@@ -61,7 +61,7 @@ def preset_names() -> list[str]:
 
 def preset_config(base: SSSDConfig, name: str) -> SSSDConfig:
     """``base`` with the preset's values layered on (its ``paths`` are ignored)."""
-    data = yaml.safe_load(resolve_preset(name).read_text(encoding="utf-8")) or {}
+    data = parse_yaml(resolve_preset(name).read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"preset {name!r} is not a mapping of sections")
     data = {k: v for k, v in data.items() if k not in FIXED_SECTIONS}
