@@ -58,3 +58,25 @@ def test_help_names_agree_with_the_modules_they_avoid() -> None:
     )
     assert data_cmd.IMPORT_FORMATS == FORMAT_NAMES
     assert serve_cmd.TOKEN_ENV == TOKEN_ENV
+
+
+def test_the_console_command_runs_with_the_cli_collector_settings() -> None:
+    """The installed ``forex-diffusion`` is ``main`` (not the bare typer app), which collects
+    the young generation rarely during start-up and freezes what exists at exit, so that the
+    interpreter's exit does not walk the imported libraries (benchmarks/bench_cli.py)."""
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "forex-diffusion"]
+    assert script.value == "forex_diffusion.cli.main:main"
+    probe = (
+        "import gc, sys\n"
+        "from forex_diffusion.cli.main import YOUNG_GENERATION, main\n"
+        "sys.argv = ['forex-diffusion', 'config', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(gc.get_threshold()[0] == YOUNG_GENERATION, gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True True"
