@@ -128,3 +128,76 @@ def test_adaptive_conformal_validates_and_handles_extreme_levels() -> None:
         steps += 1
     assert steps == 18
     assert aci.level(5, 0.9) > 1 and aci.interval(5, 0.9, q) == (np.inf, -np.inf)
+
+
+def _break_series(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outcomes whose volatility doubles halfway, a forecaster that always says N(0, 1) (S = 100
+    samples), and hourly decision times."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(0, np.where(np.arange(n) < n // 2, 1.0, 2.0))
+    x = rng.normal(size=(n, 100))
+    times = np.arange(n, dtype=np.int64) * 3_600_000_000_000
+    return x, y, times
+
+
+def test_adaptive_conformal_samples_cover_every_level_through_a_break() -> None:
+    """The issued distributions (not only one interval) reach nominal coverage at every adapted
+    level, in the long run and after the break, where the fixed forecaster is far off; every
+    issued sample set keeps the order of the forecaster's samples."""
+    from forex_diffusion.calibration.conformal import adaptive_conformal_samples
+    from forex_diffusion.forecast import sample_quantile
+
+    x, y, times = _break_series(6000, 6)
+    aci = AdaptiveConformal(gamma=0.01)
+    out, used = adaptive_conformal_samples(x, y, times, 60, aci)
+    assert out.shape == x.shape and used.shape == (6000, 4)
+    by_rank = np.take_along_axis(out, np.argsort(x, axis=1), axis=1)
+    assert np.all(np.diff(by_rank, axis=1) >= 0)  # ranks kept (ties where the map is flat)
+    half = slice(3000, None)
+    for c in aci.coverages:
+        lo, hi = sample_quantile(out, [(1 - c) / 2, (1 + c) / 2]).T
+        inside = (y >= lo) & (y <= hi)
+        assert abs(inside.mean() - c) < 0.01, (c, inside.mean())
+        assert abs(inside[half].mean() - c) < 0.02, (c, inside[half].mean())
+        flo, fhi = sample_quantile(x, [(1 - c) / 2, (1 + c) / 2]).T
+        assert abs(np.mean((y >= flo) & (y <= fhi)) - c) > 0.05
+    # the levels widened after the break: α of 90 % fell well below its nominal 0.1
+    assert used[-1, aci.coverages.index(0.9)] < 0.05
+
+
+def test_adaptive_conformal_samples_never_use_an_outcome_before_it_is_known() -> None:
+    """Forecast i depends only on outcomes with t_j + h ≤ t_i: changing every later outcome, or
+    the outcomes of forecasts still open at t_i, leaves forecasts 0 … i unchanged."""
+    from forex_diffusion.calibration.conformal import adaptive_conformal_samples
+
+    x, y, times = _break_series(400, 7)
+    h = 240  # four hourly decision times open at once
+    base, used = adaptive_conformal_samples(x, y, times, h, AdaptiveConformal(gamma=0.05))
+    i = 250
+    changed = y.copy()
+    changed[i - 3 :] *= 5.0  # forecasts i−3 … i−1 are still open at t_i (t + 240 min > t_i)
+    again, used_again = adaptive_conformal_samples(
+        x, changed, times, h, AdaptiveConformal(gamma=0.05)
+    )
+    np.testing.assert_array_equal(again[: i + 1], base[: i + 1])
+    np.testing.assert_array_equal(used_again[: i + 1], used[: i + 1])
+    assert not np.array_equal(again[i + 1 :], base[i + 1 :])  # they do count once known
+    # an outcome known exactly at t_i (t_j + h = t_i) is used for forecast i
+    earlier = y.copy()
+    earlier[i - 4] *= 50.0
+    third, _ = adaptive_conformal_samples(x, earlier, times, h, AdaptiveConformal(gamma=0.05))
+    np.testing.assert_array_equal(third[:i], base[:i])
+    assert not np.array_equal(third[i], base[i])
+
+
+def test_central_level_map_is_monotone_and_issues_the_adapted_intervals() -> None:
+    from forex_diffusion.calibration.conformal import central_level_map
+
+    tau, u = central_level_map({0.9: 0.04, 0.5: 0.6})
+    np.testing.assert_allclose(tau, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1])
+    np.testing.assert_allclose(u, [0, 0.02, 0.3, 0.5, 0.7, 0.98, 1])
+    # crossing levels (the 50 % level wider than the 90 %) and levels outside [0, 1]
+    tau, u = central_level_map({0.9: 0.5, 0.5: 0.2, 0.8: -0.3})
+    assert np.all(np.diff(u) >= 0) and u[0] == 0 and u[-1] == 1
+    tau, u = central_level_map({0.9: 1.4})
+    np.testing.assert_allclose(u, [0, 0.5, 0.5, 0.5, 1])

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from forex_diffusion.calibration.conformal import AdaptiveConformal, adaptive_conformal_samples
 from forex_diffusion.errors import ConfigError, DataError
 from forex_diffusion.evaluation.model_forecast import build_model_inputs, sssd_forecast
 from forex_diffusion.evaluation.ranges import (
@@ -17,7 +18,12 @@ from forex_diffusion.evaluation.ranges import (
     choose_tuning_range,
     evaluation_range,
 )
-from forex_diffusion.evaluation.walk_forward import EvaluationResult, evaluate, summary_text
+from forex_diffusion.evaluation.walk_forward import (
+    ADAPTIVE,
+    EvaluationResult,
+    evaluate,
+    summary_text,
+)
 from forex_diffusion.inference.sssd_inference import (
     load_sssd_inference_service,
     noise_base,
@@ -75,7 +81,7 @@ def baselines_run(root: Path, registry: Registry) -> EvaluationResult:
 
 @pytest.fixture(scope="module")
 def model_run(root: Path, registry: Registry, candles: pd.DataFrame) -> EvaluationResult:
-    config = eval_config(root)
+    config = eval_config(root, ["evaluation.adaptive_conformal=true"])
     train_tiny_model(config, candles, registry)
     return evaluate(
         config,
@@ -270,7 +276,7 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
     np.testing.assert_allclose(r.targets, baselines_run.targets)
     assert r.tuning.source == "training range"  # the model's own training range
     s = r.summary
-    assert s.forecasters == (MODEL_NAME, *BASELINES)
+    assert s.forecasters == (MODEL_NAME, ADAPTIVE, *BASELINES)
     for h in HORIZONS:
         m = s.get(MODEL_NAME, h)
         assert m.crps == pytest.approx(f.crps(r.targets)[:, HORIZONS.index(h)].mean())
@@ -292,7 +298,31 @@ def test_model_evaluation(model_run: EvaluationResult, baselines_run: Evaluation
     md = r.files.report.read_text()
     assert f"**{MODEL_NAME}** (model)" in md
     assert "validated on 2019-01-21 → 2019-01-25; 16 samples per forecast" in md
-    assert r.text().count("| 5 min |") == 1 + len(BASELINES)
+    assert r.text().count("| 5 min |") == 2 + len(BASELINES)
+
+
+def test_the_adaptive_row_is_the_model_under_online_conformal_levels(
+    model_run: EvaluationResult,
+) -> None:
+    """The ``adaptive`` row is the model's scored forecasts issued through adaptive conformal
+    levels that only the outcomes known at each decision time have moved, per horizon, from the
+    nominal levels (the same function the service uses), and the report says so."""
+    r = model_run
+    model, adaptive = r.forecasts[MODEL_NAME], r.forecasts[ADAPTIVE]
+    assert model.samples is not None and adaptive.samples is not None
+    assert adaptive.times.equals(model.times) and adaptive.horizons == model.horizons
+    acfg = eval_config(Path("unused")).inference.adaptive_conformal
+    aci = AdaptiveConformal(tuple(acfg.coverages), acfg.gamma)
+    ns = model.times.as_unit("ns").asi8
+    for j, h in enumerate(HORIZONS):
+        expected, used = adaptive_conformal_samples(
+            model.samples[:, j], r.targets[:, j], ns, h, aci
+        )
+        np.testing.assert_allclose(adaptive.samples[:, j], expected)
+        assert (used[0] == [1 - c for c in acfg.coverages]).all()  # nominal at the start
+        assert not np.allclose(adaptive.samples[:, j], model.samples[:, j])  # they moved
+    assert r.summary.others and ADAPTIVE in r.summary.others
+    assert "adaptive conformal" in r.files.report.read_text()
 
 
 def test_coverage_by_volatility_and_session(model_run: EvaluationResult) -> None:
@@ -329,7 +359,9 @@ def test_model_rows_in_registry(model_run: EvaluationResult, registry: Registry)
     model = registry.get_model("EURUSD", MODEL_NAME)  # registered by training
     assert model_run.model_id == model.id
     rows = [m for m in registry.latest_metrics("EURUSD", MODEL_NAME) if m.model_id == model.id]
-    assert {(m.method, m.horizon) for m in rows} == {("sssd", h) for h in HORIZONS}
+    methods = {(m.method, m.horizon) for m in rows}
+    assert methods == {(method, h) for h in HORIZONS for method in ("sssd", ADAPTIVE)}
+    rows = [m for m in rows if m.method == "sssd"]
     for m in rows:
         assert m.n_forecasts == model_run.exclusions.scored
         assert m.metrics["num_samples"] == 16

@@ -88,6 +88,7 @@ def config_overrides(root: Path) -> list[str]:
         "evaluation.learned_peer=false",  # its own test: tests/test_evaluation_peer.py
         "evaluation.pool=false",  # tests/test_evaluation_pool.py and the quickstart test
         "evaluation.served=false",  # tests/test_model_cards.py
+        "evaluation.adaptive_conformal=false",  # tests/test_walk_forward.py (its own test)
     ]
 
 

@@ -5,14 +5,25 @@ For each horizon and nominal coverage 1 − α the running level α_t is updated
 level α_t. The interval is the forecast's central (1 − α_t) interval: its α_t/2 and 1 − α_t/2
 quantiles; α_t ≤ 0 issues the whole real line and α_t ≥ 1 an empty interval. Over any T
 outcomes the miscoverage is within (max(α_1, 1 − α_1) + γ)/(γT) of α, whatever the data do.
+
+:func:`adaptive_conformal_samples` runs it over a sequence of sample forecasts of one horizon and
+issues whole distributions, not only intervals: the running levels of every coverage define a
+monotone level map (the c-interval of the issued forecast is the model's central (1 − α_c)
+interval), applied to the samples rank by rank like the fitted recalibration map
+(``quantile_map.remap_sample_levels``), so CRPS, PIT and every summary of the adapted forecast
+are defined. An outcome y_j updates the levels once it is known: at the first decision time at or
+after t_j + h.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from forex_diffusion.calibration.quantile_map import rank_levels, remap_sample_levels
+from forex_diffusion.forecast import sample_quantile
 
 #: quantile(levels) -> values of one forecast at those levels
 QuantileFn = Callable[[np.ndarray], np.ndarray]
@@ -94,3 +105,79 @@ class AdaptiveConformal:
         for j in range(max(t - delay, 0), t):
             cov[j] = bool(lo[j] <= outcomes[j] <= hi[j])
         return lo, hi, cov
+
+
+def central_level_map(alphas: Mapping[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (τ, u) of the level map that issues the model's central (1 − α_c) interval as the
+    c-interval of every coverage c: (1 − c)/2 ↦ α_c/2, (1 + c)/2 ↦ 1 − α_c/2, 0.5 ↦ 0.5, 0 ↦ 0
+    and 1 ↦ 1. α_c is clipped to [0, 1] (0: the whole line, up to the Gaussian tails at the
+    extreme levels; 1: a point at the median) and u made non-decreasing, so the map never
+    crosses quantiles when the levels of two coverages cross.
+
+    Args:
+        alphas: coverage c → running α_c.
+
+    Returns:
+        tau (2C + 3,) increasing and u (2C + 3,) non-decreasing, both in [0, 1].
+    """
+    cs = sorted(alphas, reverse=True)  # the widest interval first: the lowest τ
+    a = {c: float(np.clip(alphas[c], 0.0, 1.0)) for c in cs}
+    tau = [0.0, *((1 - c) / 2 for c in cs), 0.5, *((1 + c) / 2 for c in reversed(cs)), 1.0]
+    u = [0.0, *(a[c] / 2 for c in cs), 0.5, *(1 - a[c] / 2 for c in reversed(cs)), 1.0]
+    return np.asarray(tau), np.maximum.accumulate(np.asarray(u))
+
+
+def adaptive_conformal_samples(
+    samples: np.ndarray,
+    y: np.ndarray,
+    times_ns: np.ndarray,
+    horizon: int,
+    aci: AdaptiveConformal,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Issue a sequence of forecasts of one horizon through adaptive conformal, online.
+
+    Forecast i is issued with the levels known at its decision time: every earlier forecast j
+    whose outcome was known by then (t_j + h ≤ t_i) has updated them, scored on the interval
+    actually issued for j. ``aci`` carries the state in and out, so a later call continues.
+
+    Args:
+        samples: (N, S) forecasts in decision-time order.
+        y: (N,) outcomes (NaN: never known, no update).
+        times_ns: (N,) decision times, int64 ns, non-decreasing.
+        horizon: minutes.
+        aci: the running levels (per horizon and coverage).
+
+    Returns:
+        adapted samples (N, S) and the levels α each forecast was issued with, (N, C) in the
+        order of ``aci.coverages``.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    t = np.asarray(times_ns, dtype=np.int64)
+    n = x.shape[0]
+    if x.ndim != 2 or np.shape(y) != (n,) or t.shape != (n,):
+        raise ValueError(
+            f"samples (N, S), y (N,) and times (N,) expected, got {x.shape}, "
+            f"{np.shape(y)}, {t.shape}"
+        )
+    if np.any(np.diff(t) < 0):
+        raise ValueError("decision times must be in time order")
+    cov = aci.coverages
+    nominal = np.array([[(1 - c) / 2, (1 + c) / 2] for c in cov])  # (C, 2)
+    ranks = rank_levels(x.shape[1])
+    out = np.empty_like(x)
+    used = np.empty((n, len(cov)))
+    issued = np.empty((n, len(cov), 2))
+    ahead = np.int64(horizon) * 60_000_000_000
+    known = 0  # forecasts before this index have updated the levels (or have no outcome)
+    for i in range(n):
+        while known < i and t[known] + ahead <= t[i]:
+            if np.isfinite(y[known]):
+                for k, c in enumerate(cov):
+                    lo, hi = issued[known, k]
+                    aci.update(horizon, c, float(lo), float(hi), float(y[known]))
+            known += 1
+        used[i] = [aci.level(horizon, c) for c in cov]
+        tau, u = central_level_map(dict(zip(cov, used[i], strict=True)))
+        out[i] = remap_sample_levels(x[i], np.interp(ranks, tau, u))
+        issued[i] = sample_quantile(out[i], nominal.ravel()).reshape(len(cov), 2)
+    return out, used

@@ -32,6 +32,23 @@ def pit_values(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
     return sample_cdf(samples, y)
 
 
+def rank_levels(num_samples: int) -> np.ndarray:
+    """(S,) levels (k + 1)/(S + 1) at which the sorted samples sit (``forecast.sample_quantile``)."""
+    return (np.arange(num_samples) + 1.0) / (num_samples + 1)
+
+
+def remap_sample_levels(samples: np.ndarray, model_levels: np.ndarray) -> np.ndarray:
+    """Samples (…, S) whose rank k is replaced by their quantile at ``model_levels[k]`` ((S,),
+    non-decreasing), each sample keeping its position: the one way a level map G⁻¹ (fitted, or
+    the running one of adaptive conformal) transforms a sample set."""
+    x = np.asarray(samples, dtype=np.float64)
+    order = np.argsort(x, axis=-1, kind="stable")
+    new_sorted = sample_quantile(x, model_levels)
+    out = np.empty_like(new_sorted)
+    np.put_along_axis(out, order, new_sorted, axis=-1)
+    return out
+
+
 @dataclass(frozen=True)
 class _Map:
     """G⁻¹ as a monotone piecewise-linear map from target level τ to model level u."""
@@ -102,13 +119,7 @@ class QuantileRecalibrator:
         levels, the Gaussian tails of :func:`sample_quantile` widen the set.
         """
         x = np.asarray(samples, dtype=np.float64)
-        s = x.shape[-1]
-        order = np.argsort(x, axis=-1, kind="stable")
-        target = self.model_levels(horizon, (np.arange(s) + 1.0) / (s + 1))  # (S,)
-        new_sorted = sample_quantile(x, target)
-        out = np.empty_like(new_sorted)
-        np.put_along_axis(out, order, new_sorted, axis=-1)
-        return out
+        return remap_sample_levels(x, self.model_levels(horizon, rank_levels(x.shape[-1])))
 
     def transform_at(
         self, horizon: int, samples: np.ndarray, decision_ns: np.ndarray

@@ -448,6 +448,28 @@ class FallbackConfig(_Section):
     that baseline (weights from the card's range)."""
 
 
+class AdaptiveConformalConfig(_Section):
+    """Adaptive conformal inference (Gibbs & Candès 2021) on top of the calibrated forecast, per
+    horizon and coverage, updated as outcomes become known (forex_diffusion.calibration.conformal)."""
+
+    gamma: float = Field(default=0.01, gt=0, lt=1)
+    """Step size γ of the running level: α ← α + γ (α_nominal − miss); larger adapts faster and
+    issues noisier intervals."""
+    coverages: list[float] = [0.5, 0.8, 0.9, 0.95]
+    """Central coverages whose levels adapt; the issued distribution follows the model between
+    them."""
+    live: bool = True
+    """The HTTP service's live forecasts (``/v1/bars``, the stream) adapt to the outcomes of its
+    earlier live forecasts as their bars arrive."""
+
+    @field_validator("coverages")
+    @classmethod
+    def _coverages(cls, v: list[float]) -> list[float]:
+        if not v or len(set(v)) != len(v) or any(not 0 < c < 1 for c in v):
+            raise ValueError("coverages must be distinct values strictly in (0, 1)")
+        return v
+
+
 class InferenceConfig(_Section):
     num_samples: int = Field(default=100, ge=2, le=10_000)
     """Samples per forecast in batches and evaluations."""
@@ -496,6 +518,8 @@ class InferenceConfig(_Section):
     refused (predict --allow-stale overrides)."""
     fallback: FallbackConfig = FallbackConfig()
     """Per horizon, serve the best baseline (or the pool) where the model's card says it lost."""
+    adaptive_conformal: AdaptiveConformalConfig = AdaptiveConformalConfig()
+    """Online adaptive conformal levels: a row of ``evaluate`` and the live service's forecasts."""
 
 
 class EvaluationConfig(_Section):
@@ -560,6 +584,9 @@ class EvaluationConfig(_Section):
     served: bool = True
     """Add what the fallback policy (inference.fallback) serves as a forecaster row, with the
     model's card when it is from before the evaluated range, else a walk-forward card."""
+    adaptive_conformal: bool = True
+    """Add the calibrated model under adaptive conformal levels (inference.adaptive_conformal),
+    updated online with the outcomes known at each decision time, as a forecaster row."""
 
     @model_validator(mode="after")
     def _checks(self) -> EvaluationConfig:
