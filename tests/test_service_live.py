@@ -11,6 +11,7 @@ fixed-window batch forecast is measured and printed (``-s``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from forex_diffusion.calibration.conformal import AdaptiveConformal, adaptive_conformal_samples
 from forex_diffusion.config.sssd_config import SSSDConfig
 from forex_diffusion.data.sssd_dataset import SSSDTimeSeriesDataset
 from forex_diffusion.data.store import CandleStore
@@ -30,6 +32,7 @@ from service_utils import settings, trained_root
 
 SEED = 11
 TOL = 2e-5  # in forecast std: float32 rounding; far below any real difference
+NO_ACI = ["inference.adaptive_conformal.live=false"]  # the model's own forecasts, to compare
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +121,8 @@ def _check_replay(
         "EURUSD", load_fx(fx_dir, "2019-02-01", store_end), source="history"
     )
     bars = load_fx(fx_dir, store_end, replay_end)
-    cfg = settings(trained, data_dir=data_dir, live={"reprime_every": reprime_every, "seed": SEED})
+    live = {"reprime_every": reprime_every, "seed": SEED}
+    cfg = settings(trained.with_overrides(NO_ACI), data_dir=data_dir, live=live)
     with TestClient(create_app(cfg)) as client:
         forecasts, _ = _replay(client, bars, per_post)
         svc = client.app.state.service.pool.loaded()[0].service  # type: ignore[attr-defined]
@@ -199,17 +203,23 @@ def test_live_week_equals_batch(trained: SSSDConfig, fx_dir: Path, tmp_path: Pat
 
 
 def _live_client(
-    trained: SSSDConfig, fx_dir: Path, data_dir: Path, store_end: str, **options: Any
+    trained: SSSDConfig,
+    fx_dir: Path,
+    data_dir: Path,
+    store_end: str,
+    overrides: Sequence[str] = NO_ACI,
+    **options: Any,
 ) -> tuple[TestClient, pd.DataFrame]:
-    """A service whose store holds EURUSD up to ``store_end`` (re-prime every 50 bars; more
-    ``ServiceSettings`` in ``options``), and the 1m bars of the two hours after it."""
+    """A service whose store holds EURUSD up to ``store_end`` (re-prime every 50 bars; config
+    ``overrides``, by default no adaptive conformal; more ``ServiceSettings`` in ``options``),
+    and the 1m bars of the two hours after it."""
     CandleStore(data_dir).write(
         "EURUSD", load_fx(fx_dir, "2019-02-01", store_end), source="history"
     )
     end = pd.Timestamp(store_end, tz="UTC") + pd.Timedelta(hours=2)
     bars = load_fx(fx_dir, store_end, end.isoformat())
     live = {"reprime_every": 50, "seed": SEED}
-    cfg = settings(trained, data_dir=data_dir, live=live, **options)
+    cfg = settings(trained.with_overrides(list(overrides)), data_dir=data_dir, live=live, **options)
     return TestClient(create_app(cfg)), bars
 
 
@@ -312,6 +322,75 @@ def test_live_with_compiled_sampling_equals_eager(
         for stat in ("mean", "std", "q05", "q50", "q95"):
             for h, value in a[stat].items():
                 assert abs(b[stat][h] - value) < 1e-4 * a["std"][h], (a["timestamp"], stat, h)
+
+
+def test_live_forecasts_adapt_to_their_outcomes_as_the_evaluation_replays_them(
+    trained: SSSDConfig, fx_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With adaptive conformal on (the default), each live forecast is the model's forecast
+    (the same bars replayed with it off) issued under levels moved by the outcomes of the
+    earlier live forecasts, exactly as ``adaptive_conformal_samples`` (the evaluation's row)
+    replays them: outcome log(close at t + h / close at t), used from the decision at t + h on.
+    The payload carries the levels each forecast was issued with and summarises the adapted
+    samples."""
+    made: list[SSSDPrediction] = []
+    original = SSSDInferenceService.predict_from_context
+
+    def spy(self: SSSDInferenceService, *args: Any, **kwargs: Any) -> list[SSSDPrediction]:
+        preds = original(self, *args, **kwargs)
+        made.extend(preds)
+        return preds
+
+    monkeypatch.setattr(SSSDInferenceService, "predict_from_context", spy)
+    gamma = 0.2  # large, so that two hours of outcomes move the levels visibly
+    runs, preds = {}, {}
+    for name, live in (("model", "false"), ("adaptive", "true")):
+        made.clear()
+        client, bars = _live_client(
+            trained,
+            fx_dir,
+            tmp_path / name,
+            "2019-03-14 10:00",
+            [
+                f"inference.adaptive_conformal.live={live}",
+                f"inference.adaptive_conformal.gamma={gamma}",
+            ],
+        )
+        with client:
+            runs[name] = [
+                f
+                for k in range(0, 120, 5)
+                for f in _post(client, bars.iloc[k : k + 5])["forecasts"]
+            ]
+        preds[name] = list(made)
+    model, adaptive = runs["model"], runs["adaptive"]
+    assert [f["timestamp"] for f in model] == [f["timestamp"] for f in adaptive]
+    assert len(model) == 24 and all(f["adaptive_conformal"] is None for f in model)
+    assert [p.timestamp.isoformat() for p in preds["adaptive"]] == [f["timestamp"] for f in model]
+    times = pd.DatetimeIndex([p.timestamp for p in preds["model"]])
+    close = pd.Series([p.last_close for p in preds["model"]], index=times)
+    coverages = trained.inference.adaptive_conformal.coverages
+    moved = 0
+    for h in trained.data.horizons:
+
+        def log_returns(p: SSSDPrediction, h: int = h) -> np.ndarray:
+            return np.log1p(p.samples[h] / p.last_close)
+
+        raw = np.stack([log_returns(p) for p in preds["model"]])
+        y = np.log(close.reindex(times + pd.Timedelta(minutes=h)).to_numpy() / close.to_numpy())
+        expected, used = adaptive_conformal_samples(
+            raw, y, times.as_unit("ns").asi8, h, AdaptiveConformal(tuple(coverages), gamma)
+        )
+        served = np.stack([log_returns(p) for p in preds["adaptive"]])
+        np.testing.assert_allclose(served, expected, rtol=1e-9, atol=1e-15)
+        for f, levels in zip(adaptive, used, strict=True):
+            got = f["adaptive_conformal"]["levels"][str(h)]
+            np.testing.assert_allclose([got[f"{c:g}"] for c in coverages], levels)
+        moved += int(not np.allclose(used[-1], [1 - c for c in coverages]))
+    assert moved == len(trained.data.horizons) - 1  # 240 min: no outcome known in two hours
+    assert adaptive[-1]["adaptive_conformal"]["outcomes"] > 0
+    for f, p in zip(adaptive, preds["adaptive"], strict=True):  # the payload is the served one
+        assert f["q95"]["60"] == pytest.approx(p.q95[60], rel=1e-12)
 
 
 RECIPE_OPTIONS = (  # issue 16's inputs and target scale: the warmed state carries them too

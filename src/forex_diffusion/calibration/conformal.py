@@ -127,6 +127,54 @@ def central_level_map(alphas: Mapping[float, float]) -> tuple[np.ndarray, np.nda
     return np.asarray(tau), np.maximum.accumulate(np.asarray(u))
 
 
+@dataclass
+class OnlineConformal:
+    """Adaptive conformal over forecasts issued one decision time at a time: ``issue`` adapts a
+    forecast's samples with the current levels and keeps the intervals it issued; ``resolve``
+    scores one of them on its outcome once known and moves the levels. The live service holds
+    one per asset; :func:`adaptive_conformal_samples` replays a range through one.
+
+    Attributes:
+        aci: the running levels (per horizon and coverage).
+        issued: (decision time ns, horizon) → the issued (lo, hi) per coverage, (C, 2), until
+            resolved.
+        outcomes: outcomes that have moved the levels.
+    """
+
+    aci: AdaptiveConformal
+    issued: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    outcomes: int = 0
+
+    def levels(self, horizon: int) -> np.ndarray:
+        """(C,) current α per coverage of ``aci.coverages``."""
+        return np.array([self.aci.level(horizon, c) for c in self.aci.coverages])
+
+    def issue(self, decision_ns: int, horizon: int, samples: np.ndarray) -> np.ndarray:
+        """The samples (S,) of one forecast under the current levels (the map of
+        :func:`central_level_map`, rank by rank); its intervals are kept for ``resolve``."""
+        cov = self.aci.coverages
+        tau, u = central_level_map(dict(zip(cov, self.levels(horizon), strict=True)))
+        x = np.asarray(samples, dtype=np.float64)
+        out = remap_sample_levels(x, np.interp(rank_levels(x.shape[-1]), tau, u))
+        nominal = np.array([[(1 - c) / 2, (1 + c) / 2] for c in cov]).ravel()
+        self.issued[(int(decision_ns), int(horizon))] = sample_quantile(out, nominal).reshape(
+            len(cov), 2
+        )
+        return out
+
+    def resolve(self, decision_ns: int, horizon: int, y: float) -> bool:
+        """Score the forecast issued at ``decision_ns`` for ``horizon`` on its outcome ``y``
+        (NaN: none, it is only forgotten); False when there is no such forecast."""
+        intervals = self.issued.pop((int(decision_ns), int(horizon)), None)
+        if intervals is None:
+            return False
+        if np.isfinite(y):
+            for c, (lo, hi) in zip(self.aci.coverages, intervals, strict=True):
+                self.aci.update(horizon, c, float(lo), float(hi), float(y))
+            self.outcomes += 1
+        return True
+
+
 def adaptive_conformal_samples(
     samples: np.ndarray,
     y: np.ndarray,
@@ -138,7 +186,8 @@ def adaptive_conformal_samples(
 
     Forecast i is issued with the levels known at its decision time: every earlier forecast j
     whose outcome was known by then (t_j + h ≤ t_i) has updated them, scored on the interval
-    actually issued for j. ``aci`` carries the state in and out, so a later call continues.
+    actually issued for j (:class:`OnlineConformal`). ``aci`` carries the state in and out, so
+    a later call continues.
 
     Args:
         samples: (N, S) forecasts in decision-time order.
@@ -161,23 +210,15 @@ def adaptive_conformal_samples(
         )
     if np.any(np.diff(t) < 0):
         raise ValueError("decision times must be in time order")
-    cov = aci.coverages
-    nominal = np.array([[(1 - c) / 2, (1 + c) / 2] for c in cov])  # (C, 2)
-    ranks = rank_levels(x.shape[1])
+    online = OnlineConformal(aci)
     out = np.empty_like(x)
-    used = np.empty((n, len(cov)))
-    issued = np.empty((n, len(cov), 2))
+    used = np.empty((n, len(aci.coverages)))
     ahead = np.int64(horizon) * 60_000_000_000
-    known = 0  # forecasts before this index have updated the levels (or have no outcome)
+    known = 0  # forecasts before this index have been resolved
     for i in range(n):
         while known < i and t[known] + ahead <= t[i]:
-            if np.isfinite(y[known]):
-                for k, c in enumerate(cov):
-                    lo, hi = issued[known, k]
-                    aci.update(horizon, c, float(lo), float(hi), float(y[known]))
+            online.resolve(t[known], horizon, float(y[known]))
             known += 1
-        used[i] = [aci.level(horizon, c) for c in cov]
-        tau, u = central_level_map(dict(zip(cov, used[i], strict=True)))
-        out[i] = remap_sample_levels(x[i], np.interp(ranks, tau, u))
-        issued[i] = sample_quantile(out[i], nominal.ravel()).reshape(len(cov), 2)
+        used[i] = online.levels(horizon)
+        out[i] = online.issue(t[i], horizon, x[i])
     return out, used

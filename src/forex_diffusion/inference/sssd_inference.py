@@ -870,12 +870,14 @@ class SSSDInferenceService:
         eta: float | None = None,
         generator: torch.Generator | None = None,
         calibrated: bool | None = None,
+        adapt: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> list[SSSDPrediction]:
         """Forecasts from an already computed encoder context (B, C) (e.g. the context of a
         live ``EncoderStream``) for the B decision times of ``dataset``, whose scales and last
         closes turn the samples into price changes. Same sampling as ``predict`` (one noise
         stream per decision time): with equal contexts and generator states the samples are
-        equal."""
+        equal. ``adapt`` maps the (calibrated) log-return samples (B, H, S) to the ones
+        served, keeping their shape (the live service's adaptive conformal levels)."""
         started = time.perf_counter()
         n, s, k, e = self._params(num_samples, sampler, steps, eta)
         cal = self.uses_calibration(calibrated)
@@ -885,6 +887,9 @@ class SSSDInferenceService:
             ctx = self.model.with_asset(context.to(self.device), rows)
             out = self.model.sample_from_context(ctx, n, cast(Sampler, s), k, e, gens)
         scaled = self._recalibrate(out.samples.double().cpu().numpy(), dataset.decision_ns, cal)
+        if adapt is not None:
+            scales = dataset.scales[:, :, None]
+            scaled = adapt(scaled * scales) / scales
         elapsed = (time.perf_counter() - started) * 1000
         return self._to_predictions(
             scaled, dataset.scales, dataset.last_close, list(dataset.decision_times), elapsed, cal

@@ -30,6 +30,14 @@ the batch forecast.
 
 The forecast for decision time t samples with a generator seeded from (``Live.seed``, t), so
 it is reproducible and equals the batch forecast made with the same generator.
+
+With ``inference.adaptive_conformal.live`` (the default) the served forecasts adapt to the
+outcomes of the earlier live forecasts: at each 5m close t the forecasts made at t − h are
+scored on the close at t (their outcome log(close_t / close_{t−h})), which moves the running
+levels, and the new forecast is issued under them (``calibration.conformal.OnlineConformal``,
+the function the evaluation's ``adaptive`` row replays). A forecast whose outcome bar was never
+a live decision (a gap, a skipped catch-up) is forgotten without an update. The levels live in
+the service process and start at the nominal ones.
 """
 
 from __future__ import annotations
@@ -45,6 +53,8 @@ import pandas as pd
 import torch
 from loguru import logger
 
+from forex_diffusion.calibration.conformal import AdaptiveConformal, OnlineConformal
+from forex_diffusion.config.sssd_config import AdaptiveConformalConfig
 from forex_diffusion.data.resample import closed_bar_closes
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
@@ -56,6 +66,7 @@ from forex_diffusion.service.pool import Loaded
 from forex_diffusion.service.settings import Live
 
 FIVE_MIN = pd.Timedelta(minutes=5)
+MINUTE_NS = 60_000_000_000
 
 
 def live_seed(seed: int, decision_time: pd.Timestamp) -> int:
@@ -83,12 +94,14 @@ class _Plan:
 
 @dataclass(frozen=True)
 class LiveUpdate:
-    """One live forecast: the prediction, whether the stream was re-primed for it, and the
-    bars each timeframe stream has consumed since its last prime."""
+    """One live forecast: the prediction, whether the stream was re-primed for it, the bars
+    each timeframe stream has consumed since its last prime, and the adaptive conformal levels
+    it was issued with (None when off)."""
 
     prediction: SSSDPrediction
     reprimed: bool
     bars_seen: dict[str, int]
+    adaptive: dict[str, Any] | None = None
 
 
 class LiveAsset:
@@ -98,7 +111,14 @@ class LiveAsset:
     subscriber queues belong to the event loop.
     """
 
-    def __init__(self, asset: str, loaded: Loaded, store: CandleStore, settings: Live) -> None:
+    def __init__(
+        self,
+        asset: str,
+        loaded: Loaded,
+        store: CandleStore,
+        settings: Live,
+        adaptive: AdaptiveConformalConfig | None = None,
+    ) -> None:
         self.asset = asset
         self.loaded = loaded
         self.store = store
@@ -111,6 +131,12 @@ class LiveAsset:
         self.latest: dict[str, Any] | None = None
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.lock = asyncio.Lock()  # one advance of this asset at a time
+        self.conformal: OnlineConformal | None = None
+        if adaptive is not None and adaptive.live:
+            self.conformal = OnlineConformal(
+                AdaptiveConformal(tuple(adaptive.coverages), adaptive.gamma)
+            )
+        self.closes: dict[int, float] = {}  # decision time (ns) → close, for the outcomes
 
     # ------------------------------------------------------------------ features
     def _prime_features(self, t: pd.Timestamp, previous: LiveFeatureWindows | None) -> _Plan:
@@ -204,14 +230,59 @@ class LiveAsset:
             context = stream.context()
         self.stream, self.windows = stream, plan.windows
         self.since_prime = 0 if reprimed else self.since_prime + 1
+        adapt, levels = None, None
+        if self.conformal is not None:
+            levels = self._resolve_outcomes(plan.t.value, float(plan.dataset.last_close[0]))
+            adapt = self._adapter(plan.t.value)
         pred = service.predict_from_context(
             context,
             plan.dataset,
             num_samples=self.settings.num_samples,
             generator=live_generator(self.settings.seed, plan.t),
+            adapt=adapt,
         )[0]
         self.decision = plan.t
-        return LiveUpdate(pred, reprimed, dict(stream.bars_seen))
+        return LiveUpdate(pred, reprimed, dict(stream.bars_seen), levels)
+
+    # ------------------------------------------------------------------ adaptive conformal
+    def _resolve_outcomes(self, t_ns: int, close: float) -> dict[str, Any]:
+        """Record the close at the decision ``t_ns`` and score every live forecast whose
+        horizon ends by then; returns the levels the forecast at ``t_ns`` is issued with."""
+        conformal = self.conformal
+        assert conformal is not None
+        self.closes[t_ns] = close
+        horizons = self.loaded.service.horizons
+        for t_j, h in sorted(conformal.issued):
+            end = t_j + h * MINUTE_NS
+            if end <= t_ns:
+                c0, c1 = self.closes.get(t_j), self.closes.get(end)
+                y = float(np.log(c1 / c0)) if c0 and c1 else float("nan")
+                conformal.resolve(t_j, h, y)
+        oldest = t_ns - max(horizons) * MINUTE_NS
+        self.closes = {t: c for t, c in self.closes.items() if t >= oldest}
+        cov = conformal.aci.coverages
+        return {
+            "gamma": conformal.aci.gamma,
+            "outcomes": conformal.outcomes,
+            "levels": {
+                str(h): {f"{c:g}": float(a) for c, a in zip(cov, conformal.levels(h), strict=True)}
+                for h in horizons
+            },
+        }
+
+    def _adapter(self, t_ns: int) -> Callable[[np.ndarray], np.ndarray]:
+        """Log-return samples (1, H, S) of the forecast at ``t_ns`` → issued under the levels."""
+        conformal = self.conformal
+        assert conformal is not None
+        horizons = self.loaded.service.horizons
+
+        def adapt(log_returns: np.ndarray) -> np.ndarray:
+            out = np.empty_like(log_returns)
+            for j, h in enumerate(horizons):
+                out[0, j] = conformal.issue(t_ns, h, log_returns[0, j])
+            return out
+
+        return adapt
 
     def advance(self, t: pd.Timestamp) -> LiveUpdate:
         """The live forecast at the 5m close ``t``: ``plan`` then ``forecast`` (one thread)."""
@@ -267,10 +338,12 @@ class LiveHub:
         settings: Live,
         to_payload: Callable[[LiveUpdate, Loaded], dict[str, Any]],
         max_catchup: int = 288,
+        adaptive: AdaptiveConformalConfig | None = None,
     ) -> None:
         self.get_loaded = get_loaded
         self.store = store
         self.settings = settings
+        self.adaptive = adaptive
         self.to_payload = to_payload
         self.max_catchup = max_catchup
         self.assets: dict[str, LiveAsset] = {}
@@ -280,7 +353,9 @@ class LiveHub:
         name = asset.upper()
         if name not in self.assets:
             loaded = await self.get_loaded(name)
-            self.assets.setdefault(name, LiveAsset(name, loaded, self.store, self.settings))
+            self.assets.setdefault(
+                name, LiveAsset(name, loaded, self.store, self.settings, self.adaptive)
+            )
         return self.assets[name]
 
     async def on_new_bars(

@@ -89,6 +89,16 @@ class PredictRequest(_In):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
+class AdaptiveLevels(BaseModel):
+    """The running adaptive conformal levels of a live forecast: ``levels[horizon][coverage]``
+    is the α whose central (1 − α) model interval was issued as that coverage's interval;
+    ``outcomes``: live forecasts scored so far; ``gamma``: the step size."""
+
+    gamma: float
+    outcomes: int
+    levels: dict[str, dict[str, float]]
+
+
 class Prediction(BaseModel):
     """``SSSDPrediction.to_dict()`` (maps keyed by horizon minutes as strings: price change in
     price units) plus direction, confidence, price levels and the requested quantiles."""
@@ -112,6 +122,8 @@ class Prediction(BaseModel):
     quantiles: dict[str, dict[str, float]]
     calibrated: bool
     live: bool = False
+    adaptive_conformal: AdaptiveLevels | None = None
+    """Live forecasts: the adaptive conformal levels they were issued with (None: off)."""
 
 
 class BarsRequest(_In):

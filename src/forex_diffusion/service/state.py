@@ -35,6 +35,7 @@ def live_payload(update: LiveUpdate, loaded: Loaded) -> dict[str, Any]:
     payload = prediction_payload(update.prediction, loaded.service, live=True)
     payload["reprimed"] = update.reprimed
     payload["bars_since_prime"] = update.bars_seen
+    payload["adaptive_conformal"] = update.adaptive
     return payload
 
 
@@ -72,7 +73,13 @@ class ServiceState:
             else ()
         )
         pool = ModelPool(config, registry, settings.device, settings.model_name, compile_samples)
-        hub = LiveHub(pool.get, store, settings.live, live_payload)
+        hub = LiveHub(
+            pool.get,
+            store,
+            settings.live,
+            live_payload,
+            adaptive=config.inference.adaptive_conformal,
+        )
         jobs = JobManager(
             settings.resolved_jobs_dir, settings.max_jobs, settings.log_tail_lines, registry
         )
