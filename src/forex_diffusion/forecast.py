@@ -331,9 +331,10 @@ def sample_quantile(samples: Any, levels: Levels) -> np.ndarray:
     inner = xs[..., lo] * (1 - w) + xs[..., hi] * w
     sd = _tail_sd(xs)
     p_lo, p_hi = _tail_positions(s)
-    z = ndtri(lv)
-    below = xs[..., :1] + sd * (z - ndtri(p_lo))
-    above = xs[..., -1:] + sd * (z - ndtri(p_hi))
+    zz = ndtri(np.concatenate([lv, [p_lo, p_hi]]))  # one call: forecasts are small arrays
+    z = zz[:-2]
+    below = xs[..., :1] + sd * (z - zz[-2])
+    above = xs[..., -1:] + sd * (z - zz[-1])
     out = np.where(lv < p_lo, below, np.where(lv > p_hi, above, inner))
     bad = ~np.isfinite(xs).all(axis=-1, keepdims=True)
     return np.where(bad, np.nan, out)

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from forex_diffusion.calibration.quantile_map import rank_levels, remap_sample_levels
-from forex_diffusion.forecast import sample_quantile
+from forex_diffusion.calibration.quantile_map import rank_levels, remap_and_quantiles
 
 #: quantile(levels) -> values of one forecast at those levels
 QuantileFn = Callable[[np.ndarray], np.ndarray]
@@ -121,7 +120,7 @@ def central_level_map(alphas: Mapping[float, float]) -> tuple[np.ndarray, np.nda
         tau (2C + 3,) increasing and u (2C + 3,) non-decreasing, both in [0, 1].
     """
     cs = sorted(alphas, reverse=True)  # the widest interval first: the lowest τ
-    a = {c: float(np.clip(alphas[c], 0.0, 1.0)) for c in cs}
+    a = {c: min(max(float(alphas[c]), 0.0), 1.0) for c in cs}
     tau = [0.0, *((1 - c) / 2 for c in cs), 0.5, *((1 + c) / 2 for c in reversed(cs)), 1.0]
     u = [0.0, *(a[c] / 2 for c in cs), 0.5, *(1 - a[c] / 2 for c in reversed(cs)), 1.0]
     return np.asarray(tau), np.maximum.accumulate(np.asarray(u))
@@ -151,15 +150,17 @@ class OnlineConformal:
 
     def issue(self, decision_ns: int, horizon: int, samples: np.ndarray) -> np.ndarray:
         """The samples (S,) of one forecast under the current levels (the map of
-        :func:`central_level_map`, rank by rank); its intervals are kept for ``resolve``."""
+        :func:`central_level_map`, rank by rank). Its intervals, the model's central
+        (1 − α_c) intervals (the adapted forecast's c-intervals up to the interpolation
+        between samples), are kept for ``resolve``."""
         cov = self.aci.coverages
-        tau, u = central_level_map(dict(zip(cov, self.levels(horizon), strict=True)))
+        alphas = self.levels(horizon)
+        tau, u = central_level_map(dict(zip(cov, alphas, strict=True)))
         x = np.asarray(samples, dtype=np.float64)
-        out = remap_sample_levels(x, np.interp(rank_levels(x.shape[-1]), tau, u))
-        nominal = np.array([[(1 - c) / 2, (1 + c) / 2] for c in cov]).ravel()
-        self.issued[(int(decision_ns), int(horizon))] = sample_quantile(out, nominal).reshape(
-            len(cov), 2
-        )
+        a = np.clip(alphas, 0.0, 1.0)
+        ends = np.stack([a / 2, 1 - a / 2], axis=1).ravel()  # (2C,): lo, hi per coverage
+        out, intervals = remap_and_quantiles(x, np.interp(rank_levels(x.shape[-1]), tau, u), ends)
+        self.issued[(int(decision_ns), int(horizon))] = intervals.reshape(len(cov), 2)
         return out
 
     def resolve(self, decision_ns: int, horizon: int, y: float) -> bool:

@@ -41,12 +41,21 @@ def remap_sample_levels(samples: np.ndarray, model_levels: np.ndarray) -> np.nda
     """Samples (…, S) whose rank k is replaced by their quantile at ``model_levels[k]`` ((S,),
     non-decreasing), each sample keeping its position: the one way a level map G⁻¹ (fitted, or
     the running one of adaptive conformal) transforms a sample set."""
+    return remap_and_quantiles(samples, model_levels, np.empty(0))[0]
+
+
+def remap_and_quantiles(
+    samples: np.ndarray, model_levels: np.ndarray, levels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`remap_sample_levels` of ``samples`` (…, S), and the quantiles (…, L) of the
+    samples as given at ``levels`` (L,), from one ``sample_quantile`` pass."""
     x = np.asarray(samples, dtype=np.float64)
+    s = x.shape[-1]
     order = np.argsort(x, axis=-1, kind="stable")
-    new_sorted = sample_quantile(x, model_levels)
-    out = np.empty_like(new_sorted)
-    np.put_along_axis(out, order, new_sorted, axis=-1)
-    return out
+    q = sample_quantile(x, np.concatenate([model_levels, levels]))
+    out = np.empty_like(q[..., :s])
+    np.put_along_axis(out, order, q[..., :s], axis=-1)
+    return out, q[..., s:]
 
 
 @dataclass(frozen=True)
