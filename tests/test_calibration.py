@@ -201,3 +201,34 @@ def test_central_level_map_is_monotone_and_issues_the_adapted_intervals() -> Non
     assert np.all(np.diff(u) >= 0) and u[0] == 0 and u[-1] == 1
     tau, u = central_level_map({0.9: 1.4})
     np.testing.assert_allclose(u, [0, 0.5, 0.5, 0.5, 1])
+
+
+def test_adaptive_conformal_by_session_covers_each_session() -> None:
+    """Outcomes three times as volatile in New York hours as the forecaster says, half as
+    volatile in Asia: one set of levels covers 90 % overall but not per session; levels per
+    session cover each session."""
+    from forex_diffusion.calibration.conformal import adaptive_conformal_samples
+    from forex_diffusion.forecast import sample_quantile
+    from forex_diffusion.sessions import SESSIONS, session_of_ns
+
+    rng = np.random.default_rng(8)
+    n = 12_000  # hourly: 500 days
+    times = np.arange(n, dtype=np.int64) * 3_600_000_000_000
+    session = session_of_ns(times)
+    names = [s.name for s in SESSIONS]
+    scale = np.select(
+        [session == names.index("New York"), session == names.index("Asia")], [3.0, 0.5], 1.0
+    )
+    y = rng.normal(size=n) * scale
+    x = rng.normal(size=(n, 100))
+    cover = {}
+    for by_session in (False, True):
+        out, _ = adaptive_conformal_samples(
+            x, y, times, 60, AdaptiveConformal(coverages=(0.9,), gamma=0.02), by_session
+        )
+        lo, hi = sample_quantile(out, [0.05, 0.95]).T
+        inside = (y >= lo) & (y <= hi)
+        cover[by_session] = [inside[session == k].mean() for k in range(len(SESSIONS))]
+        assert abs(inside.mean() - 0.9) < 0.01
+    assert max(abs(c - 0.9) for c in cover[False]) > 0.05
+    assert max(abs(c - 0.9) for c in cover[True]) < 0.015, cover[True]

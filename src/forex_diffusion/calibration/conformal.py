@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forex_diffusion.calibration.quantile_map import rank_levels, remap_and_quantiles
+from forex_diffusion.sessions import session_of_ns
 
 #: quantile(levels) -> values of one forecast at those levels
 QuantileFn = Callable[[np.ndarray], np.ndarray]
@@ -134,19 +135,34 @@ class OnlineConformal:
     one per asset; :func:`adaptive_conformal_samples` replays a range through one.
 
     Attributes:
-        aci: the running levels (per horizon and coverage).
+        aci: the running levels (per horizon and coverage); with ``by_session`` the template
+            of one set of levels per trading session of the decision time
+            (``forex_diffusion.sessions``), each moved only by its session's outcomes.
+        by_session: keep levels per session.
         issued: (decision time ns, horizon) → the issued (lo, hi) per coverage, (C, 2), until
             resolved.
         outcomes: outcomes that have moved the levels.
     """
 
     aci: AdaptiveConformal
+    by_session: bool = False
     issued: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     outcomes: int = 0
+    sessions: dict[int, AdaptiveConformal] = field(default_factory=dict)
 
-    def levels(self, horizon: int) -> np.ndarray:
-        """(C,) current α per coverage of ``aci.coverages``."""
-        return np.array([self.aci.level(horizon, c) for c in self.aci.coverages])
+    def _running(self, decision_ns: int) -> AdaptiveConformal:
+        if not self.by_session:
+            return self.aci
+        k = int(session_of_ns(np.array([decision_ns]))[0])
+        if k not in self.sessions:
+            self.sessions[k] = AdaptiveConformal(self.aci.coverages, self.aci.gamma)
+        return self.sessions[k]
+
+    def levels(self, decision_ns: int, horizon: int) -> np.ndarray:
+        """(C,) current α per coverage of ``aci.coverages`` for a forecast made at
+        ``decision_ns`` (its session's, with ``by_session``)."""
+        running = self._running(decision_ns)
+        return np.array([running.level(horizon, c) for c in self.aci.coverages])
 
     def issue(self, decision_ns: int, horizon: int, samples: np.ndarray) -> np.ndarray:
         """The samples (S,) of one forecast under the current levels (the map of
@@ -154,7 +170,7 @@ class OnlineConformal:
         (1 − α_c) intervals (the adapted forecast's c-intervals up to the interpolation
         between samples), are kept for ``resolve``."""
         cov = self.aci.coverages
-        alphas = self.levels(horizon)
+        alphas = self.levels(decision_ns, horizon)
         tau, u = central_level_map(dict(zip(cov, alphas, strict=True)))
         x = np.asarray(samples, dtype=np.float64)
         a = np.clip(alphas, 0.0, 1.0)
@@ -170,8 +186,9 @@ class OnlineConformal:
         if intervals is None:
             return False
         if np.isfinite(y):
+            running = self._running(decision_ns)
             for c, (lo, hi) in zip(self.aci.coverages, intervals, strict=True):
-                self.aci.update(horizon, c, float(lo), float(hi), float(y))
+                running.update(horizon, c, float(lo), float(hi), float(y))
             self.outcomes += 1
         return True
 
@@ -182,6 +199,7 @@ def adaptive_conformal_samples(
     times_ns: np.ndarray,
     horizon: int,
     aci: AdaptiveConformal,
+    by_session: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Issue a sequence of forecasts of one horizon through adaptive conformal, online.
 
@@ -196,6 +214,8 @@ def adaptive_conformal_samples(
         times_ns: (N,) decision times, int64 ns, non-decreasing.
         horizon: minutes.
         aci: the running levels (per horizon and coverage).
+        by_session: one set of levels per trading session of the decision time (``aci`` is
+            then only their template).
 
     Returns:
         adapted samples (N, S) and the levels α each forecast was issued with, (N, C) in the
@@ -211,7 +231,7 @@ def adaptive_conformal_samples(
         )
     if np.any(np.diff(t) < 0):
         raise ValueError("decision times must be in time order")
-    online = OnlineConformal(aci)
+    online = OnlineConformal(aci, by_session)
     out = np.empty_like(x)
     used = np.empty((n, len(aci.coverages)))
     ahead = np.int64(horizon) * 60_000_000_000
@@ -220,6 +240,6 @@ def adaptive_conformal_samples(
         while known < i and t[known] + ahead <= t[i]:
             online.resolve(t[known], horizon, float(y[known]))
             known += 1
-        used[i] = online.levels(horizon)
+        used[i] = online.levels(t[i], horizon)
         out[i] = online.issue(t[i], horizon, x[i])
     return out, used

@@ -533,14 +533,17 @@ def _add_adaptive(
     aci = AdaptiveConformal(tuple(acfg.coverages), acfg.gamma)
     out = np.empty_like(samples)
     for j, h in enumerate(fc.horizons):
-        out[:, j], _ = adaptive_conformal_samples(samples[:, j], targets[:, j], times_ns, h, aci)
+        out[:, j], _ = adaptive_conformal_samples(
+            samples[:, j], targets[:, j], times_ns, h, aci, acfg.by_session
+        )
     forecasts[ADAPTIVE] = ForecastDistribution.from_samples(ADAPTIVE, fc.times, fc.horizons, out)
     labels[ADAPTIVE] = f"{labels.get(model_key, model_key)} + adaptive conformal"
     variants.append(ADAPTIVE)
     levels = ", ".join(f"{c:.0%}" for c in acfg.coverages)
     return [
         f"Adaptive conformal: the calibrated model's central {levels} intervals at levels "
-        f"updated online (Gibbs & Candès 2021, γ = {acfg.gamma:g}) by the outcomes known at "
+        f"updated online (Gibbs & Candès 2021, γ = {acfg.gamma:g}"
+        f"{', per trading session' if acfg.by_session else ''}) by the outcomes known at "
         "each decision time, starting from the nominal levels at the first; the distribution "
         "between those intervals follows the model."
     ]

@@ -134,7 +134,7 @@ class LiveAsset:
         self.conformal: OnlineConformal | None = None
         if adaptive is not None and adaptive.live:
             self.conformal = OnlineConformal(
-                AdaptiveConformal(tuple(adaptive.coverages), adaptive.gamma)
+                AdaptiveConformal(tuple(adaptive.coverages), adaptive.gamma), adaptive.by_session
             )
         self.closes: dict[int, float] = {}  # decision time (ns) → close, for the outcomes
 
@@ -265,7 +265,9 @@ class LiveAsset:
             "gamma": conformal.aci.gamma,
             "outcomes": conformal.outcomes,
             "levels": {
-                str(h): {f"{c:g}": float(a) for c, a in zip(cov, conformal.levels(h), strict=True)}
+                str(h): {
+                    f"{c:g}": float(a) for c, a in zip(cov, conformal.levels(t_ns, h), strict=True)
+                }
                 for h in horizons
             },
         }
