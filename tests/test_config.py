@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -154,3 +155,26 @@ def test_cli_show_and_schema(default_config_path: Path) -> None:
 def test_unquoted_date_override(default_config_path: Path) -> None:
     cfg = load_sssd_config(default_config_path, overrides=["data.splits.train.start=2019-01-01"])
     assert str(cfg.data.splits.train.start) == "2019-01-01"
+
+
+def test_the_global_preset_is_cpu_small_but_for_its_splits_and_recipe(
+    default_config_path: Path,
+) -> None:
+    """``cpu_small_global`` repeats cpu_small's values (a preset layers over the defaults only),
+    so this keeps the two from drifting apart: they differ in the splits and the three recipe
+    options, nothing else."""
+
+    def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    small = flat(load_sssd_config(default_config_path, preset="cpu_small").to_dict())
+    pooled = flat(load_sssd_config(default_config_path, preset="cpu_small_global").to_dict())
+    differ = {k for k in small.keys() | pooled.keys() if small.get(k) != pooled.get(k)}
+    recipe = {"data.target_scale", "features.realized", "features.time_of_week"}
+    assert {k for k in differ if not k.startswith("data.splits.")} == recipe
+    assert (
+        pooled["data.target_scale"] == "ewma" and pooled["data.splits.test.start"] == "2019-01-01"
+    )
