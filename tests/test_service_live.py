@@ -379,7 +379,12 @@ def test_live_forecasts_adapt_to_their_outcomes_as_the_evaluation_replays_them(
         raw = np.stack([log_returns(p) for p in preds["model"]])
         y = np.log(close.reindex(times + pd.Timedelta(minutes=h)).to_numpy() / close.to_numpy())
         expected, used = adaptive_conformal_samples(
-            raw, y, times.as_unit("ns").asi8, h, AdaptiveConformal(tuple(coverages), gamma)
+            raw,
+            y,
+            times.as_unit("ns").asi8,
+            h,
+            AdaptiveConformal(tuple(coverages), gamma),
+            trained.inference.adaptive_conformal.by_session,
         )
         served = np.stack([log_returns(p) for p in preds["adaptive"]])
         np.testing.assert_allclose(served, expected, rtol=1e-9, atol=1e-15)

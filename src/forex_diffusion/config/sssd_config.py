@@ -458,9 +458,9 @@ class AdaptiveConformalConfig(_Section):
     coverages: list[float] = [0.5, 0.8, 0.9, 0.95]
     """Central coverages whose levels adapt; the issued distribution follows the model between
     them."""
-    by_session: bool = False
+    by_session: bool = True
     """One set of levels per trading session of the decision time (forex_diffusion.sessions),
-    each moved only by the outcomes of its session's forecasts."""
+    each moved only by the outcomes of its session's forecasts (false: one set for all)."""
     live: bool = True
     """The HTTP service's live forecasts (``/v1/bars``, the stream) adapt to the outcomes of its
     earlier live forecasts as their bars arrive."""
