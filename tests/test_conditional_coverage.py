@@ -196,3 +196,10 @@ def test_table_in_report_and_metrics_json(summary: EvaluationSummary, tmp_path: 
     assert by_cell[("session", "New York", 0.5)]["n"] == int(
         pd.Series(s_times(5)).dt.hour.between(13, 20).sum()
     )
+
+
+def test_the_session_of_one_decision_time_is_the_array_one() -> None:
+    from forex_diffusion.sessions import session_of, session_of_ns
+
+    times = np.arange(-3, 8 * 24 * 60, 7, dtype=np.int64) * 60_000_000_000  # every 7 min, 8 days
+    assert [session_of(int(t)) for t in times] == session_of_ns(times).tolist()

@@ -63,3 +63,11 @@ def session_of_ns(decision_ns: np.ndarray) -> np.ndarray:
     """
     ns = np.asarray(decision_ns, dtype=np.int64)
     return session_index(np.floor_divide(ns, _NS_PER_HOUR) % 24)
+
+
+_SESSION_BY_HOUR = tuple(int(k) for k in session_index(np.arange(24)))
+
+
+def session_of(decision_ns: int) -> int:
+    """:func:`session_of_ns` of one decision time (UTC integer nanoseconds)."""
+    return _SESSION_BY_HOUR[(int(decision_ns) // _NS_PER_HOUR) % 24]

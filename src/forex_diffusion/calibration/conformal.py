@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forex_diffusion.calibration.quantile_map import rank_levels, remap_and_quantiles
-from forex_diffusion.sessions import session_of_ns
+from forex_diffusion.sessions import session_of
 
 #: quantile(levels) -> values of one forecast at those levels
 QuantileFn = Callable[[np.ndarray], np.ndarray]
@@ -153,7 +153,7 @@ class OnlineConformal:
     def _running(self, decision_ns: int) -> AdaptiveConformal:
         if not self.by_session:
             return self.aci
-        k = int(session_of_ns(np.array([decision_ns]))[0])
+        k = session_of(decision_ns)
         if k not in self.sessions:
             self.sessions[k] = AdaptiveConformal(self.aci.coverages, self.aci.gamma)
         return self.sessions[k]
