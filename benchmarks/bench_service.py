@@ -34,7 +34,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,9 +63,12 @@ HISTORY_END = pd.Timestamp("2019-03-18", tz="UTC")  # the store ends here; later
 HOST = "127.0.0.1"
 
 
-def build(root: Path, preset: str | None) -> tuple[SSSDConfig, pd.DataFrame]:
+def build(
+    root: Path, preset: str | None, extra: Sequence[str] = ()
+) -> tuple[SSSDConfig, pd.DataFrame]:
     """Store (EURUSD 2019-01-01 .. 03-17) and an untrained checkpoint under ``root``; returns
-    the config and the 1m bars after the store's end (the live feed)."""
+    the config (with the ``extra`` overrides) and the 1m bars after the store's end (the live
+    feed)."""
     df = pd.read_csv(FX / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp")
     df = df[df.index < pd.Timestamp("2019-04-01", tz="UTC")]
     cfg = load_sssd_config(
@@ -81,6 +84,7 @@ def build(root: Path, preset: str | None) -> tuple[SSSDConfig, pd.DataFrame]:
             "data.splits.test.start=2019-03-18",
             "data.splits.test.end=2019-03-31",
             "inference.device=cpu",
+            *extra,
         ],
         preset=preset,
     )
@@ -239,11 +243,17 @@ def main() -> None:
         help="also the one-client figures of a server started with compiled sampling",
     )
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_NUM_THREADS", 2)))
+    parser.add_argument(
+        "--no-adaptive",
+        action="store_true",
+        help="live forecasts without adaptive conformal levels (inference.adaptive_conformal.live)",
+    )
     args = parser.parse_args()
+    extra = ["inference.adaptive_conformal.live=false"] if args.no_adaptive else []
     torch.set_num_threads(args.threads)
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench_service_") as tmp:
-        cfg, feed = build(Path(tmp), args.preset)
+        cfg, feed = build(Path(tmp), args.preset, extra)
         with serving(cfg, batching=True) as url:
             single = one_client(url, args.repeats, feed)
             batched = load_test(
@@ -255,10 +265,14 @@ def main() -> None:
             )
         compiled = None
         if args.compile:  # a fresh store: the live feed starts again where the history ends
-            cfg, feed = build(Path(tmp) / "compiled", args.preset)
+            cfg, feed = build(Path(tmp) / "compiled", args.preset, extra)
             with serving(cfg, batching=True, compile_sampling=True) as url:
                 compiled = one_client(url, args.repeats, feed)
-    name = f"{cfg.model.name} ({args.preset or 'default size'}, {args.threads} threads)"
+    adaptive = "off" if args.no_adaptive else "on"
+    name = (
+        f"{cfg.model.name} ({args.preset or 'default size'}, {args.threads} threads, "
+        f"live adaptive conformal {adaptive})"
+    )
     singles = [
         ("POST /v1/predict (store)", single["predict"]),
         ("live update", single["live"]),
