@@ -24,6 +24,7 @@ import numpy as np
 
 from forex_diffusion.calibration.quantile_map import rank_levels, remap_and_quantiles
 from forex_diffusion.sessions import session_of
+from forex_diffusion.timeframe_units import NS_PER_MIN
 
 #: quantile(levels) -> values of one forecast at those levels
 QuantileFn = Callable[[np.ndarray], np.ndarray]
@@ -234,7 +235,7 @@ def adaptive_conformal_samples(
     online = OnlineConformal(aci, by_session)
     out = np.empty_like(x)
     used = np.empty((n, len(aci.coverages)))
-    ahead = np.int64(horizon) * 60_000_000_000
+    ahead = np.int64(horizon) * NS_PER_MIN
     known = 0  # forecasts before this index have been resolved
     for i in range(n):
         while known < i and t[known] + ahead <= t[i]:

@@ -64,9 +64,9 @@ from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.models.sssd_encoder import EncoderStream
 from forex_diffusion.service.pool import Loaded
 from forex_diffusion.service.settings import Live
+from forex_diffusion.timeframe_units import NS_PER_MIN
 
 FIVE_MIN = pd.Timedelta(minutes=5)
-MINUTE_NS = 60_000_000_000
 
 
 def live_seed(seed: int, decision_time: pd.Timestamp) -> int:
@@ -253,12 +253,12 @@ class LiveAsset:
         self.closes[t_ns] = close
         horizons = self.loaded.service.horizons
         for t_j, h in sorted(conformal.issued):
-            end = t_j + h * MINUTE_NS
+            end = t_j + h * NS_PER_MIN
             if end <= t_ns:
                 c0, c1 = self.closes.get(t_j), self.closes.get(end)
                 y = float(np.log(c1 / c0)) if c0 and c1 else float("nan")
                 conformal.resolve(t_j, h, y)
-        oldest = t_ns - max(horizons) * MINUTE_NS
+        oldest = t_ns - max(horizons) * NS_PER_MIN
         self.closes = {t: c for t, c in self.closes.items() if t >= oldest}
         cov = conformal.aci.coverages
         return {
