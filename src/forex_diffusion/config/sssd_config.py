@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forex_diffusion.config.field_docs import json_schema_with_field_docs
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH, PRESETS_DIR
 from forex_diffusion.errors import ConfigError
 from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_utc
@@ -27,9 +28,10 @@ from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_
 
 class _Section(BaseModel):
     """A config section; the docstring under each field is its description in the JSON schema
-    (``config schema``), which a form can show beside the field."""
+    (``config schema``, read by ``field_docs`` when asked for), which a form can show beside the
+    field."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def default_pip_size(symbol: str) -> float:
@@ -837,7 +839,8 @@ def load_sssd_config(
 
 def config_json_schema() -> dict[str, Any]:
     """JSON schema of the configuration; every key carries a one-line ``description``."""
-    return _one_line_descriptions(SSSDConfig.model_json_schema())
+    source = Path(__file__).read_text(encoding="utf-8")
+    return _one_line_descriptions(json_schema_with_field_docs(SSSDConfig, source))
 
 
 def _one_line_descriptions(node: Any) -> Any:
