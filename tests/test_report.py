@@ -168,3 +168,53 @@ def test_summary_validation(world: dict[str, object]) -> None:
             baselines=["calibrated", "s"],
             **kwargs,  # type: ignore[arg-type]
         )
+
+
+def test_figures_draw_the_model_rows_and_the_best_baseline(
+    world: dict[str, object], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every row stays in the tables; the per-horizon figures draw the model, its raw and
+    adaptive rows and that horizon's best baseline (all rows without a model)."""
+    from forex_diffusion.evaluation import report
+    from forex_diffusion.evaluation.summary import ADAPTIVE, raw_key_of
+
+    forecasts = dict(world["forecasts"])  # type: ignore[call-overload]
+    raw = raw_key_of("good_model")
+    forecasts[raw] = forecasts["bad_model"].renamed(raw)
+    forecasts[ADAPTIVE] = forecasts["good_model"].renamed(ADAPTIVE)
+    forecasts["pool"] = forecasts["good_model"].renamed("pool")
+    s = summarize_forecasts(
+        asset="EURUSD",
+        forecasts=forecasts,
+        baselines=["calibrated", "too_wide"],
+        targets=world["y"],  # type: ignore[arg-type]
+        last_close=world["close"],  # type: ignore[arg-type]
+        pip_size=1e-4,
+        cfg=EvaluationConfig(stride=12),
+        model_name="good_model",
+        others=[raw, ADAPTIVE, "pool"],
+        labels={"calibrated": "RW calibrated", "too_wide": "RW too wide", "pool": "CRPS pool"},
+        start="2021-03-01",
+        end="2021-03-22",
+    )
+    assert len(s.forecasters) == 6
+    for h in HORIZONS:
+        best = s.verdict(h).best_baseline
+        assert best in ("calibrated", "too_wide")
+        assert s.figure_rows(h) == ("good_model", raw, ADAPTIVE, best)
+    assert _summary(world, None).figure_rows(5) == ("calibrated", "too_wide")
+
+    legends: list[list[str]] = []
+
+    def keep_legends(fig: object, path: Path) -> None:
+        for ax in fig.axes:  # type: ignore[attr-defined]
+            legend = ax.get_legend()
+            legends.append([t.get_text() for t in legend.get_texts()])
+
+    monkeypatch.setattr(report, "_save", keep_legends)
+    report.plot_pit(s, tmp_path / "pit.png")
+    assert len(legends) == len(HORIZONS)
+    for h, texts in zip(HORIZONS, legends, strict=True):
+        assert "CRPS pool" not in texts
+        assert len(texts) == 5  # four rows and the flat reference
+        assert f"{s.labels[s.verdict(h).best_baseline]} (best baseline)" in texts

@@ -52,14 +52,19 @@ def _save(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
-def _row_label(s: EvaluationSummary, name: str, horizon: int) -> str:
-    """A forecaster's label, the model in bold and the best baseline of the horizon named."""
+def _plain_label(s: EvaluationSummary, name: str, horizon: int) -> str:
+    """A forecaster's label, the best baseline of the horizon named (a figure's legend)."""
     label = s.labels.get(name, name)
-    if name == s.model_name:
-        return f"**{label}** (model)"
     if name == s.verdict(horizon).best_baseline:
         return f"{label} (best baseline)"
     return label
+
+
+def _row_label(s: EvaluationSummary, name: str, horizon: int) -> str:
+    """A table row's label: ``_plain_label`` with the model in bold."""
+    if name == s.model_name:
+        return f"**{s.labels.get(name, name)}** (model)"
+    return _plain_label(s, name, horizon)
 
 
 def _first_table(s: EvaluationSummary) -> list[str]:
@@ -221,6 +226,13 @@ def render_markdown(s: EvaluationSummary, has_fan_chart: bool) -> str:
         "## Plots",
         "",
     ]
+    if s.model_name:
+        lines += [
+            "The reliability, PIT and CRPS-by-hour panels draw the model, its raw and "
+            "adaptive-conformal rows and each horizon's best baseline; the tables above have "
+            "every row.",
+            "",
+        ]
     if has_fan_chart:
         lines.append("![fan chart](fan_chart.png)")
     lines += [
@@ -249,12 +261,12 @@ def _per_horizon_figure(
     s: EvaluationSummary, title: str, path: Path, draw: Callable[[plt.Axes, int], None]
 ) -> None:
     """One panel per horizon (titled "<h> min") drawn by ``draw(ax, h)``, each with its own
-    legend (a panel may lack a forecaster the others show)."""
+    legend below it (the best baseline differs between horizons)."""
     fig, axes = _grid(len(s.horizons))
     for ax, h in zip(axes, s.horizons, strict=True):
         draw(ax, h)
         ax.set_title(f"{h} min")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     fig.suptitle(f"{title}, {s.asset}")
     _save(fig, path)
 
@@ -265,11 +277,11 @@ def plot_reliability(s: EvaluationSummary, path: Path) -> None:
 
     def draw(ax: plt.Axes, h: int) -> None:
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="ideal")
-        for name in s.forecasters:
+        for name in s.figure_rows(h):
             rates = np.array(
                 [np.nan if v is None else v for v in s.get(name, h).quantile_hit_rates]
             )
-            ax.plot(q, rates, marker="o", ms=3, label=s.labels.get(name, name))
+            ax.plot(q, rates, marker="o", ms=3, label=_plain_label(s, name, h))
         ax.set_xlabel("nominal quantile level")
         ax.set_ylabel("observed frequency")
         ax.set_xlim(0, 1)
@@ -282,14 +294,14 @@ def plot_pit(s: EvaluationSummary, path: Path) -> None:
     """PIT histograms (density; flat at 1 = calibrated), per horizon."""
 
     def draw(ax: plt.Axes, h: int) -> None:
-        for name in s.forecasters:
+        for name in s.figure_rows(h):
             counts = np.asarray(s.get(name, h).pit_histogram, dtype=np.float64)
             if counts.sum() <= 0:
                 continue
             bins = counts.size
             density = counts / counts.sum() * bins
             edges = np.linspace(0, 1, bins + 1)
-            ax.stairs(density, edges, label=s.labels.get(name, name))
+            ax.stairs(density, edges, label=_plain_label(s, name, h))
         ax.axhline(1.0, color="grey", lw=1, ls="--", label="calibrated (flat)")
         ax.set_xlabel("PIT")
         ax.set_ylabel("density")
@@ -301,11 +313,11 @@ def plot_crps_by_hour(s: EvaluationSummary, path: Path) -> None:
     """Mean CRPS (bp) by UTC hour of the decision time, per horizon."""
 
     def draw(ax: plt.Axes, h: int) -> None:
-        for name in s.forecasters:
+        for name in s.figure_rows(h):
             values = np.array(
                 [np.nan if v is None else v for v in s.get(name, h).crps_by_hour], dtype=np.float64
             )
-            ax.plot(np.arange(24), values * 1e4, marker=".", label=s.labels.get(name, name))
+            ax.plot(np.arange(24), values * 1e4, marker=".", label=_plain_label(s, name, h))
         ax.set_xlabel("hour of day (UTC)")
         ax.set_ylabel("CRPS (bp)")
         ax.set_xticks(range(0, 24, 3))

@@ -103,6 +103,14 @@ class HorizonVerdict:
     sentence: str
 
 
+ADAPTIVE = "adaptive"  # the row of the calibrated model under adaptive conformal levels
+
+
+def raw_key_of(model_key: str) -> str:
+    """The row of the model's samples before its calibration map."""
+    return f"{model_key} (raw)"
+
+
 @dataclass(frozen=True)
 class EvaluationSummary:
     """Everything the report shows; ``metrics`` holds one entry per forecaster × horizon."""
@@ -132,6 +140,20 @@ class EvaluationSummary:
         """The model first (if any), then its variants (e.g. raw beside calibrated), then the
         baselines."""
         return ((self.model_name,) if self.model_name else ()) + self.others + self.baselines
+
+    def figure_rows(self, horizon: int) -> tuple[str, ...]:
+        """The rows a per-horizon figure draws: the model, its raw and adaptive-conformal rows
+        and the best baseline at ``horizon`` (every row when there is no model). The tables and
+        ``metrics.json`` keep every row; a figure of all of them is unreadable."""
+        if not self.model_name:
+            return self.forecasters
+        wanted = (
+            self.model_name,
+            raw_key_of(self.model_name),
+            ADAPTIVE,
+            self.verdict(horizon).best_baseline,
+        )
+        return tuple(name for name in wanted if name in self.forecasters)
 
     def get(self, forecaster: str, horizon: int) -> ForecasterMetrics:
         for m in self.metrics:

@@ -58,9 +58,11 @@ from forex_diffusion.evaluation.ranges import (
 )
 from forex_diffusion.evaluation.report import ReportFiles, first_table_text, write_report
 from forex_diffusion.evaluation.summary import (
+    ADAPTIVE,
     EvaluationSummary,
     FanChartData,
     fan_chart_data,
+    raw_key_of,
     summarize_forecasts,
 )
 from forex_diffusion.evaluation.targets import close_at, realized_log_returns, select_decision_times
@@ -510,9 +512,6 @@ def _add_pool(
     ]
 
 
-ADAPTIVE = "adaptive"
-
-
 def _add_adaptive(
     forecasts: dict[str, ForecastDistribution],
     labels: dict[str, str],
@@ -793,7 +792,7 @@ def evaluate(
             if model_fc is not None:
                 forecasts[model_key] = model_fc
                 if subject.service.uses_calibration(None):
-                    raw_key = f"{model_key} (raw)"
+                    raw_key = raw_key_of(model_key)
                     forecasts[raw_key] = model_fc.renamed(raw_key)
                     forecasts[model_key] = ForecastDistribution.from_samples(
                         model_key,
