@@ -9,7 +9,7 @@ import sys
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forex_diffusion.config.field_docs import json_schema_with_field_docs
+from forex_diffusion.config.field_docs import attribute_docstrings, json_schema_with_field_docs
 
 
 class _Inner(BaseModel):
@@ -33,8 +33,9 @@ class _Outer(BaseModel):
     "One line."
 
 
-def _without_docstrings(model: type[BaseModel]) -> type[BaseModel]:
-    """The same classes built without the option (what the config's sections are now)."""
+def _outer_without_docstrings() -> type[BaseModel]:
+    """``_Outer`` and ``_Inner`` built without the option (what the config's sections are
+    now)."""
     inner = type(
         "_Inner",
         (BaseModel,),
@@ -47,7 +48,7 @@ def _without_docstrings(model: type[BaseModel]) -> type[BaseModel]:
         },
     )
     return type(
-        model.__name__,
+        "_Outer",
         (BaseModel,),
         {
             "__module__": __name__,
@@ -60,10 +61,10 @@ def _without_docstrings(model: type[BaseModel]) -> type[BaseModel]:
 
 def test_field_docs_give_the_schema_that_pydantic_extracts_at_class_creation() -> None:
     expected = _Outer.model_json_schema()
-    bare = _without_docstrings(_Outer)
+    bare = _outer_without_docstrings()
     assert bare.model_json_schema() != expected  # the option matters for these classes
     source = inspect.getsource(sys.modules[__name__])
-    assert json_schema_with_field_docs(bare, source) == expected
+    assert json_schema_with_field_docs(bare, attribute_docstrings(source)) == expected
 
 
 def test_the_config_sections_do_not_extract_docstrings_at_import() -> None:

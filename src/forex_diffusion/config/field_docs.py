@@ -4,13 +4,14 @@ A config field is documented by the string literal right under it (the conventio
 ``use_attribute_docstrings`` reads). Pydantic extracts those at class creation, which locates
 each class's source through ``inspect`` on every import of the config; every command pays it,
 though only ``config schema``, the UI's form and the docs read the descriptions. Here the module
-source is parsed once, when the schema is built, and the result is the same JSON schema.
+source is parsed when a schema is first asked for, and the result is the same JSON schema.
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
@@ -38,13 +39,13 @@ def attribute_docstrings(source: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def json_schema_with_field_docs(model: type[BaseModel], source: str) -> dict[str, Any]:
-    """``model.model_json_schema()`` with each property's ``description`` taken from the
-    attribute docstrings of the classes in ``source`` (the module that defines ``model`` and its
-    sections); a description given explicitly (``Field(description=...)``) is kept, as pydantic
-    does."""
+def json_schema_with_field_docs(
+    model: type[BaseModel], docs: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """``model.model_json_schema()`` with each property's ``description`` taken from ``docs``
+    (``attribute_docstrings`` of the module that defines ``model`` and its sections); a
+    description given explicitly (``Field(description=...)``) is kept, as pydantic does."""
     schema = model.model_json_schema()
-    docs = attribute_docstrings(source)
     for name, node in [(model.__name__, schema), *schema.get("$defs", {}).items()]:
         for field, prop in node.get("properties", {}).items():
             doc = docs.get(name, {}).get(field)

@@ -8,6 +8,7 @@ nearest valid key as a suggestion.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,7 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from forex_diffusion.config.field_docs import json_schema_with_field_docs
+from forex_diffusion.config.field_docs import attribute_docstrings, json_schema_with_field_docs
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH, PRESETS_DIR
 from forex_diffusion.errors import ConfigError
 from forex_diffusion.timeframes import ONE_DAY, UtcRange, timeframe_minutes, to_utc
@@ -839,8 +840,13 @@ def load_sssd_config(
 
 def config_json_schema() -> dict[str, Any]:
     """JSON schema of the configuration; every key carries a one-line ``description``."""
-    source = Path(__file__).read_text(encoding="utf-8")
-    return _one_line_descriptions(json_schema_with_field_docs(SSSDConfig, source))
+    return _one_line_descriptions(json_schema_with_field_docs(SSSDConfig, _field_docs()))
+
+
+@functools.cache
+def _field_docs() -> dict[str, dict[str, str]]:
+    """The attribute docstrings of this module's sections, read once per process."""
+    return attribute_docstrings(Path(__file__).read_text(encoding="utf-8"))
 
 
 def _one_line_descriptions(node: Any) -> Any:
