@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,3 +110,37 @@ def test_run_of_a_killed_process_is_marked_interrupted(registry_url: str) -> Non
         assert run.status == "interrupted" and run.completed_at is not None
         assert f"process {proc.pid}" in (run.error_message or "")
         assert reg.mark_stale_runs_interrupted() == []  # nothing left to mark
+
+
+def _connect_worker(url: str, barrier: Any, results: Any) -> None:
+    """Open a connection to ``url`` the moment the other worker does (forked: no imports)."""
+    from forex_diffusion.registry.db import create_registry_engine
+
+    try:
+        engine = create_registry_engine(url)
+        barrier.wait(TIMEOUT_S)
+        with engine.connect():
+            pass
+        results.put("ok")
+    except BaseException as exc:  # reported to the test
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_first_connections_to_a_new_sqlite_file_at_once_both_succeed(
+    tmp_path: Path,
+) -> None:
+    """Two processes opening a new SQLite registry at the same instant both switch it to WAL
+    (SQLite refuses one of them at once, without waiting, unless the switch is retried)."""
+    ctx = mp.get_context("fork")
+    failures = []
+    for trial in range(40):  # the race is lost in about a third of the trials without the retry
+        url = f"sqlite:///{tmp_path}/trial{trial}.db"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_connect_worker, args=(url, barrier, results)) for _ in "ab"]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=TIMEOUT_S) for _ in procs]
+        for proc in procs:
+            proc.join(TIMEOUT_S)
+        failures += [o for o in outcomes if o != "ok"]
+    assert failures == []

@@ -18,6 +18,8 @@ without it.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,6 +127,26 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def _enter_wal(cursor: Any) -> None:
+    """Switch the database to WAL, retrying while another connection holds the lock.
+
+    SQLite answers ``database is locked`` at once, without calling the busy handler, when two
+    connections switch a new database to WAL at the same moment; the retry gives the switch
+    the same patience (``SQLITE_BUSY_TIMEOUT_MS``) as every other statement.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause_s = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause_s > deadline:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(2 * pause_s, 0.1)
+
+
 def _install_sqlite_pragmas(engine: Engine) -> None:
     """WAL, foreign keys, busy timeout on every connection; BEGIN IMMEDIATE per transaction."""
 
@@ -136,7 +158,7 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
