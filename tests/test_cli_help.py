@@ -3,6 +3,7 @@ pandas, SQLAlchemy or pydantic), so the light commands answer at once."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -72,11 +73,51 @@ def test_the_console_command_runs_with_the_cli_collector_settings() -> None:
     assert script.value == "forex_diffusion.cli.main:main"
     probe = (
         "import gc, sys\n"
-        "from forex_diffusion.cli.main import YOUNG_GENERATION, main\n"
+        "from forex_diffusion.cli.main import YOUNG_GENERATION, run\n"
         "sys.argv = ['forex-diffusion', 'config', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(gc.get_threshold()[0] == YOUNG_GENERATION, gc.get_freeze_count() > 0)\n"
+        "status = run()\n"
+        "print(status, gc.get_threshold()[0] == YOUNG_GENERATION, gc.get_freeze_count() > 0)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "True True"
+    assert done.stdout.strip().splitlines()[-1] == "0 True True"
+
+
+LEAVE_PROBE = """
+import atexit, sys, threading, time
+from forex_diffusion.cli.main import main
+atexit.register(lambda: print("atexit handler ran"))
+if sys.argv[1] == "thread":  # a worker the normal exit would wait for
+    threading.Thread(target=lambda: (time.sleep(0.5), print("thread finished"))).start()
+sys.argv = ["forex-diffusion", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "expected"),
+    [
+        (["none", "config", "--help"], 0, ["Usage: forex-diffusion config", "atexit handler ran"]),
+        (["none", "data", "info", "--asset", "NOPE"], 2, ["atexit handler ran"]),
+        (["thread", "config", "--help"], 0, ["thread finished", "atexit handler ran"]),
+    ],
+)
+def test_the_console_command_ends_with_its_output_its_status_and_the_exit_handlers(
+    args: list[str], status: int, expected: list[str], tmp_path: Path
+) -> None:
+    """``main`` leaves without the interpreter's teardown (``leave``): what the command wrote
+    into a pipe still arrives, the exit status is the command's, ``atexit`` handlers run, and
+    a thread still running is waited for as at a normal exit."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe buffers
+    env["FOREX_DIFFUSION_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVE_PROBE, *args], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == status, done.stderr
+    lines = done.stdout.splitlines()
+    for text in expected:
+        assert any(text in line for line in lines), (text, done.stdout, done.stderr)
+    assert lines[-1] == "atexit handler ran"  # last: after the command and the thread
