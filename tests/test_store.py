@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forex_diffusion.config.sssd_config import load_sssd_config
 from forex_diffusion.data import store as store_module
@@ -455,3 +457,17 @@ def test_readers_during_appends_and_compactions_see_every_bar_once(tmp_path: Pat
         thread.join()
     assert problems == [] and len(seen) > 1
     assert len(store.load("EURUSD")) == 500
+
+
+@given(
+    st.lists(st.integers(-50, 50), max_size=30),
+    st.lists(st.integers(-50, 50), max_size=30, unique=True).map(sorted),
+)
+@settings(max_examples=200, deadline=None)
+def test_membership_in_sorted_open_times_agrees_with_isin(
+    values: list[int], stored: list[int]
+) -> None:
+    """``_in_sorted`` (binary search, used by every append) answers as ``np.isin``, also for
+    values before the first and after the last stored open time."""
+    a, b = np.asarray(values, np.int64), np.asarray(stored, np.int64)
+    assert np.array_equal(store_module._in_sorted(a, b), np.isin(a, b))

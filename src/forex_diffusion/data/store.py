@@ -329,6 +329,15 @@ def _read_span(path: Path, asset: str) -> _Span:
         raise DataError(_damaged(path, asset, str(exc))) from exc
 
 
+def _in_sorted(values: np.ndarray, sorted_ts: np.ndarray) -> np.ndarray:
+    """Which of ``values`` occur in the sorted array ``sorted_ts``: (len(values),) bool, by
+    binary search (``np.isin`` hashes the whole stored array on every call)."""
+    if len(sorted_ts) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_ts, values), len(sorted_ts) - 1)
+    return np.asarray(sorted_ts[pos] == values)
+
+
 def _union(
     a_ts: np.ndarray, a_v: np.ndarray, b_ts: np.ndarray, b_v: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -629,14 +638,17 @@ class CandleStore:
                     )
                 for tmp, target in staged:
                     os.replace(tmp, target)
-                    written = self._journals.pop(tmp, None)
+                    written, span = self._journals.pop(tmp, None), self._spans.pop(tmp, None)
                     if written is not None:  # the journal just written: no need to read it
                         self._journals[target] = written
+                    if span is not None:
+                        self._spans[target] = span
                 if plan is None and len(j_ts):
                     journal.unlink(missing_ok=True)  # after its bars reached the year files
             finally:
                 for tmp, _ in staged:
                     self._journals.pop(tmp, None)
+                    self._spans.pop(tmp, None)
                     tmp.unlink(missing_ok=True)
             total = sum(self._span(name, p).rows for p in self._year_files(name).values())
             if journal.exists():
@@ -721,16 +733,16 @@ class CandleStore:
         lo = int(min(ts[0], j_ts[0])) if len(j_ts) else int(ts[0])
         hi = int(max(ts[-1], j_ts[-1])) if len(j_ts) else int(ts[-1])
         y_ts, y_v = self._year_rows(name, lo, hi)
-        if len(j_ts) and np.isin(j_ts, y_ts).any():
+        if len(j_ts) and _in_sorted(j_ts, y_ts).any():
             return None
         s_ts, s_v = _union(y_ts, y_v, j_ts, j_v)
         m = _merge(s_ts, s_v, ts, values, on_conflict)
         found = BarConflicts(ts[m.conflict_pos], m.conflict_stored, values[m.conflict_pos])
         if len(found) and on_conflict == "error":
             raise BarConflictError(conflict_message(name, found), found)
-        if m.replaced and np.isin(ts[m.conflict_pos], y_ts).any():
+        if m.replaced and _in_sorted(ts[m.conflict_pos], y_ts).any():
             return None
-        take = ~np.isin(ts, s_ts)
+        take = ~_in_sorted(ts, s_ts)
         if m.replaced:
             take[m.conflict_pos] = True
         if not take.any():
@@ -738,7 +750,9 @@ class CandleStore:
         n_ts, n_v = _union(j_ts, j_v, ts[take], values[take])
         target = folder / JOURNAL_FILE
         staged = _stage_parquet(_table(n_ts, n_v), target)
-        self._journals[staged] = (_stat_key(staged) or (0, 0, 0), n_ts, n_v)  # see write()
+        key = _stat_key(staged) or (0, 0, 0)  # os.replace keeps inode, size and mtime
+        self._journals[staged] = (key, n_ts, n_v)  # see write()
+        self._spans[staged] = (key, _Span(len(n_ts), int(n_ts[0]), int(n_ts[-1])))
         return [(staged, target)], m.added, found
 
     def _merge_years(
