@@ -6,7 +6,9 @@ Usage:
 
 A uvicorn server on 127.0.0.1 (a free port) serves a model of the configured size (untrained
 weights: latency does not depend on their values; the standardizer is fitted on real EURUSD
-Jan–Mar 2019 read in place from ../shared/data/fx). Measured:
+Jan–Mar 2019 read in place from ../shared/data/fx). The store starts with its last
+``--journal-bars`` 1m bars in its journal of recent appends (default: half the compaction
+threshold, the average on a live server; every append rewrites the journal). Measured:
 
 * one client: p50/p95 of ``POST /v1/predict`` from the store (distinct ``asof`` per request, so
   the forecast cache never answers), and of a live update (``POST /v1/bars`` with the next 5m
@@ -46,7 +48,7 @@ import torch
 import uvicorn
 
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
-from forex_diffusion.data.store import CandleStore
+from forex_diffusion.data.store import COMPACT_ROWS, CandleStore
 from forex_diffusion.features.unified_pipeline import unified_feature_pipeline
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import save_checkpoint
@@ -64,11 +66,12 @@ HOST = "127.0.0.1"
 
 
 def build(
-    root: Path, preset: str | None, extra: Sequence[str] = ()
+    root: Path, preset: str | None, extra: Sequence[str] = (), journal_bars: int = 0
 ) -> tuple[SSSDConfig, pd.DataFrame]:
-    """Store (EURUSD 2019-01-01 .. 03-17) and an untrained checkpoint under ``root``; returns
-    the config (with the ``extra`` overrides) and the 1m bars after the store's end (the live
-    feed)."""
+    """Store (EURUSD 2019-01-01 .. 03-17, its last ``journal_bars`` 1m bars in the store's
+    journal of recent appends, the rest in its year file) and an untrained checkpoint under
+    ``root``; returns the config (with the ``extra`` overrides) and the 1m bars after the
+    store's end (the live feed)."""
     df = pd.read_csv(FX / "EURUSD_M1_2019.csv.gz", parse_dates=["timestamp"], index_col="timestamp")
     df = df[df.index < pd.Timestamp("2019-04-01", tz="UTC")]
     cfg = load_sssd_config(
@@ -89,7 +92,10 @@ def build(
         preset=preset,
     )
     history = df[df.index < HISTORY_END]
-    CandleStore(root / "data").write("EURUSD", history, source="bench")
+    store, split = CandleStore(root / "data"), len(history) - journal_bars
+    store.write("EURUSD", history.iloc[:split], source="bench")
+    if journal_bars:  # a write below the compaction threshold goes to the journal
+        store.write("EURUSD", history.iloc[split:], source="bench")
     _, standardizer, names = unified_feature_pipeline(
         history, config=cfg, output_format="multi_timeframe"
     )
@@ -244,6 +250,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_NUM_THREADS", 2)))
     parser.add_argument(
+        "--journal-bars",
+        type=int,
+        default=COMPACT_ROWS // 2,
+        help="1m bars in the store's journal when the live feed starts (default: half the "
+        "compaction threshold, the journal's average size on a live server; 0: none)",
+    )
+    parser.add_argument(
         "--no-adaptive",
         action="store_true",
         help="live forecasts without adaptive conformal levels (inference.adaptive_conformal.live)",
@@ -253,7 +266,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench_service_") as tmp:
-        cfg, feed = build(Path(tmp), args.preset, extra)
+        cfg, feed = build(Path(tmp), args.preset, extra, args.journal_bars)
         with serving(cfg, batching=True) as url:
             single = one_client(url, args.repeats, feed)
             batched = load_test(
@@ -265,13 +278,13 @@ def main() -> None:
             )
         compiled = None
         if args.compile:  # a fresh store: the live feed starts again where the history ends
-            cfg, feed = build(Path(tmp) / "compiled", args.preset, extra)
+            cfg, feed = build(Path(tmp) / "compiled", args.preset, extra, args.journal_bars)
             with serving(cfg, batching=True, compile_sampling=True) as url:
                 compiled = one_client(url, args.repeats, feed)
     adaptive = "off" if args.no_adaptive else "on"
     name = (
         f"{cfg.model.name} ({args.preset or 'default size'}, {args.threads} threads, "
-        f"live adaptive conformal {adaptive})"
+        f"live adaptive conformal {adaptive}, {args.journal_bars} bars in the store's journal)"
     )
     singles = [
         ("POST /v1/predict (store)", single["predict"]),

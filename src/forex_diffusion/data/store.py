@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
 JOURNAL_FILE = "journal.parquet"
-COMPACT_ROWS = 10_000  # journal bars that trigger a compaction into the year files
+COMPACT_ROWS = 2_000  # journal bars that trigger a compaction into the year files
 ROW_GROUP_SIZE = 1 << 16
 GAP_THRESHOLD = pd.Timedelta(minutes=30)
 CLOSURE_MIN = pd.Timedelta(hours=24)
