@@ -6,7 +6,11 @@ Runs on the real EURUSD files of ../shared/data/fx (or FOREX_DIFFUSION_SHARED_DA
 measured in the same run. A second table compares the store layout (one Parquet file per
 year, as used) with a single file per asset when a year is added to an asset.
 
-    python benchmarks/bench_data.py [--repeats 5]
+A third table times one live bar appended to a store holding a year of 1m bars, by the size of
+the store's journal of recent appends (every append rewrites the journal), and the append that
+compacts the journal into the year file; the reference is the append to an empty journal.
+
+    python benchmarks/bench_data.py [--repeats 5] [--appends-only]
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from forex_diffusion.data.importers import import_files
-from forex_diffusion.data.store import CandleStore
+from forex_diffusion.data.store import COMPACT_ROWS, CandleStore
 
 T = TypeVar("T")
 BUDGET_S_PER_MILLION = 5.0
 YEARS = (2017, 2018, 2019)
+APPENDS = 20  # one-bar appends timed per journal size
 
 
 def shared_fx_dir() -> Path:
@@ -65,6 +70,7 @@ def fresh_import(paths: list[Path]) -> Callable[[], int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--appends-only", action="store_true", help="only the appends table")
     args = parser.parse_args()
     fx = shared_fx_dir()
     paths = [fx / f"EURUSD_M1_{y}.csv.gz" for y in YEARS]
@@ -76,6 +82,9 @@ def main() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     year = paths[-1]
     n = args.repeats
+    if args.appends_only:
+        appends_table(year, n)
+        return 0
     rows: list[tuple[str, int, float, float]] = []
 
     t, written = median_time(fresh_import([year]), n)
@@ -122,6 +131,7 @@ def main() -> int:
     print("'vs pandas' = pandas read_csv reference time / store time (higher is faster);")
     print("the store import also validates every row and writes zstd Parquet atomically.\n")
     layout_table(paths, n)
+    appends_table(year, n)
     return 0 if per_million <= BUDGET_S_PER_MILLION else 1
 
 
@@ -155,6 +165,47 @@ def layout_table(paths: list[Path], repeats: int) -> None:
         "(+ parsing the CSV, not counted)"
     )
     print(f"  (pandas read_csv of that year, for scale:               {parse_t:.3f} s)")
+
+
+def appends_table(year: Path, repeats: int) -> None:
+    """One-bar appends (median of ``APPENDS`` per journal size) and the compacting append
+    (median of ``repeats`` fresh stores), each store holding the rest of ``year`` in its year
+    file."""
+    df = pandas_read([year])
+    split = len(df) - COMPACT_ROWS - APPENDS - 1  # the year file; the rest is appended
+
+    def store_with_journal(root: Path, journal: int) -> CandleStore:
+        store = CandleStore(root)
+        store.write("EURUSD", df.iloc[:split], source="bench")
+        if journal:  # a write below the compaction threshold goes to the journal
+            store.write("EURUSD", df.iloc[split : split + journal], source="bench")
+        return store
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for journal in (0, COMPACT_ROWS // 2, COMPACT_ROWS - APPENDS):
+            store = store_with_journal(Path(tmp) / f"j{journal}", journal)
+            times = []
+            for i in range(split + journal, split + journal + APPENDS):
+                t0 = time.perf_counter()
+                store.write("EURUSD", df.iloc[i : i + 1], source="live")
+                times.append(time.perf_counter() - t0)
+            rows.append((f"one bar, journal of {journal:,} bars", statistics.median(times)))
+        times = []
+        for k in range(repeats):
+            store = store_with_journal(Path(tmp) / f"c{k}", COMPACT_ROWS)
+            i = split + COMPACT_ROWS
+            t0 = time.perf_counter()
+            report = store.write("EURUSD", df.iloc[i : i + 1], source="live")
+            times.append(time.perf_counter() - t0)
+            assert report.files_written and "journal" not in report.files_written[0].name
+        rows.append(
+            (f"one bar that compacts {COMPACT_ROWS:,} journal bars", statistics.median(times))
+        )
+    print(f"\nOne live bar appended to a store of {split:,} 1m bars (EURUSD 2019) + its journal:")
+    ref = rows[0][1]
+    for name, secs in rows:
+        print(f"  {name:<44} {secs * 1e3:8.2f} ms  {secs / ref:6.2f}x the empty journal's")
 
 
 if __name__ == "__main__":
