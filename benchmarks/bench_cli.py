@@ -10,7 +10,10 @@ store's summary manifest removed before each run (every year file read) and as i
 first run; ``data import`` of one real year (EURUSD 2019 from ../shared/data/fx or
 FOREX_DIFFUSION_SHARED_DATA) ≤ 3 s; ``predict`` from the store ≤ 3 s, model load and
 ``inference.forecast_samples`` samples included (a tiny cpu_small model trained once in set-up,
-not timed). Each import run writes into a fresh store.
+not timed). Each import run writes into a fresh store. A last row, without a target, times
+a bare interpreter importing torch and pandas with the console command's collector settings
+and exit, in the same run: the floor under any command that forecasts, and a gauge of how
+fast the machine is in that window.
 
 The package's modules are compiled to bytecode in set-up, as ``pip install`` does and as Python
 does on a first run: where ``PYTHONDONTWRITEBYTECODE`` is set (as on our development machines)
@@ -32,9 +35,15 @@ import time
 from pathlib import Path
 
 import forex_diffusion
+from forex_diffusion.cli.main import YOUNG_GENERATION
 from forex_diffusion.data.store_info import MANIFEST_FILE
 
 THREADS = "2"
+# torch and pandas imported with the console command's collector settings and exit
+FLOOR = (
+    f"import gc, os; gc.set_threshold({YOUNG_GENERATION}, 20, 20); "
+    "import torch, pandas; gc.freeze(); os._exit(0)"
+)
 YEAR_FILE = "EURUSD_M1_2019.csv.gz"
 TINY_TRAINING = [
     "training.epochs=1",
@@ -71,11 +80,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(args: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one run (fails loudly when the command fails)."""
+def run(args: list[str], cwd: Path, program: list[str] | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of the console command with ``args`` (or of
+    ``program`` + ``args``); fails loudly when the command fails."""
     cpu = _children_cpu()
     started = time.perf_counter()
-    done = subprocess.run([*command(), *args], cwd=cwd, env=env(), capture_output=True, text=True)
+    argv = [*(program or command()), *args]
+    done = subprocess.run(argv, cwd=cwd, env=env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
@@ -83,14 +94,18 @@ def run(args: list[str], cwd: Path) -> tuple[float, float]:
 
 
 def median_of(
-    repeats: int, args: list[str], cwd: Path, before: object = None
+    repeats: int,
+    args: list[str],
+    cwd: Path,
+    before: object = None,
+    program: list[str] | None = None,
 ) -> tuple[float, float]:
     """Median (wall, CPU) seconds of ``repeats`` runs, ``before()`` called before each."""
     runs = []
     for _ in range(repeats):
         if callable(before):
             before()
-        runs.append(run(args, cwd))
+        runs.append(run(args, cwd, program))
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
@@ -148,6 +163,11 @@ def main(argv: list[str] | None = None) -> None:
                 ),
                 3.0,
             ),
+            (
+                "reference: import torch, pandas",
+                median_of(args.repeats, ["-c", FLOOR], root, None, [sys.executable]),
+                None,
+            ),
         ]
     print(
         f"median of {args.repeats} runs, {THREADS} threads, fresh process each, "
@@ -155,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"{'command':<44} {'seconds':>8} {'cpu s':>8} {'target':>8}  ok")
     for name, (seconds, cpu), target in rows:
+        if target is None:
+            print(f"{name:<44} {seconds:>8.2f} {cpu:>8.2f}")
+            continue
         ok = "yes" if seconds <= target else "NO"
         print(f"{name:<44} {seconds:>8.2f} {cpu:>8.2f} {target:>8.1f}  {ok}")
 
