@@ -238,6 +238,21 @@ def _year_of(ns: np.ndarray) -> np.ndarray:
     return ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
+def _locate(values: np.ndarray, sorted_ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``values`` is in the sorted array ``sorted_ts``, by binary search
+    (``np.isin`` would hash the whole stored array on every append): (positions (n,), clipped
+    to the array, found (n,) bool: whether ``sorted_ts`` holds the value there)."""
+    if len(sorted_ts) == 0:
+        return np.zeros(len(values), np.int64), np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_ts, values), len(sorted_ts) - 1)
+    return pos, np.asarray(sorted_ts[pos] == values)
+
+
+def _in_sorted(values: np.ndarray, sorted_ts: np.ndarray) -> np.ndarray:
+    """Which of ``values`` occur in the sorted array ``sorted_ts``: (n,) bool."""
+    return _locate(values, sorted_ts)[1]
+
+
 @dataclass(frozen=True)
 class _Merged:
     """One year's merge: the bars (ts (n,), values (n, 5)), bars added, conflicting bars
@@ -264,9 +279,7 @@ def _merge(
     none = np.zeros(0, np.int64)
     if len(old_ts) == 0:
         return _Merged(new_ts, new_v, len(new_ts), none, np.zeros((0, 5)), False)
-    pos = np.searchsorted(old_ts, new_ts)
-    clipped = np.minimum(pos, len(old_ts) - 1)
-    found = old_ts[clipped] == new_ts
+    clipped, found = _locate(new_ts, old_ts)
     differs = np.zeros(len(new_ts), dtype=bool)
     differs[found] = (old_v[clipped[found]] != new_v[found]).any(axis=1)
     conflict_pos = np.flatnonzero(differs)
@@ -327,15 +340,6 @@ def _read_span(path: Path, asset: str) -> _Span:
         return _Span(meta.num_rows, min(firsts), max(lasts))
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise DataError(_damaged(path, asset, str(exc))) from exc
-
-
-def _in_sorted(values: np.ndarray, sorted_ts: np.ndarray) -> np.ndarray:
-    """Which of ``values`` occur in the sorted array ``sorted_ts``: (len(values),) bool, by
-    binary search (``np.isin`` hashes the whole stored array on every call)."""
-    if len(sorted_ts) == 0:
-        return np.zeros(len(values), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_ts, values), len(sorted_ts) - 1)
-    return np.asarray(sorted_ts[pos] == values)
 
 
 def _union(
