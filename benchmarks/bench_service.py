@@ -14,7 +14,8 @@ threshold, the average on a live server; every append rewrites the journal). Mea
   the forecast cache never answers), and of a live update (``POST /v1/bars`` with the next 5m
   bar's 1m candles → the forecast in the response);
 * ``--clients`` concurrent clients for ``--seconds``: forecasts/s and p50/p99 latency, with
-  dynamic batching and without (a second server). Each client asks for the forecast of the
+  dynamic batching and without (a second server); after the first, live updates once more on
+  the same server (a live server also answers other clients). Each client asks for the forecast of the
   latest bar (``asof`` omitted), every response a freshly sampled forecast: with batching the
   requests are unseeded and coalesced into batched model calls; without, each request carries
   its own seed, so it is computed alone (the forecast cache of unseeded single requests never
@@ -24,6 +25,9 @@ threshold, the average on a live server; every append rewrites the journal). Mea
 ``--compile`` adds the one-client figures of a third server started with
 ``ServiceSettings.compile_sampling`` (``serve --compile``).
 
+The store and the checkpoint are made in a child process, so that the benchmark's process, which
+hosts the server, runs PyTorch on the server's threads only, as ``forex-diffusion serve`` does.
+
 Targets on 2 CPU cores at the default size: live update p50 ≤ 25 ms; 16 clients ≥ 40
 forecasts/s with p99 ≤ 1 s.
 """
@@ -31,6 +35,7 @@ forecasts/s with p99 ≤ 1 s.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import socket
 import tempfile
@@ -111,6 +116,18 @@ def build(
     return cfg, df[df.index >= HISTORY_END]
 
 
+def build_apart(
+    root: Path, preset: str | None, extra: Sequence[str] = (), journal_bars: int = 0
+) -> tuple[SSSDConfig, pd.DataFrame]:
+    """``build`` in a child process, so that this process, which hosts the server, has run no
+    PyTorch operator on any thread but the server's own, as in ``forex-diffusion serve``: a
+    thread that runs operators keeps a team of OpenMP threads for the life of the process,
+    and one team more than the cores allow slows every small operator of the server's (see
+    ``service.torch_thread``)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(build, (root, preset, extra, journal_bars))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -157,7 +174,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def one_client(url: str, repeats: int, feed: pd.DataFrame) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"predict": [], "live": []}
+    out: dict[str, list[float]] = {"predict": []}
     with httpx.Client(base_url=url, timeout=120) as client:
         client.post("/v1/predict", json={"asset": "EURUSD", "asof": asof_times(1)[0]})  # load
         for t in asof_times(repeats + 1)[1:]:
@@ -165,7 +182,16 @@ def one_client(url: str, repeats: int, feed: pd.DataFrame) -> dict[str, list[flo
             r = client.post("/v1/predict", json={"asset": "EURUSD", "asof": t})
             r.raise_for_status()
             out["predict"].append((time.perf_counter() - started) * 1000)
-        for k in range(repeats + 1):  # the first post primes the stream
+    out["live"] = live_updates(url, feed, 0, repeats + 1)[1:]  # the first post primes
+    return out
+
+
+def live_updates(url: str, feed: pd.DataFrame, first: int, count: int) -> list[float]:
+    """Milliseconds of ``count`` live updates: POST /v1/bars with the 1m candles of the
+    feed's 5m bars ``first`` .. ``first + count - 1``, each answered with its forecast."""
+    out: list[float] = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for k in range(first, first + count):
             chunk = feed.iloc[5 * k : 5 * k + 5]
             body = {
                 "asset": "EURUSD",
@@ -177,8 +203,9 @@ def one_client(url: str, repeats: int, feed: pd.DataFrame) -> dict[str, list[flo
             started = time.perf_counter()
             r = client.post("/v1/bars", json=body)
             r.raise_for_status()
-            if k and r.json()["forecasts"]:
-                out["live"].append((time.perf_counter() - started) * 1000)
+            if not r.json()["forecasts"]:
+                raise RuntimeError(f"no live forecast for 5m bar {k} of the feed")
+            out.append((time.perf_counter() - started) * 1000)
     return out
 
 
@@ -266,19 +293,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench_service_") as tmp:
-        cfg, feed = build(Path(tmp), args.preset, extra, args.journal_bars)
+        cfg, feed = build_apart(Path(tmp), args.preset, extra, args.journal_bars)
         with serving(cfg, batching=True) as url:
             single = one_client(url, args.repeats, feed)
             batched = load_test(
                 url, args.clients, args.seconds, args.max_requests, args.distinct_asof, False
             )
+            # the same server once its clients have come and gone: live updates go on
+            after_load = live_updates(url, feed, args.repeats + 1, args.repeats)
         with serving(cfg, batching=False) as url:
             unbatched = load_test(
                 url, args.clients, args.seconds, args.max_requests, args.distinct_asof, True
             )
         compiled = None
         if args.compile:  # a fresh store: the live feed starts again where the history ends
-            cfg, feed = build(Path(tmp) / "compiled", args.preset, extra, args.journal_bars)
+            cfg, feed = build_apart(Path(tmp) / "compiled", args.preset, extra, args.journal_bars)
             with serving(cfg, batching=True, compile_sampling=True) as url:
                 compiled = one_client(url, args.repeats, feed)
     adaptive = "off" if args.no_adaptive else "on"
@@ -289,6 +318,7 @@ def main() -> None:
     singles = [
         ("POST /v1/predict (store)", single["predict"]),
         ("live update", single["live"]),
+        ("live update, after the load test", after_load),
     ]
     if compiled is not None:
         singles += [

@@ -410,6 +410,82 @@ def test_stream_pushes_the_forecast_of_each_new_bar(
         assert status["assets"][0]["last_decision"] == posted[-1]["timestamp"]
 
 
+def test_all_tensor_work_runs_on_the_service_torch_thread(
+    fx_dir: Path, trained: SSSDConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model loads, feature builds, batched, seeded and body-candle forecasts and the live
+    state's features and model work all run on the one ``TorchThread`` (a second thread
+    running PyTorch operators gets an OpenMP team of its own, which slows the service's small
+    operators), including requests that arrive together."""
+    import forex_diffusion.service.pool as pool_module
+    from forex_diffusion.service.live import LiveAsset
+
+    seen: list[tuple[str, str]] = []
+
+    def spy(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            seen.append((name, threading.current_thread().name))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, recorded)
+
+    spy(pool_module, "load_sssd_inference_service")
+    for name in ("build_features", "_predict_many", "predict", "predict_from_context"):
+        spy(SSSDInferenceService, name)
+    spy(LiveAsset, "plan")
+    spy(LiveAsset, "forecast")
+    data_dir = tmp_path / "data"
+    CandleStore(data_dir).write("EURUSD", load_fx(fx_dir, "2019-01-01", STORE_END), source="t")
+    week = load_fx(fx_dir, STORE_END, "2019-03-19")
+    candles = _rows(resample_ohlc(load_fx(fx_dir, "2019-01-01", "2019-03-14"), "5m"))
+    bodies: list[dict[str, Any]] = [
+        {"asset": "EURUSD", "num_samples": 8},  # batched, store
+        {"asset": "EURUSD", "num_samples": 8, "seed": 1},  # alone, store
+        {"asset": "EURUSD", "num_samples": 8, "asof": "2019-03-12T10:00Z"},  # batched, asof
+        {"asset": "EURUSD", "num_samples": 8, "candles": candles},  # batched, body
+        {"asset": "EURUSD", "num_samples": 8, "candles": candles, "seed": 2},  # alone, body
+    ]
+    with TestClient(create_app(settings(trained, data_dir=data_dir))) as c:
+        codes: list[int] = []
+        barrier = threading.Barrier(len(bodies) + 1)
+
+        def call(body: dict[str, Any]) -> None:
+            barrier.wait()
+            r = c.post("/v1/predict", json=body)
+            codes.append(r.status_code)
+            assert r.status_code == 200, r.text[:300]
+
+        def bars() -> None:
+            barrier.wait()
+            for k in range(0, 15, 5):
+                r = c.post("/v1/bars", json={"asset": "EURUSD", "candles": _rows(week[k : k + 5])})
+                codes.append(r.status_code)
+                assert r.json()["forecasts"], r.text
+
+        threads = [threading.Thread(target=call, args=(b,)) for b in bodies]
+        threads.append(threading.Thread(target=bars))
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        torch_thread = c.app.state.service.torch  # type: ignore[attr-defined]
+    assert codes == [200] * (len(bodies) + 3)
+    assert {name for name, _ in seen} == {
+        "load_sssd_inference_service",
+        "build_features",
+        "_predict_many",
+        "predict",
+        "predict_from_context",
+        "plan",
+        "forecast",
+    }
+    threads_used = {thread for _, thread in seen}
+    assert len(threads_used) == 1, seen
+    assert threads_used.pop().startswith(torch_thread.name)
+
+
 # ---------------------------------------------------------------------- jobs (requests only)
 
 

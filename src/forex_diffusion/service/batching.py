@@ -3,7 +3,7 @@ arrive within ``max_wait`` of each other become one ``predict_batch`` call.
 
 Each key (model, sampling parameters) has a bounded queue and one worker task. The worker takes
 the first waiting request, gathers more until ``max_batch`` or ``max_wait`` after the first,
-and runs the batch in a thread under the model's lock. When a batch fails (one bad frame),
+and runs the batch through ``offload`` (a thread) under the model's lock. When a batch fails (one bad frame),
 its requests are retried one by one, so each gets its own result or error.
 """
 
@@ -13,11 +13,11 @@ import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 
-import anyio.to_thread
-
 from forex_diffusion.errors import BusyError
+from forex_diffusion.service.torch_thread import Offload
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -36,6 +36,7 @@ class DynamicBatcher(Generic[In, Out]):
         run_batch: blocking; (key, items) → one output per item, in order.
         lock_of: the asyncio lock to hold while a key's batch runs (its model's lock).
         max_batch, max_wait_s, queue_size: batch bound, gathering window, queue bound per key.
+        offload: runs a blocking call in a thread (the service's ``TorchThread``).
     """
 
     def __init__(
@@ -45,8 +46,10 @@ class DynamicBatcher(Generic[In, Out]):
         max_batch: int,
         max_wait_s: float,
         queue_size: int,
+        offload: Offload,
     ) -> None:
         self.run_batch = run_batch
+        self.offload = offload
         self.lock_of = lock_of
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
@@ -101,9 +104,7 @@ class DynamicBatcher(Generic[In, Out]):
                 continue
             async with self.lock_of(key):
                 try:
-                    outs = await anyio.to_thread.run_sync(
-                        self.run_batch, key, [p.item for p in batch]
-                    )
+                    outs = await self.offload(partial(self.run_batch, key, [p.item for p in batch]))
                 except Exception:
                     outs = None
                 if outs is None or len(outs) != len(batch):
@@ -118,7 +119,7 @@ class DynamicBatcher(Generic[In, Out]):
     async def _one_by_one(self, key: Hashable, batch: list[_Pending[In, Out]]) -> None:
         for pending in batch:
             try:
-                (out,) = await anyio.to_thread.run_sync(self.run_batch, key, [pending.item])
+                (out,) = await self.offload(partial(self.run_batch, key, [pending.item]))
             except Exception as exc:
                 if not pending.future.done():
                     pending.future.set_exception(exc)

@@ -17,16 +17,17 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
-import anyio.to_thread
-
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
+from forex_diffusion.service.torch_thread import Offload
 
 
 class DatasetCache:
-    """Least-recently-used datasets, at most ``size``, built in a worker thread on a miss."""
+    """Least-recently-used datasets, at most ``size``, built through ``offload`` (the
+    service's ``TorchThread``) on a miss."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, offload: Offload) -> None:
         self.size = size
+        self.offload = offload
         self._done: OrderedDict[Hashable, SSSDTimeSeriesDataset] = OrderedDict()
         self._building: dict[Hashable, asyncio.Future[SSSDTimeSeriesDataset]] = {}
         self.hits = 0
@@ -49,7 +50,7 @@ class DatasetCache:
         future: asyncio.Future[SSSDTimeSeriesDataset] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         try:
-            dataset = await anyio.to_thread.run_sync(build)
+            dataset = await self.offload(build)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: no "never retrieved" warning without waiters

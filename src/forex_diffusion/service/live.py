@@ -13,7 +13,8 @@ one closed); each row is fed to the stream. A live update then costs one feature
 recurrent step per new bar, and the sampling, instead of a feature rebuild over the history
 and a pass over every window. The feature work (``LiveAsset.plan``) runs without the model's
 lock; only the model work (``LiveAsset.forecast``: priming or stepping the stream, sampling)
-holds it, so concurrent predictions wait for model calls only.
+holds it, so concurrent predictions wait for model calls only. Both run on the service's
+``TorchThread`` (they make tensors); reading the store does not.
 
 What the stream computes, exactly: the encoder over each window GROWN by the new bars (the
 window that started at the prime, extended to t'), on features whose recursive smoothers
@@ -45,6 +46,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -64,6 +66,7 @@ from forex_diffusion.inference.sssd_inference import SSSDPrediction
 from forex_diffusion.models.sssd_encoder import EncoderStream
 from forex_diffusion.service.pool import Loaded
 from forex_diffusion.service.settings import Live
+from forex_diffusion.service.torch_thread import Offload
 from forex_diffusion.timeframe_units import NS_PER_MIN
 
 FIVE_MIN = pd.Timedelta(minutes=5)
@@ -339,6 +342,7 @@ class LiveHub:
         store: CandleStore,
         settings: Live,
         to_payload: Callable[[LiveUpdate, Loaded], dict[str, Any]],
+        offload: Offload,
         max_catchup: int = 288,
         adaptive: AdaptiveConformalConfig | None = None,
     ) -> None:
@@ -347,6 +351,7 @@ class LiveHub:
         self.settings = settings
         self.adaptive = adaptive
         self.to_payload = to_payload
+        self.offload = offload  # the tensor work: features and model (a TorchThread)
         self.max_catchup = max_catchup
         self.assets: dict[str, LiveAsset] = {}
 
@@ -377,9 +382,9 @@ class LiveHub:
             )
             for t in decisions:
                 try:
-                    plan = await anyio.to_thread.run_sync(live.plan, t)
+                    plan = await self.offload(partial(live.plan, t))
                     async with live.loaded.lock:  # the model's lock for the model work only
-                        update = await anyio.to_thread.run_sync(live.forecast, plan)
+                        update = await self.offload(partial(live.forecast, plan))
                 except ForexDiffusionError as exc:
                     live.stream = live.windows = None  # start afresh with the next bar
                     logger.warning(f"live {asset} at {t}: {exc}")

@@ -8,7 +8,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import anyio.to_thread
 from loguru import logger
 
 from forex_diffusion.config.sssd_config import SSSDConfig
@@ -17,6 +16,7 @@ from forex_diffusion.inference.sssd_inference import (
     load_sssd_inference_service,
 )
 from forex_diffusion.registry.repository import Registry
+from forex_diffusion.service.torch_thread import Offload
 
 
 @dataclass
@@ -28,17 +28,20 @@ class Loaded:
 
 
 class ModelPool:
-    """Loads each asset's model once (the registry's best checkpoint, or ``model_name``)."""
+    """Loads each asset's model once (the registry's best checkpoint, or ``model_name``),
+    through ``offload`` (the service's ``TorchThread``)."""
 
     def __init__(
         self,
         config: SSSDConfig,
         registry: Registry,
+        offload: Offload,
         device: str | None = None,
         default_model: str | None = None,
         compile_samples: tuple[int | None, ...] = (),
     ) -> None:
         self.config = config
+        self.offload = offload
         self.registry = registry
         self.device = device
         self.default_model = default_model
@@ -80,7 +83,7 @@ class ModelPool:
                     return self._loaded[key].service
                 return self._load(*key)
 
-        service = await anyio.to_thread.run_sync(load)
+        service = await self.offload(load)
         return self._loaded.setdefault(key, Loaded(service))
 
     def key(self, asset: str, model_name: str | None) -> tuple[str, str | None]:

@@ -7,6 +7,7 @@ import json
 import platform
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -181,7 +182,7 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
     if batched:
         if dataset is None:
             assert frame is not None
-            dataset = await anyio.to_thread.run_sync(service.build_features, frame)
+            dataset = await state.torch.run(partial(service.build_features, frame))
         key = (
             *state.pool.key(body.asset, body.model),
             body.num_samples,
@@ -196,7 +197,7 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
             if dataset is not None:
                 ready = dataset
                 pred = (
-                    await anyio.to_thread.run_sync(
+                    await state.torch.run(
                         lambda: forecast(
                             service,
                             [ready],
@@ -211,7 +212,7 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
             else:
                 assert frame is not None
                 candles = frame
-                pred = await anyio.to_thread.run_sync(
+                pred = await state.torch.run(
                     lambda: service.predict(
                         candles,
                         num_samples=body.num_samples,

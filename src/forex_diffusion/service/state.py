@@ -1,4 +1,5 @@
-"""What one running service holds: settings, registry, store, models, batcher, live hub, jobs."""
+"""What one running service holds: settings, registry, store, models, batcher, live hub, jobs,
+and the one thread that runs its PyTorch work (``TorchThread``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from forex_diffusion.service.jobs import JobManager
 from forex_diffusion.service.live import LiveHub, LiveUpdate
 from forex_diffusion.service.pool import Loaded, ModelPool
 from forex_diffusion.service.settings import ServiceSettings
+from forex_diffusion.service.torch_thread import TorchThread
 from forex_diffusion.timeframes import timeframe_delta
 
 # (asset, model, num_samples, sampler, steps, eta): requests with one key share a batch
@@ -47,8 +49,9 @@ class ServiceState:
     pool: ModelPool
     hub: LiveHub
     jobs: JobManager
+    torch: TorchThread
     batcher: DynamicBatcher[SSSDTimeSeriesDataset, SSSDPrediction] = field(init=False)
-    datasets: DatasetCache = field(default_factory=lambda: DatasetCache(DATASETS_CACHED))
+    datasets: DatasetCache = field(init=False)
     started: float = field(default_factory=time.monotonic)
     last_bars: dict[str, pd.Timestamp] = field(default_factory=dict)
 
@@ -60,7 +63,9 @@ class ServiceState:
             batching.max_batch,
             batching.max_wait_ms / 1000.0,
             batching.queue_size,
+            self.torch.run,
         )
+        self.datasets = DatasetCache(DATASETS_CACHED, self.torch.run)
 
     @classmethod
     def build(cls, settings: ServiceSettings) -> ServiceState:
@@ -72,18 +77,27 @@ class ServiceState:
             if settings.compile_sampling
             else ()
         )
-        pool = ModelPool(config, registry, settings.device, settings.model_name, compile_samples)
+        torch_thread = TorchThread()
+        pool = ModelPool(
+            config,
+            registry,
+            torch_thread.run,
+            settings.device,
+            settings.model_name,
+            compile_samples,
+        )
         hub = LiveHub(
             pool.get,
             store,
             settings.live,
             live_payload,
+            torch_thread.run,
             adaptive=config.inference.adaptive_conformal,
         )
         jobs = JobManager(
             settings.resolved_jobs_dir, settings.max_jobs, settings.log_tail_lines, registry
         )
-        return cls(settings, registry, store, pool, hub, jobs)
+        return cls(settings, registry, store, pool, hub, jobs, torch_thread)
 
     # ------------------------------------------------------------------ batching
     def _loaded(self, key: Hashable) -> Loaded:
@@ -162,6 +176,7 @@ class ServiceState:
 
     async def close(self) -> None:
         await self.batcher.close()
+        self.torch.close()
         self.jobs.close()
         self.registry.close()
         self.store.close()
