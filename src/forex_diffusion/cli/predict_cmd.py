@@ -21,6 +21,7 @@ from forex_diffusion.cli.common import (
     DbUrlOpt,
     Locations,
     OverrideOpt,
+    collector_paused,
     friendly_errors,
     load_cli_config,
     wide_console,
@@ -157,7 +158,7 @@ def predict(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     where = Locations(data_dir, artifacts_dir, db_url)
-    with friendly_errors():
+    with collector_paused(), friendly_errors():
         from forex_diffusion.timeinput import parse_utc
 
         when = parse_utc(asof, "--asof") if asof is not None else None
