@@ -79,39 +79,6 @@ def test_predict_imports_only_what_a_forecast_needs(trained) -> None:
     assert not heavy & modules, sorted(heavy & modules)
 
 
-def test_the_forecast_runs_without_the_cyclic_collector_which_comes_back_after(
-    trained, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The command's imports and forecast run with the collector off (it would only rescan
-    what the imports keep); the collector is on again afterwards, also after a failure."""
-    import gc
-
-    from forex_diffusion.cli import predict_cmd
-
-    root, _ = trained
-    during: list[bool] = []
-    real = predict_cmd.run_prediction
-
-    def spy(*args: object, **kwargs: object) -> object:
-        during.append(gc.isenabled())
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(predict_cmd, "run_prediction", spy)
-    assert gc.isenabled()
-    code, _, err = _run(*_args(root, "--format", "json", "--seed", "1"))
-    assert code == 0, err
-    assert during == [False] and gc.isenabled()
-    code, _, err = _run(*_args(root, "--model", "nope"))  # fails inside the block
-    assert code != 0 and during == [False, False] and gc.isenabled()
-    gc.disable()  # a caller that had it off keeps it off
-    try:
-        with predict_cmd.collector_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
 def test_same_seed_same_forecast_and_no_seed_differs(trained) -> None:
     root, _ = trained
 

@@ -7,7 +7,6 @@ torch. Heavy modules are imported inside the functions that use them.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,21 +99,6 @@ def wide_console() -> Console:
 
     console = Console()
     return console if console.is_terminal else Console(width=200)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off inside the block (as it was after it): for a short
-    command whose work is mostly imports (torch, the ORM), where the collector would only scan
-    the objects they create and keep, again and again; the few cycles the work leaves are
-    collected after the block, or go with the process."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @contextmanager

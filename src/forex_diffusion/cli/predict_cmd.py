@@ -21,7 +21,6 @@ from forex_diffusion.cli.common import (
     DbUrlOpt,
     Locations,
     OverrideOpt,
-    collector_paused,
     friendly_errors,
     load_cli_config,
     wide_console,
@@ -158,7 +157,7 @@ def predict(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     where = Locations(data_dir, artifacts_dir, db_url)
-    with collector_paused(), friendly_errors():
+    with friendly_errors():
         from forex_diffusion.timeinput import parse_utc
 
         when = parse_utc(asof, "--asof") if asof is not None else None
