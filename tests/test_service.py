@@ -470,7 +470,7 @@ def test_all_tensor_work_runs_on_the_service_torch_thread(
             th.start()
         for th in threads:
             th.join()
-        torch_thread = c.app.state.service.torch  # type: ignore[attr-defined]
+        torch_thread = c.app.state.service.torch_thread  # type: ignore[attr-defined]
     assert codes == [200] * (len(bodies) + 3)
     assert {name for name, _ in seen} == {
         "load_sssd_inference_service",

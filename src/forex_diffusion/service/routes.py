@@ -182,7 +182,7 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
     if batched:
         if dataset is None:
             assert frame is not None
-            dataset = await state.torch.run(partial(service.build_features, frame))
+            dataset = await state.torch_thread.run(partial(service.build_features, frame))
         key = (
             *state.pool.key(body.asset, body.model),
             body.num_samples,
@@ -197,7 +197,7 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
             if dataset is not None:
                 ready = dataset
                 pred = (
-                    await state.torch.run(
+                    await state.torch_thread.run(
                         lambda: forecast(
                             service,
                             [ready],
@@ -212,7 +212,7 @@ async def predict(body: PredictRequest, state: StateDep) -> dict[str, Any]:
             else:
                 assert frame is not None
                 candles = frame
-                pred = await state.torch.run(
+                pred = await state.torch_thread.run(
                     lambda: service.predict(
                         candles,
                         num_samples=body.num_samples,

@@ -49,7 +49,7 @@ class ServiceState:
     pool: ModelPool
     hub: LiveHub
     jobs: JobManager
-    torch: TorchThread
+    torch_thread: TorchThread
     batcher: DynamicBatcher[SSSDTimeSeriesDataset, SSSDPrediction] = field(init=False)
     datasets: DatasetCache = field(init=False)
     started: float = field(default_factory=time.monotonic)
@@ -63,9 +63,9 @@ class ServiceState:
             batching.max_batch,
             batching.max_wait_ms / 1000.0,
             batching.queue_size,
-            self.torch.run,
+            self.torch_thread.run,
         )
-        self.datasets = DatasetCache(DATASETS_CACHED, self.torch.run)
+        self.datasets = DatasetCache(DATASETS_CACHED, self.torch_thread.run)
 
     @classmethod
     def build(cls, settings: ServiceSettings) -> ServiceState:
@@ -176,7 +176,7 @@ class ServiceState:
 
     async def close(self) -> None:
         await self.batcher.close()
-        self.torch.close()
+        self.torch_thread.close()
         self.jobs.close()
         self.registry.close()
         self.store.close()
