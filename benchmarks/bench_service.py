@@ -15,8 +15,8 @@ threshold, the average on a live server; every append rewrites the journal). Mea
   bar's 1m candles → the forecast in the response);
 * ``--clients`` concurrent clients for ``--seconds``: forecasts/s and p50/p99 latency, with
   dynamic batching and without (a second server); after the first, live updates once more on
-  the same server (a live server also answers other clients). Each client asks for the forecast of the
-  latest bar (``asof`` omitted), every response a freshly sampled forecast: with batching the
+  the same server (a live server also answers other clients). Each client asks for the
+  forecast of the latest bar (``asof`` omitted), every response a freshly sampled forecast: with batching the
   requests are unseeded and coalesced into batched model calls; without, each request carries
   its own seed, so it is computed alone (the forecast cache of unseeded single requests never
   answers). Both share the prepared features of the latest bar. ``--distinct-asof`` makes the
@@ -182,13 +182,16 @@ def one_client(url: str, repeats: int, feed: pd.DataFrame) -> dict[str, list[flo
             r = client.post("/v1/predict", json={"asset": "EURUSD", "asof": t})
             r.raise_for_status()
             out["predict"].append((time.perf_counter() - started) * 1000)
-    out["live"] = live_updates(url, feed, 0, repeats + 1)[1:]  # the first post primes
+    live_updates(url, feed, 0, 1)  # the first post primes the stream
+    out["live"] = live_updates(url, feed, 1, repeats)
     return out
 
 
 def live_updates(url: str, feed: pd.DataFrame, first: int, count: int) -> list[float]:
-    """Milliseconds of ``count`` live updates: POST /v1/bars with the 1m candles of the
-    feed's 5m bars ``first`` .. ``first + count - 1``, each answered with its forecast."""
+    """Milliseconds of the live updates among ``count`` posts of POST /v1/bars with the 1m
+    candles of the feed's chunks ``first`` .. ``first + count - 1`` (five 1m bars each): the
+    posts answered with a forecast (a chunk whose 5m bar does not close, at a gap in the
+    data, is stored without one and not counted)."""
     out: list[float] = []
     with httpx.Client(base_url=url, timeout=120) as client:
         for k in range(first, first + count):
@@ -203,9 +206,8 @@ def live_updates(url: str, feed: pd.DataFrame, first: int, count: int) -> list[f
             started = time.perf_counter()
             r = client.post("/v1/bars", json=body)
             r.raise_for_status()
-            if not r.json()["forecasts"]:
-                raise RuntimeError(f"no live forecast for 5m bar {k} of the feed")
-            out.append((time.perf_counter() - started) * 1000)
+            if r.json()["forecasts"]:
+                out.append((time.perf_counter() - started) * 1000)
     return out
 
 

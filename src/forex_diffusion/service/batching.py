@@ -3,8 +3,8 @@ arrive within ``max_wait`` of each other become one ``predict_batch`` call.
 
 Each key (model, sampling parameters) has a bounded queue and one worker task. The worker takes
 the first waiting request, gathers more until ``max_batch`` or ``max_wait`` after the first,
-and runs the batch through ``offload`` (a thread) under the model's lock. When a batch fails (one bad frame),
-its requests are retried one by one, so each gets its own result or error.
+and runs the batch through ``offload`` (a thread) under the model's lock. When a batch fails
+(one bad frame), its requests are retried one by one, so each gets its own result or error.
 """
 
 from __future__ import annotations

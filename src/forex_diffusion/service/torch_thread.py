@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 class Offload(Protocol):
     """How the service hands blocking work to a thread: ``await offload(fn)`` → ``fn()``
-    (``TorchThread.run``, or ``anyio.to_thread.run_sync`` for work without tensors)."""
+    (``TorchThread.run``)."""
 
     def __call__(self, fn: Callable[[], T], /) -> Awaitable[T]: ...
 
