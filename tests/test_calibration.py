@@ -190,6 +190,29 @@ def test_adaptive_conformal_samples_never_use_an_outcome_before_it_is_known() ->
     assert not np.array_equal(third[i], base[i])
 
 
+def test_online_conformal_issues_several_horizons_as_one_at_a_time() -> None:
+    """The live service issues all horizons of a forecast in one pass: the same samples and
+    kept intervals as issuing each horizon alone, with levels that differ per horizon."""
+    from forex_diffusion.calibration.conformal import OnlineConformal
+
+    rng = np.random.default_rng(3)
+    horizons = [5, 15, 60, 240]
+    together = OnlineConformal(AdaptiveConformal(gamma=0.2))
+    alone = OnlineConformal(AdaptiveConformal(gamma=0.2))
+    for k, h in enumerate(horizons):  # distinct running levels per horizon
+        for online in (together, alone):
+            online.aci.alpha[(h, 0.9)] = 0.02 + 0.05 * k
+            online.aci.alpha[(h, 0.5)] = 0.7 - 0.1 * k
+    x = rng.standard_t(4, (4, 100))
+    out = together.issue(10, horizons, x)
+    for j, h in enumerate(horizons):
+        np.testing.assert_allclose(out[j], alone.issue(10, [h], x[j : j + 1])[0])
+        np.testing.assert_allclose(together.issued[(10, h)], alone.issued[(10, h)])
+    assert not np.allclose(out[0], out[3] - x[3] + x[0])  # the rows were adapted differently
+    with pytest.raises(ValueError, match="samples"):
+        together.issue(20, horizons, x[:3])
+
+
 def test_central_level_map_is_monotone_and_issues_the_adapted_intervals() -> None:
     from forex_diffusion.calibration.conformal import central_level_map
 

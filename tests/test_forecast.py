@@ -65,6 +65,20 @@ def test_central_intervals_of_draws_from_the_truth_are_not_narrow() -> None:
     assert np.mean((y >= lin_lo) & (y <= lin_hi)) < 0.89
 
 
+def test_levels_of_each_sample_set_of_its_own_equal_row_by_row_quantiles() -> None:
+    from forex_diffusion.forecast import sample_quantile
+
+    x = _samples((3, 4, 51))
+    levels = np.random.default_rng(1).uniform(0.001, 0.999, (3, 4, 7))  # tails included
+    out = sample_quantile(x, levels)
+    assert out.shape == (3, 4, 7)
+    for i in range(3):
+        for j in range(4):
+            np.testing.assert_allclose(out[i, j], sample_quantile(x[i, j], levels[i, j]))
+    with pytest.raises(ValueError, match="levels"):
+        sample_quantile(x, levels[:2])
+
+
 def test_tensors_are_accepted_and_dtype_is_kept() -> None:
     x = torch.randn(2, 3, 20, generator=torch.Generator().manual_seed(0), requires_grad=True)
     f = SampleForecast.of(x)

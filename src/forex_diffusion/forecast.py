@@ -320,6 +320,9 @@ def sample_quantile(samples: Any, levels: Levels) -> np.ndarray:
     with probability 1/(S + 1), which is each cell's width here, so central intervals are not
     biased narrow (interpolating between positions k/(S − 1), numpy's default, is: its 90 %
     interval of 100 draws covers about 88 %), and :func:`sample_cdf` is exactly uniform.
+
+    ``levels`` is (L,), the same for every sample set, or (..., L) with the leading shape of
+    ``samples``: levels of each set of its own.
     """
     xs = np.sort(as_numpy(samples).astype(np.float64, copy=False), axis=-1)
     s = xs.shape[-1]
@@ -328,11 +331,16 @@ def sample_quantile(samples: Any, levels: Levels) -> np.ndarray:
     lo = np.clip(np.floor(pos).astype(int), 0, s - 1)
     hi = np.clip(lo + 1, 0, s - 1)
     w = np.clip(pos - lo, 0.0, 1.0)
-    inner = xs[..., lo] * (1 - w) + xs[..., hi] * w
+    if lv.ndim == 1:
+        inner = xs[..., lo] * (1 - w) + xs[..., hi] * w
+    else:  # per-set levels
+        if lv.shape[:-1] != xs.shape[:-1]:
+            raise ValueError(f"levels {lv.shape} must be (L,) or samples {xs.shape[:-1]} + (L,)")
+        inner = np.take_along_axis(xs, lo, -1) * (1 - w) + np.take_along_axis(xs, hi, -1) * w
     sd = _tail_sd(xs)
     p_lo, p_hi = _tail_positions(s)
-    zz = ndtri(np.concatenate([lv, [p_lo, p_hi]]))  # one call: forecasts are small arrays
-    z = zz[:-2]
+    zz = ndtri(np.concatenate([lv.ravel(), [p_lo, p_hi]]))  # one call: forecasts are small
+    z = zz[:-2].reshape(lv.shape)
     below = xs[..., :1] + sd * (z - zz[-2])
     above = xs[..., -1:] + sd * (z - zz[-1])
     out = np.where(lv < p_lo, below, np.where(lv > p_hi, above, inner))

@@ -165,19 +165,26 @@ class OnlineConformal:
         running = self._running(decision_ns)
         return np.array([running.level(horizon, c) for c in self.aci.coverages])
 
-    def issue(self, decision_ns: int, horizon: int, samples: np.ndarray) -> np.ndarray:
-        """The samples (S,) of one forecast under the current levels (the map of
-        :func:`central_level_map`, rank by rank). Its intervals, the model's central
-        (1 − α_c) intervals (the adapted forecast's c-intervals up to the interpolation
-        between samples), are kept for ``resolve``."""
-        cov = self.aci.coverages
-        alphas = self.levels(decision_ns, horizon)
-        tau, u = central_level_map(dict(zip(cov, alphas, strict=True)))
+    def issue(self, decision_ns: int, horizons: Sequence[int], samples: np.ndarray) -> np.ndarray:
+        """The samples (H, S) of one forecast, a row per horizon of ``horizons``, under the
+        current levels (the map of :func:`central_level_map`, rank by rank; one pass over all
+        rows). Its intervals, the model's central (1 − α_c) intervals (the adapted forecast's
+        c-intervals up to the interpolation between samples), are kept for ``resolve``."""
         x = np.asarray(samples, dtype=np.float64)
-        a = np.clip(alphas, 0.0, 1.0)
-        ends = np.stack([a / 2, 1 - a / 2], axis=1).ravel()  # (2C,): lo, hi per coverage
-        out, intervals = remap_and_quantiles(x, np.interp(rank_levels(x.shape[-1]), tau, u), ends)
-        self.issued[(int(decision_ns), int(horizon))] = intervals.reshape(len(cov), 2)
+        if x.ndim != 2 or x.shape[0] != len(horizons):
+            raise ValueError(f"samples (H={len(horizons)}, S) expected, got {x.shape}")
+        cov = self.aci.coverages
+        ranks = rank_levels(x.shape[-1])
+        maps, ends = np.empty_like(x), np.empty((len(horizons), 2 * len(cov)))
+        for j, h in enumerate(horizons):
+            alphas = self.levels(decision_ns, h)
+            tau, u = central_level_map(dict(zip(cov, alphas, strict=True)))
+            maps[j] = np.interp(ranks, tau, u)
+            a = np.clip(alphas, 0.0, 1.0)
+            ends[j] = np.stack([a / 2, 1 - a / 2], axis=1).ravel()  # lo, hi per coverage
+        out, intervals = remap_and_quantiles(x, maps, ends)
+        for j, h in enumerate(horizons):
+            self.issued[(int(decision_ns), int(h))] = intervals[j].reshape(len(cov), 2)
         return out
 
     def resolve(self, decision_ns: int, horizon: int, y: float) -> bool:
@@ -242,5 +249,5 @@ def adaptive_conformal_samples(
             online.resolve(t[known], horizon, float(y[known]))
             known += 1
         used[i] = online.levels(t[i], horizon)
-        out[i] = online.issue(t[i], horizon, x[i])
+        out[i] = online.issue(t[i], [horizon], x[i : i + 1])[0]
     return out, used

@@ -48,11 +48,17 @@ def remap_and_quantiles(
     samples: np.ndarray, model_levels: np.ndarray, levels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`remap_sample_levels` of ``samples`` (…, S), and the quantiles (…, L) of the
-    samples as given at ``levels`` (L,), from one ``sample_quantile`` pass."""
+    samples as given at ``levels``, from one ``sample_quantile`` pass. ``model_levels`` (S,)
+    and ``levels`` (L,) apply to every sample set; (…, S) and (…, L) give each set its own."""
     x = np.asarray(samples, dtype=np.float64)
     s = x.shape[-1]
     order = np.argsort(x, axis=-1, kind="stable")
-    q = sample_quantile(x, np.concatenate([model_levels, levels]))
+    model_levels, levels = np.asarray(model_levels), np.asarray(levels)
+    if model_levels.ndim > 1 or levels.ndim > 1:
+        lead = x.shape[:-1]
+        model_levels = np.broadcast_to(model_levels, (*lead, model_levels.shape[-1]))
+        levels = np.broadcast_to(levels, (*lead, levels.shape[-1]))
+    q = sample_quantile(x, np.concatenate([model_levels, levels], axis=-1))
     out = np.empty_like(q[..., :s])
     np.put_along_axis(out, order, q[..., :s], axis=-1)
     return out, q[..., s:]

@@ -11,10 +11,11 @@ the previous decision are read from the store (one read per POST) and pushed int
 state, which returns the rows of the bars that closed (the 5m bar, plus a 15m/1h/4h bar when
 one closed); each row is fed to the stream. A live update then costs one feature update and one
 recurrent step per new bar, and the sampling, instead of a feature rebuild over the history
-and a pass over every window. The feature work (``LiveAsset.plan``) runs without the model's
-lock; only the model work (``LiveAsset.forecast``: priming or stepping the stream, sampling)
-holds it, so concurrent predictions wait for model calls only. Both run on the service's
-``TorchThread`` (they make tensors); reading the store does not.
+and a pass over every window. Each live forecast is one call on the service's ``TorchThread``
+under the model's lock (``LiveHub._next``: the store read of the pending decisions on the
+first, then the feature work ``LiveAsset.plan`` and the model work ``LiveAsset.forecast``):
+the thread runs the service's tensor work one call at a time anyway, so holding the lock over
+the feature work delays no other forecast, and one hand-off per forecast is the cheapest.
 
 What the stream computes, exactly: the encoder over each window GROWN by the new bars (the
 window that started at the prime, extended to t'), on features whose recursive smoothers
@@ -49,7 +50,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 import pandas as pd
 import torch
@@ -110,8 +110,8 @@ class LiveUpdate:
 class LiveAsset:
     """Streaming encoder state of one asset's model over its stored candles.
 
-    Blocking methods (``advance``) run in a worker thread under the model's lock; the
-    subscriber queues belong to the event loop.
+    Blocking methods (``pending_decisions``, ``advance``) run on the service's torch thread
+    under the model's lock; the subscriber queues belong to the event loop.
     """
 
     def __init__(
@@ -196,8 +196,8 @@ class LiveAsset:
 
     def plan(self, t: pd.Timestamp) -> _Plan:
         """The feature work of the live forecast at the 5m close ``t`` (after the previous
-        decision): a step when the stream can continue, else a prime. Needs no model, so it
-        runs without the model's lock; ``forecast`` does the rest."""
+        decision): a step when the stream can continue, else a prime (no model needed);
+        ``forecast`` does the rest."""
         intact = (
             self.stream is not None
             and self.windows is not None
@@ -215,7 +215,7 @@ class LiveAsset:
 
     # ------------------------------------------------------------------ forecasting
     def forecast(self, plan: _Plan) -> LiveUpdate:
-        """The model work of ``plan`` (under the model's lock): prime the stream on the
+        """The model work of ``plan``: prime the stream on the
         windows, or feed it the new bars; then sample the forecast."""
         service = self.loaded.service
         device = service.device
@@ -282,10 +282,7 @@ class LiveAsset:
         horizons = self.loaded.service.horizons
 
         def adapt(log_returns: np.ndarray) -> np.ndarray:
-            out = np.empty_like(log_returns)
-            for j, h in enumerate(horizons):
-                out[0, j] = conformal.issue(t_ns, h, log_returns[0, j])
-            return out
+            return conformal.issue(t_ns, horizons, log_returns[0])[None]
 
         return adapt
 
@@ -376,20 +373,37 @@ class LiveHub:
         except NotFoundError:
             return [], None
         out: list[dict[str, Any]] = []
+        pending: list[pd.Timestamp] | None = None
         async with live.lock:
-            decisions = await anyio.to_thread.run_sync(
-                live.pending_decisions, last_bar, self.max_catchup
-            )
-            for t in decisions:
-                try:
-                    plan = await self.offload(partial(live.plan, t))
-                    async with live.loaded.lock:  # the model's lock for the model work only
-                        update = await self.offload(partial(live.forecast, plan))
-                except ForexDiffusionError as exc:
+            while pending is None or pending:
+                async with live.loaded.lock:  # the model's lock for the model work
+                    pending, t, result = await self.offload(
+                        partial(self._next, live, last_bar, pending)
+                    )
+                if isinstance(result, ForexDiffusionError):
                     live.stream = live.windows = None  # start afresh with the next bar
-                    logger.warning(f"live {asset} at {t}: {exc}")
-                    return out, f"{type(exc).__name__}: {exc}"
-                payload = self.to_payload(update, live.loaded)
+                    logger.warning(f"live {asset} at {t}: {result}")
+                    return out, f"{type(result).__name__}: {result}"
+                if result is None:
+                    break
+                payload = self.to_payload(result, live.loaded)
                 live.publish(payload)
                 out.append(payload)
         return out, None
+
+    def _next(
+        self, live: LiveAsset, last_bar: pd.Timestamp, pending: list[pd.Timestamp] | None
+    ) -> tuple[list[pd.Timestamp], pd.Timestamp | None, LiveUpdate | ForexDiffusionError | None]:
+        """The next live forecast of ``live``, in one call on the torch thread (one hand-off
+        per forecast): the decision times still ``pending`` (read from the store on the first
+        call, None), the decision time forecast and its update (or the error that stopped it;
+        None when nothing is pending)."""
+        if pending is None:
+            pending = live.pending_decisions(last_bar, self.max_catchup)
+        if not pending:
+            return [], None, None
+        t, *rest = pending
+        try:
+            return rest, t, live.advance(t)
+        except ForexDiffusionError as exc:
+            return rest, t, exc
