@@ -143,7 +143,8 @@ def test_a_training_job_from_the_train_page_completes_with_moving_progress(
     page.click('[data-section="model"] summary')  # a closed group: opened as a user would
     page.fill('[data-path="model.name"]', "ui_trained")
     page.fill('[data-path="training.epochs"]', "6")
-    page.fill('[data-path="training.max_train_batches_per_epoch"]', "3")
+    # a training phase of several of the page's polls (1 s), also on a loaded machine
+    page.fill('[data-path="training.max_train_batches_per_epoch"]', "10")
     page.click("#start")
     page.wait_for_selector("#job-status.running, #job-status.queued")
     seen: list[float] = []
