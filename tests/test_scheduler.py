@@ -160,3 +160,16 @@ def test_sampler_arguments_are_validated() -> None:
         sch.sample(fn, torch.zeros(3), "dpmpp_2m", 10, eta=0.5)
     with pytest.raises(ValueError, match="prediction"):
         DiffusionScheduler(100, prediction="x0")  # type: ignore[arg-type]
+
+
+def test_a_plan_is_made_once_and_a_caller_cannot_change_it() -> None:
+    s = DiffusionScheduler(train_steps=1000)
+    for sampler in ("dpmpp_2m_logsnr", "ddim"):
+        first = s.plan(sampler, 10)
+        first.pop()
+        again = s.plan(sampler, 10)
+        assert len(again) == 10
+        made = s.logsnr_steps(10) if sampler == "dpmpp_2m_logsnr" else s.sampling_steps(10)
+        assert again == made
+    assert s.plan("dpmpp_2m", 10) == s.sampling_steps(10)
+    assert s.plan("ddim", 20) == s.sampling_steps(20) != s.plan("ddim", 10)

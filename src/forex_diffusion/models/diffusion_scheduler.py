@@ -90,6 +90,7 @@ class DiffusionScheduler:
         self._sqrt_ab = self.alphas_cumprod.sqrt()
         self._sqrt_1m_ab = (1 - self.alphas_cumprod).sqrt()
         self._device_cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
+        self._plans: dict[tuple[str, int], tuple[SamplingStep, ...]] = {}  # see ``plan``
 
     # ------------------------------------------------------------------ training side
 
@@ -172,10 +173,13 @@ class DiffusionScheduler:
 
     def plan(self, sampler: Sampler, steps: int) -> list[SamplingStep]:
         """The timesteps ``sampler`` evaluates the network at (``logsnr_steps`` for
-        ``dpmpp_2m_logsnr``, else ``sampling_steps``)."""
-        if sampler == "dpmpp_2m_logsnr":
-            return self.logsnr_steps(steps)
-        return self.sampling_steps(steps)
+        ``dpmpp_2m_logsnr``, else ``sampling_steps``). Computed once per (sampler, steps): the
+        schedule is fixed at construction, and every forecast asks for its plan."""
+        key = ("logsnr" if sampler == "dpmpp_2m_logsnr" else "trailing", int(steps))
+        if key not in self._plans:
+            made = self.logsnr_steps(steps) if key[0] == "logsnr" else self.sampling_steps(steps)
+            self._plans[key] = tuple(made)
+        return list(self._plans[key])
 
     def _check_steps(self, steps: int) -> None:
         if not 1 <= steps <= self.train_steps:
