@@ -215,8 +215,8 @@ class LiveAsset:
 
     # ------------------------------------------------------------------ forecasting
     def forecast(self, plan: _Plan) -> LiveUpdate:
-        """The model work of ``plan``: prime the stream on the
-        windows, or feed it the new bars; then sample the forecast."""
+        """The model work of ``plan``: prime the stream on the windows, or feed it the new
+        bars; then sample the forecast."""
         service = self.loaded.service
         device = service.device
         reprimed = plan.prime_features is not None
