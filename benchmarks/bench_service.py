@@ -16,10 +16,10 @@ threshold, the average on a live server; every append rewrites the journal). Mea
 * ``--clients`` concurrent clients for ``--seconds``: forecasts/s and p50/p99 latency, with
   dynamic batching and without (a second server); after the first, live updates once more on
   the same server (a live server also answers other clients). Each client asks for the
-  forecast of the latest bar (``asof`` omitted), every response a freshly sampled forecast: with batching the
-  requests are unseeded and coalesced into batched model calls; without, each request carries
-  its own seed, so it is computed alone (the forecast cache of unseeded single requests never
-  answers). Both share the prepared features of the latest bar. ``--distinct-asof`` makes the
+  forecast of the latest bar (``asof`` omitted), every response a freshly sampled forecast:
+  with batching the requests are unseeded and coalesced into batched model calls; without,
+  each request carries its own seed, so it is computed alone (the forecast cache of unseeded
+  single requests never answers). Both share the prepared features of the latest bar. ``--distinct-asof`` makes the
   clients ask for distinct past decision times instead, so every request builds its features.
 
 ``--compile`` adds the one-client figures of a third server started with

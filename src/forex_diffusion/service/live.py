@@ -376,7 +376,7 @@ class LiveHub:
         pending: list[pd.Timestamp] | None = None
         async with live.lock:
             while pending is None or pending:
-                async with live.loaded.lock:  # the model's lock for the model work
+                async with live.loaded.lock:  # held over the whole call (see the module)
                     pending, t, result = await self.offload(
                         partial(self._next, live, last_bar, pending)
                     )
