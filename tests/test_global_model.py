@@ -13,6 +13,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from forex_diffusion.calibration import load_recalibrator
+from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.cli.main import app
 from forex_diffusion.config.sssd_config import SSSDConfig, config_for_asset
 from forex_diffusion.data.store import CandleStore
@@ -166,8 +168,13 @@ def test_train_global_then_serve_each_asset_and_an_unseen_one(fx_dir: Path, tmp_
     # an asset the model never saw: unseen-asset row, standardizer fitted on its own history
     jpy = load_sssd_inference_service("USDJPY", config=cfg)
     assert (jpy.asset, jpy.asset_row, jpy.pip_size) == ("USDJPY", 0, 0.01)
-    assert jpy.calibration is None  # no map for an asset without validation forecasts
-    jpy_fc = jpy.predict(store.load("USDJPY"), asof=ASOF, seed=3).to_dict()
+    # no map for an asset without validation forecasts, only the location shrink pooled over
+    # the model's assets (each fitted on its own validation forecasts)
+    assert jpy.calibration is not None and jpy.calibration.location is not None
+    own = [load_recalibrator(loaded.calibration["assets"][a]).location for a in PAIRS]
+    assert jpy.calibration.location.keep == LocationShrink.pool(own).keep
+    assert jpy.calibration.fitted_on["pooled_from"] == sorted(PAIRS)
+    jpy_fc = jpy.predict(store.load("USDJPY"), asof=ASOF, seed=3, calibrated=False).to_dict()
     assert jpy_fc["asset"] == "USDJPY" and np.isfinite(jpy_fc["mean_pips"]["5"])
     with pytest.raises(NotFoundError, match="not one of the global model's assets"):
         SSSDInferenceService.from_checkpoint(ckpt, asset="USDJPY")

@@ -7,6 +7,7 @@ from forex_diffusion.calibration.session_map import (
     Recalibrator,
     SessionRecalibrator,
     load_recalibrator,
+    pooled_location,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "SessionRecalibrator",
     "load_recalibrator",
     "pit_values",
+    "pooled_location",
 ]

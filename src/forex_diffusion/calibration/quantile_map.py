@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.forecast import sample_cdf, sample_quantile
 
 FORMAT_VERSION = 1
@@ -99,11 +100,14 @@ class QuantileRecalibrator:
         horizons: horizons in minutes, in the order of the fitted maps.
         maps: per horizon, G⁻¹ as (tau, u) knots.
         fitted_on: free-form provenance (range, number of forecasts), stored with the model.
+        location: the location shrink applied before the maps (fitted before them, their PIT
+            values those of the shrunk forecasts), or None.
     """
 
     horizons: tuple[int, ...]
     maps: dict[int, _Map] = field(repr=False)
     fitted_on: dict[str, Any] = field(default_factory=dict)
+    location: LocationShrink | None = None
 
     @classmethod
     def fit(
@@ -112,15 +116,31 @@ class QuantileRecalibrator:
         shrink: float = 0.02,
         knots: int = 200,
         fitted_on: Mapping[str, Any] | None = None,
+        location: LocationShrink | None = None,
     ) -> QuantileRecalibrator:
-        """Fit G⁻¹ per horizon from calibration PIT values ((N_h,) arrays in [0, 1])."""
+        """Fit G⁻¹ per horizon from calibration PIT values ((N_h,) arrays in [0, 1]; with a
+        ``location`` shrink, the PIT values of the shrunk forecasts)."""
         if not 0.0 <= shrink < 1.0:
             raise ValueError(f"shrink must be in [0, 1), got {shrink}")
         maps = {
             int(h): _fit_map(np.asarray(p, dtype=np.float64), shrink, knots)
             for h, p in pit_by_horizon.items()
         }
-        return cls(tuple(maps), maps, dict(fitted_on or {}))
+        return cls(tuple(maps), maps, dict(fitted_on or {}), location)
+
+    @classmethod
+    def location_only(
+        cls, location: LocationShrink, fitted_on: Mapping[str, Any] | None = None
+    ) -> QuantileRecalibrator:
+        """The location shrink with identity maps (G⁻¹(τ) = τ): for an asset that has no
+        calibration forecasts of its own, only a location pooled from other assets'."""
+        identity = _Map(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+        horizons = tuple(location.keep)
+        return cls(horizons, dict.fromkeys(horizons, identity), dict(fitted_on or {}), location)
+
+    def shift(self, horizon: int, samples: np.ndarray) -> np.ndarray:
+        """Samples (…, S) with the location shrink applied (as given without one)."""
+        return samples if self.location is None else self.location.apply(horizon, samples)
 
     def model_levels(self, horizon: int, levels: Sequence[float] | np.ndarray) -> np.ndarray:
         """The model's own levels G⁻¹(τ) whose quantiles are the calibrated τ-quantiles."""
@@ -139,9 +159,10 @@ class QuantileRecalibrator:
     def transform_at(
         self, horizon: int, samples: np.ndarray, decision_ns: np.ndarray
     ) -> np.ndarray:
-        """:meth:`transform_samples` of (N, S) samples; the map does not depend on the decision
-        times (N,), taken for the interface it shares with the session-conditional maps."""
-        return self.transform_samples(horizon, samples)
+        """The calibrated forecasts: (N, S) samples with the location shrunk (:meth:`shift`), then
+        through the map (:meth:`transform_samples`); neither depends on the decision times (N,),
+        taken for the interface it shares with the session-conditional maps."""
+        return self.transform_samples(horizon, self.shift(horizon, samples))
 
     def _map(self, horizon: int) -> _Map:
         try:
@@ -154,8 +175,9 @@ class QuantileRecalibrator:
     # ------------------------------------------------------------------ persistence
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form (stored in the checkpoint)."""
-        return {
+        """Plain JSON-able form (stored in the checkpoint; ``location`` only when there is one,
+        so a map without it reads as before)."""
+        out: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "horizons": list(self.horizons),
             "maps": {
@@ -163,6 +185,9 @@ class QuantileRecalibrator:
             },
             "fitted_on": self.fitted_on,
         }
+        if self.location is not None:
+            out["location"] = self.location.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> QuantileRecalibrator:
@@ -180,4 +205,10 @@ class QuantileRecalibrator:
         for h, m in maps.items():
             if m.tau.shape != m.u.shape or np.any(np.diff(m.tau) <= 0) or np.any(np.diff(m.u) < 0):
                 raise ValueError(f"calibration map for horizon {h} is not monotone")
-        return cls(tuple(int(h) for h in data["horizons"]), maps, dict(data.get("fitted_on", {})))
+        location = data.get("location")
+        return cls(
+            tuple(int(h) for h in data["horizons"]),
+            maps,
+            dict(data.get("fitted_on", {})),
+            None if location is None else LocationShrink.from_dict(location),
+        )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.calibration.quantile_map import QuantileRecalibrator
 from forex_diffusion.sessions import SESSIONS, session_of_ns
 
@@ -52,6 +53,10 @@ class SessionRecalibrator:
     def fitted_on(self) -> dict[str, Any]:
         return self.base.fitted_on
 
+    @property
+    def location(self) -> LocationShrink | None:
+        return self.base.location
+
     @classmethod
     def fit(
         cls,
@@ -61,9 +66,12 @@ class SessionRecalibrator:
         shrink: float = 0.02,
         knots: int = 200,
         fitted_on: Mapping[str, Any] | None = None,
+        location: LocationShrink | None = None,
     ) -> SessionRecalibrator:
         """Fit from calibration PIT values ((N,) per horizon) of forecasts made at
-        ``decision_ns`` ((N,) UTC nanoseconds)."""
+        ``decision_ns`` ((N,) UTC nanoseconds); with a ``location`` shrink (kept by the
+        per-horizon maps, applied before every cell's map), the PIT values of the shrunk
+        forecasts."""
         if min_forecasts < 2:
             raise ValueError(f"min_forecasts must be at least 2, got {min_forecasts}")
         session = session_of_ns(decision_ns)
@@ -73,7 +81,7 @@ class SessionRecalibrator:
                 raise ValueError(
                     f"horizon {h}: {p.shape[0]} PIT values for {session.shape[0]} decision times"
                 )
-        base = QuantileRecalibrator.fit(pits, shrink, knots, fitted_on)
+        base = QuantileRecalibrator.fit(pits, shrink, knots, fitted_on, location)
         by_session: dict[str, QuantileRecalibrator] = {}
         for i, s in enumerate(SESSIONS):
             cells = {h: p[session == i] for h, p in pits.items()}
@@ -93,9 +101,10 @@ class SessionRecalibrator:
     def transform_at(
         self, horizon: int, samples: np.ndarray, decision_ns: np.ndarray
     ) -> np.ndarray:
-        """Calibrated samples (N, S) of forecasts made at ``decision_ns`` (N,): each row through
-        the map of its (horizon, session) cell (:meth:`QuantileRecalibrator.transform_samples`)."""
-        x = np.asarray(samples, dtype=np.float64)
+        """Calibrated samples (N, S) of forecasts made at ``decision_ns`` (N,): the location
+        shrink of the per-horizon maps (one for every session), then each row through the map of
+        its (horizon, session) cell (:meth:`QuantileRecalibrator.transform_samples`)."""
+        x = self.base.shift(horizon, np.asarray(samples, dtype=np.float64))
         session = session_of_ns(decision_ns)
         if session.shape != x.shape[:1]:
             raise ValueError(f"{x.shape[0]} forecasts for {session.shape[0]} decision times")
@@ -152,3 +161,17 @@ def load_recalibrator(data: Mapping[str, Any]) -> Recalibrator:
     if data.get("kind") == KIND:
         return SessionRecalibrator.from_dict(data)
     return QuantileRecalibrator.from_dict(data)
+
+
+def pooled_location(payloads: Mapping[str, Mapping[str, Any]]) -> QuantileRecalibrator | None:
+    """For an asset with no calibration of its own (one a global model never saw): the location
+    shrink pooled over the calibrations of the model's assets (``payloads``: asset → stored
+    calibration), with identity maps; None when any of them has no location shrink."""
+    shrinks = [load_recalibrator(p).location for p in payloads.values()]
+    if not shrinks or any(s is None for s in shrinks):
+        return None
+    fitted = [s for s in shrinks if s is not None]
+    return QuantileRecalibrator.location_only(
+        LocationShrink.pool(fitted),
+        {"pooled_from": sorted(payloads), "maps": "identity (no forecasts of this asset)"},
+    )

@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from forex_diffusion.cli.common import (
+    ArtifactsDirOpt,
     AssetConfigOpt,
     AssetOpt,
     ConfigOpt,
     DataDirOpt,
+    DbUrlOpt,
+    Locations,
     OverrideOpt,
     PresetOpt,
     friendly_errors,
@@ -37,14 +40,17 @@ def calibrate_model(
     )
     from forex_diffusion.models.checkpoint import load_checkpoint
 
-    by = cfg.inference.calibration_by
-    cell = cfg.inference.calibration_min_cell_forecasts
+    icfg = cfg.inference
+    by, cell = icfg.calibration_by, icfg.calibration_min_cell_forecasts
+    location = icfg.calibration_location
     with CandleStore(resolve_data_dir(cfg, data_dir)) as store:
         if load_checkpoint(checkpoint).config.model.assets:
-            return calibrate_global_checkpoint(checkpoint, store, by=by, min_cell_forecasts=cell)
+            return calibrate_global_checkpoint(
+                checkpoint, store, by=by, min_cell_forecasts=cell, location=location
+            )
         return {
             cfg.asset.symbol: calibrate_checkpoint(
-                checkpoint, store, by=by, min_cell_forecasts=cell
+                checkpoint, store, by=by, min_cell_forecasts=cell, location=location
             )
         }
 
@@ -67,6 +73,12 @@ def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
             lines.append(
                 f"maps per horizon and session: {own or 'none'} (other cells: per-horizon map)"
             )
+        location = result.calibration.location
+        if location is not None:
+            lines.append(
+                "location kept (share of the median, by the CRPS on these forecasts): "
+                + ", ".join(f"{h} min {k:.0%}" for h, k in location.keep.items())
+            )
         lines.append("horizon  90% coverage raw -> calibrated (in-sample)")
         for h, before in result.coverage90_before.items():
             lines.append(f"{h:>4} min  {before:6.1%} -> {result.coverage90_after[h]:6.1%}")
@@ -83,6 +95,8 @@ def calibrate(
     preset: PresetOpt = None,
     override: OverrideOpt = None,
     data_dir: DataDirOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
+    db_url: DbUrlOpt = None,
 ) -> None:
     """Fit the quantile recalibration of a trained model on its validation range and store it in
     its best checkpoint; predict, evaluate and the service then use it (inference.calibrated).
@@ -91,10 +105,18 @@ def calibrate(
     per-horizon map)."""
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
 
+    where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
-        cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
-        service = load_sssd_inference_service(cfg.asset.symbol, model_name=model, config=cfg)
+        cfg = load_cli_config(
+            config, asset_config, override, asset=asset, preset=preset, where=where
+        )
+        with where.registry(cfg) as registry:
+            service = load_sssd_inference_service(
+                cfg.asset.symbol, model_name=model, config=cfg, registry=registry
+            )
         if service.checkpoint_path is None:
             raise typer.BadParameter("the model was not loaded from a checkpoint file")
-        result = calibrate_model(service.config, service.checkpoint_path, data_dir)
+        result = calibrate_model(
+            service.config, service.checkpoint_path, where.settings().data_dir_for(cfg)
+        )
     typer.echo(describe(result, service.checkpoint_path))

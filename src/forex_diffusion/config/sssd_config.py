@@ -519,6 +519,11 @@ class InferenceConfig(_Section):
     calibration_min_cell_forecasts: int = Field(default=100, ge=2)
     """With calibration_by=session: a (horizon, session) cell with fewer calibration forecasts
     than this uses the per-horizon map instead of its own."""
+    calibration_location: bool = True
+    """Whether ``calibrate`` also fits, per horizon, the share of the forecast's location (its
+    median) kept, by the CRPS on the calibration forecasts, before the quantile map
+    (forex_diffusion.calibration.location); an asset a global model never saw gets the shares
+    pooled over the model's assets."""
     max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
     """Largest age (minutes) of the latest bar at the decision time before a forecast is
     refused (predict --allow-stale overrides)."""

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from forex_diffusion.calibration import QuantileRecalibrator, Recalibrator, SessionRecalibrator
+from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.data.candles import infer_base_timeframe
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.multi_asset import per_asset_calibrations
@@ -66,11 +67,14 @@ def fit_calibration(
     seed: int = 0,
     by: str = "none",
     min_cell_forecasts: int = 100,
+    location: bool = False,
 ) -> CalibrationResult:
     """Fit per-horizon maps from the raw model's PIT on (at most ``max_forecasts``, evenly
     spaced) decision times of ``dataset``; ``by`` = "session": per horizon and trading session
     of the decision time, a cell with fewer than ``min_cell_forecasts`` keeping the per-horizon
-    map (:class:`SessionRecalibrator`)."""
+    map (:class:`SessionRecalibrator`). With ``location`` the share of each horizon's location
+    kept is fitted first (:class:`LocationShrink`, by the CRPS on the same forecasts) and the
+    maps from the PIT of the shrunk forecasts."""
     if len(dataset) < 50:
         raise DataError(
             f"only {len(dataset)} forecasts with targets inside {rng} to calibrate on "
@@ -83,7 +87,13 @@ def fit_calibration(
     )  # (N, H, S)
     y = dataset.log_returns[idx]
     decision_ns = dataset.decision_ns[idx]
-    pit = {h: sample_cdf(samples[:, j], y[:, j]) for j, h in enumerate(service.horizons)}
+    raw = {h: samples[:, j] for j, h in enumerate(service.horizons)}
+    outcome = {h: y[:, j] for j, h in enumerate(service.horizons)}
+    shrink = LocationShrink.fit(raw, outcome) if location else None
+    pit = {
+        h: sample_cdf(x if shrink is None else shrink.apply(h, x), outcome[h])
+        for h, x in raw.items()
+    }
     fitted_on = {
         "range": [rng.start.isoformat(), rng.end.isoformat()],
         "forecasts": len(idx),
@@ -91,17 +101,17 @@ def fit_calibration(
     }
     cal: Recalibrator
     if by == "session":
-        cal = SessionRecalibrator.fit(pit, decision_ns, min_cell_forecasts, fitted_on=fitted_on)
+        cal = SessionRecalibrator.fit(
+            pit, decision_ns, min_cell_forecasts, fitted_on=fitted_on, location=shrink
+        )
     elif by == "none":
-        cal = QuantileRecalibrator.fit(pit, fitted_on=fitted_on)
+        cal = QuantileRecalibrator.fit(pit, fitted_on=fitted_on, location=shrink)
     else:
         raise ValueError(f"calibration_by must be 'none' or 'session', got {by!r}")
-    before, after = {}, {}
-    for j, h in enumerate(service.horizons):
-        raw = samples[:, j]
-        fixed = cal.transform_at(h, raw, decision_ns)
-        before[h] = _coverage90(raw, y[:, j])
-        after[h] = _coverage90(fixed, y[:, j])
+    before = {h: _coverage90(x, outcome[h]) for h, x in raw.items()}
+    after = {
+        h: _coverage90(cal.transform_at(h, x, decision_ns), outcome[h]) for h, x in raw.items()
+    }
     return CalibrationResult(cal, rng, len(idx), before, after)
 
 
@@ -119,14 +129,16 @@ def calibrate_checkpoint(
     max_forecasts: int | None = None,
     by: str | None = None,
     min_cell_forecasts: int | None = None,
+    location: bool | None = None,
 ) -> CalibrationResult:
     """Fit on the model's validation range (or ``rng``) with candles from ``store`` and store
     the map in the checkpoint at ``path``. ``by`` and ``min_cell_forecasts`` (None: the
     checkpoint's ``inference.calibration_by`` / ``calibration_min_cell_forecasts``) choose a
-    per-horizon or a per-(horizon, session) map (:func:`fit_calibration`)."""
+    per-horizon or a per-(horizon, session) map, ``location`` (None: its
+    ``calibration_location``) whether a location shrink is fitted (:func:`fit_calibration`)."""
     service = SSSDInferenceService.from_checkpoint(path, device="cpu")
     result = _fit_on_validation(
-        service, store, rng, num_samples, max_forecasts, by, min_cell_forecasts
+        service, store, rng, num_samples, max_forecasts, by, min_cell_forecasts, location
     )
     attach_calibration(path, result.calibration.to_dict())
     return result
@@ -140,10 +152,11 @@ def calibrate_global_checkpoint(
     max_forecasts: int | None = None,
     by: str | None = None,
     min_cell_forecasts: int | None = None,
+    location: bool | None = None,
 ) -> dict[str, CalibrationResult]:
     """A global model's maps, one per asset, each fitted on that asset's validation forecasts
     (its own standardizer and embedding row), stored together in the checkpoint at ``path``
-    (``by``, ``min_cell_forecasts``: as in :func:`calibrate_checkpoint`)."""
+    (``by``, ``min_cell_forecasts``, ``location``: as in :func:`calibrate_checkpoint`)."""
     assets = load_checkpoint(path).config.model.assets
     results = {
         asset: _fit_on_validation(
@@ -154,6 +167,7 @@ def calibrate_global_checkpoint(
             max_forecasts,
             by,
             min_cell_forecasts,
+            location,
         )
         for asset in assets
     }
@@ -171,6 +185,7 @@ def _fit_on_validation(
     max_forecasts: int | None,
     by: str | None,
     min_cell_forecasts: int | None,
+    location: bool | None,
 ) -> CalibrationResult:
     icfg = service.config.inference
     rng = rng or service.config.data.splits.val.utc_range("validation range")
@@ -185,4 +200,5 @@ def _fit_on_validation(
         seed=service.config.seed,
         by=by or icfg.calibration_by,
         min_cell_forecasts=min_cell_forecasts or icfg.calibration_min_cell_forecasts,
+        location=icfg.calibration_location if location is None else location,
     )

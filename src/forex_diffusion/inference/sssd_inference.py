@@ -28,7 +28,7 @@ import torch
 from cachetools import TTLCache
 from loguru import logger
 
-from forex_diffusion.calibration import Recalibrator, load_recalibrator
+from forex_diffusion.calibration import Recalibrator, load_recalibrator, pooled_location
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     InferenceConfig,
@@ -239,10 +239,13 @@ class SSSDInferenceService:
         asset's own standardizer, or an asset it never saw through its unseen-asset embedding
         with ``unseen_standardizer`` (fitted on that asset's history: ``fit_standardizer``)."""
         loaded: LoadedCheckpoint = load_checkpoint(path, map_location="cpu")
-        payload, config, calibration = loaded.standardizer, loaded.config, loaded.calibration
+        payload, config = loaded.standardizer, loaded.config
+        calibration: Recalibrator | None = None
         if loaded.config.model.assets:
             payload, config = _global_model_asset(loaded, path, asset, unseen_standardizer)
-            calibration = asset_calibration(loaded.calibration, config.asset.symbol)
+            calibration = _global_model_calibration(loaded, config.asset.symbol)
+        elif loaded.calibration is not None:
+            calibration = load_recalibrator(loaded.calibration)
         standardizer = Standardizer.from_dict(payload, where=f"{path} (standardizer)")
         names = {tf: list(standardizer.feature_names(tf)) for tf in standardizer.timeframes}
         if names != loaded.feature_names:
@@ -275,7 +278,7 @@ class SSSDInferenceService:
             model_id=model_id,
             clock=clock,
             checkpoint_path=Path(path),
-            calibration=load_recalibrator(calibration) if calibration is not None else None,
+            calibration=calibration,
             card=card,
         )
 
@@ -958,6 +961,17 @@ def _global_model_asset(
             )
         found = unseen.to_dict()
     return found, config_for_asset(loaded.config, asset)
+
+
+def _global_model_calibration(loaded: LoadedCheckpoint, asset: str) -> Recalibrator | None:
+    """A global model's calibration of ``asset``: its own, or for an asset the model never saw
+    the location shrink pooled over the model's assets (``pooled_location``; None without)."""
+    if loaded.calibration is None:
+        return None
+    own = asset_calibration(loaded.calibration, asset)
+    if own is not None:
+        return load_recalibrator(own)
+    return pooled_location(loaded.calibration.get("assets", {}))
 
 
 def load_sssd_inference_service(
