@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from forex_diffusion.cli.main import app
 from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.models.checkpoint import load_checkpoint
 from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 from import_probe import modules_after
@@ -143,3 +144,33 @@ def test_a_copied_artifacts_folder_forecasts_through_its_registry(trained, tmp_p
         shutil.copytree(
             copy / "sssd" / "checkpoints" / "EURUSD", root / "sssd" / "checkpoints" / "EURUSD"
         )
+
+
+def test_calibrate_fits_the_model_its_flags_name_with_the_settings_given(
+    trained, tmp_path: Path
+) -> None:
+    root, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("data"))
+    (original,) = (root / "sssd" / "checkpoints" / "EURUSD").glob("*/best.ckpt")
+    target = copy / original.relative_to(root)
+    before = load_checkpoint(original).calibration
+
+    def calibrate(*extra: str) -> tuple[str, dict]:
+        code, out, err = _run(
+            "calibrate", "--asset", "EURUSD", "--data-dir", str(root / "data"),
+            "--artifacts-dir", str(copy), "-o", "inference.calibration_samples=16",
+            "-o", "inference.calibration_forecasts=60", *extra,
+        )  # fmt: skip
+        assert code == 0, err
+        stored = load_checkpoint(target).calibration
+        assert stored is not None
+        return out, stored
+
+    out, stored = calibrate()
+    assert f"stored in {target}" in out and "location kept" in out
+    assert stored["fitted_on"]["num_samples"] == 16 and stored["fitted_on"]["forecasts"] <= 60
+    assert set(stored["location"]["keep"]) == {"5", "15", "60", "240"}
+    assert load_checkpoint(original).calibration == before  # the folder not named: untouched
+    out, stored = calibrate("-o", "inference.calibration_location=false")
+    assert "location kept" not in out and "location" not in stored

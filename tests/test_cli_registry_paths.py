@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from forex_diffusion.registry.repository import Registry
 
@@ -78,3 +79,45 @@ def test_paths_outside_the_root_stay_absolute(tmp_path: Path) -> None:
         model = reg.register_model("EURUSD", "m", **CONFIGS)
         assert reg.record_checkpoint(model.id, outside, 1, True, 0.5, 0.4).path == str(outside)
     assert _stored(root) == [str(outside)]
+
+
+ALL = {"--data-dir", "--artifacts-dir", "--db-url"}
+# what a command touches decides its location flags: the store only, the registry only, or
+# neither (config schema; quickstart builds its own folder); every other command takes all three
+ONLY = {
+    "data": {"--data-dir"},
+    "registry": {"--artifacts-dir", "--db-url"},
+    "db": {"--artifacts-dir", "--db-url"},
+    "config schema": set(),
+    "quickstart": set(),
+}
+
+
+def _commands() -> dict[str, set[str]]:
+    import typer
+
+    from forex_diffusion.cli.main import app
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root)
+    found: dict[str, set[str]] = {}
+
+    def walk(cmd: Any, name: str) -> None:
+        if hasattr(cmd, "list_commands"):  # a group (typer's own click)
+            for sub in cmd.list_commands(ctx):
+                child = cmd.get_command(ctx, sub)
+                assert child is not None
+                walk(child, f"{name} {sub}".strip())
+        else:
+            found[name] = {o for p in cmd.params for o in p.opts} & ALL
+
+    walk(root, "")
+    return found
+
+
+def test_every_command_takes_the_location_flags_of_what_it_touches() -> None:
+    commands = _commands()
+    assert {"train", "calibrate", "serve", "tune", "train-many", "ensemble fit"} <= set(commands)
+    for name, flags in commands.items():
+        group = next((k for k in ONLY if name == k or name.startswith(k + " ")), None)
+        assert flags == (ALL if group is None else ONLY[group]), name

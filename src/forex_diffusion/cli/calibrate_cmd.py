@@ -41,18 +41,22 @@ def calibrate_model(
     from forex_diffusion.models.checkpoint import load_checkpoint
 
     icfg = cfg.inference
-    by, cell = icfg.calibration_by, icfg.calibration_min_cell_forecasts
-    location = icfg.calibration_location
     with CandleStore(resolve_data_dir(cfg, data_dir)) as store:
-        if load_checkpoint(checkpoint).config.model.assets:
-            return calibrate_global_checkpoint(
-                checkpoint, store, by=by, min_cell_forecasts=cell, location=location
-            )
-        return {
-            cfg.asset.symbol: calibrate_checkpoint(
-                checkpoint, store, by=by, min_cell_forecasts=cell, location=location
-            )
-        }
+        fit = (
+            calibrate_global_checkpoint
+            if load_checkpoint(checkpoint).config.model.assets
+            else calibrate_checkpoint
+        )
+        result = fit(
+            checkpoint,
+            store,
+            num_samples=icfg.calibration_samples,
+            max_forecasts=icfg.calibration_forecasts,
+            by=icfg.calibration_by,
+            min_cell_forecasts=icfg.calibration_min_cell_forecasts,
+            location=icfg.calibration_location,
+        )
+    return result if isinstance(result, dict) else {cfg.asset.symbol: result}
 
 
 def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:

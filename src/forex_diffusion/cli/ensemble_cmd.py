@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from forex_diffusion.cli.common import (
+    ArtifactsDirOpt,
     AssetConfigOpt,
     ConfigOpt,
     DataDirOpt,
+    DbUrlOpt,
+    Locations,
     OverrideOpt,
     PresetOpt,
     friendly_errors,
     load_cli_config,
 )
 from forex_diffusion.config.presets import DEFAULT_CONFIG_PATH
+
+if TYPE_CHECKING:
+    from forex_diffusion.config.sssd_config import SSSDConfig
 
 ensemble_app = typer.Typer(
     help="Stacking ensemble (Ridge, Lasso, gradient boosting, SSSD) and CRPS pool.",
@@ -53,13 +59,18 @@ def fit(
     preset: PresetOpt = None,
     override: OverrideOpt = None,
     data_dir: DataDirOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
+    db_url: DbUrlOpt = None,
 ) -> None:
     """Fit the stack on [start, end) with purged walk-forward folds, fit the CRPS pool on the
     out-of-fold rows, and register it (model type ``stacking_ensemble``)."""
     from forex_diffusion.ensemble.workflow import EnsembleSpec, fit_ensemble
 
+    where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
-        cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
+        cfg = load_cli_config(
+            config, asset_config, override, asset=asset, preset=preset, where=where
+        )
         spec = EnsembleSpec(
             asset=asset.upper(),
             horizon=horizon,
@@ -73,7 +84,7 @@ def fit(
             num_samples=num_samples,
             config_path=str(config),
             preset=preset,
-            overrides=tuple(override or ()),
+            overrides=(*(override or ()), *_path_overrides(cfg, where)),
             data_dir=str(data_dir) if data_dir else None,
         )
         record, ensemble = fit_ensemble(spec, cfg)
@@ -99,13 +110,18 @@ def predict(
     preset: PresetOpt = None,
     override: OverrideOpt = None,
     data_dir: DataDirOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
+    db_url: DbUrlOpt = None,
 ) -> None:
     """Forecasts of a registered ensemble for the decision times in [start, end), with the
     member weights used for each (basis points of log return)."""
     from forex_diffusion.ensemble.workflow import predict_ensemble
 
+    where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
-        cfg = load_cli_config(config, asset_config, override, asset=asset, preset=preset)
+        cfg = load_cli_config(
+            config, asset_config, override, asset=asset, preset=preset, where=where
+        )
         frame = predict_ensemble(
             cfg, asset, name, start, end, data_dir=str(data_dir) if data_dir else None
         )
@@ -114,3 +130,18 @@ def predict(
         typer.echo(f"wrote {len(frame)} forecasts to {output}")
     else:
         typer.echo(frame.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+def _path_overrides(cfg: SSSDConfig, where: Locations) -> tuple[str, ...]:
+    """The registry and checkpoint locations of ``cfg`` as dotted overrides, when a flag moved
+    them: the SSSD member rebuilds its configuration from the overrides (in worker folds too)."""
+    if where.artifacts_dir is None and where.db_url is None:
+        return ()
+    paths = cfg.paths
+    found = {
+        "artifacts_dir": paths.artifacts_dir,
+        "checkpoint_dir": paths.checkpoint_dir,
+        "log_dir": paths.log_dir,
+        "db_url": paths.db_url,
+    }
+    return tuple(f"paths.{k}={json.dumps(str(v))}" for k, v in found.items() if v is not None)

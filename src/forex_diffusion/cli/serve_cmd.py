@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from forex_diffusion.cli.common import (
+    ArtifactsDirOpt,
     ConfigOpt,
     DataDirOpt,
+    DbUrlOpt,
+    Locations,
     OverrideOpt,
     PresetOpt,
     friendly_errors,
@@ -55,6 +58,8 @@ def serve(
         ),
     ] = False,
     data_dir: DataDirOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
+    db_url: DbUrlOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     preset: PresetOpt = None,
     override: OverrideOpt = None,
@@ -71,7 +76,9 @@ def serve(
     from forex_diffusion.service.settings import Batching, ServiceSettings
 
     with friendly_errors():
-        cfg = load_cli_config(config, None, override, preset=preset)
+        cfg = load_cli_config(
+            config, None, override, preset=preset, where=Locations(data_dir, artifacts_dir, db_url)
+        )
         settings = ServiceSettings(
             config=cfg,
             host=host,
@@ -81,6 +88,7 @@ def serve(
             model_name=model,
             device=device,
             data_dir=data_dir,
+            db_url=db_url,
             max_jobs=max_jobs,
             batching=Batching(enabled=not no_batching),
             compile_sampling=compile_sampling,

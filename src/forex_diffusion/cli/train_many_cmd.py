@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from forex_diffusion.cli.common import (
+    ArtifactsDirOpt,
     AssetConfigOpt,
     ConfigOpt,
     DataDirOpt,
+    Locations,
     OverrideOpt,
     PresetOpt,
     friendly_errors,
@@ -57,6 +59,7 @@ def train_many(
     preset: PresetOpt = None,
     override: OverrideOpt = None,
     data_dir: DataDirOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     address: AddressOpt = None,
     cpus_per_job: CpusOpt = 1.0,
     gpus_per_job: GpusOpt = 0.0,
@@ -77,12 +80,15 @@ def train_many(
 
     extra = list(more or ())
     override = [*(override or ()), *(x for x in extra if "=" in x)]
+    where = Locations(data_dir, artifacts_dir, db_url)
     with friendly_errors():
         jobs = []
         url = None
         for asset in _split([*assets, *(x for x in extra if "=" not in x)]):
             cfg = absolute_paths(
-                load_cli_config(config, asset_config, override, asset=asset, preset=preset)
+                load_cli_config(
+                    config, asset_config, override, asset=asset, preset=preset, where=where
+                )
             )
             url = url or resolve_db_url(db_url, cfg)
             store = str(Path(resolve_data_dir(cfg, data_dir)).absolute())

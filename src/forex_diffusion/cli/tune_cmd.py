@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 
 from forex_diffusion.cli.common import (
+    ArtifactsDirOpt,
     AssetConfigOpt,
     ConfigOpt,
     DataDirOpt,
+    Locations,
     OverrideOpt,
     PresetOpt,
     friendly_errors,
@@ -37,6 +39,7 @@ def tune(
     preset: PresetOpt = None,
     override: OverrideOpt = None,
     data_dir: DataDirOpt = None,
+    artifacts_dir: ArtifactsDirOpt = None,
     address: AddressOpt = None,
     cpus_per_job: CpusOpt = 1.0,
     gpus_per_job: GpusOpt = 0.0,
@@ -61,8 +64,9 @@ def tune(
     from forex_diffusion.scale.tune import TuneRequest, export_best, run_tune
 
     with friendly_errors():
+        where = Locations(data_dir, artifacts_dir, db_url)
         base = absolute_paths(
-            load_cli_config(config, asset_config, override, asset=asset, preset=preset)
+            load_cli_config(config, asset_config, override, asset=asset, preset=preset, where=where)
         )
         request = TuneRequest(
             base=base,

@@ -56,7 +56,8 @@ class ServiceSettings(BaseModel):
     ``config``: the model configuration (paths: store, registry, checkpoints; inference
     defaults). ``token``: when set, every endpoint but ``/health`` needs
     ``Authorization: Bearer <token>``; a non-loopback ``host`` requires one. ``assets``: assets
-    whose live state starts with the service. ``max_jobs``: training/evaluation worker
+    whose live state starts with the service. ``data_dir``, ``db_url``: the store and the
+    registry (None: the environment, then ``config.paths``). ``max_jobs``: training/evaluation worker
     processes at a time. ``compile_sampling``: compile each model's sampling loop for one
     forecast (the live forecast's and a default request's sample count) when it loads, which
     makes loading slower (a compile) and those forecasts faster; other shapes stay eager.
@@ -72,6 +73,7 @@ class ServiceSettings(BaseModel):
     model_name: str | None = None
     device: str | None = None
     data_dir: Path | None = None
+    db_url: str | None = None
     jobs_dir: Path | None = None
     max_jobs: int = Field(1, ge=1, le=64)
     log_tail_lines: int = Field(40, ge=1, le=1000)

@@ -70,7 +70,7 @@ class ServiceState:
     @classmethod
     def build(cls, settings: ServiceSettings) -> ServiceState:
         config = settings.config
-        registry = open_registry(config)
+        registry = open_registry(config, url=settings.db_url)
         store = CandleStore(resolve_data_dir(config, settings.data_dir))
         compile_samples = (
             tuple(dict.fromkeys((settings.live.num_samples, None)))
