@@ -163,6 +163,7 @@ def test_calibrate_fits_the_model_its_flags_name_with_the_settings_given(
             "-o", "inference.calibration_forecasts=60", *extra,
         )  # fmt: skip
         assert code == 0, err
+        assert "calibration on the validation range: done in" in err  # progress on stderr
         stored = load_checkpoint(target).calibration
         assert stored is not None
         return out, stored

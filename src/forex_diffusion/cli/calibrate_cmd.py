@@ -33,6 +33,7 @@ def calibrate_model(
     """Fit on the model's validation range from the store and write the map into ``checkpoint``
     (per horizon, or per horizon and session: ``cfg.inference.calibration_by``):
     {asset: result}, one entry per asset of a global model."""
+    from forex_diffusion.cli.progress import stage
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
     from forex_diffusion.inference.calibrate import (
         calibrate_checkpoint,
@@ -41,12 +42,10 @@ def calibrate_model(
     from forex_diffusion.models.checkpoint import load_checkpoint
 
     icfg = cfg.inference
-    with CandleStore(resolve_data_dir(cfg, data_dir)) as store:
-        fit = (
-            calibrate_global_checkpoint
-            if load_checkpoint(checkpoint).config.model.assets
-            else calibrate_checkpoint
-        )
+    assets = load_checkpoint(checkpoint).config.model.assets
+    what = f"calibration on the validation range{f' of {len(assets)} assets' if assets else ''}"
+    with CandleStore(resolve_data_dir(cfg, data_dir)) as store, stage(what):
+        fit = calibrate_global_checkpoint if assets else calibrate_checkpoint
         result = fit(
             checkpoint,
             store,
