@@ -105,11 +105,12 @@ def test_the_shrink_comes_before_the_map_and_round_trips() -> None:
     pit = {5: rng.uniform(0.2, 0.8, 500), 60: rng.uniform(0, 1, 500)}
     plain = QuantileRecalibrator.fit(pit)
     cal = QuantileRecalibrator.fit(pit, location=_shrink({5: 0.5, 60: 0.0}))
-    x = 1.0 + rng.standard_normal((7, 50))
     ns = np.zeros(7, dtype=np.int64)
-    for h, k in ((5, 0.5), (60, 0.0)):
-        expected = plain.transform_samples(h, shrink_location(x, k))
-        np.testing.assert_allclose(cal.transform_at(h, x, ns), expected, rtol=1e-12)
+    for samples in (50, 51):  # the median of an even and an odd number of samples
+        x = 1.0 + rng.standard_normal((7, samples))
+        for h, k in ((5, 0.5), (60, 0.0)):
+            expected = plain.transform_samples(h, shrink_location(x, k))
+            np.testing.assert_allclose(cal.transform_at(h, x, ns), expected, rtol=1e-12, atol=1e-15)
     back = load_recalibrator(cal.to_dict())
     assert isinstance(back, QuantileRecalibrator) and back.to_dict() == cal.to_dict()
     assert back.location is not None and back.location.keep == {5: 0.5, 60: 0.0}

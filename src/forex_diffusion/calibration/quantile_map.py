@@ -26,6 +26,7 @@ from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.forecast import sample_cdf, sample_quantile
 
 FORMAT_VERSION = 1
+_MEDIAN = np.array([0.5])
 
 
 def pit_values(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -161,8 +162,18 @@ class QuantileRecalibrator:
     ) -> np.ndarray:
         """The calibrated forecasts: (N, S) samples with the location shrunk (:meth:`shift`), then
         through the map (:meth:`transform_samples`); neither depends on the decision times (N,),
-        taken for the interface it shares with the session-conditional maps."""
-        return self.transform_samples(horizon, self.shift(horizon, samples))
+        taken for the interface it shares with the session-conditional maps.
+
+        The map is equivariant to a shift of each sample set (``sample_quantile`` is), so the
+        shrink is applied after it, with the median (the 0.5 quantile, ``np.median``'s value)
+        taken from the same sorting pass: map(x − c) = map(x) − c."""
+        x = np.asarray(samples, dtype=np.float64)
+        keep = 1.0 if self.location is None else self.location.keep.get(int(horizon), 1.0)
+        if keep == 1.0:
+            return self.transform_samples(horizon, x)
+        model_levels = self.model_levels(horizon, rank_levels(x.shape[-1]))
+        out, median = remap_and_quantiles(x, model_levels, _MEDIAN)
+        return out - (1.0 - keep) * median
 
     def _map(self, horizon: int) -> _Map:
         try:
