@@ -506,8 +506,9 @@ class InferenceConfig(_Section):
     """Record every forecast in the registry's inference log."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto (CUDA when present), cpu or cuda."""
-    calibrated: bool = True  # apply the checkpoint's recalibration map when it has one
-    """Apply the checkpoint's quantile recalibration map to the samples when it has one."""
+    calibrated: bool = True  # apply the checkpoint's calibration when it has one
+    """Apply the checkpoint's calibration (its location shrink, then its quantile recalibration
+    map) to the samples when it has one."""
     calibration_samples: int = Field(default=200, ge=10, le=10_000)
     """Samples per forecast when fitting the recalibration map."""
     calibration_forecasts: int = Field(default=1500, ge=50)
