@@ -44,7 +44,7 @@ def test_shrinking_moves_every_sample_by_the_same_share_of_the_median() -> None:
     np.testing.assert_allclose(out, x - 0.75 * med)
     np.testing.assert_allclose(np.median(out, axis=-1), 0.25 * med[:, 0])
     np.testing.assert_allclose(out.std(axis=-1), x.std(axis=-1))  # spread unchanged
-    assert shrink_location(x, 1.0) is not None and np.array_equal(shrink_location(x, 1.0), x)
+    assert np.array_equal(shrink_location(x, 1.0), x)
     np.testing.assert_allclose(np.median(shrink_location(x, 0.0), axis=-1), 0.0, atol=1e-12)
 
 
@@ -141,6 +141,7 @@ def test_the_session_maps_shift_every_session_by_the_per_horizon_shrink() -> Non
         cal.transform_at(5, x, decision_ns),
         plain.transform_at(5, shrink_location(x, 0.25), decision_ns),
         rtol=1e-12,
+        atol=1e-15,  # the shrink is computed after the map: equal up to rounding
     )
     assert load_recalibrator(cal.to_dict()).to_dict() == cal.to_dict()
 

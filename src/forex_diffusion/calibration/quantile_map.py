@@ -139,9 +139,9 @@ class QuantileRecalibrator:
         horizons = tuple(location.keep)
         return cls(horizons, dict.fromkeys(horizons, identity), dict(fitted_on or {}), location)
 
-    def shift(self, horizon: int, samples: np.ndarray) -> np.ndarray:
-        """Samples (…, S) with the location shrink applied (as given without one)."""
-        return samples if self.location is None else self.location.apply(horizon, samples)
+    def kept(self, horizon: int) -> float:
+        """The share of ``horizon``'s location the shrink keeps (1 without a shrink)."""
+        return 1.0 if self.location is None else self.location.keep.get(int(horizon), 1.0)
 
     def model_levels(self, horizon: int, levels: Sequence[float] | np.ndarray) -> np.ndarray:
         """The model's own levels G⁻¹(τ) whose quantiles are the calibrated τ-quantiles."""
@@ -160,15 +160,20 @@ class QuantileRecalibrator:
     def transform_at(
         self, horizon: int, samples: np.ndarray, decision_ns: np.ndarray
     ) -> np.ndarray:
-        """The calibrated forecasts: (N, S) samples with the location shrunk (:meth:`shift`), then
-        through the map (:meth:`transform_samples`); neither depends on the decision times (N,),
-        taken for the interface it shares with the session-conditional maps.
+        """The calibrated forecasts: (N, S) samples with the location shrunk, then through the
+        map (:meth:`transform_shrunk` with this map's own shrink); neither depends on the
+        decision times (N,), taken for the interface it shares with the session-conditional
+        maps."""
+        return self.transform_shrunk(horizon, samples, self.kept(horizon))
+
+    def transform_shrunk(self, horizon: int, samples: np.ndarray, keep: float) -> np.ndarray:
+        """Samples (…, S) with their location shrunk to the share ``keep``
+        (``location.shrink_location``), then through the map (:meth:`transform_samples`).
 
         The map is equivariant to a shift of each sample set (``sample_quantile`` is), so the
         shrink is applied after it, with the median (the 0.5 quantile, ``np.median``'s value)
         taken from the same sorting pass: map(x − c) = map(x) − c."""
         x = np.asarray(samples, dtype=np.float64)
-        keep = 1.0 if self.location is None else self.location.keep.get(int(horizon), 1.0)
         if keep == 1.0:
             return self.transform_samples(horizon, x)
         model_levels = self.model_levels(horizon, rank_levels(x.shape[-1]))

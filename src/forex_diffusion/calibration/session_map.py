@@ -103,8 +103,9 @@ class SessionRecalibrator:
     ) -> np.ndarray:
         """Calibrated samples (N, S) of forecasts made at ``decision_ns`` (N,): the location
         shrink of the per-horizon maps (one for every session), then each row through the map of
-        its (horizon, session) cell (:meth:`QuantileRecalibrator.transform_samples`)."""
-        x = self.base.shift(horizon, np.asarray(samples, dtype=np.float64))
+        its (horizon, session) cell (:meth:`QuantileRecalibrator.transform_shrunk`)."""
+        x = np.asarray(samples, dtype=np.float64)
+        keep = self.base.kept(horizon)
         session = session_of_ns(decision_ns)
         if session.shape != x.shape[:1]:
             raise ValueError(f"{x.shape[0]} forecasts for {session.shape[0]} decision times")
@@ -112,7 +113,8 @@ class SessionRecalibrator:
         for i, s in enumerate(SESSIONS):
             rows = session == i
             if rows.any():
-                out[rows] = self.for_cell(horizon, s.name).transform_samples(horizon, x[rows])
+                cell = self.for_cell(horizon, s.name)
+                out[rows] = cell.transform_shrunk(horizon, x[rows], keep)
         return out
 
     # ------------------------------------------------------------------ persistence
