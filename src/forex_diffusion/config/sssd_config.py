@@ -399,6 +399,10 @@ class TrainingConfig(_Section):
     """Final learning rate as a fraction of the peak."""
     gradient_clip: float = Field(default=1.0, gt=0)
     """Gradient-norm clip."""
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)
+    """Decay of the exponential moving average of the weights (0 = off): validation, early
+    stopping and the checkpoints' weights use the average, the optimiser trains the raw weights
+    (checkpoints keep both, for an exact resume)."""
     accumulate_grad_batches: int = Field(default=1, ge=1)
     """Batches accumulated per optimiser step."""
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"

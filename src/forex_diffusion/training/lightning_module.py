@@ -16,6 +16,7 @@ from forex_diffusion.errors import CheckpointError
 from forex_diffusion.forecast import crps_ensemble_fair, summarize
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import checkpoint_payload
+from forex_diffusion.training.ema import ema_decay_at, ema_update_, shadow_of, weights_swapped
 from forex_diffusion.training.schedule import warmup_cosine_factor
 
 Batch = tuple[dict[str, Tensor], Tensor, Tensor]
@@ -58,26 +59,95 @@ class SSSDLightningModule(L.LightningModule):
         self._forecast_batch: Batch | None = None
         self._forecast_parts: list[Batch] = []
         self._forecast_rows_fixed = False
+        # the EMA of the weights (``training.ema``; off when ema_decay is 0)
+        self.ema_decay = float(config.training.ema_decay)
+        self.ema: dict[str, Tensor] | None = None
+        self.ema_updates = 0
+        self._ema_step = 0  # the optimiser step the EMA last followed
+        self._raw_weights: dict[str, Tensor] | None = None  # held aside during validation
+        self._resumed_ema: dict[str, Any] | None = None
 
     # Checkpoints hold the bare model's weights (no "model." prefix), so that one file serves both
-    # Lightning's resume and ``forex_diffusion.models.checkpoint.load_checkpoint``.
+    # Lightning's resume and ``forex_diffusion.models.checkpoint.load_checkpoint``. With the EMA
+    # on, those weights are the average and the raw ones ride along under "ema".
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:
         return self.model.state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
-        return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+        resumed, self._resumed_ema = self._resumed_ema, None
+        if resumed is None:
+            return self.model.load_state_dict(state_dict, strict=strict, assign=assign)
+        out = self.model.load_state_dict(resumed["raw_state_dict"], strict=strict, assign=assign)
+        if self.ema_decay > 0:
+            own = self.model.state_dict()
+            self.ema = {
+                k: state_dict[k].detach().to(device=v.device, dtype=v.dtype).clone()
+                for k, v in own.items()
+            }
+            self.ema_updates = int(resumed["updates"])
+        return out
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning's resume: keep the raw weights and the EMA's count for ``load_state_dict``,
+        which Lightning calls next with the checkpoint's (averaged) weights."""
+        self._resumed_ema = checkpoint.get("ema")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the config, feature names, standardizer, versions and weights digest
-        (``checkpoint_payload``), so that ``load_checkpoint`` reads Lightning's file weights-only."""
+        (``checkpoint_payload``), so that ``load_checkpoint`` reads Lightning's file weights-only;
+        with the EMA on, of the averaged weights, the raw ones kept under "ema"."""
         if self.feature_names is None or self.standardizer is None:
             raise CheckpointError(
                 "cannot write a checkpoint: SSSDLightningModule was built without the "
                 "feature_names and standardizer that every checkpoint carries"
             )
-        checkpoint.update(
-            checkpoint_payload(self.model, self.config, self.feature_names, self.standardizer)
-        )
+        shadow = self._ema_shadow()
+        if shadow is None:
+            checkpoint.update(
+                checkpoint_payload(self.model, self.config, self.feature_names, self.standardizer)
+            )
+            return
+        raw = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        with weights_swapped(self.model, shadow):
+            payload = checkpoint_payload(
+                self.model, self.config, self.feature_names, self.standardizer
+            )
+            # copies: the payload's tensors are the model's own, which the swap back overwrites
+            payload["state_dict"] = {k: v.clone() for k, v in payload["state_dict"].items()}
+        checkpoint.update(payload)
+        checkpoint["ema"] = {
+            "decay": self.ema_decay,
+            "updates": self.ema_updates,
+            "raw_state_dict": raw,
+        }
+
+    # ------------------------------------------------------------------ EMA of the weights
+    def _ema_shadow(self) -> dict[str, Tensor] | None:
+        """The EMA's weights (started from the model's on first use); None when it is off."""
+        if self.ema_decay <= 0:
+            return None
+        if self.ema is None:
+            self.ema = shadow_of(self.model)
+        return self.ema
+
+    def on_train_start(self) -> None:
+        self._ema_step = self.trainer.global_step  # after a resume: the restored step
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """One EMA update per optimiser step (none while gradients accumulate)."""
+        shadow = self._ema_shadow()
+        step = self.trainer.global_step
+        if shadow is None or step == self._ema_step:
+            return
+        self._ema_step = step
+        ema_update_(shadow, self.model.state_dict(), ema_decay_at(self.ema_decay, self.ema_updates))
+        self.ema_updates += 1
+
+    def on_validation_epoch_start(self) -> None:
+        shadow = self._ema_shadow()
+        if shadow is not None and self._raw_weights is None:
+            self._raw_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(shadow)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
@@ -145,6 +215,14 @@ class SSSDLightningModule(L.LightningModule):
             self.log(f"{stage}_loss_h{h}", part, batch_size=batch_size)
 
     def on_validation_epoch_end(self) -> None:
+        try:
+            self._forecast_metrics_epoch_end()
+        finally:
+            if self._raw_weights is not None:  # training goes on with the raw weights
+                self.model.load_state_dict(self._raw_weights)
+                self._raw_weights = None
+
+    def _forecast_metrics_epoch_end(self) -> None:
         if not self._forecast_rows_fixed and self._forecast_parts:
             self._forecast_batch = _concat(self._forecast_parts)
             self._forecast_parts = []
