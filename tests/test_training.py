@@ -128,8 +128,12 @@ def _train_cmd(root: Path, extra: list[str], resume: bool = False) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) -> None:
-    extra = ["training.epochs=3"]
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_sigkill_then_resume_equals_uninterrupted(
+    fx_dir: Path, tmp_path: Path, ema_decay: float
+) -> None:
+    """With the EMA of the weights on, both the average and the raw weights resume exactly."""
+    extra = ["training.epochs=3", f"training.ema_decay={ema_decay}"]
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1"}
     for name in ("a", "b"):
@@ -198,6 +202,16 @@ def test_sigkill_then_resume_equals_uninterrupted(fx_dir: Path, tmp_path: Path) 
         torch.testing.assert_close(
             sa[key], sb[key], rtol=0, atol=0, msg=f"{key} differs after resume"
         )
+    assert ("ema" in final_a.extra) == ("ema" in final_b.extra) == (ema_decay > 0)
+    if ema_decay > 0:  # the raw weights the optimiser trained, and the number of updates
+        ea, eb = final_a.extra["ema"], final_b.extra["ema"]
+        assert ea["updates"] == eb["updates"] == final_a.extra["global_step"] > 0
+        raw_a, raw_b = ea["raw_state_dict"], eb["raw_state_dict"]
+        for key, value in raw_a.items():
+            torch.testing.assert_close(
+                value, raw_b[key], rtol=0, atol=0, msg=f"raw {key} differs after resume"
+            )
+        assert any(not torch.equal(raw_a[k], sa[k]) for k in sa), "average equals raw weights"
 
 
 @pytest.mark.slow
