@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -28,34 +28,24 @@ if TYPE_CHECKING:
 
 
 def calibrate_model(
-    cfg: SSSDConfig,
-    checkpoint: Path,
-    data_dir: str | Path | None = None,
-    unseen: str | None = None,
+    cfg: SSSDConfig, checkpoint: Path, data_dir: str | Path | None = None
 ) -> dict[str, CalibrationResult]:
     """Fit on the model's validation range from the store and write the map into ``checkpoint``
     (per horizon, or per horizon and session: ``cfg.inference.calibration_by``):
-    {asset: result}, one entry per asset of a global model; with ``unseen``, a pair the global
-    model never saw, only that pair's map, on its own history (``calibrate_unseen_asset``)."""
-    from functools import partial
-
+    {asset: result}, one entry per asset of a global model."""
     from forex_diffusion.cli.progress import stage
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
     from forex_diffusion.inference.calibrate import (
         calibrate_checkpoint,
         calibrate_global_checkpoint,
-        calibrate_unseen_asset,
     )
     from forex_diffusion.models.checkpoint import load_checkpoint
 
     icfg = cfg.inference
     assets = load_checkpoint(checkpoint).config.model.assets
     what = f"calibration on the validation range{f' of {len(assets)} assets' if assets else ''}"
-    fit: Any = calibrate_global_checkpoint if assets else calibrate_checkpoint
-    if unseen is not None:
-        what = f"calibration of {unseen} (unseen by the global model) on its validation range"
-        fit = partial(calibrate_unseen_asset, asset=unseen)
     with CandleStore(resolve_data_dir(cfg, data_dir)) as store, stage(what):
+        fit = calibrate_global_checkpoint if assets else calibrate_checkpoint
         result = fit(
             checkpoint,
             store,
@@ -65,7 +55,7 @@ def calibrate_model(
             min_cell_forecasts=icfg.calibration_min_cell_forecasts,
             location=icfg.calibration_location,
         )
-    return result if isinstance(result, dict) else {unseen or cfg.asset.symbol: result}
+    return result if isinstance(result, dict) else {cfg.asset.symbol: result}
 
 
 def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
@@ -115,9 +105,7 @@ def calibrate(
     its best checkpoint; predict, evaluate and the service then use it (inference.calibrated).
     One map per horizon, or with -o inference.calibration_by=session one per horizon and
     trading session (inference.calibration_min_cell_forecasts: thinner cells keep the
-    per-horizon map). A global model is calibrated for each of its assets; named with an
-    --asset it was never trained on, for that pair alone, on the pair's own history through
-    the unseen-asset embedding (no training: the weights stay as they are)."""
+    per-horizon map)."""
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
 
     where = Locations(data_dir, artifacts_dir, db_url)
@@ -131,15 +119,7 @@ def calibrate(
             )
         if service.checkpoint_path is None:
             raise typer.BadParameter("the model was not loaded from a checkpoint file")
-        trained = service.config.model.assets
-        unseen = service.asset if trained and service.asset not in trained else None
         result = calibrate_model(
-            service.config, service.checkpoint_path, where.settings().data_dir_for(cfg), unseen
-        )
-    if unseen is not None:
-        typer.echo(
-            f"{unseen} is not among the global model's assets {list(trained)}: calibrated through "
-            "its unseen-asset embedding on its own validation range (standardizer fitted on "
-            "its candles before that range); the other assets' maps are unchanged"
+            service.config, service.checkpoint_path, where.settings().data_dir_for(cfg)
         )
     typer.echo(describe(result, service.checkpoint_path))

@@ -93,17 +93,9 @@ def asset_standardizer(payload: Mapping[str, Any], asset: str) -> dict[str, Any]
     return None if found is None else dict(found)
 
 
-def per_asset_calibrations(
-    maps: Mapping[str, Mapping[str, Any]],
-    unseen: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The calibration payload of a global model's checkpoint: one map per asset it was trained
-    on (``assets``) and, under ``unseen``, one per asset it never saw that was calibrated on its
-    own history through the unseen-asset embedding (``calibrate_unseen_asset``)."""
-    payload: dict[str, Any] = {"kind": PER_ASSET, "assets": {a: dict(m) for a, m in maps.items()}}
-    if unseen:
-        payload["unseen"] = {a: dict(m) for a, m in unseen.items()}
-    return payload
+def per_asset_calibrations(maps: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The calibration payload of a global model's checkpoint: one map per asset."""
+    return {"kind": PER_ASSET, "assets": {a: dict(m) for a, m in maps.items()}}
 
 
 def asset_calibration(payload: Mapping[str, Any] | None, asset: str) -> dict[str, Any] | None:
@@ -111,13 +103,4 @@ def asset_calibration(payload: Mapping[str, Any] | None, asset: str) -> dict[str
     if payload is None:
         return None
     found = payload.get("assets", {}).get(asset.strip().upper())
-    return None if found is None else dict(found)
-
-
-def unseen_calibration(payload: Mapping[str, Any] | None, asset: str) -> dict[str, Any] | None:
-    """The map of ``asset``, one the global model never saw, fitted on its own history (None:
-    none)."""
-    if payload is None:
-        return None
-    found = payload.get("unseen", {}).get(asset.strip().upper())
     return None if found is None else dict(found)

@@ -171,60 +171,10 @@ def calibrate_global_checkpoint(
         )
         for asset in assets
     }
-    previous = load_checkpoint(path).calibration or {}
-    attach_calibration(  # the maps of unseen assets (``calibrate_unseen_asset``) are kept
-        path,
-        per_asset_calibrations(
-            {a: r.calibration.to_dict() for a, r in results.items()}, previous.get("unseen")
-        ),
+    attach_calibration(
+        path, per_asset_calibrations({a: r.calibration.to_dict() for a, r in results.items()})
     )
     return results
-
-
-def calibrate_unseen_asset(
-    path: str | Path,
-    store: CandleStore,
-    asset: str,
-    rng: UtcRange | None = None,
-    num_samples: int | None = None,
-    max_forecasts: int | None = None,
-    by: str | None = None,
-    min_cell_forecasts: int | None = None,
-    location: bool | None = None,
-) -> CalibrationResult:
-    """Calibrate a global model for ``asset``, a pair it was never trained on, on that pair's own
-    history: the model's validation range (or ``rng``), forecast through the unseen-asset
-    embedding with a standardizer fitted on the asset's candles before that range only, so
-    the calibration forecasts are out of sample like those of a trained asset. Stored in the
-    checkpoint beside the trained assets' maps (their maps untouched), and then used for
-    ``asset`` instead of the pooled location shrink. The weights are not changed: this is no
-    training, and the service still fits the asset's standardizer on its history when it loads.
-    """
-    from forex_diffusion.config.sssd_config import config_for_asset
-    from forex_diffusion.inference.sssd_inference import fit_history_standardizer
-
-    loaded = load_checkpoint(path)
-    name = asset.strip().upper()
-    if name in loaded.config.model.assets:
-        raise DataError(
-            f"{name} is one of the global model's assets {list(loaded.config.model.assets)}: "
-            "calibrate it with the model's own assets (calibrate_global_checkpoint)"
-        )
-    rng = rng or loaded.config.data.splits.val.utc_range("validation range")
-    history = store.load(name, end=rng.start)
-    if history.empty:
-        raise DataError(f"no {name} candles before {rng.start} to fit its standardizer on")
-    standardizer = fit_history_standardizer(history, config_for_asset(loaded.config, name))
-    service = SSSDInferenceService.from_checkpoint(
-        path, device="cpu", asset=name, unseen_standardizer=standardizer
-    )
-    result = _fit_on_validation(
-        service, store, rng, num_samples, max_forecasts, by, min_cell_forecasts, location
-    )
-    previous = loaded.calibration or per_asset_calibrations({})
-    unseen = {**previous.get("unseen", {}), name: result.calibration.to_dict()}
-    attach_calibration(path, per_asset_calibrations(previous.get("assets", {}), unseen))
-    return result
 
 
 def _fit_on_validation(

@@ -43,7 +43,6 @@ from forex_diffusion.dataset.multi_asset import (
     GLOBAL_ASSET,
     asset_calibration,
     asset_standardizer,
-    unseen_calibration,
 )
 from forex_diffusion.dataset.windows import SSSDTimeSeriesDataset
 from forex_diffusion.errors import CheckpointError, ConfigError, DataError, NotFoundError
@@ -965,14 +964,11 @@ def _global_model_asset(
 
 
 def _global_model_calibration(loaded: LoadedCheckpoint, asset: str) -> Recalibrator | None:
-    """A global model's calibration of ``asset``: its own; for an asset the model never saw, the
-    one fitted on that asset's history (``calibrate_unseen_asset``) if there is one, else the
-    location shrink pooled over the model's assets (``pooled_location``; None without)."""
+    """A global model's calibration of ``asset``: its own, or for an asset the model never saw
+    the location shrink pooled over the model's assets (``pooled_location``; None without)."""
     if loaded.calibration is None:
         return None
     own = asset_calibration(loaded.calibration, asset)
-    if own is None:
-        own = unseen_calibration(loaded.calibration, asset)
     if own is not None:
         return load_recalibrator(own)
     return pooled_location(loaded.calibration.get("assets", {}))
