@@ -161,7 +161,7 @@ def test_the_global_preset_is_cpu_small_but_for_its_splits_and_recipe(
     default_config_path: Path,
 ) -> None:
     """``cpu_small_global`` repeats cpu_small's values (a preset layers over the defaults only),
-    so this keeps the two from drifting apart: they differ in the splits and the three recipe
+    so this keeps the two from drifting apart: they differ in the splits and the four recipe
     options, nothing else."""
 
     def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -173,7 +173,12 @@ def test_the_global_preset_is_cpu_small_but_for_its_splits_and_recipe(
     small = flat(load_sssd_config(default_config_path, preset="cpu_small").to_dict())
     pooled = flat(load_sssd_config(default_config_path, preset="cpu_small_global").to_dict())
     differ = {k for k in small.keys() | pooled.keys() if small.get(k) != pooled.get(k)}
-    recipe = {"data.target_scale", "features.realized", "features.time_of_week"}
+    recipe = {
+        "data.target_scale",
+        "features.realized",
+        "features.time_of_week",
+        "training.ema_decay",
+    }
     assert {k for k in differ if not k.startswith("data.splits.")} == recipe
     assert (
         pooled["data.target_scale"] == "ewma" and pooled["data.splits.test.start"] == "2019-01-01"
