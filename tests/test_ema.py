@@ -13,7 +13,7 @@ import torch
 
 from forex_diffusion.models.checkpoint import load_checkpoint
 from forex_diffusion.training.data_module import SSSDDataModule
-from forex_diffusion.training.ema import ema_decay_at, ema_update_, shadow_of, weights_swapped
+from forex_diffusion.training.ema import ema_decay_at, ema_update_, state_copy, weights_swapped
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
 from test_training import _val_loss
@@ -31,7 +31,7 @@ def test_update_matches_the_closed_form() -> None:
     """Weights held at w from a start e0: e_n = w + (e0 − w) · Π d_i; integers are copied."""
     model = torch.nn.Linear(3, 2)
     model.register_buffer("count", torch.tensor(0))
-    shadow = shadow_of(model)
+    shadow = state_copy(model)
     e0 = {k: v.clone() for k, v in shadow.items()}
     with torch.no_grad():
         model.weight.fill_(2.0)

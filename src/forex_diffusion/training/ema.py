@@ -25,8 +25,8 @@ def ema_decay_at(decay: float, updates: int) -> float:
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
-def shadow_of(model: nn.Module) -> dict[str, Tensor]:
-    """A detached copy of ``model``'s state: the EMA's start."""
+def state_copy(model: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of ``model``'s state (the EMA's start; weights held aside)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
@@ -45,7 +45,7 @@ def ema_update_(shadow: dict[str, Tensor], state: Mapping[str, Tensor], decay: f
 @contextmanager
 def weights_swapped(model: nn.Module, weights: Mapping[str, Tensor]) -> Iterator[None]:
     """``model`` holds ``weights`` inside the block and its own weights again after it."""
-    own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    own = state_copy(model)
     model.load_state_dict(weights)
     try:
         yield

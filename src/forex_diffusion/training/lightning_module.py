@@ -16,7 +16,7 @@ from forex_diffusion.errors import CheckpointError
 from forex_diffusion.forecast import crps_ensemble_fair, summarize
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.checkpoint import checkpoint_payload
-from forex_diffusion.training.ema import ema_decay_at, ema_update_, shadow_of, weights_swapped
+from forex_diffusion.training.ema import ema_decay_at, ema_update_, state_copy, weights_swapped
 from forex_diffusion.training.schedule import warmup_cosine_factor
 
 Batch = tuple[dict[str, Tensor], Tensor, Tensor]
@@ -59,7 +59,7 @@ class SSSDLightningModule(L.LightningModule):
         self._forecast_batch: Batch | None = None
         self._forecast_parts: list[Batch] = []
         self._forecast_rows_fixed = False
-        # the EMA of the weights (``training.ema``; off when ema_decay is 0)
+        # the EMA of the weights (off when training.ema_decay is 0; see training.ema)
         self.ema_decay = float(config.training.ema_decay)
         self.ema: dict[str, Tensor] | None = None
         self.ema_updates = 0
@@ -94,8 +94,8 @@ class SSSDLightningModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the config, feature names, standardizer, versions and weights digest
-        (``checkpoint_payload``), so that ``load_checkpoint`` reads Lightning's file weights-only;
-        with the EMA on, of the averaged weights, the raw ones kept under "ema"."""
+        (``checkpoint_payload``), so that ``load_checkpoint`` reads Lightning's file weights-only.
+        With the EMA on, the payload's weights are the average and the raw ones go under "ema"."""
         if self.feature_names is None or self.standardizer is None:
             raise CheckpointError(
                 "cannot write a checkpoint: SSSDLightningModule was built without the "
@@ -127,7 +127,7 @@ class SSSDLightningModule(L.LightningModule):
         if self.ema_decay <= 0:
             return None
         if self.ema is None:
-            self.ema = shadow_of(self.model)
+            self.ema = state_copy(self.model)
         return self.ema
 
     def on_train_start(self) -> None:
@@ -146,7 +146,7 @@ class SSSDLightningModule(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         shadow = self._ema_shadow()
         if shadow is not None and self._raw_weights is None:
-            self._raw_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self._raw_weights = state_copy(self.model)
             self.model.load_state_dict(shadow)
 
     # ------------------------------------------------------------------ optimisation
