@@ -16,8 +16,7 @@ from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.ema import ema_decay_at, ema_update_, state_copy, weights_swapped
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 from forex_diffusion.training.train_sssd import SSSDTrainer
-from test_training import _val_loss
-from training_utils import tiny_config, two_month_store
+from training_utils import tiny_config, two_month_store, val_loss
 
 
 def test_decay_schedule_forgets_the_start_then_holds() -> None:
@@ -83,8 +82,8 @@ def test_training_validates_and_saves_the_average(fx_dir: Path, tmp_path: Path) 
     # the logged validation loss of the last epoch is the average's, not the raw weights'
     module = SSSDLightningModule(cfg, dm.input_dims)
     module.model.load_state_dict(ema)
-    with_ema = _val_loss(module, dm)
+    with_ema = val_loss(module, dm)
     module.model.load_state_dict(raw)
-    with_raw = _val_loss(module, dm)
+    with_raw = val_loss(module, dm)
     assert with_ema != pytest.approx(with_raw, rel=1e-6)
     assert result.metrics["val_loss"] == pytest.approx(with_ema, rel=1e-5)

@@ -22,21 +22,7 @@ from forex_diffusion.training.data_module import SSSDDataModule
 from forex_diffusion.training.lightning_module import SSSDLightningModule
 from forex_diffusion.training.schedule import warmup_cosine_factor
 from forex_diffusion.training.train_sssd import SSSDTrainer, repeat_override_flags
-from training_utils import tiny_config, two_month_store
-
-
-def _val_loss(module: SSSDLightningModule, dm: SSSDDataModule) -> float:
-    """Deterministic validation loss (the module's own fixed-noise validation_step)."""
-    module.eval()
-    losses, sizes = [], []
-    with torch.no_grad():
-        for i, batch in enumerate(dm.val_dataloader()):
-            features, targets, hidx = batch
-            gen = torch.Generator().manual_seed(1_000_003 + i)
-            t, eps = module.model.draw_noise(targets.shape[0], generator=gen)
-            losses.append(float(module.model(features, targets, hidx, timesteps=t, noise=eps).loss))
-            sizes.append(targets.shape[0])
-    return sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
+from training_utils import tiny_config, two_month_store, val_loss
 
 
 def test_warmup_cosine_schedule() -> None:
@@ -55,7 +41,7 @@ def test_smoke_training_learns_and_records(fx_dir: Path, tmp_path: Path) -> None
     dm.setup("fit")
     torch.manual_seed(cfg.seed)
     before_module = SSSDLightningModule(cfg, dm.input_dims)
-    before = _val_loss(before_module, dm)
+    before = val_loss(before_module, dm)
 
     started = time.monotonic()
     result = SSSDTrainer(cfg).train(dm)
@@ -66,7 +52,7 @@ def test_smoke_training_learns_and_records(fx_dir: Path, tmp_path: Path) -> None
     loaded = load_checkpoint(result.best_checkpoint)  # weights-only load of a training checkpoint
     trained = SSSDLightningModule(cfg, dm.input_dims)
     trained.model.load_state_dict(loaded.model.state_dict())
-    after = _val_loss(trained, dm)
+    after = val_loss(trained, dm)
     assert after < before, f"validation loss did not improve: {before:.4f} -> {after:.4f}"
     assert loaded.feature_names == dm.feature_names
     assert loaded.standardizer == dm.standardizer.to_dict()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
 from forex_diffusion.data.store import CandleStore
+from forex_diffusion.training.data_module import SSSDDataModule
+from forex_diffusion.training.lightning_module import SSSDLightningModule
 from fx_test_utils import load_fx
 
 TINY = [
@@ -65,3 +69,17 @@ def tiny_config(root: Path, *extra: str, preset: str | None = "cpu_small") -> SS
     return load_sssd_config(
         DEFAULT_CONFIG_PATH, overrides=tiny_overrides(root, *extra), preset=preset
     )
+
+
+def val_loss(module: SSSDLightningModule, dm: SSSDDataModule) -> float:
+    """Deterministic validation loss (the module's own fixed-noise validation_step)."""
+    module.eval()
+    losses, sizes = [], []
+    with torch.no_grad():
+        for i, batch in enumerate(dm.val_dataloader()):
+            features, targets, hidx = batch
+            gen = torch.Generator().manual_seed(1_000_003 + i)
+            t, eps = module.model.draw_noise(targets.shape[0], generator=gen)
+            losses.append(float(module.model(features, targets, hidx, timesteps=t, noise=eps).loss))
+            sizes.append(targets.shape[0])
+    return sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)

@@ -43,11 +43,12 @@ def ema_update_(shadow: dict[str, Tensor], state: Mapping[str, Tensor], decay: f
 
 
 @contextmanager
-def weights_swapped(model: nn.Module, weights: Mapping[str, Tensor]) -> Iterator[None]:
-    """``model`` holds ``weights`` inside the block and its own weights again after it."""
+def weights_swapped(model: nn.Module, weights: Mapping[str, Tensor]) -> Iterator[dict[str, Tensor]]:
+    """``model`` holds ``weights`` inside the block and its own weights again after it; the
+    block gets the copy of its own weights held aside meanwhile."""
     own = state_copy(model)
     model.load_state_dict(weights)
     try:
-        yield
+        yield own
     finally:
         model.load_state_dict(own)

@@ -107,8 +107,7 @@ class SSSDLightningModule(L.LightningModule):
                 checkpoint_payload(self.model, self.config, self.feature_names, self.standardizer)
             )
             return
-        raw = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        with weights_swapped(self.model, shadow):
+        with weights_swapped(self.model, shadow) as raw:
             payload = checkpoint_payload(
                 self.model, self.config, self.feature_names, self.standardizer
             )
@@ -118,7 +117,7 @@ class SSSDLightningModule(L.LightningModule):
         checkpoint["ema"] = {
             "decay": self.ema_decay,
             "updates": self.ema_updates,
-            "raw_state_dict": raw,
+            "raw_state_dict": {k: v.cpu() for k, v in raw.items()},
         }
 
     # ------------------------------------------------------------------ EMA of the weights
