@@ -152,6 +152,22 @@ TABLES = {
                 "x",
                 "new >= 20",
             ),
+            Line(
+                "update, new with compile_stream()",
+                ["--case", "stream"],
+                ["--case", "stream", "--compile"],
+                ms("update_ms"),
+                "ms",
+                "< 1",
+            ),
+            Line(
+                "full re-encode / update, new with compile_stream()",
+                ["--case", "stream"],
+                ["--case", "stream", "--compile"],
+                lambda r: r["full_ms"] / r["update_ms"],
+                "x",
+                "new >= 20",
+            ),
         ],
     ),
     "s4d": Table(

@@ -76,10 +76,16 @@ def case_stream(args: argparse.Namespace) -> dict[str, float]:
         stream = model.start_stream(window)
         new_bar = grown["5m"][:, -1]
 
+        if args.compile:
+            model.compile_stream()
+
         def update() -> Tensor:
             saved = (dict(stream.summaries), {k: list(v) for k, v in stream.states.items()})
-            stream.update("5m", new_bar)
-            ctx = stream.context()
+            if hasattr(stream, "advance"):
+                ctx = stream.advance([("5m", new_bar)])
+            else:
+                stream.update("5m", new_bar)
+                ctx = stream.context()
             stream.summaries, stream.states = saved
             return ctx
 

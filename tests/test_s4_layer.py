@@ -16,6 +16,7 @@ from forex_diffusion.models.s4_layer import (
     fast_fft_len,
     hippo_legs_diagonal_imag,
     init_a,
+    s4d_step_real,
 )
 
 torch.set_num_threads(1)
@@ -198,6 +199,22 @@ def test_step_inference_equals_step_and_its_coefficients_are_cached() -> None:
         assert layer.stream_coefficients() is first
         layer.C.add_(0.1)
         assert layer.stream_coefficients() is not first
+
+
+def test_real_step_equals_the_complex_step() -> None:
+    """``s4d_step_real`` on view_as_real states = ``step`` (state and output), step by step."""
+    layer = _layer().eval()
+    u = torch.randn(3, 12, 6)
+    with torch.inference_mode():
+        coefs = layer.real_step_coefficients()
+        assert coefs[0].is_contiguous() and coefs[1].is_contiguous()
+        s_ref = layer.initial_state(3)
+        s_real = torch.view_as_real(s_ref)
+        for i in range(12):
+            y_ref, s_ref = layer.step(u[:, i], s_ref)
+            y_real, s_real = s4d_step_real(u[:, i], s_real, *coefs)
+            assert torch.allclose(y_real, y_ref, atol=1e-5)
+            assert torch.allclose(torch.view_as_complex(s_real), s_ref, atol=1e-6)
 
 
 def test_ssm_parameters_are_exactly_dt_and_a() -> None:

@@ -298,8 +298,9 @@ def test_a_refused_post_leaves_the_live_state_as_it_was(
 def test_live_with_compiled_sampling_equals_eager(
     trained: SSSDConfig, fx_dir: Path, tmp_path: Path
 ) -> None:
-    """``compile_sampling``: the model's sampling loop is compiled at load (for the live
-    forecast's shape) and the live forecasts equal those of an eager service."""
+    """``compile_sampling``: the model's sampling loop (for the live forecast's shape) and its
+    streaming update are compiled at load, and the live forecasts equal those of an eager
+    service."""
     runs = []
     for name, compiled in (("eager", False), ("compiled", True)):
         client, bars = _live_client(
@@ -314,7 +315,9 @@ def test_live_with_compiled_sampling_equals_eager(
                     for f in _post(client, bars.iloc[k : k + 5])["forecasts"]
                 ]
             )
-            assert (pool.loaded()[0].service.model._compiled_solve is not None) == compiled
+            model = pool.loaded()[0].service.model
+            assert (model._compiled_solve is not None) == compiled
+            assert (model.encoder.compiled_step_and_fuse is not None) == compiled
     eager, compiled_run = runs
     assert [f["timestamp"] for f in eager] == [f["timestamp"] for f in compiled_run]
     assert [f["reprimed"] for f in compiled_run] == [True, False, False, False]

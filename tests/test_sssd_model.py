@@ -314,6 +314,61 @@ def test_streaming_update_equals_encoder_on_the_grown_windows() -> None:
         stream.update("30m", feats["5m"][:, -1])
 
 
+def _advance_case(model: SSSDModel, feats: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Contexts of ``advance`` over a live sequence: one 5m bar, then 5m and 15m closing
+    together, then 5m, 15m, 1h and 4h together; plus the final states of every stack."""
+    window = {tf: x[:, :-3] for tf, x in feats.items()}
+    with torch.inference_mode():
+        stream = model.start_stream(window)
+        closes = [["5m"], ["5m", "15m"], ["5m", "15m", "1h", "4h"]]
+        used = dict.fromkeys(feats, 0)
+        out = []
+        for group in closes:
+            bars = []
+            for tf in group:
+                bars.append((tf, feats[tf][:, -3 + used[tf]]))
+                used[tf] += 1
+            out.append(stream.advance(bars))
+        assert stream.bars_seen == {"5m": 3, "15m": 2, "1h": 1, "4h": 1}
+        out.extend(s for tf in model.timeframes for s in stream.states[tf])
+        out.extend(stream.summaries[tf] for tf in model.timeframes)
+    return out
+
+
+def test_advance_is_update_then_context() -> None:
+    model = _model().eval()
+    feats = random_features(CONFIG, TINY_FEATURE_DIMS, 2, seed=4, extra_bars=3)
+    got = _advance_case(model, feats)
+    window = {tf: x[:, :-3] for tf, x in feats.items()}
+    with torch.inference_mode():
+        stream = model.start_stream(window)
+        stream.update("5m", feats["5m"][:, -3])
+        assert torch.equal(got[0], stream.context())
+        stream.update("5m", feats["5m"][:, -2])
+        stream.update("15m", feats["15m"][:, -3])
+        assert torch.equal(got[1], stream.context())
+        assert torch.equal(stream.advance([]), stream.context())
+
+
+@pytest.mark.slow
+def test_compiled_advance_agrees_with_eager() -> None:
+    """``compile_stream``: the compiled real-arithmetic step and fusion give the eager contexts,
+    states and summaries, for one bar and for several timeframes closing together."""
+    from torch._dynamo.utils import counters
+
+    model = _model().eval()
+    feats = random_features(CONFIG, TINY_FEATURE_DIMS, 2, seed=4, extra_bars=3)
+    eager = _advance_case(model, feats)
+    model.compile_stream()
+    counters.clear()
+    compiled = _advance_case(model, feats)
+    assert counters["stats"]["unique_graphs"] == 4  # one per timeframe
+    assert len(compiled) == len(eager)
+    for c, e in zip(compiled, eager, strict=True):
+        assert c.dtype == e.dtype
+        assert torch.allclose(c, e, atol=1e-5, rtol=1e-4)
+
+
 # ---------------------------------------------------------------------------- precision
 
 

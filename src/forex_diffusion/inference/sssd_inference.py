@@ -863,6 +863,27 @@ class SSSDInferenceService:
                 )
         return keys
 
+    def compile_stream(self) -> None:
+        """Advance the streaming encoder through compiled code (``SSSDModel.compile_stream``),
+        compiling now: a warm-up stream on zero windows takes one bar of every timeframe, so
+        that no live forecast waits for the compiler."""
+        model = self.model
+        model.compile_stream()
+        lookbacks = self.config.data.lookbacks
+        with torch.inference_mode():
+            stream = model.start_stream(
+                {
+                    tf: torch.zeros(1, lookbacks[tf], model.feature_dims[tf], device=self.device)
+                    for tf in model.timeframes
+                }
+            )
+            stream.advance(
+                [
+                    (tf, torch.zeros(1, model.feature_dims[tf], device=self.device))
+                    for tf in model.timeframes
+                ]
+            )
+
     def predict_from_context(
         self,
         context: torch.Tensor,

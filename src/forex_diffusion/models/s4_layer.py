@@ -175,7 +175,9 @@ class S4D(nn.Module):
         self.D = nn.Parameter(torch.randn(d_model))  # (H,)
         self._kernel_cache: dict[tuple[object, ...], dict[str, Tensor]] = {}
         self._step_cache: dict[tuple[object, ...], tuple[Tensor, Tensor]] = {}
-        self._stream_cache: dict[tuple[object, ...], tuple[Tensor, Tensor, Tensor]] = {}
+        self._stream_cache: dict[
+            tuple[object, ...], tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+        ] = {}
 
     # ------------------------------------------------------------------ parameters
 
@@ -333,17 +335,34 @@ class S4D(nn.Module):
         """Ā (H, N/2) complex, the output weights W (H, N) with 2 Re(Σ C̃ s) = Σ view_as_real(s)·W
         (W interleaves 2 Re C̃ and -2 Im C̃), and D (H,), float32, without autograd. Cached in
         eval mode like ``step_parameters``."""
+        a_bar, w, d, _, _ = self._stream_entry()
+        return a_bar, w, d
+
+    def real_step_coefficients(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The coefficients of ``s4d_step_real``: Re Ā and Im Ā (H, N/2), W (H, N) and D (H,),
+        float32 and contiguous; cached like ``stream_coefficients``."""
+        _, w, d, a_re, a_im = self._stream_entry()
+        return a_re, a_im, w, d
+
+    def _stream_entry(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(Ā, W, D, Re Ā, Im Ā) for the two streaming steps, cached in eval mode."""
         key = self._cache_key("stream")
         if key is not None and key in self._stream_cache:
             return self._stream_cache[key]
         with torch.no_grad():
             a_bar, c_tilde = self.step_parameters()
             w = torch.stack([2 * c_tilde.real, -2 * c_tilde.imag], dim=-1).flatten(-2)
-            coefs = (a_bar, w.contiguous(), self.D.detach().float())
+            entry = (
+                a_bar,
+                w.contiguous(),
+                self.D.detach().float(),
+                a_bar.real.contiguous(),
+                a_bar.imag.contiguous(),
+            )
         if key is not None:
             self._stream_cache.clear()
-            self._stream_cache[key] = coefs
-        return coefs
+            self._stream_cache[key] = entry
+        return entry
 
     def step_inference(self, u_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """``step`` for streaming without autograd: the same update with the coefficients of
@@ -413,6 +432,31 @@ class S4D(nn.Module):
             s_re = torch.einsum("blh,hnl->bhn", x, mag * torch.cos(ang))
             s_im = torch.einsum("blh,hnl->bhn", x, mag * torch.sin(ang))
             return torch.complex(s_re, s_im)
+
+
+def s4d_step_real(
+    u_t: Tensor, state: Tensor, a_re: Tensor, a_im: Tensor, w: Tensor, d: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``S4D.step`` in real arithmetic only, for ``torch.compile`` (whose code generation has no
+    complex operators): with s = s_re + i·s_im and Ā = a_re + i·a_im,
+
+        s_re ← a_re·s_re − a_im·s_im + u_t,    s_im ← a_re·s_im + a_im·s_re,
+        y_t = Σ view_as_real(s)·W + D·u_t        (W interleaves 2 Re C̃ and −2 Im C̃).
+
+    Args:
+        u_t: (B, H) float32.
+        state: (B, H, N/2, 2) float32, ``torch.view_as_real`` of the complex state.
+        a_re, a_im, w, d: ``S4D.real_step_coefficients()``.
+
+    Returns:
+        y_t (B, H) and the new state (B, H, N/2, 2).
+    """
+    s_re, s_im = state[..., 0], state[..., 1]
+    new_state = torch.stack(
+        [a_re * s_re - a_im * s_im + u_t[..., None], a_re * s_im + a_im * s_re], dim=-1
+    )
+    y = (new_state.flatten(-2) * w).sum(-1) + d * u_t
+    return y, new_state
 
 
 class S4DStream:

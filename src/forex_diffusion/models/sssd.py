@@ -283,6 +283,11 @@ class SSSDModel(nn.Module):
         """Streaming encoder state primed on the windows (eval mode); see ``EncoderStream``."""
         return self.encoder.start_stream(features)
 
+    def compile_stream(self) -> None:
+        """Streaming updates and their context through compiled code (see
+        ``MultiTimeframeEncoder.compile_stream``)."""
+        self.encoder.compile_stream()
+
     def _horizon_index(self, hidx: Tensor | Sequence[int] | None, batch: int, n_h: int) -> Tensor:
         device = self.horizon_weights.device
         if hidx is None:

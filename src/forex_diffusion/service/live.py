@@ -228,9 +228,9 @@ class LiveAsset:
                     {tf: x.to(device) for tf, x in plan.prime_features.items()}
                 )
             assert stream is not None
-            for tf, row in plan.closed:
-                stream.update(tf, torch.from_numpy(row)[None].to(device))
-            context = stream.context()
+            context = stream.advance(
+                [(tf, torch.from_numpy(row)[None].to(device)) for tf, row in plan.closed]
+            )
         self.stream, self.windows = stream, plan.windows
         self.since_prime = 0 if reprimed else self.since_prime + 1
         adapt, levels = None, None

@@ -61,8 +61,9 @@ class ModelPool:
         if self.compile_samples:
             started = time.perf_counter()
             keys = service.compile_sampling(self.compile_samples)
+            service.compile_stream()
             logger.info(
-                f"{asset}: sampling compiled for {', '.join(map(str, keys))} "
+                f"{asset}: streaming update compiled, and sampling for {', '.join(map(str, keys))}, "
                 f"in {time.perf_counter() - started:.1f} s"
             )
         return service
