@@ -234,8 +234,8 @@ class MultiTimeframeEncoder(nn.Module):
 
     def compile_stream(self) -> None:
         """Run ``EncoderStream.advance`` through a ``torch.compile`` version of
-        ``step_and_fuse`` (real arithmetic, which the compiler fuses: it has no complex
-        operators) in eval mode without autograd. A live update is a few dozen small
+        ``step_and_fuse`` (real arithmetic: Inductor generates no code for complex operators)
+        in eval mode without autograd. A live update is a few dozen small
         operations whose per-call overhead, not their arithmetic, is its cost, so the
         compiled code also gets a C++ wrapper. Results equal the eager path within float
         tolerance; each timeframe compiles on its first bar.
