@@ -60,6 +60,8 @@ def case_forecast(args: argparse.Namespace, batch: int) -> dict[str, float]:
     model, feats = model_and_features(load_sssd_config(DEFAULT_CONFIG_PATH), batch)
     if args.compile:
         model.compile_sampling()
+        if hasattr(model, "compile_encoder"):
+            model.compile_encoder()
     gen = torch.Generator().manual_seed(0)
 
     def run() -> object:

@@ -298,9 +298,9 @@ def test_a_refused_post_leaves_the_live_state_as_it_was(
 def test_live_with_compiled_sampling_equals_eager(
     trained: SSSDConfig, fx_dir: Path, tmp_path: Path
 ) -> None:
-    """``compile_sampling``: the model's sampling loop (for the live forecast's shape) and its
-    streaming update are compiled at load, and the live forecasts equal those of an eager
-    service."""
+    """``compile_sampling``: the model's sampling loop (for the live forecast's shape), its
+    encoder (for one forecast's windows) and its streaming update are compiled at load, and the
+    live forecasts and a forecast from the store equal those of an eager service."""
     runs = []
     for name, compiled in (("eager", False), ("compiled", True)):
         client, bars = _live_client(
@@ -315,12 +315,16 @@ def test_live_with_compiled_sampling_equals_eager(
                     for f in _post(client, bars.iloc[k : k + 5])["forecasts"]
                 ]
             )
+            r = client.post("/v1/predict", json={"asset": "EURUSD", "seed": 5})  # batch 1
+            assert r.status_code == 200, r.text
+            runs[-1].append(r.json())
             model = pool.loaded()[0].service.model
             assert (model._compiled_solve is not None) == compiled
             assert (model.encoder.compiled_step_and_fuse is not None) == compiled
+            assert (model._compiled_encoder is not None) == compiled
     eager, compiled_run = runs
     assert [f["timestamp"] for f in eager] == [f["timestamp"] for f in compiled_run]
-    assert [f["reprimed"] for f in compiled_run] == [True, False, False, False]
+    assert [f.get("reprimed") for f in compiled_run] == [True, False, False, False, None]
     for a, b in zip(eager, compiled_run, strict=True):
         for stat in ("mean", "std", "q05", "q50", "q95"):
             for h, value in a[stat].items():

@@ -6,16 +6,18 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from typing import cast
 
 import pytest
 import torch
 from scipy.stats import norm
 
 from forex_diffusion.config.sssd_config import SSSDConfig
+from forex_diffusion.dataset.collate import ASSET_KEY
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, v_from_eps
-from forex_diffusion.models.sssd import SamplingKey, SSSDModel
+from forex_diffusion.models.sssd import EncoderKey, SamplingKey, SSSDModel
 from speed_reference import REFERENCE, fixed_seed_forecast
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
@@ -93,6 +95,45 @@ def test_compiled_sampling_only_for_the_keys_given() -> None:
     for case, ref in zip(cases[1:], eager[1:], strict=True):
         assert torch.equal(forecast(*case), ref)  # eager: bit for bit
     assert counters["stats"]["unique_graphs"] == compiled_frames
+
+
+def test_encoder_with_kernels_handed_in_equals_the_cached_path() -> None:
+    """``MultiTimeframeEncoder.forward(features, inference_kernels(features))`` (what the compiled
+    encoder runs) = ``forward(features)``, bit for bit."""
+    _, model, feats = _tiny_model_and_features()
+    with torch.inference_mode():
+        kernels = model.encoder.inference_kernels(feats)
+        assert [len(k) for k in kernels.values()] == [model.config.encoder.n_layers] * len(feats)
+        assert torch.equal(model.encoder(feats, kernels), model.encoder(feats))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("global_model", [False, True])
+def test_compiled_encoder_agrees_with_eager_for_the_keys_given(global_model: bool) -> None:
+    """``compile_encoder(only=...)``: windows of the listed shape are encoded by the compiled
+    forward (the eager context within float tolerance, a global model's asset embedding
+    included), any other batch size eagerly (bit for bit, compiling nothing)."""
+    config, model, feats = _tiny_model_and_features()
+    if global_model:
+        torch.manual_seed(0)
+        config = config.with_overrides(["model.assets=[EURUSD, GBPUSD]"])
+        model = build_sssd_model(config, TINY_FEATURE_DIMS).eval()
+        with torch.no_grad():
+            cast(torch.nn.Embedding, model.asset_embedding).weight.normal_()
+        feats = {**feats, ASSET_KEY: torch.tensor([2, 1])}
+    one = {k: x[:1] for k, x in feats.items()}
+    with torch.inference_mode():
+        eager_one, eager_two = model.encode(one), model.encode(feats)
+        lengths = tuple(config.data.lookbacks[tf] for tf in model.timeframes)
+        model.compile_encoder(only={EncoderKey(1, lengths)})
+        compiled, calls = model._compiled_encoder, []
+        assert compiled is not None
+        model._compiled_encoder = lambda *args: calls.append(1) or compiled(*args)
+        compiled_one = model.encode(one)
+        assert len(calls) == 1
+        assert torch.allclose(compiled_one, eager_one, atol=1e-5, rtol=1e-4)
+        assert torch.equal(model.encode(feats), eager_two)
+        assert len(calls) == 1
 
 
 def _exact_gaussian_v(sch: DiffusionScheduler, s: float):

@@ -64,7 +64,7 @@ from forex_diffusion.inference.prediction import (
 )
 from forex_diffusion.models.checkpoint import LoadedCheckpoint, load_checkpoint, weights_digest
 from forex_diffusion.models.diffusion_scheduler import SAMPLERS, Generators, Sampler
-from forex_diffusion.models.sssd import SamplingKey, SSSDModel
+from forex_diffusion.models.sssd import EncoderKey, SamplingKey, SSSDModel
 from forex_diffusion.registry.model_cards import ModelCard
 from forex_diffusion.registry.repository import Registry
 from forex_diffusion.timeframes import timeframe_minutes
@@ -862,6 +862,23 @@ class SSSDInferenceService:
                     context, key.num_samples, cast(Sampler, key.sampler), key.steps, eta
                 )
         return keys
+
+    def compile_encoder(self) -> None:
+        """Encode one forecast's windows (batch 1, the configured lookbacks) through the
+        compiled encoder (``SSSDModel.compile_encoder``), compiling now on zero windows; other
+        shapes (batches) stay eager."""
+        model = self.model
+        lookbacks = self.config.data.lookbacks
+        key = EncoderKey(1, tuple(lookbacks[tf] for tf in model.timeframes))
+        model.compile_encoder(only={key})
+        windows: dict[str, torch.Tensor] = {
+            tf: torch.zeros(1, lookbacks[tf], model.feature_dims[tf], device=self.device)
+            for tf in model.timeframes
+        }
+        if model.assets:
+            windows[ASSET_KEY] = torch.zeros(1, dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            model.encode(windows)
 
     def compile_stream(self) -> None:
         """Advance the streaming encoder through compiled code (``SSSDModel.compile_stream``),

@@ -288,11 +288,13 @@ class S4D(nn.Module):
 
     # ------------------------------------------------------------------ convolution mode
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, spectrum: Tensor | None = None) -> Tensor:
         """Causal S4D over a sequence.
 
         Args:
             u: (B, L, H).
+            spectrum: ``kernel_spectrum(L)[0]`` computed beforehand (inference without
+                autograd only; what a compiled encoder is handed, as it cannot read the cache).
 
         Returns:
             (B, L, H) in float32 (the kernel and FFT always run in float32).
@@ -304,16 +306,26 @@ class S4D(nn.Module):
             if self.training or torch.is_grad_enabled():  # the kernel is recomputed
                 y = CausalFFTConv.apply(x, self.skip_kernel(x.shape[-1]))
                 return y.transpose(1, 2)
-            k_f, n_fft = self.kernel_spectrum(x.shape[-1])
-            return causal_fft_conv(x, k_f, n_fft).transpose(1, 2)
+            if spectrum is None:
+                spectrum = self.kernel_spectrum(x.shape[-1])[0]
+            return causal_fft_conv(x, spectrum, fast_fft_len(2 * x.shape[-1])).transpose(1, 2)
 
-    def forward_last(self, u: Tensor) -> Tensor:
-        """The last position of ``forward`` only, by a direct dot product: (B, L, H) → (B, H)."""
+    def forward_last(self, u: Tensor, reversed_kernel: Tensor | None = None) -> Tensor:
+        """The last position of ``forward`` only, by a direct dot product: (B, L, H) → (B, H).
+
+        ``reversed_kernel``: ``reversed_kernel(L)`` computed beforehand (as ``spectrum`` of
+        ``forward``)."""
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"S4D expects (B, L, {self.d_model}), got {tuple(u.shape)}")
+        if reversed_kernel is None:
+            reversed_kernel = self.reversed_kernel(u.shape[1])
         with torch.autocast(device_type=u.device.type, enabled=False):
             # y[L-1] = Σ_j (K + Dδ)[L-1-j] u[j]
-            return (u.float() * self._cached(u.shape[1], "reversed")).sum(dim=1)
+            return (u.float() * reversed_kernel).sum(dim=1)
+
+    def reversed_kernel(self, length: int) -> Tensor:
+        """The skip kernel reversed in time and transposed, (L, H) (cached in eval mode)."""
+        return self._cached(length, "reversed")
 
     # ------------------------------------------------------------------ recurrent mode
 

@@ -140,6 +140,13 @@ class SamplingKey(NamedTuple):
     steps: int
 
 
+class EncoderKey(NamedTuple):
+    """What one compiled encoder is specialised to (see ``compile_encoder``)."""
+
+    batch: int
+    lengths: tuple[int, ...]  # window length per timeframe, in the model's order
+
+
 class SSSDModel(nn.Module):
     """The SSSD forecaster.
 
@@ -167,6 +174,8 @@ class SSSDModel(nn.Module):
         self.config = config
         self._compiled_solve: Callable[..., Tensor] | None = None  # see compile_sampling
         self._compiled_keys: set[SamplingKey] | None = None
+        self._compiled_encoder: Callable[..., Tensor] | None = None  # see compile_encoder
+        self._compiled_encoder_keys: set[EncoderKey] | None = None
         mcfg, ecfg = config, config.encoder
         self.timeframes = tuple(timeframes)
         self.horizons = tuple(int(h) for h in horizons)
@@ -241,8 +250,26 @@ class SSSDModel(nn.Module):
         """{tf: (B, L_tf, F_tf)} (+ ``features["asset"]`` (B,) for a global model) → context
         (B, C); ValueError on bad shapes (or NaN/inf)."""
         windows = {k: v for k, v in features.items() if k != ASSET_KEY}
-        self.encoder.check_features(windows, check_finite)
+        batch = self.encoder.check_features(windows, check_finite)
+        compiled = self._compiled_encoder
+        if compiled is not None and not self.training and not torch.is_grad_enabled():
+            key = EncoderKey(batch, tuple(windows[tf].shape[1] for tf in self.timeframes))
+            if self._compiled_encoder_keys is None or key in self._compiled_encoder_keys:
+                windows = {tf: x.contiguous() for tf, x in windows.items()}
+                context = compiled(windows, self.encoder.inference_kernels(windows))
+                return self.with_asset(context, features.get(ASSET_KEY))
         return self.with_asset(self.encoder(windows), features.get(ASSET_KEY))
+
+    def compile_encoder(self, only: set[EncoderKey] | None = None) -> None:
+        """Encode through a ``torch.compile`` version of the encoder's forward (in eval mode
+        without autograd; under a C++ wrapper), its S4D kernels read from the caches eagerly
+        and handed in. Each new ``EncoderKey`` (batch, window lengths) compiles on its first
+        use; with ``only``, windows of other shapes are encoded eagerly. Results equal the
+        eager path within float tolerance."""
+        self._compiled_encoder = torch.compile(
+            self.encoder.forward, dynamic=False, options={"cpp_wrapper": True}
+        )
+        self._compiled_encoder_keys = None if only is None else set(only)
 
     def asset_index(self, asset: str) -> int:
         """Row of ``asset`` in the asset embedding: 1 + its place in ``model.assets``, 0 (the

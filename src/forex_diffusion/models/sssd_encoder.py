@@ -51,13 +51,14 @@ class S4DBlock(nn.Module):
         z = self.dropout(F.gelu(z))
         return self.dropout(F.glu(self.out(z), dim=-1))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, L, H) → (B, L, H)."""
-        return x + self._post(self.s4(self.norm(x)))
+    def forward(self, x: Tensor, spectrum: Tensor | None = None) -> Tensor:
+        """(B, L, H) → (B, L, H); ``spectrum``: see ``S4D.forward``."""
+        return x + self._post(self.s4(self.norm(x), spectrum))
 
-    def forward_last(self, x: Tensor) -> Tensor:
-        """Only the last position of ``forward``: (B, L, H) → (B, H)."""
-        z = self.s4.forward_last(self.norm(x))
+    def forward_last(self, x: Tensor, reversed_kernel: Tensor | None = None) -> Tensor:
+        """Only the last position of ``forward``: (B, L, H) → (B, H); ``reversed_kernel``: see
+        ``S4D.forward_last``."""
+        z = self.s4.forward_last(self.norm(x), reversed_kernel)
         return x[:, -1] + self._post(z)
 
     def prime(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -112,13 +113,25 @@ class TimeframeEncoder(nn.Module):
     def block_list(self) -> list[S4DBlock]:
         return [cast(S4DBlock, b) for b in self.blocks]
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Summary of a window: (B, L, F) → (B, d_model)."""
+    def forward(self, x: Tensor, kernels: Sequence[Tensor] | None = None) -> Tensor:
+        """Summary of a window: (B, L, F) → (B, d_model).
+
+        ``kernels``: ``inference_kernels(L)``, computed beforehand (inference only)."""
         blocks = self.block_list()
+        given = list(kernels) if kernels is not None else [None] * len(blocks)
         h = self.stem(x)
-        for block in blocks[:-1]:
-            h = block(h)
-        return self.norm(blocks[-1].forward_last(h))
+        for block, spectrum in zip(blocks[:-1], given[:-1], strict=True):
+            h = block(h, spectrum)
+        return self.norm(blocks[-1].forward_last(h, given[-1]))
+
+    def inference_kernels(self, length: int) -> list[Tensor]:
+        """What ``forward`` reads from the S4D caches for windows of ``length`` bars: the kernel
+        spectrum of every block but the last, and the last block's reversed kernel (eval mode
+        without autograd: cached)."""
+        blocks = self.block_list()
+        return [b.s4.kernel_spectrum(length)[0] for b in blocks[:-1]] + [
+            blocks[-1].s4.reversed_kernel(length)
+        ]
 
     def sequence(self, x: Tensor) -> Tensor:
         """Outputs at every position: (B, L, F) → (B, L, d_model) (for tests and analysis)."""
@@ -278,9 +291,27 @@ class MultiTimeframeEncoder(nn.Module):
         assert batch is not None
         return batch
 
-    def summaries(self, features: Mapping[str, Tensor]) -> Tensor:
-        """(B, n_timeframes, d_model): the last position of each timeframe stack."""
-        return torch.stack([self.encoders[tf](features[tf]) for tf in self.timeframes], dim=1)
+    def summaries(
+        self,
+        features: Mapping[str, Tensor],
+        kernels: Mapping[str, Sequence[Tensor]] | None = None,
+    ) -> Tensor:
+        """(B, n_timeframes, d_model): the last position of each timeframe stack
+        (``kernels``: ``inference_kernels``, computed beforehand)."""
+        return torch.stack(
+            [
+                self.timeframe_encoder(tf)(features[tf], None if kernels is None else kernels[tf])
+                for tf in self.timeframes
+            ],
+            dim=1,
+        )
+
+    def inference_kernels(self, features: Mapping[str, Tensor]) -> dict[str, list[Tensor]]:
+        """Every stack's ``TimeframeEncoder.inference_kernels`` for the windows' lengths."""
+        return {
+            tf: self.timeframe_encoder(tf).inference_kernels(features[tf].shape[1])
+            for tf in self.timeframes
+        }
 
     def fuse(self, summaries: Tensor) -> Tensor:
         """Cross-timeframe attention and projection: (B, T, d_model) → (B, context_dim)."""
@@ -291,9 +322,13 @@ class MultiTimeframeEncoder(nn.Module):
             tokens = tokens + self.dropout(attended)
         return self.out_norm(self.proj(tokens.flatten(1)))
 
-    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
-        """{tf: (B, L_tf, F_tf)} → context (B, context_dim)."""
-        return self.fuse(self.summaries(features))
+    def forward(
+        self,
+        features: Mapping[str, Tensor],
+        kernels: Mapping[str, Sequence[Tensor]] | None = None,
+    ) -> Tensor:
+        """{tf: (B, L_tf, F_tf)} → context (B, context_dim); ``kernels``: see ``summaries``."""
+        return self.fuse(self.summaries(features, kernels))
 
     def step_and_fuse(
         self,

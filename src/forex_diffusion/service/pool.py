@@ -61,10 +61,11 @@ class ModelPool:
         if self.compile_samples:
             started = time.perf_counter()
             keys = service.compile_sampling(self.compile_samples)
+            service.compile_encoder()
             service.compile_stream()
             logger.info(
-                f"{asset}: streaming update compiled, and sampling for {', '.join(map(str, keys))}, "
-                f"in {time.perf_counter() - started:.1f} s"
+                f"{asset}: encoder, streaming update and sampling for {', '.join(map(str, keys))} "
+                f"compiled in {time.perf_counter() - started:.1f} s"
             )
         return service
 
