@@ -53,8 +53,8 @@ def serve(
         bool,
         typer.Option(
             "--compile",
-            help="Compile each model's sampling loop and streaming update when it loads "
-            "(slower start, faster live and single forecasts).",
+            help="Compile each model's sampling loop, encoder and streaming update when it "
+            "loads (slower start, faster live and single forecasts).",
         ),
     ] = False,
     data_dir: DataDirOpt = None,
