@@ -871,14 +871,19 @@ class SSSDInferenceService:
         lookbacks = self.config.data.lookbacks
         key = EncoderKey(1, tuple(lookbacks[tf] for tf in model.timeframes))
         model.compile_encoder(only={key})
-        windows: dict[str, torch.Tensor] = {
-            tf: torch.zeros(1, lookbacks[tf], model.feature_dims[tf], device=self.device)
-            for tf in model.timeframes
-        }
+        windows = self._zero_windows()
         if model.assets:
             windows[ASSET_KEY] = torch.zeros(1, dtype=torch.long, device=self.device)
         with torch.inference_mode():
             model.encode(windows)
+
+    def _zero_windows(self) -> dict[str, torch.Tensor]:
+        """One forecast's windows of zeros, {tf: (1, lookback, F_tf)}: what a compile warms on."""
+        lookbacks, model = self.config.data.lookbacks, self.model
+        return {
+            tf: torch.zeros(1, lookbacks[tf], model.feature_dims[tf], device=self.device)
+            for tf in model.timeframes
+        }
 
     def compile_stream(self) -> None:
         """Advance the streaming encoder through compiled code (``SSSDModel.compile_stream``),
@@ -886,14 +891,8 @@ class SSSDInferenceService:
         that no live forecast waits for the compiler."""
         model = self.model
         model.compile_stream()
-        lookbacks = self.config.data.lookbacks
         with torch.inference_mode():
-            stream = model.start_stream(
-                {
-                    tf: torch.zeros(1, lookbacks[tf], model.feature_dims[tf], device=self.device)
-                    for tf in model.timeframes
-                }
-            )
+            stream = model.start_stream(self._zero_windows())
             stream.advance(
                 [
                     (tf, torch.zeros(1, model.feature_dims[tf], device=self.device))
