@@ -282,9 +282,10 @@ class S4D(nn.Module):
             entry[kind] = value
         return value
 
-    def kernel_spectrum(self, length: int) -> tuple[Tensor, int]:
-        """rfft of the skip kernel for sequences of ``length`` (cached in eval mode), and n_fft."""
-        return self._cached(length, "spectrum"), fast_fft_len(2 * length)
+    def kernel_spectrum(self, length: int) -> Tensor:
+        """rfft of the skip kernel for sequences of ``length`` at n_fft = fast_fft_len(2L),
+        (H, n_fft // 2 + 1) (cached in eval mode)."""
+        return self._cached(length, "spectrum")
 
     # ------------------------------------------------------------------ convolution mode
 
@@ -293,7 +294,7 @@ class S4D(nn.Module):
 
         Args:
             u: (B, L, H).
-            spectrum: ``kernel_spectrum(L)[0]`` computed beforehand (inference without
+            spectrum: ``kernel_spectrum(L)`` computed beforehand (inference without
                 autograd only; what a compiled encoder is handed, as it cannot read the cache).
 
         Returns:
@@ -307,7 +308,7 @@ class S4D(nn.Module):
                 y = CausalFFTConv.apply(x, self.skip_kernel(x.shape[-1]))
                 return y.transpose(1, 2)
             if spectrum is None:
-                spectrum = self.kernel_spectrum(x.shape[-1])[0]
+                spectrum = self.kernel_spectrum(x.shape[-1])
             return causal_fft_conv(x, spectrum, fast_fft_len(2 * x.shape[-1])).transpose(1, 2)
 
     def forward_last(self, u: Tensor, reversed_kernel: Tensor | None = None) -> Tensor:

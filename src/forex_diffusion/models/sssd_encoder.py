@@ -129,7 +129,7 @@ class TimeframeEncoder(nn.Module):
         spectrum of every block but the last, and the last block's reversed kernel (eval mode
         without autograd: cached)."""
         blocks = self.block_list()
-        return [b.s4.kernel_spectrum(length)[0] for b in blocks[:-1]] + [
+        return [b.s4.kernel_spectrum(length) for b in blocks[:-1]] + [
             blocks[-1].s4.reversed_kernel(length)
         ]
 
