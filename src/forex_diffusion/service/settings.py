@@ -60,8 +60,8 @@ class ServiceSettings(BaseModel):
     registry (None: the environment, then ``config.paths``). ``max_jobs``: training/evaluation worker
     processes at a time. ``compile_sampling``: compile each model's sampling loop for one
     forecast (the live forecast's and a default request's sample count), its encoder for one
-    forecast's windows and its streaming encoder update when it loads, which makes loading slower (a compile) and those forecasts
-    faster; other shapes stay eager.
+    forecast's windows and its streaming encoder update when it loads, which makes loading
+    slower (a compile) and those forecasts faster; other shapes stay eager.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
