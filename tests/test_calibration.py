@@ -255,3 +255,58 @@ def test_adaptive_conformal_by_session_covers_each_session() -> None:
         assert abs(inside.mean() - 0.9) < 0.01
     assert max(abs(c - 0.9) for c in cover[False]) > 0.05
     assert max(abs(c - 0.9) for c in cover[True]) < 0.015, cover[True]
+
+
+def test_overlapping_outcomes_weigh_by_the_share_of_the_window_they_add() -> None:
+    """Closed form of the overlap weight: 240-min forecasts every c minutes, all missed, move α
+    by γ·α_miss·(1 + (n − 1)·min(1, c/240)); a repeated decision time adds nothing."""
+    from forex_diffusion.calibration.conformal import OnlineConformal
+    from forex_diffusion.timeframe_units import NS_PER_MIN
+
+    gamma, h, span = 0.01, 240, 2400
+    x = np.zeros((1, 10))
+    for cadence in (5, 60, 240, 480):
+        online = OnlineConformal(AdaptiveConformal(coverages=(0.9,), gamma=gamma))
+        times = [t * NS_PER_MIN for t in range(0, span, cadence)]
+        for t in times:
+            online.issue(t, [h], x)
+        for t in times:
+            online.resolve(t, h, 1e9)
+        weight = 1 + (len(times) - 1) * min(1.0, cadence / h)
+        assert online.aci.level(h, 0.9) == pytest.approx(0.1 - gamma * 0.9 * weight)
+    aci = AdaptiveConformal(coverages=(0.9,), gamma=gamma)
+    assert aci.overlap_weight(h, 0) == 1.0
+    assert aci.overlap_weight(h, 60 * NS_PER_MIN) == pytest.approx(0.25)
+    assert aci.overlap_weight(h, 60 * NS_PER_MIN) == 0.0  # the same decision time again
+    assert aci.overlap_weight(h, 0) == 0.0  # an earlier one: nothing new either
+
+
+def test_adaptive_levels_are_as_steady_at_every_bar_as_every_four_hours() -> None:
+    """240-min targets of a random walk, forecast exactly (N(0, 240 min)) every 5 min or every
+    4 hours: the outcomes of forecasts 5 min apart share 98 % of their path, so unweighted they
+    would move the levels 48 times per window and swing them far from nominal; weighted, the
+    levels stay as close to nominal at every bar as at 4-hour steps, and coverage is nominal."""
+    from forex_diffusion.calibration.conformal import adaptive_conformal_samples
+    from forex_diffusion.forecast import sample_quantile
+    from forex_diffusion.timeframe_units import NS_PER_MIN
+
+    rng = np.random.default_rng(11)
+    h, days = 240, 150
+    path = np.concatenate([[0.0], np.cumsum(rng.normal(size=days * 1440))])  # 1-min steps
+    x = stats.norm(0, np.sqrt(h)).ppf((np.arange(100) + 0.5) / 100)
+    spread, cover = {}, {}
+    for cadence in (5, 240):
+        t_min = np.arange(0, days * 1440 - h, cadence)
+        y = path[t_min + h] - path[t_min]
+        out, used = adaptive_conformal_samples(
+            np.tile(x, (len(t_min), 1)),
+            y,
+            t_min.astype(np.int64) * NS_PER_MIN,
+            h,
+            AdaptiveConformal(coverages=(0.9,), gamma=0.02),
+        )
+        spread[cadence] = float(np.sqrt(np.mean((used[:, 0] - 0.1) ** 2)))
+        lo, hi = sample_quantile(out, [0.05, 0.95]).T
+        cover[cadence] = float(np.mean((y >= lo) & (y <= hi)))
+    assert spread[5] < 1.5 * spread[240], spread
+    assert abs(cover[5] - 0.9) < 0.02 and abs(cover[240] - 0.9) < 0.03, cover

@@ -1,10 +1,18 @@
 """Adaptive conformal inference (Gibbs & Candès 2021) for central intervals, online.
 
 For each horizon and nominal coverage 1 − α the running level α_t is updated after each outcome:
-α_{t+1} = α_t + γ·(α − err_t), err_t = 1 if the outcome fell outside the interval issued at
+α_{t+1} = α_t + γ·w_t·(α − err_t), err_t = 1 if the outcome fell outside the interval issued at
 level α_t. The interval is the forecast's central (1 − α_t) interval: its α_t/2 and 1 − α_t/2
-quantiles; α_t ≤ 0 issues the whole real line and α_t ≥ 1 an empty interval. Over any T
-outcomes the miscoverage is within (max(α_1, 1 − α_1) + γ)/(γT) of α, whatever the data do.
+quantiles; α_t ≤ 0 issues the whole real line and α_t ≥ 1 an empty interval. Over outcomes of
+total weight W = Σ w_t the weighted miscoverage Σ w_t·err_t / W is within
+(max(α_1, 1 − α_1) + γ)/(γW) of α, whatever the data do.
+
+The weight w_t = min(1, Δ_t / h) is the share of the forecast's h-minute target window that the
+previously resolved forecast of the same horizon (Δ_t minutes earlier) did not already cover.
+Forecasts issued every 5 minutes for 240 minutes ahead share most of their outcome: without the
+weight, one volatile afternoon would count 48 times and swing the levels 48 times as far as
+forecasts issued every 4 hours; with it the levels move at the same pace per hour whatever the
+cadence (the live service forecasts on every 5m bar, an evaluation every ``stride`` bars).
 
 :func:`adaptive_conformal_samples` runs it over a sequence of sample forecasts of one horizon and
 issues whole distributions, not only intervals: the running levels of every coverage define a
@@ -38,11 +46,14 @@ class AdaptiveConformal:
         coverages: nominal central coverages, e.g. (0.5, 0.8, 0.9, 0.95).
         gamma: step size γ.
         alpha: current α_t per (horizon, coverage).
+        resolved_ns: per horizon, the decision time (ns) of the latest forecast whose outcome
+            moved the levels (for the overlap weight).
     """
 
     coverages: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
     gamma: float = 0.005
     alpha: dict[tuple[int, float], float] = field(default_factory=dict)
+    resolved_ns: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 < self.gamma < 1:
@@ -65,14 +76,28 @@ class AdaptiveConformal:
         lo, hi = quantile(np.array([a / 2, 1 - a / 2]))
         return float(lo), float(hi)
 
-    def update(self, horizon: int, coverage: float, lo: float, hi: float, y: float) -> bool:
-        """Record the outcome ``y`` of the interval (lo, hi); returns whether it was covered."""
+    def update(
+        self, horizon: int, coverage: float, lo: float, hi: float, y: float, weight: float = 1.0
+    ) -> bool:
+        """Record the outcome ``y`` of the interval (lo, hi) with weight w (the step is γ·w);
+        returns whether it was covered."""
         covered = bool(lo <= y <= hi)
         a = self.level(horizon, coverage)
-        self.alpha[(int(horizon), coverage)] = a + self.gamma * (
+        self.alpha[(int(horizon), coverage)] = a + self.gamma * weight * (
             (1 - coverage) - (0.0 if covered else 1.0)
         )
         return covered
+
+    def overlap_weight(self, horizon: int, decision_ns: int) -> float:
+        """w = min(1, Δ/h) for the outcome of the forecast made at ``decision_ns``, Δ the time
+        since the latest forecast of this horizon whose outcome was recorded (1 for the first;
+        0 for one not after it), and record it as the latest."""
+        h = int(horizon)
+        last = self.resolved_ns.get(h)
+        self.resolved_ns[h] = decision_ns if last is None else max(last, decision_ns)
+        if last is None:
+            return 1.0
+        return min(max((decision_ns - last) / (h * NS_PER_MIN), 0.0), 1.0)
 
     def run(
         self,
@@ -82,7 +107,8 @@ class AdaptiveConformal:
         outcomes: np.ndarray,
         delay: int = 1,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Issue and score a sequence of forecasts in time order.
+        """Issue and score a sequence of forecasts in time order, each outcome with weight 1
+        (no decision times here; :class:`OnlineConformal` weighs overlapping outcomes).
 
         Args:
             quantiles: one quantile function per forecast.
@@ -189,14 +215,16 @@ class OnlineConformal:
 
     def resolve(self, decision_ns: int, horizon: int, y: float) -> bool:
         """Score the forecast issued at ``decision_ns`` for ``horizon`` on its outcome ``y``
-        (NaN: none, it is only forgotten); False when there is no such forecast."""
+        and move the levels by γ times its overlap weight (``AdaptiveConformal.overlap_weight``;
+        NaN: no outcome, it is only forgotten); False when there is no such forecast."""
         intervals = self.issued.pop((int(decision_ns), int(horizon)), None)
         if intervals is None:
             return False
         if np.isfinite(y):
             running = self._running(decision_ns)
+            w = running.overlap_weight(horizon, int(decision_ns))
             for c, (lo, hi) in zip(self.aci.coverages, intervals, strict=True):
-                running.update(horizon, c, float(lo), float(hi), float(y))
+                running.update(horizon, c, float(lo), float(hi), float(y), w)
             self.outcomes += 1
         return True
 
