@@ -279,6 +279,7 @@ def test_overlapping_outcomes_weigh_by_the_share_of_the_window_they_add() -> Non
     assert aci.overlap_weight(h, 60 * NS_PER_MIN) == pytest.approx(0.25)
     assert aci.overlap_weight(h, 60 * NS_PER_MIN) == 0.0  # the same decision time again
     assert aci.overlap_weight(h, 0) == 0.0  # an earlier one: nothing new either
+    assert aci.overlap_weight(h, 120 * NS_PER_MIN) == pytest.approx(0.25)  # Δ from the latest
 
 
 def test_adaptive_levels_are_as_steady_at_every_bar_as_every_four_hours() -> None:
