@@ -460,8 +460,9 @@ class AdaptiveConformalConfig(_Section):
     horizon and coverage, updated as outcomes become known (forex_diffusion.calibration.conformal)."""
 
     gamma: float = Field(default=0.01, gt=0, lt=1)
-    """Step size γ of the running level: α ← α + γ (α_nominal − miss); larger adapts faster and
-    issues noisier intervals."""
+    """Step size γ of the running level: α ← α + γ·w·(α_nominal − miss), w the outcome's overlap
+    weight min(1, Δ/h) (calibration.conformal); larger adapts faster and issues noisier
+    intervals."""
     coverages: list[float] = [0.5, 0.8, 0.9, 0.95]
     """Central coverages whose levels adapt; the issued distribution follows the model between
     them."""
