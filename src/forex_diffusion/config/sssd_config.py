@@ -517,7 +517,11 @@ class InferenceConfig(_Section):
     calibration_samples: int = Field(default=200, ge=10, le=10_000)
     """Samples per forecast when fitting the recalibration map."""
     calibration_forecasts: int = Field(default=1500, ge=50)
-    """Validation forecasts the recalibration map is fitted on (at most)."""
+    """Validation forecasts the recalibration map is fitted on (at most, evenly spaced)."""
+    calibration_stride: int = Field(default=1, ge=1)
+    """The calibration forecasts are drawn from the decision times on this stride x 5 min clock
+    grid (1 = every 5m bar, the cadence of the live service), not ``data.decision_stride``: a
+    grid fixed to some minutes of the hour holds only those phases of the hour's volatility."""
     calibration_by: Literal["none", "session"] = "none"
     """What ``calibrate`` conditions the recalibration map on: none (one map per horizon) or
     session (one map per horizon and trading session of the decision time, as defined in

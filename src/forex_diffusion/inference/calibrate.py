@@ -42,15 +42,18 @@ class CalibrationResult:
 def calibration_dataset(
     service: SSSDInferenceService, candles: pd.DataFrame, rng: UtcRange
 ) -> SSSDTimeSeriesDataset:
-    """Decision times in ``rng`` whose every target ends inside it (candles after it unused)."""
+    """Decision times in ``rng`` whose every target ends inside it (candles after it unused),
+    on the ``inference.calibration_stride`` grid (every 5m bar by default, whatever grid the
+    model was trained on: the live service forecasts at every bar)."""
     cut = candles[candles.index < rng.end]
     if cut.empty:
         raise DataError(f"no candles before {rng.end} to calibrate on ({rng})")
     base = infer_base_timeframe(cut.index.asi8)
     last = rng.end - pd.Timedelta(minutes=max(service.horizons))
+    stride = service.config.inference.calibration_stride
     return SSSDTimeSeriesDataset.from_candles(
         cut,
-        service.config_for_base(base),
+        service.config_for_base(base).with_overrides([f"data.decision_stride={stride}"]),
         service.standardizer,
         require_targets=True,
         start=rng.start,
@@ -78,7 +81,7 @@ def fit_calibration(
     if len(dataset) < 50:
         raise DataError(
             f"only {len(dataset)} forecasts with targets inside {rng} to calibrate on "
-            "(need 50); widen the validation range or lower data.decision_stride"
+            "(need 50); widen the validation range or lower inference.calibration_stride"
         )
     idx = np.unique(np.linspace(0, len(dataset) - 1, min(max_forecasts, len(dataset))).astype(int))
     gen = torch.Generator().manual_seed(seed)
