@@ -68,7 +68,7 @@ def test_baselines_only(root: Path) -> None:
     for name in ("report.md", "metrics.json", "fan_chart.png", "reliability.png", "pit_histogram.png", "crps_by_hour.png"):  # fmt: skip
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["stride"] == 12
+    assert metrics["stride"] == 1  # the default: every bar, as served live
     diag = metrics["diagnostics"]
     assert diag["dm_kernel"] == metrics_kernel(root)
     assert isinstance(diag["garch_refit_failures"], int) and diag["garch_refits"] >= 1

@@ -95,6 +95,7 @@ def test_evaluation_job_reports_progress(fx_dir: Path, tmp_path: Path) -> None:
                 "start": "2019-03-18",
                 "end": "2019-03-22",
                 "baselines_only": True,
+                "stride": 12,
             },
         ).json()
         done = _wait(c, job["id"], _final)

@@ -76,6 +76,7 @@ def baselines_run(root: Path, registry: Registry) -> EvaluationResult:
         out_dir=root / "reports" / "baselines",
         registry=registry,
         progress=False,
+        stride=12,  # hourly: the tests below check the on-the-hour grid
     )
 
 
@@ -93,6 +94,7 @@ def model_run(root: Path, registry: Registry, candles: pd.DataFrame) -> Evaluati
         out_dir=root / "reports" / "model",
         registry=registry,
         progress=False,
+        stride=12,  # the grid of baselines_run, with which test_model_evaluation compares
     )
 
 

@@ -521,7 +521,7 @@ class InferenceConfig(_Section):
     calibration_stride: int = Field(default=1, ge=1)
     """The calibration forecasts are drawn from the decision times on this stride x 5 min clock
     grid (1 = every 5m bar, the cadence of the live service), not ``data.decision_stride``: a
-    grid fixed to some minutes of the hour holds only those phases of the hour's volatility."""
+    grid fixed to some minutes of the hour weighs the phases of the hour's volatility unevenly."""
     calibration_by: Literal["none", "session"] = "none"
     """What ``calibrate`` conditions the recalibration map on: none (one map per horizon) or
     session (one map per horizon and trading session of the decision time, as defined in
@@ -546,8 +546,11 @@ class InferenceConfig(_Section):
 class EvaluationConfig(_Section):
     """Walk-forward evaluation and baselines (SPEC §7); read by forex_diffusion.evaluation."""
 
-    stride: int = Field(default=12, ge=1)
-    """A decision time every n-th 5m bar on the clock grid (12 = hourly)."""
+    stride: int = Field(default=1, ge=1)
+    """A decision time every n-th 5m bar on the clock grid: 1 = every bar, the cadence of the
+    live service; 12 = hourly, on the hour only, whose next 5m bar (like the one at :30) is
+    the hour's most volatile, so such a grid weighs the phases of the hour unevenly (a stride
+    prime to 12, e.g. 7, visits them all in turn)."""
     baselines: tuple[Literal["rolling", "ewma", "ewma_seasonal", "garch"], ...] = (
         "rolling",
         "ewma",
