@@ -119,6 +119,13 @@ async function report(id) {
 }
 
 async function main() {
+  // listeners first: a click while the pickers load must still start the job
+  FXD.$("asset").addEventListener("change", () => fillModels());
+  FXD.$("run").addEventListener("click", run);
+  FXD.$("cancel").addEventListener("click", async () => {
+    try { await FXD.api(`/v1/jobs/${E.job}`, { method: "DELETE" }); } catch (e) { FXD.show("message", e.message); }
+    poll();
+  });
   try {
     const { data, models } = await FXD.assetsAndModels();
     E.models = models;
@@ -127,16 +134,10 @@ async function main() {
     fillModels(FXD.param("model") || undefined);
     const jobs = (await FXD.api("/v1/jobs")).jobs.filter((j) => j.kind === "evaluate")
       .sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
-    if (jobs.length) follow(jobs[0].id);
+    if (jobs.length && E.job === null) follow(jobs[0].id); // the last run, unless one was started
   } catch (e) {
     FXD.show("message", e.message);
   }
-  FXD.$("asset").addEventListener("change", () => fillModels());
-  FXD.$("run").addEventListener("click", run);
-  FXD.$("cancel").addEventListener("click", async () => {
-    try { await FXD.api(`/v1/jobs/${E.job}`, { method: "DELETE" }); } catch (e) { FXD.show("message", e.message); }
-    poll();
-  });
 }
 
 main();
