@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from forex_diffusion.calibration import (
+    CellRecalibrator,
     QuantileRecalibrator,
-    SessionRecalibrator,
     load_recalibrator,
 )
 from forex_diffusion.config.sssd_config import SSSDConfig
@@ -126,9 +126,12 @@ def test_calibration_sees_only_its_range(trained, tmp_path: Path) -> None:
     assert maps[2] != maps[0]
 
 
-def test_session_calibration_round_trips_and_follows_the_decision_time(trained) -> None:
+@pytest.mark.parametrize(("by", "min_cell"), [("session", 40), ("phase", 20)])
+def test_cell_calibration_round_trips_and_follows_the_decision_time(
+    trained, by: str, min_cell: int
+) -> None:
     root, _, best = trained
-    path = _copy(best, root / "session.ckpt")
+    path = _copy(best, root / f"{by}.ckpt")
     with CandleStore(root / "data") as store:
         result = calibrate_checkpoint(
             path,
@@ -136,8 +139,8 @@ def test_session_calibration_round_trips_and_follows_the_decision_time(trained) 
             rng=VAL,
             num_samples=64,
             max_forecasts=300,
-            by="session",
-            min_cell_forecasts=40,
+            by=by,
+            min_cell_forecasts=min_cell,
         )
         dataset = calibration_dataset(
             SSSDInferenceService.from_checkpoint(path, device="cpu"),
@@ -145,12 +148,12 @@ def test_session_calibration_round_trips_and_follows_the_decision_time(trained) 
             VAL,
         )
     cal = result.calibration
-    assert isinstance(cal, SessionRecalibrator) and cal.by_session  # some cells have own maps
+    assert isinstance(cal, CellRecalibrator) and cal.by_cell  # some cells have own maps
     stored = load_checkpoint(path).calibration
     assert stored is not None and load_recalibrator(stored).to_dict() == cal.to_dict()
 
     svc = SSSDInferenceService.from_checkpoint(path, device="cpu")
-    assert isinstance(svc.calibration, SessionRecalibrator)
+    assert isinstance(svc.calibration, CellRecalibrator)
     idx = np.arange(0, len(dataset), max(1, len(dataset) // 40))
     raw, fixed = (
         svc.sample_log_returns(

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from forex_diffusion.calibration import (
+    CellRecalibrator,
     QuantileRecalibrator,
-    SessionRecalibrator,
     load_recalibrator,
     pooled_location,
 )
@@ -133,7 +133,7 @@ def test_the_session_maps_shift_every_session_by_the_per_horizon_shrink() -> Non
     ns = (np.datetime64("2019-03-04") + hours * np.timedelta64(1, "h")).astype("datetime64[ns]")
     decision_ns = ns.astype(np.int64)
     pit = {5: rng.uniform(0.1, 0.9, 2000)}
-    cal = SessionRecalibrator.fit(pit, decision_ns, 100, location=_shrink({5: 0.25}))
+    cal = CellRecalibrator.fit(pit, decision_ns, 100, location=_shrink({5: 0.25}))
     assert cal.location is not None and cal.location.keep == {5: 0.25}
     x = 2.0 + rng.standard_normal((2000, 40))
     plain = replace(cal, base=replace(cal.base, location=None))
@@ -157,7 +157,7 @@ def test_an_asset_without_calibration_gets_the_pooled_location_and_no_map() -> N
     )
     payloads = {
         "EURUSD": QuantileRecalibrator.fit(pit, location=a).to_dict(),
-        "GBPUSD": SessionRecalibrator.fit(
+        "GBPUSD": CellRecalibrator.fit(
             pit, np.zeros(300, dtype=np.int64), 100, location=b
         ).to_dict(),
     }

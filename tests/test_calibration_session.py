@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from forex_diffusion.calibration import (
+    CellRecalibrator,
     QuantileRecalibrator,
-    SessionRecalibrator,
     load_recalibrator,
     pit_values,
 )
@@ -44,11 +44,11 @@ def _coverage(samples: np.ndarray, y: np.ndarray, c: float) -> float:
     return float(np.mean((y >= lo) & (y <= hi)))
 
 
-def _fit(rng: np.random.Generator, n: int = 12000, **kw) -> SessionRecalibrator:
+def _fit(rng: np.random.Generator, n: int = 12000, **kw) -> CellRecalibrator:
     ns = _times(rng, n)
     y, s = _forecaster(rng, ns)
     pit = pit_values(s, y)
-    return SessionRecalibrator.fit({5: pit, 60: pit[::-1].copy()}, ns, **kw)
+    return CellRecalibrator.fit({5: pit, 60: pit[::-1].copy()}, ns, **kw)
 
 
 def test_sessions_are_one_definition() -> None:
@@ -65,9 +65,9 @@ def test_session_maps_make_each_session_nominal_where_one_map_does_not() -> None
     ns = _times(rng, 12000)
     y, s = _forecaster(rng, ns)
     pit = pit_values(s, y)
-    by_session = SessionRecalibrator.fit({5: pit}, ns, min_forecasts=200)
+    by_session = CellRecalibrator.fit({5: pit}, ns, min_forecasts=200)
     per_horizon = QuantileRecalibrator.fit({5: pit})
-    assert set(by_session.by_session) == {x.name for x in SESSIONS}
+    assert set(by_session.by_cell) == {x.name for x in SESSIONS}
 
     fresh_ns = _times(rng, 16000)
     y, s = _forecaster(rng, fresh_ns)
@@ -98,18 +98,18 @@ def test_thin_cells_fall_back_to_the_per_horizon_map() -> None:
     late = [x.name for x in SESSIONS].index("Late")
     threshold = int((session == late).sum()) + 1  # every other session has more forecasts
     assert all((session == i).sum() >= threshold for i in range(len(SESSIONS)) if i != late)
-    cal = SessionRecalibrator.fit({5: pit}, ns, min_forecasts=threshold)
-    assert "Late" not in cal.by_session and len(cal.by_session) == len(SESSIONS) - 1
+    cal = CellRecalibrator.fit({5: pit}, ns, min_forecasts=threshold)
+    assert "Late" not in cal.by_cell and len(cal.by_cell) == len(SESSIONS) - 1
     assert cal.for_cell(5, "Late") is cal.base
-    assert cal.for_cell(5, NARROW) is cal.by_session[NARROW]
+    assert cal.for_cell(5, NARROW) is cal.by_cell[NARROW]
     rows = session == late
     np.testing.assert_array_equal(
         cal.transform_at(5, s, ns)[rows], cal.base.transform_samples(5, s[rows])
     )
     with pytest.raises(ValueError, match="min_forecasts"):
-        SessionRecalibrator.fit({5: pit}, ns, min_forecasts=1)
+        CellRecalibrator.fit({5: pit}, ns, min_forecasts=1)
     with pytest.raises(ValueError, match="PIT values"):
-        SessionRecalibrator.fit({5: pit[:-1]}, ns)
+        CellRecalibrator.fit({5: pit[:-1]}, ns)
 
 
 def test_session_maps_never_cross_quantiles() -> None:
@@ -132,7 +132,7 @@ def test_round_trip_old_maps_and_bad_payloads() -> None:
     cal = _fit(rng, 4000, min_forecasts=400, fitted_on={"n": 4000})
     data = json.loads(json.dumps(cal.to_dict()))
     back = load_recalibrator(data)
-    assert isinstance(back, SessionRecalibrator) and back.to_dict() == cal.to_dict()
+    assert isinstance(back, CellRecalibrator) and back.to_dict() == cal.to_dict()
     ns = _times(rng, 300)
     x = rng.normal(size=(300, 50))
     for h in (5, 60):
@@ -143,12 +143,12 @@ def test_round_trip_old_maps_and_bad_payloads() -> None:
     assert isinstance(old, QuantileRecalibrator)
     np.testing.assert_array_equal(old.transform_at(5, x, ns), cal.base.transform_samples(5, x))
     with pytest.raises(ValueError, match="differ from"):
-        load_recalibrator({**data, "sessions": {"Asia": [0, 24]}})
+        load_recalibrator({**data, "cells": {"Asia": [0, 24]}})
     with pytest.raises(ValueError, match="format"):
         load_recalibrator({**data, "format_version": 99})
     bad = json.loads(json.dumps(data))
-    name = next(iter(bad["by_session"]))
-    bad["by_session"][name]["maps"]["5"]["u"] = bad["by_session"][name]["maps"]["5"]["u"][::-1]
+    name = next(iter(bad["by_cell"]))
+    bad["by_cell"][name]["maps"]["5"]["u"] = bad["by_cell"][name]["maps"]["5"]["u"][::-1]
     with pytest.raises(ValueError, match="not monotone"):
         load_recalibrator(bad)
     with pytest.raises(ValueError, match="decision times"):
@@ -166,7 +166,7 @@ def test_calibrate_summary_names_the_session_maps() -> None:
     ns = _times(rng, 3000)
     y, s = _forecaster(rng, ns)
     late = int((session_of_ns(ns) == [x.name for x in SESSIONS].index("Late")).sum())
-    cal = SessionRecalibrator.fit({5: pit_values(s, y)}, ns, min_forecasts=late + 1)
+    cal = CellRecalibrator.fit({5: pit_values(s, y)}, ns, min_forecasts=late + 1)
     span = UtcRange(
         "validation", pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-07-01", tz="UTC")
     )

@@ -31,7 +31,7 @@ def calibrate_model(
     cfg: SSSDConfig, checkpoint: Path, data_dir: str | Path | None = None
 ) -> dict[str, CalibrationResult]:
     """Fit on the model's validation range from the store and write the map into ``checkpoint``
-    (per horizon, or per horizon and session: ``cfg.inference.calibration_by``):
+    (per horizon, or per horizon and cell: ``cfg.inference.calibration_by``):
     {asset: result}, one entry per asset of a global model."""
     from forex_diffusion.cli.progress import stage
     from forex_diffusion.data.store import CandleStore, resolve_data_dir
@@ -60,7 +60,7 @@ def calibrate_model(
 
 def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
     """What happened, one line per horizon (in-sample coverage on the calibration forecasts)."""
-    from forex_diffusion.calibration import SessionRecalibrator
+    from forex_diffusion.calibration import CellRecalibrator
 
     lines = []
     for asset, result in results.items():
@@ -68,13 +68,14 @@ def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
             f"{asset}: calibration fitted on {result.forecasts} forecasts of {result.range} and "
             f"stored in {checkpoint}",
         ]
-        if isinstance(result.calibration, SessionRecalibrator):
+        if isinstance(result.calibration, CellRecalibrator):
             own = "; ".join(
                 f"{name} {', '.join(str(h) for h in r.horizons)} min"
-                for name, r in result.calibration.by_session.items()
+                for name, r in result.calibration.by_cell.items()
             )
             lines.append(
-                f"maps per horizon and session: {own or 'none'} (other cells: per-horizon map)"
+                f"maps per horizon and {result.calibration.grouping}: {own or 'none'} "
+                "(other cells: per-horizon map)"
             )
         location = result.calibration.location
         if location is not None:
@@ -103,9 +104,9 @@ def calibrate(
 ) -> None:
     """Fit the quantile recalibration of a trained model on its validation range and store it in
     its best checkpoint; predict, evaluate and the service then use it (inference.calibrated).
-    One map per horizon, or with -o inference.calibration_by=session one per horizon and
-    trading session (inference.calibration_min_cell_forecasts: thinner cells keep the
-    per-horizon map)."""
+    One map per horizon, or with -o inference.calibration_by=session (or phase) one per
+    horizon and trading session (or 5-minute slot of the hour) of the decision time
+    (inference.calibration_min_cell_forecasts: thinner cells keep the per-horizon map)."""
     from forex_diffusion.inference.sssd_inference import load_sssd_inference_service
 
     where = Locations(data_dir, artifacts_dir, db_url)

@@ -522,12 +522,14 @@ class InferenceConfig(_Section):
     """The calibration forecasts are drawn from the decision times on this stride x 5 min clock
     grid (1 = every 5m bar, the cadence of the live service), not ``data.decision_stride``: a
     grid fixed to some minutes of the hour weighs the phases of the hour's volatility unevenly."""
-    calibration_by: Literal["none", "session"] = "none"
-    """What ``calibrate`` conditions the recalibration map on: none (one map per horizon) or
+    calibration_by: Literal["none", "session", "phase"] = "none"
+    """What ``calibrate`` conditions the recalibration map on: none (one map per horizon),
     session (one map per horizon and trading session of the decision time, as defined in
-    forex_diffusion.sessions, with the per-horizon map where a cell is thin)."""
+    forex_diffusion.sessions) or phase (one per horizon and 5-minute slot of the hour: the bars
+    that open on the full and the half hour carry the scheduled releases); the per-horizon map
+    where a cell is thin."""
     calibration_min_cell_forecasts: int = Field(default=100, ge=2)
-    """With calibration_by=session: a (horizon, session) cell with fewer calibration forecasts
+    """With calibration_by=session or phase: a (horizon, cell) pair with fewer calibration forecasts
     than this uses the per-horizon map instead of its own."""
     calibration_location: bool = True
     """Whether ``calibrate`` also fits, per horizon, the share of the forecast's location (its

@@ -15,7 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from forex_diffusion.calibration import QuantileRecalibrator, Recalibrator, SessionRecalibrator
+from forex_diffusion.calibration import (
+    GROUPINGS,
+    CellRecalibrator,
+    QuantileRecalibrator,
+    Recalibrator,
+)
 from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.data.candles import infer_base_timeframe
 from forex_diffusion.data.store import CandleStore
@@ -73,9 +78,9 @@ def fit_calibration(
     location: bool = False,
 ) -> CalibrationResult:
     """Fit per-horizon maps from the raw model's PIT on (at most ``max_forecasts``, evenly
-    spaced) decision times of ``dataset``; ``by`` = "session": per horizon and trading session
-    of the decision time, a cell with fewer than ``min_cell_forecasts`` keeping the per-horizon
-    map (:class:`SessionRecalibrator`). With ``location`` the share of each horizon's location
+    spaced) decision times of ``dataset``; ``by`` = "session" or "phase": per horizon and
+    trading session, or 5-minute slot of the hour, of the decision time, a cell with fewer
+    than ``min_cell_forecasts`` keeping the per-horizon map (:class:`CellRecalibrator`). With ``location`` the share of each horizon's location
     kept is fitted first (:class:`LocationShrink`, by the CRPS on the same forecasts) and the
     maps from the PIT of the shrunk forecasts."""
     if len(dataset) < 50:
@@ -103,14 +108,14 @@ def fit_calibration(
         "num_samples": num_samples,
     }
     cal: Recalibrator
-    if by == "session":
-        cal = SessionRecalibrator.fit(
-            pit, decision_ns, min_cell_forecasts, fitted_on=fitted_on, location=shrink
+    if by in GROUPINGS:
+        cal = CellRecalibrator.fit(
+            pit, decision_ns, min_cell_forecasts, fitted_on=fitted_on, location=shrink, grouping=by
         )
     elif by == "none":
         cal = QuantileRecalibrator.fit(pit, fitted_on=fitted_on, location=shrink)
     else:
-        raise ValueError(f"calibration_by must be 'none' or 'session', got {by!r}")
+        raise ValueError(f"calibration_by must be 'none' or one of {sorted(GROUPINGS)}, got {by!r}")
     before = {h: _coverage90(x, outcome[h]) for h, x in raw.items()}
     after = {
         h: _coverage90(cal.transform_at(h, x, decision_ns), outcome[h]) for h, x in raw.items()
@@ -137,7 +142,7 @@ def calibrate_checkpoint(
     """Fit on the model's validation range (or ``rng``) with candles from ``store`` and store
     the map in the checkpoint at ``path``. ``by`` and ``min_cell_forecasts`` (None: the
     checkpoint's ``inference.calibration_by`` / ``calibration_min_cell_forecasts``) choose a
-    per-horizon or a per-(horizon, session) map, ``location`` (None: its
+    per-horizon or a per-(horizon, cell) map, ``location`` (None: its
     ``calibration_location``) whether a location shrink is fitted (:func:`fit_calibration`)."""
     service = SSSDInferenceService.from_checkpoint(path, device="cpu")
     result = _fit_on_validation(
