@@ -16,8 +16,8 @@ from forex_diffusion.calibration import (
     load_recalibrator,
     pit_values,
 )
-from forex_diffusion.calibration.cell_map import phase_of_ns
 from forex_diffusion.forecast import sample_quantile
+from forex_diffusion.sessions import phase_of_ns
 
 MINUTE = 60_000_000_000
 

@@ -1,4 +1,4 @@
-"""Coverage within volatility terciles and trading sessions (issue 16's "coverage that holds
+"""Coverage within volatility terciles, trading sessions and phases of the hour (issue 16's "coverage that holds
 where it matters"): the pure functions, the summary's one computation, report.md and
 metrics.json."""
 
@@ -16,8 +16,10 @@ from scipy import stats
 from forex_diffusion.config.sssd_config import EvaluationConfig
 from forex_diffusion.evaluation.conditional_coverage import (
     COVERAGE_TOLERANCE,
+    PHASES,
     SESSIONS,
     TERCILES,
+    conditional_coverage,
     coverage_groups,
     session_index,
     volatility_reference,
@@ -138,12 +140,12 @@ def test_cell_counts_sum_to_the_scored_total_and_se_is_binomial(
             m = s.get(name, h)
             assert m.n == N - (1 if h == 60 else 0)
             for level in (0.5, 0.8, 0.9, 0.95):
-                for dim in ("volatility", "session"):
+                for dim in ("volatility", "session", "phase"):
                     cells = _cells(s, name, h, level, dim)
                     assert sum(c.n for c in cells.values()) == m.n
-                    pooled = sum(c.n * c.coverage for c in cells.values()) / m.n
+                    pooled = sum(c.n * c.coverage for c in cells.values() if c.n) / m.n
                     assert pooled == pytest.approx(m.coverage[f"{level:g}"])
-                    for c in cells.values():
+                    for c in (c for c in cells.values() if c.n):
                         assert c.se == pytest.approx(math.sqrt(level * (1 - level) / c.n))
                         assert c.outside == (abs(c.coverage - level) > COVERAGE_TOLERANCE)
                 tercile_n = [c.n for c in _cells(s, name, h, level, "volatility").values()]
@@ -152,6 +154,9 @@ def test_cell_counts_sum_to_the_scored_total_and_se_is_binomial(
             sessions = _cells(s, name, h, 0.9, "session")
             assert sessions["Asia"].n == int(hours.between(0, 6).sum())
             assert sessions["Late"].n == int(hours.between(21, 23).sum())
+            phases = _cells(s, name, h, 0.9, "phase")  # an hourly grid: all on the full hour
+            assert list(phases) == list(PHASES) and phases[":00"].n == m.n
+            assert all(c.n == 0 and math.isnan(c.coverage) for k, c in phases.items() if k != ":00")
 
 
 def s_times(h: int) -> pd.DatetimeIndex:
@@ -163,7 +168,7 @@ def s_times(h: int) -> pd.DatetimeIndex:
 def test_groups_are_the_same_for_every_forecaster(world: dict[str, object]) -> None:
     times: pd.DatetimeIndex = world["times"]  # type: ignore[assignment]
     sigma = world["forecasts"]["ewma_seasonal"].std()[:, 0]  # type: ignore[index]
-    groups = coverage_groups(sigma, times.hour.to_numpy())
+    groups = coverage_groups(sigma, times.hour.to_numpy(), times.minute.to_numpy())
     assert np.bincount(groups.tercile, minlength=3).tolist() == [N // 3] * 3
     assert groups.cuts[0] < groups.cuts[1]
 
@@ -171,12 +176,20 @@ def test_groups_are_the_same_for_every_forecaster(world: dict[str, object]) -> N
 def test_table_in_report_and_metrics_json(summary: EvaluationSummary, tmp_path: Path) -> None:
     files = write_report(tmp_path, summary, None)
     md = files.report.read_text()
-    section = md[md.index("## Coverage by volatility tercile and trading session") :]
+    section = md[md.index("## Coverage by volatility tercile, trading session and phase") :]
     assert "the σ forecast of RW, seasonal EWMA σ for the horizon at t" in section
     assert "Asia 00–07, London 07–13, New York 13–21, Late 21–24" in section
     assert "### 90 % intervals" in section and "### 50 % intervals" in section
     header = next(line for line in section.splitlines() if line.startswith("| Horizon"))
     assert header.count("|") == 2 + 3 + len(SESSIONS) + 1
+    by_phase = section[section.index("### 90 % intervals by phase of the hour") :]
+    phase_header = next(line for line in by_phase.splitlines() if line.startswith("| Horizon"))
+    assert [c.strip() for c in phase_header.split("|")[3:-1]] == list(PHASES)
+    phase_n = next(
+        line for line in by_phase.splitlines() if "| 5 min | n (decision times) |" in line
+    )
+    assert [c.strip() for c in phase_n.split("|")[3:-1]] == [str(N)] + ["0"] * 11
+    assert "| 5 min | **model** (model) | " in by_phase and "n/a" in by_phase
     n_row = next(line for line in section.splitlines() if "| 5 min | n (decision times) |" in line)
     assert n_row.split("|")[3].strip() == str(N // 3)
     model_row = next(
@@ -203,3 +216,29 @@ def test_the_session_of_one_decision_time_is_the_array_one() -> None:
 
     times = np.arange(-3, 8 * 24 * 60, 7, dtype=np.int64) * 60_000_000_000  # every 7 min, 8 days
     assert [session_of(int(t)) for t in times] == session_of_ns(times).tolist()
+
+
+def test_phase_cells_find_a_forecaster_too_narrow_on_the_full_hour() -> None:
+    """Every 5m bar for 60 days; outcomes twice as volatile when t is on the full hour; the
+    forecast's 90 % interval is that of N(0, 1) everywhere: too narrow at :00 only."""
+    rng = np.random.default_rng(5)
+    times = pd.date_range("2021-03-01", periods=60 * 288, freq="5min", tz="UTC")
+    minutes = times.minute.to_numpy()
+    y = rng.normal(0, np.where(minutes == 0, 2.0, 1.0))
+    z = stats.norm.ppf(0.95)
+    lo, hi = np.full(len(y), -z), np.full(len(y), z)
+    groups = coverage_groups(np.ones(len(y)), times.hour.to_numpy(), minutes)
+    cells = {
+        c.cell: c
+        for c in conditional_coverage(groups, {0.9: (lo, hi)}, y)
+        if c.dimension == "phase"
+    }
+    assert list(cells) == list(PHASES)
+    assert all(c.n == 60 * 24 for c in cells.values())
+    full = cells[":00"]
+    assert full.outside and full.coverage == pytest.approx(
+        2 * stats.norm.cdf(z / 2) - 1, abs=4 * full.se
+    )
+    for name in PHASES[1:]:
+        assert abs(cells[name].coverage - 0.9) < 4 * cells[name].se + 0.005, name
+        assert cells[name].outside == (abs(cells[name].coverage - 0.9) > COVERAGE_TOLERANCE)

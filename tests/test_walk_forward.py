@@ -340,21 +340,22 @@ def test_coverage_by_volatility_and_session(model_run: EvaluationResult) -> None
         assert cond.cuts[h] == pytest.approx(tuple(np.quantile(sigma[:, j], [1 / 3, 2 / 3])))
         for name in s.forecasters:
             m = s.get(name, h)
-            for dim in ("volatility", "session"):
+            for dim in ("volatility", "session", "phase"):
                 cells = [c for c in m.coverage_by_cell if c.level == 0.9 and c.dimension == dim]
                 assert sum(c.n for c in cells) == m.n == r.exclusions.scored
                 pooled = sum(c.n * c.coverage for c in cells if c.n) / m.n
                 assert pooled == pytest.approx(m.coverage["0.9"])
     md = r.files.report.read_text()
-    section = md[md.index("## Coverage by volatility tercile and trading session") :]
-    assert section.count("| 60 min | n (decision times) |") == 2  # the 90 % and 50 % tables
+    section = md[md.index("## Coverage by volatility tercile, trading session and phase") :]
+    # the 90 % and 50 % tables by tercile and session, the 90 % one by phase of the hour
+    assert section.count("| 60 min | n (decision times) |") == 3
     assert f"| 240 min | **{s.labels[MODEL_NAME]}** (model) |" in section
     best = s.verdict(240).best_baseline
     assert f"| 240 min | {s.labels[best]} (best baseline) |" in section
     metrics = json.loads(r.files.metrics.read_text())
     assert metrics["coverage_conditioning"]["sigma_source"] == "ewma_seasonal"
     for entry in metrics["metrics"]:
-        assert len(entry["coverage_by_cell"]) == len(s.coverage_levels) * 7
+        assert len(entry["coverage_by_cell"]) == len(s.coverage_levels) * (3 + 4 + 12)
 
 
 def test_model_rows_in_registry(model_run: EvaluationResult, registry: Registry) -> None:

@@ -1,5 +1,6 @@
-"""Trading sessions by the UTC hour of a decision time: the one definition that the evaluation's
-conditional coverage and the session-conditional recalibration share."""
+"""Trading sessions by the UTC hour of a decision time, and phases of the hour by its minute: the
+one definition that the evaluation's conditional coverage and the conditional recalibration
+share."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 _NS_PER_HOUR = 3_600_000_000_000
+_NS_PER_MINUTE = 60_000_000_000
+PHASE_MINUTES = 5
+PHASES: tuple[str, ...] = tuple(f":{m:02d}" for m in range(0, 60, PHASE_MINUTES))
+"""The phases of the hour: the 5-minute slots of the decision time's minute, named by their
+first minute. The 5m bars that open on the full and the half hour (:00, :30) carry the
+scheduled releases."""
 
 
 @dataclass(frozen=True)
@@ -71,3 +78,17 @@ _SESSION_BY_HOUR = tuple(int(k) for k in session_index(np.arange(24)))
 def session_of(decision_ns: int) -> int:
     """:func:`session_of_ns` of one decision time (UTC integer nanoseconds)."""
     return _SESSION_BY_HOUR[(int(decision_ns) // _NS_PER_HOUR) % 24]
+
+
+def phase_index(minutes: np.ndarray) -> np.ndarray:
+    """Index into :data:`PHASES` of each minute of the hour ((N,) integers in [0, 60))."""
+    m = np.asarray(minutes, dtype=np.int64)
+    if m.size and (m.min() < 0 or m.max() > 59):
+        raise ValueError("minutes must lie in [0, 60)")
+    return m // PHASE_MINUTES
+
+
+def phase_of_ns(decision_ns: np.ndarray) -> np.ndarray:
+    """Index into :data:`PHASES` of each decision time ((N,) UTC integer nanoseconds)."""
+    ns = np.asarray(decision_ns, dtype=np.int64)
+    return phase_index(np.floor_divide(ns, _NS_PER_MINUTE) % 60)

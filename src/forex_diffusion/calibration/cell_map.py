@@ -21,12 +21,10 @@ import numpy as np
 
 from forex_diffusion.calibration.location import LocationShrink
 from forex_diffusion.calibration.quantile_map import QuantileRecalibrator
-from forex_diffusion.sessions import SESSIONS, session_of_ns
+from forex_diffusion.sessions import PHASE_MINUTES, PHASES, SESSIONS, phase_of_ns, session_of_ns
 
 FORMAT_VERSION = 2
 DEFAULT_MIN_FORECASTS = 100
-_NS_PER_MINUTE = 60_000_000_000
-PHASE_MINUTES = 5
 
 
 @dataclass(frozen=True)
@@ -46,20 +44,12 @@ class Grouping:
     definition: dict[str, list[int]]
 
 
-def phase_of_ns(decision_ns: np.ndarray) -> np.ndarray:
-    """(N,) index of the 5-minute slot of the hour (0 = :00–:05, ..., 11 = :55–:60) of each
-    decision time (N,) in UTC nanoseconds."""
-    minute = np.floor_divide(np.asarray(decision_ns, dtype=np.int64), _NS_PER_MINUTE) % 60
-    return minute // PHASE_MINUTES
-
-
 def _phase_grouping() -> Grouping:
-    starts = range(0, 60, PHASE_MINUTES)
     return Grouping(
         "phase",
-        tuple(f":{m:02d}" for m in starts),
+        PHASES,
         phase_of_ns,
-        {f":{m:02d}": [m, m + PHASE_MINUTES] for m in starts},
+        {name: [k * PHASE_MINUTES, (k + 1) * PHASE_MINUTES] for k, name in enumerate(PHASES)},
     )
 
 

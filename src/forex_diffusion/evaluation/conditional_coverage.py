@@ -1,4 +1,5 @@
-"""Interval coverage where it matters: within volatility terciles and trading sessions.
+"""Interval coverage where it matters: within volatility terciles, trading sessions and phases of
+the hour.
 
 A forecaster whose 90 % intervals cover 90 % overall can still be too narrow when markets are
 volatile and too wide when they are calm. This module splits the scored decision times of one
@@ -9,7 +10,10 @@ inside each group:
   seasonal-EWMA baseline; see :func:`volatility_reference`), the two cut points being the 1/3
   and 2/3 quantiles of that σ over the horizon's scored decision times;
 * trading sessions: by the UTC hour of t, as defined once in :mod:`forex_diffusion.sessions`
-  (re-exported here).
+  (re-exported here);
+* phases of the hour: the 5-minute slot of t's minute (:data:`PHASES`): the bars that open on
+  the full and the half hour carry the scheduled releases, so a forecaster calibrated over the
+  hour can be too narrow there.
 
 Each cell carries its count, the binomial standard error √(p(1 − p)/n) at the nominal level p
 (the sampling error a calibrated forecaster's coverage in that cell would have if the decision
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from forex_diffusion.sessions import SESSIONS, session_index
+from forex_diffusion.sessions import PHASES, SESSIONS, phase_index, session_index
 
 COVERAGE_TOLERANCE = 0.03
 """A cell's coverage further than this from nominal is flagged."""
@@ -42,8 +46,8 @@ class CoverageCell:
     """Coverage of one central interval among the decision times of one group.
 
     Attributes:
-        dimension: "volatility" or "session".
-        cell: the group ("low", "mid", "high"; a session's name).
+        dimension: "volatility", "session" or "phase".
+        cell: the group ("low", "mid", "high"; a session's name; a phase's, ":00" ...).
         level: the interval's nominal coverage.
         n: decision times in the group with a finite interval and outcome.
         coverage: share of them inside the interval (NaN when n = 0).
@@ -67,11 +71,13 @@ class CoverageGroups:
     Attributes:
         tercile: (N,) index into :data:`TERCILES`, −1 where σ is not finite.
         session: (N,) index into :data:`SESSIONS`.
+        phase: (N,) index into :data:`PHASES`.
         cuts: the two σ cut points (low ≤ cuts[0] < mid ≤ cuts[1] < high); NaN without σ.
     """
 
     tercile: np.ndarray
     session: np.ndarray
+    phase: np.ndarray
     cuts: tuple[float, float]
 
 
@@ -95,10 +101,11 @@ def volatility_terciles(sigma: np.ndarray) -> tuple[np.ndarray, tuple[float, flo
     return out, (lo, hi)
 
 
-def coverage_groups(sigma: np.ndarray, hours: np.ndarray) -> CoverageGroups:
-    """Terciles of ``sigma`` (N,) and sessions of ``hours`` (N,) for one horizon."""
+def coverage_groups(sigma: np.ndarray, hours: np.ndarray, minutes: np.ndarray) -> CoverageGroups:
+    """Terciles of ``sigma`` (N,), sessions of ``hours`` (N,) and phases of ``minutes`` (N,)
+    (UTC hour and minute of each decision time) for one horizon."""
     tercile, cuts = volatility_terciles(sigma)
-    return CoverageGroups(tercile, session_index(hours), cuts)
+    return CoverageGroups(tercile, session_index(hours), phase_index(minutes), cuts)
 
 
 def binomial_se(level: float, n: int) -> float:
@@ -126,7 +133,7 @@ def conditional_coverage(
     y: np.ndarray,
     tolerance: float = COVERAGE_TOLERANCE,
 ) -> tuple[CoverageCell, ...]:
-    """Coverage of each central interval in each volatility tercile and each session.
+    """Coverage of each central interval in each volatility tercile, session and phase.
 
     Args:
         groups: the decision times' groups (see :func:`coverage_groups`).
@@ -135,8 +142,8 @@ def conditional_coverage(
         tolerance: distance from nominal beyond which a cell is flagged.
 
     Returns:
-        Per level: the three terciles then the sessions, in the order of :data:`TERCILES`
-        and :data:`SESSIONS`.
+        Per level: the three terciles, the sessions, then the phases, in the order of
+        :data:`TERCILES`, :data:`SESSIONS` and :data:`PHASES`.
     """
     obs = np.asarray(y, dtype=np.float64)
     cells: list[CoverageCell] = []
@@ -153,6 +160,8 @@ def conditional_coverage(
             cells.append(
                 _cell("session", s.name, level, inside, ok & (groups.session == i), tolerance)
             )
+        for i, name in enumerate(PHASES):
+            cells.append(_cell("phase", name, level, inside, ok & (groups.phase == i), tolerance))
     return tuple(cells)
 
 

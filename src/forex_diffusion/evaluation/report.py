@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from forex_diffusion.evaluation.conditional_coverage import SESSIONS, TERCILES, CoverageCell
+from forex_diffusion.evaluation.conditional_coverage import PHASES, SESSIONS, TERCILES, CoverageCell
 from forex_diffusion.evaluation.summary import EvaluationSummary, FanChartData
 from forex_diffusion.fileio import atomic_write, atomic_write_text
 
@@ -123,6 +123,9 @@ CONDITIONAL_LEVELS = (0.9, 0.5)
 """Interval levels whose coverage by volatility tercile and session the report shows (when
 evaluated); metrics.json holds every evaluated level."""
 
+PHASE_LEVEL = 0.9
+"""Interval level whose coverage by phase of the hour the report shows (when evaluated)."""
+
 
 def _cell_text(c: CoverageCell) -> str:
     if c.n == 0:
@@ -144,7 +147,7 @@ def _conditional_tables(s: EvaluationSummary) -> list[str]:
         for h, (lo, hi) in cond.cuts.items()
     )
     lines = [
-        "## Coverage by volatility tercile and trading session",
+        "## Coverage by volatility tercile, trading session and phase of the hour",
         "",
         f"Decision times grouped by the σ forecast of {source} for the horizon at t "
         "(terciles over the horizon's scored decision times; σ cut points low–mid / mid–high "
@@ -156,23 +159,46 @@ def _conditional_tables(s: EvaluationSummary) -> list[str]:
     ]
     names = [f"σ {t}" for t in TERCILES] + [x.label() for x in SESSIONS]
     for level in levels:
+        lines += ["", f"### {level * 100:g} % intervals", ""]
+        lines += _cell_table(s, names, level, ("volatility", "session"))
+    if any(abs(PHASE_LEVEL - lv) < 1e-9 for lv in levels):
         lines += [
             "",
-            f"### {level * 100:g} % intervals",
+            f"### {PHASE_LEVEL * 100:g} % intervals by phase of the hour",
             "",
-            "| Horizon | Forecaster | " + " | ".join(names) + " |",
-            "|---|---|" + "---:|" * len(names),
+            "Decision times grouped by the 5-minute slot of their minute: the 5m bars that open "
+            "on the full and the half hour carry the scheduled releases, so a forecaster "
+            "calibrated over the hour can be too narrow there (a grid of decision times on the "
+            "hour, e.g. a stride of 12, sees only the :00 column).",
+            "",
         ]
-        for h in s.horizons:
-            for k, name in enumerate(s.forecasters):
-                cells = [c for c in s.get(name, h).coverage_by_cell if abs(c.level - level) < 1e-9]
-                if k == 0:
-                    counts = " | ".join(str(c.n) for c in cells)
-                    lines.append(f"| {h} min | n (decision times) | {counts} |")
-                label = _row_label(s, name, h)
-                lines.append(
-                    f"| {h} min | {label} | " + " | ".join(_cell_text(c) for c in cells) + " |"
-                )
+        lines += _cell_table(s, list(PHASES), PHASE_LEVEL, ("phase",))
+    return lines
+
+
+def _cell_table(
+    s: EvaluationSummary, names: list[str], level: float, dimensions: tuple[str, ...]
+) -> list[str]:
+    """One row per horizon and forecaster of the ``dimensions`` cells at ``level``, below a
+    row of the cells' decision-time counts."""
+    lines = [
+        "| Horizon | Forecaster | " + " | ".join(names) + " |",
+        "|---|---|" + "---:|" * len(names),
+    ]
+    for h in s.horizons:
+        for k, name in enumerate(s.forecasters):
+            cells = [
+                c
+                for c in s.get(name, h).coverage_by_cell
+                if abs(c.level - level) < 1e-9 and c.dimension in dimensions
+            ]
+            if k == 0:
+                counts = " | ".join(str(c.n) for c in cells)
+                lines.append(f"| {h} min | n (decision times) | {counts} |")
+            label = _row_label(s, name, h)
+            lines.append(
+                f"| {h} min | {label} | " + " | ".join(_cell_text(c) for c in cells) + " |"
+            )
     return lines
 
 

@@ -298,6 +298,7 @@ def summarize_forecasts(
     cov_levels = tuple(cfg.coverage_levels)
     q_levels = np.asarray(cfg.quantile_levels, dtype=np.float64)
     hours = ref.times.hour.to_numpy()
+    minutes = ref.times.minute.to_numpy()
     close = np.asarray(last_close, dtype=np.float64)
     actual_pips = log_return_to_pips(y, close[:, None], pip_size)
 
@@ -324,7 +325,7 @@ def summarize_forecasts(
         finite = [b for b in contenders if math.isfinite(mean_crps[b])]
         best = min(finite, key=lambda b: mean_crps[b]) if finite else baselines[0]
         lag = overlap_lag(h, cfg.stride)
-        groups = coverage_groups(sigma[:, j], hours)
+        groups = coverage_groups(sigma[:, j], hours, minutes)
         cuts[h] = groups.cuts
         for n in names:
             c = crps[n][:, j]
