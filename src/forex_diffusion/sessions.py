@@ -92,3 +92,8 @@ def phase_of_ns(decision_ns: np.ndarray) -> np.ndarray:
     """Index into :data:`PHASES` of each decision time ((N,) UTC integer nanoseconds)."""
     ns = np.asarray(decision_ns, dtype=np.int64)
     return phase_index(np.floor_divide(ns, _NS_PER_MINUTE) % 60)
+
+
+def phase_of(decision_ns: int) -> int:
+    """:func:`phase_of_ns` of one decision time (UTC integer nanoseconds)."""
+    return (int(decision_ns) // _NS_PER_MINUTE) % 60 // PHASE_MINUTES

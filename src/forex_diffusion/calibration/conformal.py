@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from forex_diffusion.calibration.quantile_map import rank_levels, remap_and_quantiles
-from forex_diffusion.sessions import session_of
+from forex_diffusion.sessions import phase_of, session_of
 from forex_diffusion.timeframe_units import NS_PER_MIN
 
 #: quantile(levels) -> values of one forecast at those levels
@@ -162,10 +162,12 @@ class OnlineConformal:
     one per asset; :func:`adaptive_conformal_samples` replays a range through one.
 
     Attributes:
-        aci: the running levels (per horizon and coverage); with ``by_session`` the template
-            of one set of levels per trading session of the decision time
-            (``forex_diffusion.sessions``), each moved only by its session's outcomes.
+        aci: the running levels (per horizon and coverage); with ``by_session`` or
+            ``by_phase`` the template of one set of levels per cell of the decision time (its
+            trading session, its 5-minute slot of the hour, or both: ``forex_diffusion.sessions``),
+            each moved only by its cell's outcomes.
         by_session: keep levels per session.
+        by_phase: keep levels per phase of the hour (crossed with the session when both).
         issued: (decision time ns, horizon) → the issued (lo, hi) per coverage, (C, 2), until
             resolved.
         outcomes: outcomes that have moved the levels.
@@ -175,19 +177,23 @@ class OnlineConformal:
     by_session: bool = False
     issued: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     outcomes: int = 0
-    sessions: dict[int, AdaptiveConformal] = field(default_factory=dict)
+    cells: dict[tuple[int, int], AdaptiveConformal] = field(default_factory=dict)
+    by_phase: bool = False
 
     def _running(self, decision_ns: int) -> AdaptiveConformal:
-        if not self.by_session:
+        if not (self.by_session or self.by_phase):
             return self.aci
-        k = session_of(decision_ns)
-        if k not in self.sessions:
-            self.sessions[k] = AdaptiveConformal(self.aci.coverages, self.aci.gamma)
-        return self.sessions[k]
+        k = (
+            session_of(decision_ns) if self.by_session else -1,
+            phase_of(decision_ns) if self.by_phase else -1,
+        )
+        if k not in self.cells:
+            self.cells[k] = AdaptiveConformal(self.aci.coverages, self.aci.gamma)
+        return self.cells[k]
 
     def levels(self, decision_ns: int, horizon: int) -> np.ndarray:
         """(C,) current α per coverage of ``aci.coverages`` for a forecast made at
-        ``decision_ns`` (its session's, with ``by_session``)."""
+        ``decision_ns`` (its cell's, with ``by_session`` or ``by_phase``)."""
         running = self._running(decision_ns)
         return np.array([running.level(horizon, c) for c in self.aci.coverages])
 
@@ -236,6 +242,7 @@ def adaptive_conformal_samples(
     horizon: int,
     aci: AdaptiveConformal,
     by_session: bool = False,
+    by_phase: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Issue a sequence of forecasts of one horizon through adaptive conformal, online.
 
@@ -252,6 +259,8 @@ def adaptive_conformal_samples(
         aci: the running levels (per horizon and coverage).
         by_session: one set of levels per trading session of the decision time (``aci`` is
             then only their template).
+        by_phase: one set per 5-minute slot of the hour of the decision time (per session and
+            slot with ``by_session``).
 
     Returns:
         adapted samples (N, S) and the levels α each forecast was issued with, (N, C) in the
@@ -267,7 +276,7 @@ def adaptive_conformal_samples(
         )
     if np.any(np.diff(t) < 0):
         raise ValueError("decision times must be in time order")
-    online = OnlineConformal(aci, by_session)
+    online = OnlineConformal(aci, by_session, by_phase=by_phase)
     out = np.empty_like(x)
     used = np.empty((n, len(aci.coverages)))
     ahead = np.int64(horizon) * NS_PER_MIN

@@ -533,7 +533,7 @@ def _add_adaptive(
     out = np.empty_like(samples)
     for j, h in enumerate(fc.horizons):
         out[:, j], _ = adaptive_conformal_samples(
-            samples[:, j], targets[:, j], times_ns, h, aci, acfg.by_session
+            samples[:, j], targets[:, j], times_ns, h, aci, acfg.by_session, acfg.by_phase
         )
     forecasts[ADAPTIVE] = ForecastDistribution.from_samples(ADAPTIVE, fc.times, fc.horizons, out)
     labels[ADAPTIVE] = f"{labels.get(model_key, model_key)} + adaptive conformal"
@@ -542,10 +542,20 @@ def _add_adaptive(
     return [
         f"Adaptive conformal: the calibrated model's central {levels} intervals at levels "
         f"updated online (Gibbs & Candès 2021, γ = {acfg.gamma:g}"
-        f"{', per trading session' if acfg.by_session else ''}) by the outcomes known at "
+        f"{_aci_cells(acfg.by_session, acfg.by_phase)}) by the outcomes known at "
         "each decision time, starting from the nominal levels at the first; the distribution "
         "between those intervals follows the model."
     ]
+
+
+def _aci_cells(by_session: bool, by_phase: bool) -> str:
+    """How the report names the adaptive levels' cells."""
+    cells = [
+        n
+        for n, on in (("trading session", by_session), ("5-minute slot of the hour", by_phase))
+        if on
+    ]
+    return f", per {' and '.join(cells)}" if cells else ""
 
 
 def _add_served(

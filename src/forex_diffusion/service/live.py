@@ -137,7 +137,9 @@ class LiveAsset:
         self.conformal: OnlineConformal | None = None
         if adaptive is not None and adaptive.live:
             self.conformal = OnlineConformal(
-                AdaptiveConformal(tuple(adaptive.coverages), adaptive.gamma), adaptive.by_session
+                AdaptiveConformal(tuple(adaptive.coverages), adaptive.gamma),
+                adaptive.by_session,
+                by_phase=adaptive.by_phase,
             )
         self.closes: dict[int, float] = {}  # decision time (ns) → close, for the outcomes
 
