@@ -392,6 +392,7 @@ def test_live_forecasts_adapt_to_their_outcomes_as_the_evaluation_replays_them(
             h,
             AdaptiveConformal(tuple(coverages), gamma),
             trained.inference.adaptive_conformal.by_session,
+            trained.inference.adaptive_conformal.by_phase,
         )
         served = np.stack([log_returns(p) for p in preds["adaptive"]])
         np.testing.assert_allclose(served, expected, rtol=1e-9, atol=1e-15)

@@ -318,7 +318,7 @@ def test_the_adaptive_row_is_the_model_under_online_conformal_levels(
     ns = model.times.as_unit("ns").asi8
     for j, h in enumerate(HORIZONS):
         expected, used = adaptive_conformal_samples(
-            model.samples[:, j], r.targets[:, j], ns, h, aci, acfg.by_session
+            model.samples[:, j], r.targets[:, j], ns, h, aci, acfg.by_session, acfg.by_phase
         )
         np.testing.assert_allclose(adaptive.samples[:, j], expected)
         assert (used[0] == [1 - c for c in acfg.coverages]).all()  # nominal at the start

@@ -469,7 +469,7 @@ class AdaptiveConformalConfig(_Section):
     by_session: bool = True
     """One set of levels per trading session of the decision time (forex_diffusion.sessions),
     each moved only by the outcomes of its session's forecasts (false: one set for all)."""
-    by_phase: bool = False
+    by_phase: bool = True
     """One set of levels per 5-minute slot of the hour of the decision time (per session and
     slot with by_session): the bars on the full and the half hour carry the scheduled releases."""
     live: bool = True
