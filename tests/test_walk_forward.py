@@ -412,3 +412,38 @@ def test_sssd_forecast_is_the_model_output_in_log_returns(
         expected.append(out.samples.double().numpy() * ds.scales[idx][:, :, None])
     np.testing.assert_allclose(fc.samples, np.concatenate(expected), rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(ds.log_returns, model_run.targets[:10], rtol=1e-12)
+
+
+def test_the_adaptive_row_keeps_levels_per_session_and_phase_at_every_bar() -> None:
+    """At every 5m bar the evaluation's adaptive row is ``adaptive_conformal_samples`` with the
+    configured cells (per session and phase of the hour by default), which differ from levels
+    per session alone when the full hour is more volatile."""
+    from forex_diffusion.config.sssd_config import AdaptiveConformalConfig, EvaluationConfig
+    from forex_diffusion.evaluation.walk_forward import ADAPTIVE, _add_adaptive
+    from forex_diffusion.models.distribution import ForecastDistribution
+
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2023-07-03", periods=6 * 288, freq="5min", tz="UTC")
+    samples = rng.normal(size=(len(times), 1, 64))
+    targets = rng.normal(size=(len(times), 1)) * np.where(times.minute == 0, 1.4, 0.9)[:, None]
+    acfg = AdaptiveConformalConfig(gamma=0.05)
+    assert acfg.by_session and acfg.by_phase  # the defaults
+    forecasts = {"m": ForecastDistribution.from_samples("m", times, (5,), samples)}
+    _add_adaptive(forecasts, {}, [], "m", targets, acfg, EvaluationConfig())
+    got = forecasts[ADAPTIVE].samples
+    assert got is not None
+    ns = times.as_unit("ns").asi8
+    expected = {
+        by_phase: adaptive_conformal_samples(
+            samples[:, 0],
+            targets[:, 0],
+            ns,
+            5,
+            AdaptiveConformal((0.5, 0.8, 0.9, 0.95), 0.05),
+            True,
+            by_phase,
+        )[0]
+        for by_phase in (False, True)
+    }
+    np.testing.assert_allclose(got[:, 0], expected[True])
+    assert not np.allclose(expected[True], expected[False])
