@@ -312,6 +312,36 @@ def test_the_evaluate_page_refuses_seen_ranges_and_shows_the_report(
     assert page.locator("#progress-bar").evaluate("e => e.style.width") == "100%"
     shot(page, shots, "evaluate-report")
 
+    # On a new visit the page restores the last run from the list of jobs; when that list comes
+    # after the user has started a run, the run just started must stay the one followed.
+    past = page.request.get(service + "/v1/jobs").json()  # holds the completed run above
+    held.clear()
+    page.route(
+        jobs_list,
+        lambda route: held.append(route) if route.request.method == "GET" else route.continue_(),
+    )
+    page.goto(service + f"/evaluate?asset={ASSET}&model=sssd_cpu_small")
+    page.wait_for_selector("#asset option", state="attached")
+    page.fill("#start-date", EVAL_START)
+    page.fill("#end-date", EVAL_END)
+    page.check("#baselines-only")
+    with page.expect_response(re.compile(r".*/v1/jobs/evaluate$")) as started:
+        page.click("#run")
+    new_job = started.value.json()["id"]
+    progress = page.locator("#progress-text")
+    page.wait_for_function(
+        f"document.querySelector('#progress-text').textContent.includes('Job {new_job}')"
+    )
+    assert len(held) == 1
+    held[0].fulfill(json=past)  # the list as it was before the click: the completed run first
+    page.unroute(jobs_list)
+    page.wait_for_timeout(2_500)  # two polls: a page that switched jobs shows the old one by now
+    assert f"Job {new_job}" in progress.inner_text(), progress.inner_text()
+    page.click("#cancel")
+    page.wait_for_function(
+        "/cancel|completed|failed/.test(document.querySelector('#progress-text').textContent)"
+    )
+
 
 def test_the_data_page_imports_files_and_shows_bad_rows(
     service: str, page: Any, shots: Path, tmp_path: Path
