@@ -358,3 +358,35 @@ def test_evaluate_registers_an_unregistered_global_model_under_global(
         assert models[0].architecture_config["assets"] == list(PAIRS)
         assert run.model_id == models[0].id and run.card is not None
         assert fresh.model_cards(models[0].id) == {"GBPUSD": run.card}
+
+
+def test_the_report_says_how_the_global_model_served_the_pair(
+    global_cards: tuple[Path, Registry, int],
+) -> None:
+    """The report's model note names the global model and the row that served the pair: the
+    pair's own embedding, or for a pair the model never saw the unseen-asset row with a
+    standardizer fitted on the pair's history before the evaluated range."""
+    root, _, _ = global_cards
+    own = (root / "reports" / "GBPUSD" / "report.md").read_text()
+    assert "global model of EURUSD, GBPUSD, serving GBPUSD through its own asset embedding" in own
+    assert "never saw" not in own
+    with CandleStore(root / "store") as store:
+        candles = generate_synthetic_market("2019-01-01", "2019-02-09", seed=9)
+        store.write("USDCHF", candles, source="synthetic seed 9")
+    with Registry(f"sqlite:///{root / 'unseen.db'}") as fresh:
+        evaluate(
+            eval_config(root),
+            "USDCHF",
+            EVAL_START,
+            EVAL_END,
+            model_name=MODEL_NAME,
+            num_samples=4,
+            out_dir=root / "reports" / "USDCHF",
+            registry=fresh,
+            progress=False,
+        )
+    text = (root / "reports" / "USDCHF" / "report.md").read_text()
+    assert (
+        "global model of EURUSD, GBPUSD, which never saw USDCHF: served through the unseen-asset "
+        f"embedding with a standardizer fitted on USDCHF's own history before {EVAL_START}"
+    ) in text

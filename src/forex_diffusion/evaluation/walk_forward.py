@@ -290,10 +290,13 @@ def _model_subject(
     check_unseen(evaluated, cfg, max(horizons), service.model_name)
     train, val = seen_ranges(cfg)
     tuning = choose_tuning_range(evaluated, train, ecfg.tuning_days, "the model's")
+    role = service.global_role()
+    if role is not None and not service.asset_row:  # what evaluate fitted it on
+        role += f" before {evaluated.start:%Y-%m-%d}"
     note = (
         f"Model {service.model_name} ({service.checkpoint_path}): trained on {train.label()}, "
-        f"validated on {val.label()}; {samples} samples per forecast, sampler "
-        f"{cfg.inference.sampler}, {cfg.inference.steps} steps."
+        f"validated on {val.label()}; {f'{role}; ' if role else ''}{samples} samples per "
+        f"forecast, sampler {cfg.inference.sampler}, {cfg.inference.steps} steps."
     )
     return _Subject(horizons, cfg.asset.pip_size, tuning, (note, tuning.reason), service, cfg)
 

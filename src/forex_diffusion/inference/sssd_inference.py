@@ -216,6 +216,20 @@ class SSSDInferenceService:
             # after a ~30 s compile, measured by the model helper)
             self.model.head.denoise = torch.compile(self.model.head.denoise)  # type: ignore[method-assign]
 
+    def global_role(self) -> str | None:
+        """How a global model serves this asset, in words (None for a per-asset model): through
+        the asset's own embedding row, or, for an asset it never saw, through the unseen-asset
+        row with a standardizer fitted on the asset's own history."""
+        if self.asset_row is None:
+            return None
+        model = f"global model of {', '.join(self.model.assets)}"
+        if self.asset_row:
+            return f"{model}, serving {self.asset} through its own asset embedding"
+        return (
+            f"{model}, which never saw {self.asset}: served through the unseen-asset embedding "
+            f"with a standardizer fitted on {self.asset}'s own history"
+        )
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoint(
