@@ -70,9 +70,10 @@ class TrainingResult:
 def resolve_precision(setting: str, accelerator: str) -> str:
     """``auto`` → bf16-mixed on bf16-capable GPUs, 16-mixed on older GPUs, 32 on CPU.
 
-    SPEC §5 names bf16 on CPU; measured on the 2-core CI machine (no AVX512-BF16), a cpu_small
-    training step takes 1754 ms under bf16 autocast against 364 ms in fp32 (benchmarks/
-    bench_train.py), so ``auto`` keeps fp32 on CPU; ``bf16-mixed`` can still be asked for.
+    SPEC §5 names bf16 on CPU; measured (benchmarks/bench_train.py, issue 17's notes), a
+    cpu_small training step under bf16 autocast is several times slower than fp32 on a CPU
+    without AVX512-BF16 and barely faster on one with AMX (the FFTs and elementwise work stay in
+    fp32), so ``auto`` keeps fp32 on CPU; ``bf16-mixed`` can still be asked for.
     """
     if setting != "auto":
         return setting
