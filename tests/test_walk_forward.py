@@ -439,7 +439,7 @@ def test_the_adaptive_row_keeps_levels_per_session_and_phase_at_every_bar() -> N
             targets[:, 0],
             ns,
             5,
-            AdaptiveConformal((0.5, 0.8, 0.9, 0.95), 0.05),
+            AdaptiveConformal(tuple(acfg.coverages), acfg.gamma),
             True,
             by_phase,
         )[0]
