@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from forex_diffusion.calibration.location import LocationShrink
-from forex_diffusion.calibration.quantile_map import QuantileRecalibrator
+from forex_diffusion.calibration.quantile_map import QuantileRecalibrator, independent_by_horizon
 from forex_diffusion.sessions import PHASE_MINUTES, PHASES, SESSIONS, phase_of_ns, session_of_ns
 
 FORMAT_VERSION = 2
@@ -109,11 +109,14 @@ class CellRecalibrator:
         fitted_on: Mapping[str, Any] | None = None,
         location: LocationShrink | None = None,
         grouping: str = "session",
+        evidence: bool = False,
     ) -> CellRecalibrator:
         """Fit from calibration PIT values ((N,) per horizon) of forecasts made at
         ``decision_ns`` ((N,) UTC nanoseconds), one map per horizon and cell of ``grouping``;
         with a ``location`` shrink (kept by the per-horizon maps, applied before every cell's
-        map), the PIT values of the shrunk forecasts."""
+        map), the PIT values of the shrunk forecasts. With ``evidence`` every map, per horizon and
+        per cell, keeps only the share of its departure from the identity that the independent
+        outcomes among its forecasts support (:meth:`QuantileRecalibrator.fit`)."""
         if min_forecasts < 2:
             raise ValueError(f"min_forecasts must be at least 2, got {min_forecasts}")
         if grouping not in GROUPINGS:
@@ -126,15 +129,29 @@ class CellRecalibrator:
                 raise ValueError(
                     f"horizon {h}: {p.shape[0]} PIT values for {cell.shape[0]} decision times"
                 )
-        base = QuantileRecalibrator.fit(pits, shrink, knots, fitted_on, location)
+        base = QuantileRecalibrator.fit(
+            pits,
+            shrink,
+            knots,
+            fitted_on,
+            location,
+            independent_by_horizon(pits, decision_ns) if evidence else None,
+        )
         by_cell: dict[str, QuantileRecalibrator] = {}
         for i, name in enumerate(group.cells):
-            cells = {h: p[cell == i] for h, p in pits.items()}
+            rows = cell == i
+            cells = {h: p[rows] for h, p in pits.items()}
             counts = {h: int(np.isfinite(p).sum()) for h, p in cells.items()}
             enough = {h: p for h, p in cells.items() if counts[h] >= min_forecasts}
             if enough:
                 by_cell[name] = QuantileRecalibrator.fit(
-                    enough, shrink, knots, {"forecasts": {str(h): counts[h] for h in enough}}
+                    enough,
+                    shrink,
+                    knots,
+                    {"forecasts": {str(h): counts[h] for h in enough}},
+                    independent=independent_by_horizon(enough, decision_ns[rows])
+                    if evidence
+                    else None,
                 )
         return cls(base, by_cell, int(min_forecasts), grouping)
 

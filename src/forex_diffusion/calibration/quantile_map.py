@@ -6,6 +6,15 @@ calibration PITs, interpolated linearly between its plotting positions and ancho
 and (1, 1), so G⁻¹ is monotone and never crosses quantiles; a small share ``shrink`` of the
 identity keeps it strictly increasing (G_λ = (1 − λ)·G + λ·u).
 
+A map fitted on few independent outcomes mostly fits noise: at a long horizon the calibration
+forecasts' outcome windows overlap, so a two-month range holds a few hundred independent
+outcomes however many forecasts it has. Given that count n per horizon, the map keeps only the
+share of Ĝ − u that stands out of its sampling noise (:func:`evidence_weight`): the
+Cramér–von Mises distance ω² = ∫ (Ĝ(u) − u)² du of the PITs from the uniform has mean 1/(6n)
+for a calibrated forecaster, and the positive-part James–Stein weight w = max(0, 1 − 1/(6nω²))
+scales Ĝ − u, so a map within its noise is the identity and a clearly miscalibrated forecaster
+keeps nearly all of its map.
+
 Samples are mapped consistently: the sample of rank k (of S) sits at model level
 u_k = (k + 1)/(S + 1) and is replaced by the model's quantile at G⁻¹(u_k), so mean, std, quantiles
 and direction of the calibrated forecast all come from one transformed sample set. PIT and
@@ -77,6 +86,56 @@ class _Map:
         return np.interp(np.clip(levels, 0.0, 1.0), self.tau, self.u)
 
 
+def independent_outcomes(decision_ns: np.ndarray, horizon_minutes: int) -> int:
+    """How many of the forecasts made at ``decision_ns`` ((N,) UTC nanoseconds) have outcome
+    windows that do not overlap: from the earliest, each next one counted is the first made at
+    least ``horizon_minutes`` after the last counted (a weekend separates any two)."""
+    t = np.sort(np.asarray(decision_ns, dtype=np.int64))
+    if t.size == 0:
+        return 0
+    step = int(horizon_minutes) * 60_000_000_000
+    count, last = 1, t[0]
+    while True:
+        k = int(np.searchsorted(t, last + step, side="left"))
+        if k >= t.size:
+            return count
+        count, last = count + 1, t[k]
+
+
+def independent_by_horizon(
+    pit_by_horizon: Mapping[int, np.ndarray], decision_ns: np.ndarray
+) -> dict[int, float]:
+    """Per horizon, the :func:`independent_outcomes` among the forecasts (made at
+    ``decision_ns``, (N,)) whose PIT values ((N,) per horizon) are finite."""
+    t = np.asarray(decision_ns)
+    return {
+        int(h): independent_outcomes(t[np.isfinite(np.asarray(p, dtype=np.float64))], int(h))
+        for h, p in pit_by_horizon.items()
+    }
+
+
+def cramer_von_mises(pit: np.ndarray) -> float:
+    """ω² = ∫ (Ĝ(u) − u)² du of the empirical CDF Ĝ of the finite PIT values (N,) from the
+    uniform: (1/(12n) + Σᵢ ((2i − 1)/(2n) − p₍ᵢ₎)²)/n over the sorted values p₍ᵢ₎."""
+    p = np.sort(np.clip(pit[np.isfinite(pit)], 0.0, 1.0))
+    n = p.size
+    if n == 0:
+        raise ValueError("the Cramér–von Mises distance needs at least one finite PIT value")
+    i = np.arange(1, n + 1)
+    return float((1.0 / (12 * n) + np.sum(((2 * i - 1) / (2 * n) - p) ** 2)) / n)
+
+
+def evidence_weight(pit: np.ndarray, independent: float) -> float:
+    """The share w ∈ [0, 1] of the empirical map's departure from the identity that stands out
+    of the noise of ``independent`` independent outcomes: max(0, 1 − 1/(6·n·ω²)), ω² the
+    :func:`cramer_von_mises` distance of the PIT values (N,), 1/(6n) its mean for a calibrated
+    forecaster (positive-part James–Stein)."""
+    if independent <= 0:
+        return 0.0
+    omega2 = cramer_von_mises(pit)
+    return 0.0 if omega2 <= 0 else max(0.0, 1.0 - 1.0 / (6.0 * independent * omega2))
+
+
 def _fit_map(pit: np.ndarray, shrink: float, knots: int) -> _Map:
     p = np.sort(np.clip(pit[np.isfinite(pit)], 0.0, 1.0))
     n = p.size
@@ -118,16 +177,28 @@ class QuantileRecalibrator:
         knots: int = 200,
         fitted_on: Mapping[str, Any] | None = None,
         location: LocationShrink | None = None,
+        independent: Mapping[int, float] | None = None,
     ) -> QuantileRecalibrator:
         """Fit G⁻¹ per horizon from calibration PIT values ((N_h,) arrays in [0, 1]; with a
-        ``location`` shrink, the PIT values of the shrunk forecasts)."""
+        ``location`` shrink, the PIT values of the shrunk forecasts). With ``independent`` (per
+        horizon, the number of independent outcomes among them: :func:`independent_outcomes`)
+        each map keeps only the :func:`evidence_weight` share of Ĝ − u (the rest of it the
+        identity), recorded with the counts in ``fitted_on["evidence"]``."""
         if not 0.0 <= shrink < 1.0:
             raise ValueError(f"shrink must be in [0, 1), got {shrink}")
-        maps = {
-            int(h): _fit_map(np.asarray(p, dtype=np.float64), shrink, knots)
-            for h, p in pit_by_horizon.items()
+        pits = {int(h): np.asarray(p, dtype=np.float64) for h, p in pit_by_horizon.items()}
+        weight = {
+            h: 1.0 if independent is None else evidence_weight(p, independent[h])
+            for h, p in pits.items()
         }
-        return cls(tuple(maps), maps, dict(fitted_on or {}), location)
+        maps = {h: _fit_map(p, 1.0 - weight[h] * (1.0 - shrink), knots) for h, p in pits.items()}
+        fitted = dict(fitted_on or {})
+        if independent is not None:
+            fitted["evidence"] = {
+                str(h): {"independent_outcomes": int(independent[h]), "map_weight": weight[h]}
+                for h in pits
+            }
+        return cls(tuple(maps), maps, fitted, location)
 
     @classmethod
     def location_only(

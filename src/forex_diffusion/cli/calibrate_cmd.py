@@ -54,6 +54,7 @@ def calibrate_model(
             by=icfg.calibration_by,
             min_cell_forecasts=icfg.calibration_min_cell_forecasts,
             location=icfg.calibration_location,
+            evidence=icfg.calibration_evidence,
         )
     return result if isinstance(result, dict) else {cfg.asset.symbol: result}
 
@@ -82,6 +83,16 @@ def describe(results: dict[str, CalibrationResult], checkpoint: Path) -> str:
             lines.append(
                 "location kept (share of the median, by the CRPS on these forecasts): "
                 + ", ".join(f"{h} min {k:.0%}" for h, k in location.keep.items())
+            )
+        evidence = result.calibration.fitted_on.get("evidence")
+        if evidence:
+            lines.append(
+                "map kept (share of its departure from the identity that the independent "
+                "outcomes support): "
+                + ", ".join(
+                    f"{h} min {e['map_weight']:.0%} ({e['independent_outcomes']:,} outcomes)"
+                    for h, e in evidence.items()
+                )
             )
         lines.append("horizon  90% coverage raw -> calibrated (in-sample)")
         for h, before in result.coverage90_before.items():

@@ -539,6 +539,11 @@ class InferenceConfig(_Section):
     median) kept, by the CRPS on the calibration forecasts, before the quantile map
     (forex_diffusion.calibration.location); an asset a global model never saw gets the shares
     pooled over the model's assets."""
+    calibration_evidence: bool = True
+    """Whether each quantile map keeps only the part of its departure from the identity that
+    the calibration forecasts' independent outcomes support (forex_diffusion.calibration.
+    quantile_map.evidence_weight): the outcomes of long horizons overlap, so a validation
+    range holds few independent ones and a map fitted on them alone mostly fits noise."""
     max_staleness_minutes: float = Field(default=60, gt=0)  # latest bar's age allowed at asof
     """Largest age (minutes) of the latest bar at the decision time before a forecast is
     refused (predict --allow-stale overrides)."""

@@ -22,6 +22,7 @@ from forex_diffusion.calibration import (
     Recalibrator,
 )
 from forex_diffusion.calibration.location import LocationShrink
+from forex_diffusion.calibration.quantile_map import independent_by_horizon
 from forex_diffusion.data.candles import infer_base_timeframe
 from forex_diffusion.data.store import CandleStore
 from forex_diffusion.dataset.multi_asset import per_asset_calibrations
@@ -76,13 +77,16 @@ def fit_calibration(
     by: str = "none",
     min_cell_forecasts: int = 100,
     location: bool = False,
+    evidence: bool = False,
 ) -> CalibrationResult:
     """Fit per-horizon maps from the raw model's PIT on (at most ``max_forecasts``, evenly
     spaced) decision times of ``dataset``; ``by`` = "session" or "phase": per horizon and
     trading session, or 5-minute slot of the hour, of the decision time, a cell with fewer
     than ``min_cell_forecasts`` keeping the per-horizon map (:class:`CellRecalibrator`). With ``location`` the share of each horizon's location
     kept is fitted first (:class:`LocationShrink`, by the CRPS on the same forecasts) and the
-    maps from the PIT of the shrunk forecasts."""
+    maps from the PIT of the shrunk forecasts. With ``evidence`` each map keeps only the share
+    of its departure from the identity that the independent (non-overlapping) outcomes among
+    these forecasts support (``quantile_map.evidence_weight``)."""
     if len(dataset) < 50:
         raise DataError(
             f"only {len(dataset)} forecasts with targets inside {rng} to calibrate on "
@@ -110,10 +114,19 @@ def fit_calibration(
     cal: Recalibrator
     if by in GROUPINGS:
         cal = CellRecalibrator.fit(
-            pit, decision_ns, min_cell_forecasts, fitted_on=fitted_on, location=shrink, grouping=by
+            pit,
+            decision_ns,
+            min_cell_forecasts,
+            fitted_on=fitted_on,
+            location=shrink,
+            grouping=by,
+            evidence=evidence,
         )
     elif by == "none":
-        cal = QuantileRecalibrator.fit(pit, fitted_on=fitted_on, location=shrink)
+        independent = independent_by_horizon(pit, decision_ns) if evidence else None
+        cal = QuantileRecalibrator.fit(
+            pit, fitted_on=fitted_on, location=shrink, independent=independent
+        )
     else:
         raise ValueError(f"calibration_by must be 'none' or one of {sorted(GROUPINGS)}, got {by!r}")
     before = {h: _coverage90(x, outcome[h]) for h, x in raw.items()}
@@ -138,15 +151,18 @@ def calibrate_checkpoint(
     by: str | None = None,
     min_cell_forecasts: int | None = None,
     location: bool | None = None,
+    evidence: bool | None = None,
 ) -> CalibrationResult:
     """Fit on the model's validation range (or ``rng``) with candles from ``store`` and store
     the map in the checkpoint at ``path``. ``by`` and ``min_cell_forecasts`` (None: the
     checkpoint's ``inference.calibration_by`` / ``calibration_min_cell_forecasts``) choose a
     per-horizon or a per-(horizon, cell) map, ``location`` (None: its
-    ``calibration_location``) whether a location shrink is fitted (:func:`fit_calibration`)."""
+    ``calibration_location``) whether a location shrink is fitted, ``evidence`` (None: its
+    ``calibration_evidence``) whether the maps are weighed by their evidence
+    (:func:`fit_calibration`)."""
     service = SSSDInferenceService.from_checkpoint(path, device="cpu")
     result = _fit_on_validation(
-        service, store, rng, num_samples, max_forecasts, by, min_cell_forecasts, location
+        service, store, rng, num_samples, max_forecasts, by, min_cell_forecasts, location, evidence
     )
     attach_calibration(path, result.calibration.to_dict())
     return result
@@ -161,10 +177,11 @@ def calibrate_global_checkpoint(
     by: str | None = None,
     min_cell_forecasts: int | None = None,
     location: bool | None = None,
+    evidence: bool | None = None,
 ) -> dict[str, CalibrationResult]:
     """A global model's maps, one per asset, each fitted on that asset's validation forecasts
     (its own standardizer and embedding row), stored together in the checkpoint at ``path``
-    (``by``, ``min_cell_forecasts``, ``location``: as in :func:`calibrate_checkpoint`)."""
+    (``by``, ``min_cell_forecasts``, ``location``, ``evidence``: as in :func:`calibrate_checkpoint`)."""
     assets = load_checkpoint(path).config.model.assets
     results = {
         asset: _fit_on_validation(
@@ -176,6 +193,7 @@ def calibrate_global_checkpoint(
             by,
             min_cell_forecasts,
             location,
+            evidence,
         )
         for asset in assets
     }
@@ -194,6 +212,7 @@ def _fit_on_validation(
     by: str | None,
     min_cell_forecasts: int | None,
     location: bool | None,
+    evidence: bool | None = None,
 ) -> CalibrationResult:
     icfg = service.config.inference
     rng = rng or service.config.data.splits.val.utc_range("validation range")
@@ -209,4 +228,5 @@ def _fit_on_validation(
         by=by or icfg.calibration_by,
         min_cell_forecasts=min_cell_forecasts or icfg.calibration_min_cell_forecasts,
         location=icfg.calibration_location if location is None else location,
+        evidence=icfg.calibration_evidence if evidence is None else evidence,
     )
