@@ -173,5 +173,12 @@ def test_calibrate_fits_the_model_its_flags_name_with_the_settings_given(
     assert stored["fitted_on"]["num_samples"] == 16 and stored["fitted_on"]["forecasts"] <= 60
     assert set(stored["location"]["keep"]) == {"5", "15", "60", "240"}
     assert load_checkpoint(original).calibration == before  # the folder not named: untouched
-    out, stored = calibrate("-o", "inference.calibration_location=false")
+    evidence = stored["fitted_on"]["evidence"]  # maps weighed by their evidence by default
+    assert set(evidence) == {"5", "15", "60", "240"} and "map kept" in out
+    assert all(0 <= e["map_weight"] <= 1 for e in evidence.values())
+    assert evidence["240"]["independent_outcomes"] <= evidence["5"]["independent_outcomes"] <= 60
+    out, stored = calibrate(
+        "-o", "inference.calibration_location=false", "-o", "inference.calibration_evidence=false"
+    )
     assert "location kept" not in out and "location" not in stored
+    assert "map kept" not in out and "evidence" not in stored["fitted_on"]
