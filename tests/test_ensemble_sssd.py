@@ -220,6 +220,10 @@ def test_refit_trains_a_model_on_the_range_of_x(trained: Trained) -> None:
     w = _wrapper(trained, refit=True, calibrated=True, val_fraction=0.3).fit(X, y)
     assert "_fit" in w.service_.model_name and w.checkpoint_path_.is_file()
     assert w.recalibrator_ is not None
+    # the map is weighed by the independent outcomes of its calibration rows, as calibrate's
+    evidence = w.recalibrator_.fitted_on["evidence"][str(w.horizon)]
+    assert 0 < evidence["independent_outcomes"] <= int(0.3 * len(X)) + 1
+    assert 0.0 <= evidence["map_weight"] <= 1.0
     assert np.isfinite(w.predict(X.iloc[-20:])).all()
     holed = pd.concat([X.iloc[:50], X.iloc[-50:]])
     with pytest.raises(ValueError, match="held-out block"):

@@ -28,7 +28,11 @@ from loguru import logger
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from forex_diffusion.calibration.quantile_map import QuantileRecalibrator, pit_values
+from forex_diffusion.calibration.quantile_map import (
+    QuantileRecalibrator,
+    independent_by_horizon,
+    pit_values,
+)
 from forex_diffusion.config.sssd_config import (
     DEFAULT_CONFIG_PATH,
     SSSDConfig,
@@ -191,9 +195,12 @@ class SSSDWrapper(RegressorMixin, BaseEstimator):
                     f"calibrated=True: only {int(rows.sum())} calibration rows in X (need 20)"
                 )
             raw = self._raw_samples(times[rows])
+            pit = {int(self.horizon): pit_values(raw, yy[rows])}
+            weigh = self.service_.config.inference.calibration_evidence
             self.recalibrator_ = QuantileRecalibrator.fit(
-                {int(self.horizon): pit_values(raw, yy[rows])},
+                pit,
                 fitted_on={"start": str(times[rows][0]), "end": str(times[rows][-1])},
+                independent=independent_by_horizon(pit, times[rows].asi8) if weigh else None,
             )
         self.n_features_in_ = int(getattr(X, "shape", (0, 0))[1]) if np.ndim(X) == 2 else 0
         self.fitted_range_ = (times[0], times[-1])
