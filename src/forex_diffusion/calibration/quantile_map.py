@@ -104,7 +104,7 @@ def independent_outcomes(decision_ns: np.ndarray, horizon_minutes: int) -> int:
 
 def independent_by_horizon(
     pit_by_horizon: Mapping[int, np.ndarray], decision_ns: np.ndarray
-) -> dict[int, float]:
+) -> dict[int, int]:
     """Per horizon, the :func:`independent_outcomes` among the forecasts (made at
     ``decision_ns``, (N,)) whose PIT values ((N,) per horizon) are finite."""
     t = np.asarray(decision_ns)
@@ -132,8 +132,7 @@ def evidence_weight(pit: np.ndarray, independent: float) -> float:
     forecaster (positive-part James–Stein)."""
     if independent <= 0:
         return 0.0
-    omega2 = cramer_von_mises(pit)
-    return 0.0 if omega2 <= 0 else max(0.0, 1.0 - 1.0 / (6.0 * independent * omega2))
+    return max(0.0, 1.0 - 1.0 / (6.0 * independent * cramer_von_mises(pit)))
 
 
 def _fit_map(pit: np.ndarray, shrink: float, knots: int) -> _Map:
