@@ -18,7 +18,12 @@ from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.diffusion_head import DiffusionHead
 from forex_diffusion.models.diffusion_scheduler import DiffusionScheduler, v_from_eps
 from forex_diffusion.models.sssd import EncoderKey, SamplingKey, SSSDModel
-from speed_reference import REFERENCE, fixed_seed_forecast
+from speed_reference import (
+    REFERENCE,
+    TRAINING_REFERENCE,
+    fixed_seed_forecast,
+    fixed_seed_training_losses,
+)
 from sssd_test_utils import TINY_FEATURE_DIMS, random_features, tiny_config
 
 torch.set_num_threads(1)
@@ -30,6 +35,34 @@ def test_fixed_seed_forecast_equals_the_checked_in_reference() -> None:
     got = fixed_seed_forecast()
     assert got.shape == reference.shape == (2, 4, 16)
     assert torch.allclose(got, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_fixed_seed_training_equals_the_checked_in_reference() -> None:
+    """Four optimizer steps of a model with dropout in every block, against losses written by
+    tests/speed_reference.py on the commit before the training speed-ups: the same dropout
+    masks, and arithmetic that differs only within float tolerance (FFT lengths)."""
+    reference = json.loads(TRAINING_REFERENCE.read_text())
+    got = fixed_seed_training_losses()
+    assert len(got) == len(reference) == 5
+    assert got == pytest.approx(reference, rel=1e-5, abs=0)
+
+
+def test_channel_major_dropout_draws_the_mask_in_channel_major_order() -> None:
+    """The mask of a (B, L, H) tensor is the one ``F.dropout`` draws for its (B, H, L) copy."""
+    from forex_diffusion.models.sssd_encoder import channel_major_dropout
+
+    z = torch.randn(3, 7, 5)
+    torch.manual_seed(11)
+    got = channel_major_dropout(z, 0.4, training=True)
+    torch.manual_seed(11)
+    want = torch.nn.functional.dropout(z.transpose(1, 2).contiguous(), 0.4, True).transpose(1, 2)
+    assert torch.equal(got, want)
+    assert torch.equal(channel_major_dropout(z, 0.4, training=False), z)
+    flat = torch.randn(3, 5)  # a last-position (B, H) tensor: plain dropout
+    torch.manual_seed(12)
+    got_flat = channel_major_dropout(flat, 0.4, training=True)
+    torch.manual_seed(12)
+    assert torch.equal(got_flat, torch.nn.functional.dropout(flat, 0.4, True))
 
 
 def test_inference_head_path_equals_the_module_path() -> None:

@@ -117,8 +117,11 @@ class DiffusionHead(nn.Module):
         # in_proj of a scalar: x·w + b as one fused op (same as self.in_proj(x_t))
         h = torch.addcmul(self.in_proj.bias, x_t, self.in_proj.weight[:, 0])
         if self.training or torch.is_grad_enabled():
+            # one unbind (its backward is one stack) rather than 2·n_blocks slices (each slice's
+            # backward fills a zero tensor of film's size)
+            parts = film.flatten(-3, -2).unbind(-2)
             for k, block in enumerate(self.blocks):
-                h = block(h, film[..., k, 0, :], film[..., k, 1, :])
+                h = block(h, parts[2 * k], parts[2 * k + 1])
         else:
             h = self._blocks_inplace(h, film)
         return self.out(F.layer_norm(h, (self.hidden_dim,)))

@@ -35,23 +35,24 @@ S4DInit = Literal["s4d_lin", "s4d_inv", "s4d_legs"]
 
 
 def fast_fft_len(n: int) -> int:
-    """The smallest 2^a·3^b·5^c that is >= n (FFT sizes pocketfft/cuFFT handle fastest):
-    what ``scipy.fft.next_fast_len`` gives for a real transform, without importing scipy.fft.
+    """The smallest even 2^a·3^b·7^c (a >= 1) that is >= n: the real-FFT sizes measured fastest
+    with the MKL transforms torch uses on the CPU (sizes with factors of 5, such as 1000 for a
+    window of 500 bars, took about twice as long as 1008; ``benchmarks/bench_fft_sizes.py``).
 
     Raises:
         ValueError: n < 1.
     """
     if n < 1:
         raise ValueError(f"an FFT length must be positive, got {n}")
-    best = 1 << (n - 1).bit_length()  # the power of two
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            # the least power of two that takes p35 to n or above
-            best = min(best, p35 << (-(-n // p35) - 1).bit_length())
-            p35 *= 3
-        p5 *= 5
+    best = 1 << max(1, (n - 1).bit_length())  # the power of two (at least 2)
+    p7 = 1
+    while p7 < best:
+        p37 = p7
+        while p37 < best:
+            # the least power of two (at least 2) that takes p37 to n or above
+            best = min(best, p37 << max(1, (-(-n // p37) - 1).bit_length()))
+            p37 *= 3
+        p7 *= 7
     return best
 
 
@@ -116,26 +117,32 @@ class CausalFFTConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u: Tensor, k: Tensor) -> Tensor:  # type: ignore[override]
-        length = u.shape[-1]
+        length = u.shape[1]
         n_fft = fast_fft_len(2 * length)
-        u_f = torch.fft.rfft(u, n=n_fft)
+        u_f = torch.fft.rfft(u.transpose(1, 2), n=n_fft)
         k_f = torch.fft.rfft(k, n=n_fft)
         ctx.save_for_backward(u_f, k_f)
         ctx.n_fft, ctx.length = n_fft, length
-        return torch.fft.irfft(u_f * k_f, n=n_fft)[..., :length]
+        return _time_major(torch.fft.irfft(u_f * k_f, n=n_fft), length)
 
     @staticmethod
     def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
         u_f, k_f = ctx.saved_tensors
         n_fft, length = ctx.n_fft, ctx.length
-        g_f = torch.fft.rfft(grad_y, n=n_fft)
+        g_f = torch.fft.rfft(grad_y.transpose(1, 2), n=n_fft)
         grad_u = grad_k = None
         if ctx.needs_input_grad[1]:
             cross = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())
             grad_k = torch.fft.irfft(cross, n=n_fft)[..., :length]
         if ctx.needs_input_grad[0]:
-            grad_u = torch.fft.irfft(g_f.mul_(k_f.conj()), n=n_fft)[..., :length]
+            grad_u = _time_major(torch.fft.irfft(g_f.mul_(k_f.conj()), n=n_fft), length)
         return grad_u, grad_k
+
+
+def _time_major(y: Tensor, length: int) -> Tensor:
+    """The first ``length`` positions of a channel-major (B, H, n) signal as a contiguous
+    (B, length, H) tensor."""
+    return y[..., :length].transpose(1, 2).contiguous()
 
 
 class S4D(nn.Module):
@@ -303,13 +310,15 @@ class S4D(nn.Module):
         if u.dim() != 3 or u.shape[-1] != self.d_model:
             raise ValueError(f"S4D expects (B, L, {self.d_model}), got {tuple(u.shape)}")
         with torch.autocast(device_type=u.device.type, enabled=False):
-            x = u.float().transpose(1, 2)  # (B, H, L)
+            x = u.float()
+            length = x.shape[1]
             if self.training or torch.is_grad_enabled():  # the kernel is recomputed
-                y = CausalFFTConv.apply(x, self.skip_kernel(x.shape[-1]))
-                return y.transpose(1, 2)
+                return CausalFFTConv.apply(x, self.skip_kernel(length))
             if spectrum is None:
-                spectrum = self.kernel_spectrum(x.shape[-1])
-            return causal_fft_conv(x, spectrum, fast_fft_len(2 * x.shape[-1])).transpose(1, 2)
+                spectrum = self.kernel_spectrum(length)
+            n_fft = fast_fft_len(2 * length)
+            u_f = torch.fft.rfft(x.transpose(1, 2), n=n_fft)
+            return _time_major(torch.fft.irfft(u_f * spectrum, n=n_fft), length)
 
     def forward_last(self, u: Tensor, reversed_kernel: Tensor | None = None) -> Tensor:
         """The last position of ``forward`` only, by a direct dot product: (B, L, H) → (B, H).

@@ -29,6 +29,23 @@ from forex_diffusion.models.s4_layer import S4D, S4DInit, s4d_step_real
 StepCoefficients = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
+def channel_major_dropout(z: Tensor, p: float, training: bool) -> Tensor:
+    """``F.dropout`` of a (B, L, H) tensor with its mask drawn in (B, H, L) order; other shapes
+    (the last position, (B, H)) get plain ``F.dropout``.
+
+    The S4D convolution runs channel-major, and the mask of the dropout after it has always
+    been drawn in that order; drawing it so whatever the memory layout of ``z`` keeps training
+    at a fixed seed independent of the layout the convolution hands back. Same mask values
+    and scaling as ``F.dropout``: Bernoulli(1 - p) / (1 - p).
+    """
+    if not training or p == 0 or z.dim() != 3:
+        return F.dropout(z, p, training)
+    batch, length, channels = z.shape
+    mask = torch.empty(batch, channels, length, dtype=z.dtype, device=z.device)
+    mask = mask.bernoulli_(1 - p).div_(1 - p) if p < 1 else mask.zero_()
+    return z * mask.transpose(1, 2).contiguous()
+
+
 class S4DBlock(nn.Module):
     """x + Dropout(GLU(Linear(Dropout(GELU(S4D(LayerNorm(x))))))) on (B, L, H)."""
 
@@ -48,7 +65,7 @@ class S4DBlock(nn.Module):
         self.out = nn.Linear(d_model, 2 * d_model)
 
     def _post(self, z: Tensor) -> Tensor:
-        z = self.dropout(F.gelu(z))
+        z = channel_major_dropout(F.gelu(z), self.dropout.p, self.training)
         return self.dropout(F.glu(self.out(z), dim=-1))
 
     def forward(self, x: Tensor, spectrum: Tensor | None = None) -> Tensor:
