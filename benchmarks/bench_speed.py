@@ -102,6 +102,30 @@ TABLES = {
                 "ms",
                 "<= 0.50",
             ),
+            Line(
+                "new in a process of the CLI's (keep_freed_memory)",
+                ["--case", "batch64", *OLD, "--repeats", "5"],
+                ["--case", "batch64", *NEW, "--repeats", "5", "--allocator"],
+                ms(),
+                "ms",
+                "<= 0.50",
+            ),
+            Line(
+                "same, compiled",
+                ["--case", "batch64", *OLD, "--repeats", "5"],
+                ["--case", "batch64", *NEW, "--repeats", "5", "--allocator", "--compile"],
+                ms(),
+                "ms",
+                "<= 0.50",
+            ),
+            Line(
+                "like for like: keep_freed_memory on both sides",
+                ["--case", "batch64", *OLD, "--repeats", "5", "--allocator"],
+                ["--case", "batch64", *NEW, "--repeats", "5", "--allocator"],
+                ms(),
+                "ms",
+                "(report)",
+            ),
         ],
     ),
     "raw": Table(
@@ -189,6 +213,14 @@ TABLES = {
                 "x",
                 "new >= 3",
             ),
+            Line(
+                "same, in a process of the CLI's (keep_freed_memory)",
+                ["--case", "s4d", "--repeats", "7", "--allocator"],
+                ["--case", "s4d", "--repeats", "7", "--allocator"],
+                lambda r: r["reference_ms"] / r["ours_ms"],
+                "x",
+                "new >= 3",
+            ),
         ],
     ),
     "train": Table(
@@ -201,7 +233,15 @@ TABLES = {
                 ms("samples_per_s"),
                 "samples/s",
                 ">= 2.00",
-            )
+            ),
+            Line(
+                "samples/s, new in a process of the CLI's (keep_freed_memory)",
+                ["--case", "train", "--repeats", "7"],
+                ["--case", "train", "--repeats", "7", "--allocator"],
+                ms("samples_per_s"),
+                "samples/s",
+                ">= 2.00",
+            ),
         ],
     ),
 }

@@ -11,10 +11,12 @@ depend on their values); features are random at the default sizes.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +25,19 @@ from torch import Tensor
 from forex_diffusion.config.sssd_config import DEFAULT_CONFIG_PATH, SSSDConfig, load_sssd_config
 from forex_diffusion.models.build import build_sssd_model
 from forex_diffusion.models.s4_layer import S4D
+
+
+def keep_freed_memory() -> None:
+    """``forex_diffusion.allocator.keep_freed_memory`` of this checkout, whichever code base is
+    measured."""
+    path = Path(__file__).resolve().parents[1] / "src" / "forex_diffusion" / "allocator.py"
+    spec = importlib.util.spec_from_file_location("_bench_allocator", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.keep_freed_memory():
+        raise RuntimeError("mallopt refused the thresholds (not glibc?)")
+
 
 FEATURES_PER_TIMEFRAME = 28  # what the default feature set produces per timeframe
 
@@ -208,8 +223,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument(
+        "--allocator",
+        action="store_true",
+        help="first keep freed memory in the process as the CLI does (this checkout's "
+        "forex_diffusion/allocator.py, loaded by path so that the baseline gets the same)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.allocator:
+        keep_freed_memory()
     if args.clock == "cpu":
         CLOCK[0] = time.process_time
     cases: dict[str, Callable[[], dict[str, float]]] = {

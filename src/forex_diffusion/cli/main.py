@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import typer
 
+from forex_diffusion.allocator import keep_freed_memory
 from forex_diffusion.cli.calibrate_cmd import calibrate
 from forex_diffusion.cli.config_cmd import config_app
 from forex_diffusion.cli.data_cmd import data_app
@@ -64,9 +65,11 @@ def run() -> int:
     the interpreter exits. Here the young generation collects after ``YOUNG_GENERATION``
     allocations instead, and what exists when the command ends is frozen (``gc.freeze``), so
     exit does not walk it. Collection still runs: a long command (train, serve) frees its
-    reference cycles as before, only in larger batches.
+    reference cycles as before, only in larger batches. The process keeps the memory of freed
+    large tensors for reuse (``allocator.keep_freed_memory``).
     """
     gc.set_threshold(YOUNG_GENERATION, 20, 20)
+    keep_freed_memory()
     try:
         app()
     except SystemExit as exc:
