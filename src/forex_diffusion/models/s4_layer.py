@@ -35,9 +35,10 @@ S4DInit = Literal["s4d_lin", "s4d_inv", "s4d_legs"]
 
 
 def fast_fft_len(n: int) -> int:
-    """The smallest even 2^a·3^b·7^c (a >= 1) that is >= n: the real-FFT sizes measured fastest
-    with the MKL transforms torch uses on the CPU (sizes with factors of 5, such as 1000 for a
-    window of 500 bars, took about twice as long as 1008; ``benchmarks/bench_fft_sizes.py``).
+    """The smallest even 2^a·3^b·7^c (a >= 1) that is >= n: the real-FFT lengths that measured
+    fastest with the MKL transforms torch runs on the CPU, where lengths with factors of 5
+    (1000 for a window of 500 bars) were slower than the next 2·3·7 one (1008) and powers of two
+    were not reliably faster (``benchmarks/bench_fft_sizes.py`` prints the comparison).
 
     Raises:
         ValueError: n < 1.
