@@ -232,38 +232,3 @@ def test_logsnr_plan_starts_at_pure_noise_and_is_strictly_decreasing(
     assert all(a > b >= 0 for a, b in itertools.pairwise(ts))
     assert plan[-1].t_prev == -1 and [st.index for st in plan] == list(range(steps))
     assert all(st.t_prev == nxt.t for st, nxt in itertools.pairwise(plan))
-
-
-@pytest.mark.parametrize("rows_5m", [1, 3])
-def test_a_large_batch_is_encoded_in_chunks_that_equal_one_pass(
-    rows_5m: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without autograd a stack encodes a large batch ``inference_rows`` windows at a time;
-    the contexts equal those of one pass over the batch, row for row."""
-    from forex_diffusion.models import sssd_encoder
-
-    torch.manual_seed(0)
-    config = tiny_config()
-    model = build_sssd_model(config, TINY_FEATURE_DIMS).eval()
-    feats = random_features(config, TINY_FEATURE_DIMS, 10, seed=5)
-    with torch.no_grad():
-        whole = model.encode(feats)
-    d_model = config.model.encoder.d_model
-    monkeypatch.setattr(
-        sssd_encoder, "INFERENCE_CHUNK_BYTES", 4 * config.data.lookbacks["5m"] * d_model * rows_5m
-    )
-    calls: list[int] = []
-    summary = sssd_encoder.TimeframeEncoder._summary
-
-    def counted(self: sssd_encoder.TimeframeEncoder, x: torch.Tensor, kernels: object) -> object:
-        calls.append(x.shape[0])
-        return summary(self, x, kernels)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sssd_encoder.TimeframeEncoder, "_summary", counted)
-    with torch.no_grad():
-        chunked = model.encode(feats)
-    assert calls[: -(-10 // rows_5m)] == [rows_5m] * (10 // rows_5m) + [10 % rows_5m] * (
-        10 % rows_5m > 0
-    )  # the 5m stack, first
-    assert torch.allclose(chunked, whole, atol=1e-5, rtol=1e-5)
-    assert not torch.allclose(chunked[1:], whole[:-1], atol=1e-3)  # rows stay in place

@@ -105,16 +105,6 @@ class S4DBlock(nn.Module):
         return x_t + self._post(z), state
 
 
-#: activations per inference chunk: (rows, L, d_model) float32 of about this many bytes
-INFERENCE_CHUNK_BYTES = 4 * 1024 * 1024
-
-
-def inference_rows(length: int, d_model: int) -> int:
-    """Windows per chunk when a stack encodes a large batch without autograd: as many as keep
-    one (rows, length, d_model) float32 activation near ``INFERENCE_CHUNK_BYTES``, at least 1."""
-    return max(1, INFERENCE_CHUNK_BYTES // (4 * length * d_model))
-
-
 class TimeframeEncoder(nn.Module):
     """Stem + S4D stack for one timeframe; summary = normalised last position."""
 
@@ -143,18 +133,7 @@ class TimeframeEncoder(nn.Module):
     def forward(self, x: Tensor, kernels: Sequence[Tensor] | None = None) -> Tensor:
         """Summary of a window: (B, L, F) → (B, d_model).
 
-        ``kernels``: ``inference_kernels(L)``, computed beforehand (inference only). Without
-        autograd, a large batch runs in chunks of ``inference_rows`` windows, so that the
-        stack's activations and FFT spectra stay in the CPU's cache instead of being
-        allocated afresh for the whole batch (the rows are independent: the result is the same
-        within float tolerance)."""
-        if not self.training and not torch.is_grad_enabled():
-            rows = inference_rows(x.shape[1], self.stem.out_features)
-            if x.shape[0] > rows:
-                return torch.cat([self._summary(part, kernels) for part in x.split(rows)])
-        return self._summary(x, kernels)
-
-    def _summary(self, x: Tensor, kernels: Sequence[Tensor] | None) -> Tensor:
+        ``kernels``: ``inference_kernels(L)``, computed beforehand (inference only)."""
         blocks = self.block_list()
         given = list(kernels) if kernels is not None else [None] * len(blocks)
         h = self.stem(x)
