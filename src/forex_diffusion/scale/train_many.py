@@ -31,9 +31,11 @@ def run_job(job: TrainJob, db_url: str, board: Any, threads: int) -> JobOutcome:
     """The body of one Ray task: train ``job`` as ``forex-diffusion train`` would."""
     import torch
 
+    from forex_diffusion.allocator import keep_freed_memory
     from forex_diffusion.training.train_sssd import train_from_config
 
     torch.set_num_threads(max(1, threads))
+    keep_freed_memory()  # as the command line does
     config = config_from_dict(job.config, source=f"train-many job {job.key}")
     board.update.remote(job.key, {"status": "starting", "epochs": config.training.epochs})
     with Registry(db_url) as registry:

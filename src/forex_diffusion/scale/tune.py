@@ -181,9 +181,11 @@ def run_trial(
     import torch
     from ray import tune
 
+    from forex_diffusion.allocator import keep_freed_memory
     from forex_diffusion.training.train_sssd import train_from_config
 
     torch.set_num_threads(max(1, threads))
+    keep_freed_memory()  # as the command line does
     trial_id = tune.get_context().get_trial_id()
     config = trial_config(config_from_dict(base, "tune base"), params, study, trial_id)
     with Registry(db_url) as registry:
