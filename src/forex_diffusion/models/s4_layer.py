@@ -113,7 +113,7 @@ class CausalFFTConv(torch.autograd.Function):
 
         ∂u = irfft(G·conj(K))[:L],        ∂k = irfft(Σ_b G·conj(U))[:L].
 
-    Shapes: u (B, H, L) float32, k (H, L) float32 → (B, H, L).
+    Shapes: u (B, L, H) float32, k (H, L) float32 → (B, L, H), a view of channel-major memory.
     """
 
     @staticmethod
@@ -141,9 +141,9 @@ class CausalFFTConv(torch.autograd.Function):
 
 
 def _time_major(y: Tensor, length: int) -> Tensor:
-    """The first ``length`` positions of a channel-major (B, H, n) signal as a contiguous
-    (B, length, H) tensor."""
-    return y[..., :length].transpose(1, 2).contiguous()
+    """The first ``length`` positions of a channel-major (B, H, n) signal as a (B, length, H)
+    view (its memory stays channel-major, as the reference S4D's output)."""
+    return y[..., :length].transpose(1, 2)
 
 
 class S4D(nn.Module):

@@ -65,7 +65,9 @@ class S4DBlock(nn.Module):
         self.out = nn.Linear(d_model, 2 * d_model)
 
     def _post(self, z: Tensor) -> Tensor:
-        z = channel_major_dropout(F.gelu(z), self.dropout.p, self.training)
+        # the S4D output is a view of channel-major memory: one copy to time-major first, or
+        # every elementwise op (and its backward) after it runs on mixed layouts
+        z = channel_major_dropout(F.gelu(z.contiguous()), self.dropout.p, self.training)
         return self.dropout(F.glu(self.out(z), dim=-1))
 
     def forward(self, x: Tensor, spectrum: Tensor | None = None) -> Tensor:
