@@ -71,3 +71,16 @@ def test_gradients_reach_every_parameter_after_one_update() -> None:
         opt.step()
     for name, p in head.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_norm_rows_is_layer_norm_without_affine() -> None:
+    """The head's normalisation (group norm with one group, for speed) = ``F.layer_norm``."""
+    from forex_diffusion.models.diffusion_head import norm_rows
+
+    g = torch.Generator().manual_seed(0)
+    for shape in [(7, 48), (3, 5, 16), (2, 3, 4, 128)]:
+        h = torch.randn(*shape, generator=g) * 5 + 3
+        want = torch.nn.functional.layer_norm(h, (shape[-1],))
+        got = norm_rows(h)
+        assert got.shape == h.shape
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)

@@ -319,7 +319,7 @@ class S4D(nn.Module):
                 spectrum = self.kernel_spectrum(length)
             n_fft = fast_fft_len(2 * length)
             u_f = torch.fft.rfft(x.transpose(1, 2), n=n_fft)
-            return _time_major(torch.fft.irfft(u_f * spectrum, n=n_fft), length)
+            return _time_major(torch.fft.irfft(u_f.mul_(spectrum), n=n_fft), length)
 
     def forward_last(self, u: Tensor, reversed_kernel: Tensor | None = None) -> Tensor:
         """The last position of ``forward`` only, by a direct dot product: (B, L, H) → (B, H).
