@@ -100,7 +100,7 @@ def causal_fft_conv(u: Tensor, kernel_f: Tensor, n_fft: int) -> Tensor:
     """
     length = u.shape[-1]
     u_f = torch.fft.rfft(u, n=n_fft)
-    return torch.fft.irfft(u_f * kernel_f, n=n_fft)[..., :length]
+    return torch.fft.irfft(u_f.mul_(kernel_f), n=n_fft)[..., :length]
 
 
 class CausalFFTConv(torch.autograd.Function):
@@ -124,7 +124,7 @@ class CausalFFTConv(torch.autograd.Function):
         k_f = torch.fft.rfft(k, n=n_fft)
         ctx.save_for_backward(u_f, k_f)
         ctx.n_fft, ctx.length = n_fft, length
-        return _time_major(torch.fft.irfft(u_f * k_f, n=n_fft), length)
+        return torch.fft.irfft(u_f * k_f, n=n_fft)[..., :length].transpose(1, 2)
 
     @staticmethod
     def backward(ctx, grad_y: Tensor) -> tuple[Tensor | None, Tensor | None]:  # type: ignore[override]
@@ -136,14 +136,8 @@ class CausalFFTConv(torch.autograd.Function):
             cross = torch.einsum("bhf,bhf->hf", g_f, u_f.conj())
             grad_k = torch.fft.irfft(cross, n=n_fft)[..., :length]
         if ctx.needs_input_grad[0]:
-            grad_u = _time_major(torch.fft.irfft(g_f.mul_(k_f.conj()), n=n_fft), length)
+            grad_u = torch.fft.irfft(g_f.mul_(k_f.conj()), n=n_fft)[..., :length].transpose(1, 2)
         return grad_u, grad_k
-
-
-def _time_major(y: Tensor, length: int) -> Tensor:
-    """The first ``length`` positions of a channel-major (B, H, n) signal as a (B, length, H)
-    view (its memory stays channel-major, as the reference S4D's output)."""
-    return y[..., :length].transpose(1, 2)
 
 
 class S4D(nn.Module):
@@ -317,9 +311,8 @@ class S4D(nn.Module):
                 return CausalFFTConv.apply(x, self.skip_kernel(length))
             if spectrum is None:
                 spectrum = self.kernel_spectrum(length)
-            n_fft = fast_fft_len(2 * length)
-            u_f = torch.fft.rfft(x.transpose(1, 2), n=n_fft)
-            return _time_major(torch.fft.irfft(u_f.mul_(spectrum), n=n_fft), length)
+            y = causal_fft_conv(x.transpose(1, 2), spectrum, fast_fft_len(2 * length))
+            return y.transpose(1, 2)
 
     def forward_last(self, u: Tensor, reversed_kernel: Tensor | None = None) -> Tensor:
         """The last position of ``forward`` only, by a direct dot product: (B, L, H) → (B, H).
