@@ -354,18 +354,44 @@ def test_advance_is_update_then_context() -> None:
 def test_compiled_advance_agrees_with_eager() -> None:
     """``compile_stream``: the compiled real-arithmetic step and fusion give the eager contexts,
     states and summaries, for one bar and for several timeframes closing together."""
-    from torch._dynamo.utils import counters
-
     model = _model().eval()
     feats = random_features(CONFIG, TINY_FEATURE_DIMS, 2, seed=4, extra_bars=3)
     eager = _advance_case(model, feats)
-    torch._dynamo.reset()  # graphs another test compiled for equal shapes would be reused
     model.compile_stream()
-    counters.clear()
+    steps = model.encoder.compiled_step_and_fuse
+    assert steps is not None
     compiled = _advance_case(model, feats)
-    assert counters["stats"]["unique_graphs"] == 4  # one per timeframe
-    assert len(compiled) == len(eager)
-    for c, e in zip(compiled, eager, strict=True):
+    assert sorted(key[0] for key in steps.runners) == sorted(model.timeframes)  # one each
+    _assert_all_close(compiled, eager)
+
+    # new weights (replaced, or changed in place): the next stream compiles for them
+    window = {tf: x[:, :-1] for tf, x in feats.items()}
+
+    def one_bar() -> torch.Tensor:
+        with torch.inference_mode():
+            return model.start_stream(window).advance([("5m", feats["5m"][:, -1])])
+
+    before = one_bar()
+    block = model.encoder.timeframe_encoder("5m").block_list()[0]
+    for change in ("replace", "in place"):
+        with torch.no_grad():
+            if change == "replace":
+                block.out.weight = torch.nn.Parameter(block.out.weight * 1.5)
+            else:
+                block.out.bias.add_(0.25)
+        model.encoder.compiled_step_and_fuse = None
+        want = one_bar()  # eager
+        model.encoder.compiled_step_and_fuse = steps
+        got = one_bar()
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-4), change
+        assert model.encoder.compiled_step_and_fuse is not steps, change
+        assert not torch.allclose(want, before, atol=1e-3), change
+        steps, before = model.encoder.compiled_step_and_fuse, got
+
+
+def _assert_all_close(got: list[torch.Tensor], want: list[torch.Tensor]) -> None:
+    assert len(got) == len(want)
+    for c, e in zip(got, want, strict=True):
         assert c.dtype == e.dtype
         assert torch.allclose(c, e, atol=1e-5, rtol=1e-4)
 

@@ -16,7 +16,7 @@ tail; re-prime periodically to return to exact fixed-length-window semantics).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forex_diffusion.models.s4_layer import S4D, S4DInit, s4d_step_real
+from forex_diffusion.models.stream_compile import CompiledStreamSteps
 
 #: one block's ``S4D.real_step_coefficients()``: Re Ā, Im Ā, W, D
 StepCoefficients = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -261,20 +262,17 @@ class MultiTimeframeEncoder(nn.Module):
         self.proj = nn.Linear(n_tf * d_model, context_dim)
         self.out_norm = nn.LayerNorm(context_dim)
         # see compile_stream
-        self.compiled_step_and_fuse: Callable[..., tuple[Tensor, Tensor, list[Tensor]]] | None
-        self.compiled_step_and_fuse = None
+        self.compiled_step_and_fuse: CompiledStreamSteps | None = None
 
     def compile_stream(self) -> None:
-        """Run ``EncoderStream.advance`` through a ``torch.compile`` version of
-        ``step_and_fuse`` (real arithmetic: Inductor generates no code for complex operators)
-        in eval mode without autograd. A live update is a few dozen small
-        operations whose per-call overhead, not their arithmetic, is its cost, so the
-        compiled code also gets a C++ wrapper. Results equal the eager path within float
-        tolerance; each timeframe compiles on its first bar.
+        """Run ``EncoderStream.advance`` in eval mode without autograd through ``step_and_fuse``
+        compiled ahead of time by AOTInductor (``models.stream_compile``; real arithmetic:
+        Inductor generates no code for complex operators). Results equal the eager path within
+        float tolerance; each timeframe compiles on its first bar, for the weights the encoder
+        has then (a stream started after the weights change compiles again).
         """
-        self.compiled_step_and_fuse = torch.compile(
-            self.step_and_fuse, dynamic=False, options={"cpp_wrapper": True}
-        )
+        if self.compiled_step_and_fuse is None or not self.compiled_step_and_fuse.matches(self):
+            self.compiled_step_and_fuse = CompiledStreamSteps(self)
 
     def timeframe_encoder(self, timeframe: str) -> TimeframeEncoder:
         return cast(TimeframeEncoder, self.encoders[timeframe])
@@ -374,6 +372,9 @@ class MultiTimeframeEncoder(nn.Module):
     def start_stream(self, features: Mapping[str, Tensor]) -> EncoderStream:
         """Run every stack once over its window and keep the states for streaming updates."""
         self.check_features(features)
+        compiled = self.compiled_step_and_fuse
+        if compiled is not None and not compiled.matches(self):
+            self.compiled_step_and_fuse = CompiledStreamSteps(self)  # weights changed
         summaries: dict[str, Tensor] = {}
         states: dict[str, list[Tensor]] = {}
         for tf in self.timeframes:
@@ -428,7 +429,7 @@ class EncoderStream:
                 self.coefficients[timeframe] = encoder.timeframe_encoder(
                     timeframe
                 ).step_coefficients()
-            context, summary, real = compiled(  # contiguous inputs: one graph per timeframe
+            context, summary, real = compiled(  # contiguous inputs: one library per timeframe
                 timeframe,
                 bar.contiguous(),
                 [torch.view_as_real(s.contiguous()) for s in self.states[timeframe]],
