@@ -16,6 +16,7 @@ from forex_diffusion.models.s4_layer import (
     fast_fft_len,
     hippo_legs_diagonal_imag,
     init_a,
+    rfft_last,
     s4d_step_real,
 )
 
@@ -83,6 +84,18 @@ def test_causal_fft_conv_has_no_wraparound_and_is_causal() -> None:
     y = causal_fft_conv(u, torch.fft.rfft(k, n=n_fft), n_fft)
     assert torch.allclose(y[..., :-1], torch.zeros_like(y[..., :-1]), atol=1e-5)
     assert torch.allclose(y[..., -1], k[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rfft_last_is_rfft_and_a_well_formed_operator(dtype: torch.dtype) -> None:
+    """The operator ``torch.compile`` sees in ``causal_fft_conv``: rfft along the last axis, and
+    its schema, fake (shape-only) version and registration pass ``torch.library.opcheck``."""
+    x = torch.randn(3, 4, 50, dtype=dtype)
+    got = rfft_last(x)
+    assert got.dtype == torch.fft.rfft(x).dtype
+    assert torch.equal(got, torch.fft.rfft(x))
+    torch.library.opcheck(rfft_last, (x,))
+    torch.library.opcheck(rfft_last, (x.transpose(1, 2),))
 
 
 def test_fast_fft_len_is_the_smallest_even_2_3_7_smooth_length_at_least_n() -> None:

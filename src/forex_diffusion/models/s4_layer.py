@@ -29,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 S4DInit = Literal["s4d_lin", "s4d_inv", "s4d_legs"]
@@ -87,6 +88,24 @@ def init_a(state_dim: int, init: S4DInit) -> tuple[Tensor, Tensor]:
     return real.float(), imag.float()
 
 
+@torch.library.custom_op("forex_diffusion::rfft_last", mutates_args=())
+def rfft_last(x: Tensor) -> Tensor:
+    """``torch.fft.rfft`` along the last axis, as an operator of its own for ``torch.compile``.
+
+    Inductor fuses the zero padding before an FFT into the kernel that produces the input and
+    lays the padded buffer out as that kernel iterates (time-major after the S4D's input
+    norm); the FFT then copies it to channel-major first. An operator of its own gets its
+    input in the layout eager code gives it (contiguous), so the fused kernel writes that.
+    """
+    return torch.fft.rfft(x)
+
+
+@rfft_last.register_fake
+def _rfft_last_fake(x: Tensor) -> Tensor:
+    dtype = torch.promote_types(x.dtype, torch.complex64)
+    return x.new_empty((*x.shape[:-1], x.shape[-1] // 2 + 1), dtype=dtype)
+
+
 def causal_fft_conv(u: Tensor, kernel_f: Tensor, n_fft: int) -> Tensor:
     """Causal convolution y[l] = Σ_{j<=l} k[j] u[l-j] along the last axis.
 
@@ -99,7 +118,10 @@ def causal_fft_conv(u: Tensor, kernel_f: Tensor, n_fft: int) -> Tensor:
         (..., H, L) float32.
     """
     length = u.shape[-1]
-    u_f = torch.fft.rfft(u, n=n_fft)
+    if torch.compiler.is_compiling():  # the same transform; see rfft_last
+        u_f = rfft_last(F.pad(u, (0, n_fft - length)))
+    else:
+        u_f = torch.fft.rfft(u, n=n_fft)
     return torch.fft.irfft(u_f.mul_(kernel_f), n=n_fft)[..., :length]
 
 
