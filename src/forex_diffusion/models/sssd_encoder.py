@@ -271,7 +271,15 @@ class MultiTimeframeEncoder(nn.Module):
         float tolerance; each timeframe compiles on its first bar, for the weights the encoder
         has then (a stream started after the weights change compiles again).
         """
-        if self.compiled_step_and_fuse is None or not self.compiled_step_and_fuse.matches(self):
+        if self.compiled_step_and_fuse is None:
+            self.compiled_step_and_fuse = CompiledStreamSteps(self)
+        self._drop_stale_stream_steps()
+
+    def _drop_stale_stream_steps(self) -> None:
+        """Start the compiled streaming steps afresh where their weights are no longer the
+        encoder's (each timeframe then compiles again on its next bar)."""
+        steps = self.compiled_step_and_fuse
+        if steps is not None and not steps.matches(self):
             self.compiled_step_and_fuse = CompiledStreamSteps(self)
 
     def timeframe_encoder(self, timeframe: str) -> TimeframeEncoder:
@@ -372,9 +380,7 @@ class MultiTimeframeEncoder(nn.Module):
     def start_stream(self, features: Mapping[str, Tensor]) -> EncoderStream:
         """Run every stack once over its window and keep the states for streaming updates."""
         self.check_features(features)
-        compiled = self.compiled_step_and_fuse
-        if compiled is not None and not compiled.matches(self):
-            self.compiled_step_and_fuse = CompiledStreamSteps(self)  # weights changed
+        self._drop_stale_stream_steps()
         summaries: dict[str, Tensor] = {}
         states: dict[str, list[Tensor]] = {}
         for tf in self.timeframes:
