@@ -69,7 +69,13 @@ class S4DBlock(nn.Module):
         # the S4D output is a view of channel-major memory: one copy to time-major first, or
         # every elementwise op (and its backward) after it runs on mixed layouts
         z = channel_major_dropout(F.gelu(z.contiguous()), self.dropout.p, self.training)
-        return self.dropout(F.glu(self.out(z), dim=-1))
+        if torch.compiler.is_compiling():
+            # Inductor on a CPU keeps a linear layer's bias in addmm, which first copies it into
+            # the whole output; as a product and an addition the bias joins the fused GLU kernel
+            out = torch.matmul(z, self.out.weight.t()) + self.out.bias
+        else:
+            out = self.out(z)
+        return self.dropout(F.glu(out, dim=-1))
 
     def forward(self, x: Tensor, spectrum: Tensor | None = None) -> Tensor:
         """(B, L, H) → (B, L, H); ``spectrum``: see ``S4D.forward``."""
