@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from forex_diffusion.models.s4_layer import S4D, S4DInit, s4d_step_real
-from forex_diffusion.models.stream_compile import CompiledStreamSteps
+from forex_diffusion.models.stream_compile import CompiledStreamSteps, StepOutput
 
 #: one block's ``S4D.real_step_coefficients()``: Re Ā, Im Ā, W, D
 StepCoefficients = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -285,7 +285,7 @@ class MultiTimeframeEncoder(nn.Module):
         """Start the compiled streaming steps afresh where their weights are no longer the
         encoder's (each timeframe then compiles again on its next bar)."""
         steps = self.compiled_step_and_fuse
-        if steps is not None and not steps.matches(self):
+        if steps is not None and not steps.matches():
             self.compiled_step_and_fuse = CompiledStreamSteps(self)
 
     def timeframe_encoder(self, timeframe: str) -> TimeframeEncoder:
@@ -368,7 +368,7 @@ class MultiTimeframeEncoder(nn.Module):
         states: Sequence[Tensor],
         coefficients: Sequence[StepCoefficients],
         summaries: Sequence[Tensor],
-    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+    ) -> StepOutput:
         """One new bar of ``timeframe`` through its stack in real arithmetic
         (``TimeframeEncoder.step_real``), then the context with that timeframe's new summary in
         place of its entry in ``summaries`` (one (B, d_model) per timeframe, in order).

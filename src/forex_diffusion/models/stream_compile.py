@@ -66,9 +66,9 @@ class CompiledStreamSteps:
         self.stamp = weights_stamp(encoder)
         self.runners: dict[tuple[str, int, torch.device], Callable[..., list[Tensor]]] = {}
 
-    def matches(self, encoder: MultiTimeframeEncoder) -> bool:
-        """Whether the compiled weights are still ``encoder``'s."""
-        return encoder is self.encoder and weights_stamp(encoder) == self.stamp
+    def matches(self) -> bool:
+        """Whether the compiled weights are still the encoder's."""
+        return weights_stamp(self.encoder) == self.stamp
 
     def __call__(
         self,
